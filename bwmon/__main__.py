@@ -1,0 +1,3 @@
+from bwmon.cli import main
+
+raise SystemExit(main())

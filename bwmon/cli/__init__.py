@@ -1,0 +1,50 @@
+"""The headless command line: `bwmon monitor|run|serve|pipe|doctor|config`.
+
+Each subcommand lives in its own module with `add_parser(subparsers)` and `run(args) -> int`.
+Errors a user can cause are printed as one line on stderr with exit status 2; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from bwmon import __version__
+from bwmon.cli.errors import UserError
+
+# subcommand name -> module under bwmon.cli
+COMMANDS = {
+    "monitor": "bwmon.cli.monitor",
+    "run": "bwmon.cli.run",
+    "serve": "bwmon.cli.serve",
+    "pipe": "bwmon.cli.pipe",
+    "doctor": "bwmon.cli.doctor",
+    "config": "bwmon.cli.config_cmd",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bwmon",
+        description="Per-application network bandwidth monitor (conntrack, pipes, alerts).",
+    )
+    parser.add_argument("--version", action="version", version=f"bwmon {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module_name in COMMANDS.values():
+        module = importlib.import_module(module_name)
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"bwmon: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,193 @@
+"""bwmon's settings: one pydantic-settings model.
+
+Precedence, lowest first: embedded defaults, the TOML file (`--config`, `$BWMON_CONFIG`,
+`~/.config/bwmon/bwmon.toml`, `/etc/bwmon/bwmon.toml`), `BWMON_*` environment variables
+(nested with `__`, e.g. `BWMON_GENERAL__INTERVAL=2`), then command-line flags.
+Thresholds and shaping limits keep bwmon 1.1's kB/s meaning: 1 kB = 1024 bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+KB = 1024
+
+
+def _check_regex(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+    return pattern
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class GeneralSettings(_Section):
+    """Options of the measuring core (the old `runmonitor.py` flags)."""
+
+    interval: float = Field(1.0, gt=0.05, le=3600, description="Seconds between two ticks.")
+    lookback: bool = Field(
+        True,
+        description="Count what conntrack already held at start (false: only traffic after start).",
+    )
+    bandwidth: bool = Field(
+        True, description="Show bandwidth (bytes/s); false shows cumulative traffic."
+    )
+    ignore_local: bool = Field(False, description="Hide loopback traffic (reported as filtered).")
+    include: list[str] = Field(
+        default_factory=list, description="Only show processes whose command line matches."
+    )
+    exclude: list[str] = Field(
+        default_factory=list, description="Hide processes whose command line matches (wins)."
+    )
+    auto_group: bool = Field(
+        True, description="Group ungrouped processes by the basename of their command."
+    )
+    history_seconds: int = Field(
+        600, ge=10, le=86400, description="Seconds of per-app history kept (ring buffer)."
+    )
+    proc_root: Path = Field(Path("/proc"), description="Where procfs is mounted.")
+    conntrack_command: str = Field(
+        "conntrack", description="The conntrack tool, used where /proc/net/nf_conntrack is missing."
+    )
+    events: bool = Field(
+        True, description="Listen for conntrack NEW/DESTROY events to catch short connections."
+    )
+    ebpf: Literal["auto", "on", "off"] = Field(
+        "auto", description="Kernel-side attribution through bpftrace: auto, on, off."
+    )
+
+    _v_include = field_validator("include", "exclude")(
+        lambda v: [_check_regex(p) for p in v]  # type: ignore[misc]
+    )
+
+
+class MonitorSettings(_Section):
+    """One monitor: `conntrack` (the kernel's table) or `pipe` (a metering TCP relay)."""
+
+    name: str = Field(description="Label shown in the table (pipes) and the log.")
+    type: Literal["conntrack", "pipe"] = Field("conntrack", description="conntrack or pipe.")
+    include: list[str] = Field(default_factory=list, description="conntrack: include regexes.")
+    exclude: list[str] = Field(default_factory=list, description="conntrack: exclude regexes.")
+    ignore_local: bool = Field(False, description="conntrack: hide loopback traffic.")
+    listen: str = Field("127.0.0.1", description="pipe: address to listen on.")
+    port: int | None = Field(None, ge=0, le=65535, description="pipe: local port.")
+    target_host: str | None = Field(None, description="pipe: host to forward to.")
+    target_port: int | None = Field(None, ge=1, le=65535, description="pipe: port at target.")
+    shape_in: float | None = Field(
+        None, gt=0, description="pipe: limit client→target in kB/s (none = unlimited)."
+    )
+    shape_out: float | None = Field(
+        None, gt=0, description="pipe: limit target→client in kB/s (none = unlimited)."
+    )
+    max_connections: int = Field(256, ge=1, description="pipe: concurrent client connections.")
+
+    _v_regex = field_validator("include", "exclude")(
+        lambda v: [_check_regex(p) for p in v]  # type: ignore[misc]
+    )
+
+    @model_validator(mode="after")
+    def _pipe_needs_target(self) -> MonitorSettings:
+        if self.type == "pipe":
+            missing = [k for k in ("port", "target_host") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(f"a pipe monitor needs {' and '.join(missing)}")
+        return self
+
+
+class GroupSettings(_Section):
+    """An application: processes whose command line matches any pattern (first group wins)."""
+
+    name: str = Field(description="Application name shown in the table.")
+    patterns: list[str] = Field(
+        default_factory=list, description="Regexes searched in the command line."
+    )
+
+    _v_regex = field_validator("patterns")(
+        lambda v: [_check_regex(p) for p in v]  # type: ignore[misc]
+    )
+
+
+class AlertSettings(_Section):
+    """A bandwidth budget: alert when an app's averaged rate crosses a threshold."""
+
+    name: str = Field(description="Label of the rule.")
+    match: str = Field(description="Regex searched in the app name or a process command line.")
+    in_threshold: float | None = Field(None, ge=0, description="kB/s in; 0 or unset = no limit.")
+    out_threshold: float | None = Field(None, ge=0, description="kB/s out; 0 or unset = no limit.")
+    window: float = Field(1.0, gt=0, description="Seconds the rate is averaged over.")
+    command: list[str] = Field(
+        default_factory=list, description="Command run when the alert fires (argv, no shell)."
+    )
+    clear_command: list[str] = Field(
+        default_factory=list, description="Command run when the rate is back to normal."
+    )
+    cooldown: float = Field(
+        300.0, ge=0, description="Seconds before repeating an alert that is still above."
+    )
+    hysteresis: float = Field(
+        0.1, ge=0, lt=1, description="Fraction below the threshold that counts as back to normal."
+    )
+    timeout: float = Field(30.0, gt=0, description="Seconds before a hanging command is killed.")
+
+    _v_regex = field_validator("match")(_check_regex)  # type: ignore[misc]
+
+
+class NotifySettings(_Section):
+    """How notification commands run."""
+
+    max_concurrent: int = Field(4, ge=1, description="Commands running at once at most.")
+    stderr_bytes: int = Field(200, ge=0, description="Bytes of a command's stderr kept in the log.")
+
+
+class HttpSettings(_Section):
+    """The built-in HTTP view (JSON API, /metrics, chart page)."""
+
+    listen: str | None = Field(
+        None, description="[ADDR:]PORT to serve on; unset = no server. Default address 127.0.0.1."
+    )
+    token: str | None = Field(
+        None, description="Bearer token; required when bound off loopback."
+    )
+    per_process_metrics: bool = Field(
+        False, description="Also export per-process series (higher label cardinality)."
+    )
+
+
+class TuiSettings(_Section):
+    """The interactive monitor."""
+
+    mouse: bool = Field(True, description="Mouse support (off for terminals that misbehave).")
+    max_rows: int = Field(200, ge=10, description="Rows shown in the app table; the rest summed.")
+    log_lines: int = Field(500, ge=10, description="Entries kept in the alert log.")
+
+
+class Settings(BaseSettings):
+    """All of bwmon's settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BWMON_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_assignment=True,
+    )
+
+    general: GeneralSettings = Field(default_factory=GeneralSettings)  # type: ignore[arg-type]
+    monitors: list[MonitorSettings] = Field(default_factory=list)
+    groups: list[GroupSettings] = Field(default_factory=list)
+    alerts: list[AlertSettings] = Field(default_factory=list)
+    notify: NotifySettings = Field(default_factory=NotifySettings)  # type: ignore[arg-type]
+    http: HttpSettings = Field(default_factory=HttpSettings)  # type: ignore[arg-type]
+    tui: TuiSettings = Field(default_factory=TuiSettings)  # type: ignore[arg-type]
+
+    @property
+    def pipes(self) -> list[MonitorSettings]:
+        return [m for m in self.monitors if m.type == "pipe"]

@@ -1,0 +1,47 @@
+"""Bounded per-row rate histories (ring buffers) for sparklines, charts and the HTTP API."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+
+from bwmon.core.model import AppRow, HistoryPoint
+
+
+class History:
+    """Keeps the last `capacity` points per row name; rows unseen for `capacity` ticks expire.
+
+    The engine appends once per tick; consumers read. Memory is bounded by capacity × live rows.
+    """
+
+    def __init__(self, capacity: int = 600) -> None:
+        self.capacity = capacity
+        self._series: dict[str, deque[HistoryPoint]] = {}
+        self._last_seen: dict[str, int] = {}
+        self._tick = 0
+
+    def record(self, time: float, rows: Iterable[AppRow]) -> None:
+        self._tick += 1
+        for row in rows:
+            series = self._series.get(row.name)
+            if series is None:
+                series = self._series[row.name] = deque(maxlen=self.capacity)
+            series.append(HistoryPoint(time, row.rate_in, row.rate_out))
+            self._last_seen[row.name] = self._tick
+        stale = [n for n, t in self._last_seen.items() if self._tick - t >= self.capacity]
+        for name in stale:
+            del self._series[name]
+            del self._last_seen[name]
+
+    def names(self) -> list[str]:
+        return list(self._series)
+
+    def points(self, name: str, seconds: float | None = None) -> tuple[HistoryPoint, ...]:
+        """The retained points of `name`, optionally only those of the last `seconds`."""
+        series = self._series.get(name)
+        if not series:
+            return ()
+        if seconds is None:
+            return tuple(series)
+        cutoff = series[-1].time - seconds
+        return tuple(p for p in series if p.time > cutoff)

@@ -1,0 +1,283 @@
+"""Plain data passed between bwmon's layers: samples from sources, rows of a snapshot.
+
+Everything here is a frozen dataclass: sources build them, the pure steps combine them, and
+consumers (TUI, printers, HTTP, alerts) read them without ever mutating one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+# ---------------------------------------------------------------------------------------------
+# Conntrack samples
+
+
+@dataclass(frozen=True, slots=True)
+class Tuple5:
+    """One direction of a conntrack entry: src → dst with ports (0 when the protocol has none)."""
+
+    src: str
+    dst: str
+    sport: int = 0
+    dport: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ConntrackEntry:
+    """One line of the conntrack table (file or `conntrack -L -o extended`).
+
+    `orig` is the direction of the first packet, `reply` the expected answer. Byte and packet
+    counters are None when accounting was off as the flow was created (the kernel then prints
+    none). Bytes are whole IP packets, headers included.
+    """
+
+    family: int  # 4 or 6
+    proto: str  # "tcp", "udp", "icmp", "icmpv6", or "unknown"/name for other protocols
+    protonum: int
+    orig: Tuple5
+    reply: Tuple5
+    orig_packets: int | None = None
+    orig_bytes: int | None = None
+    reply_packets: int | None = None
+    reply_bytes: int | None = None
+    state: str | None = None  # TCP state such as "ESTABLISHED", "TIME_WAIT"
+    timeout: int | None = None
+    flags: frozenset[str] = frozenset()  # "UNREPLIED", "ASSURED", "OFFLOAD", ...
+    zone: int = 0
+    mark: int = 0
+    ct_id: int | None = None  # present with `-o id` / events
+
+    @property
+    def key(self) -> FlowKey:
+        """Identity of the flow: protocol, zone and original tuple."""
+        return FlowKey(self.family, self.protonum, self.zone, self.orig)
+
+    @property
+    def has_counters(self) -> bool:
+        return self.orig_bytes is not None and self.reply_bytes is not None
+
+
+@dataclass(frozen=True, slots=True)
+class FlowKey:
+    family: int
+    protonum: int
+    zone: int
+    orig: Tuple5
+
+
+# ---------------------------------------------------------------------------------------------
+# Sockets and processes
+
+
+@dataclass(frozen=True, slots=True)
+class SocketEntry:
+    """A row of /proc/net/{tcp,tcp6,udp,udp6} (or its sock_diag twin).
+
+    Addresses are normalised: IPv4-mapped IPv6 addresses become plain IPv4 strings. `inode` is 0
+    for sockets no process holds any more (TIME_WAIT).
+    """
+
+    proto: str  # "tcp" or "udp"
+    local: str
+    lport: int
+    remote: str
+    rport: int
+    state: int
+    uid: int
+    inode: int
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ProcKey:
+    """A process identity that survives PID reuse: pid plus its start time (clock ticks)."""
+
+    pid: int
+    start: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessInfo:
+    key: ProcKey
+    name: str  # comm
+    cmdline: str  # NUL-separated argv joined by spaces; "[name]" for kernel threads
+    user: str
+    uid: int
+    exe_base: str = ""  # basename of argv[0] (for auto-grouping)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pipe samples
+
+
+@dataclass(frozen=True, slots=True)
+class PipeClient:
+    """One client connection of a pipe monitor (cumulative payload bytes)."""
+
+    peer: str
+    bytes_in: int
+    bytes_out: int
+    open: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PipeCounters:
+    """Cumulative payload counters of one pipe, continuing across restarts of its child.
+
+    `bytes_in` is what the pipe's clients sent to the target (requests), `bytes_out` what came
+    back from the target to the clients, so a pipe in front of a download server shows "out".
+    """
+
+    name: str
+    listen: str
+    target: str
+    bytes_in: int
+    bytes_out: int
+    connections: int  # currently open client connections
+    clients: tuple[PipeClient, ...] = ()
+    up: bool = True
+    error: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Snapshot
+
+
+class RowKind(str, Enum):
+    APP = "app"
+    PROCESS = "process"
+    PIPE = "pipe"
+    UNATTRIBUTED = "unattributed"
+    FORWARDED = "forwarded"
+
+
+class Unit(str, Enum):
+    IP = "ip"  # conntrack: whole IP packets, headers included
+    PAYLOAD = "payload"  # pipes: application payload only
+
+
+UNATTRIBUTED = "(unattributed)"
+FORWARDED = "(forwarded)"
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """One flow as seen from one local socket (for the detail pane)."""
+
+    proto: str
+    local: str  # "addr:port"
+    remote: str
+    bytes_in: int  # cumulative since bwmon started (or since flow creation with lookback)
+    bytes_out: int
+    state: str | None = None
+    open: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessRow:
+    info: ProcessInfo
+    app: str
+    rate_in: float
+    rate_out: float
+    total_in: int
+    total_out: int
+    flows: int
+
+
+@dataclass(frozen=True, slots=True)
+class AppRow:
+    """One line of the app table. Rates in bytes/s, totals in bytes."""
+
+    name: str
+    kind: RowKind
+    unit: Unit
+    rate_in: float
+    rate_out: float
+    total_in: int
+    total_out: int
+    flows: int = 0  # open connections/flows now
+    processes: tuple[ProcessInfo, ...] = ()
+    connections: tuple[Connection, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    rate_in: float = 0.0
+    rate_out: float = 0.0
+    total_in: int = 0
+    total_out: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class HostTotals:
+    """Whole-host figures: each flow counted once (not per local end)."""
+
+    rate_in: float = 0.0
+    rate_out: float = 0.0
+    total_in: int = 0
+    total_out: int = 0
+    loopback_total: int = 0  # bytes of loopback flows (counted once) since start
+    loopback_rate: float = 0.0
+
+
+class Level(str, Enum):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class LogEvent:
+    """An entry of the alert log: alerts, notification outcomes, source problems."""
+
+    time: float  # wall clock (epoch seconds)
+    level: Level
+    source: str  # "alert", "notify", "conntrack", "pipe:NAME", ...
+    message: str
+    data: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStatus:
+    name: str  # "conntrack-file", "conntrack-tool", "events", "ebpf", "pipe:NAME"
+    active: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A failed prerequisite check: what is wrong and the exact command that fixes it."""
+
+    check: str
+    ok: bool
+    message: str
+    fix: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPoint:
+    time: float  # wall clock
+    rate_in: float
+    rate_out: float
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything a consumer may show after one tick. Immutable; replaced every tick."""
+
+    seq: int
+    time: float  # wall clock of the tick (epoch seconds)
+    elapsed: float  # seconds really elapsed since the previous tick (0 for the first)
+    apps: tuple[AppRow, ...]  # grouped rows incl. pipes, (unattributed), (forwarded)
+    processes: tuple[ProcessRow, ...]
+    host: HostTotals
+    filtered: Totals  # what include/exclude/ignore-local hid
+    sources: tuple[SourceStatus, ...] = ()
+    findings: tuple[Finding, ...] = ()  # doctor findings when nothing can be measured
+    events: tuple[LogEvent, ...] = ()  # the alert log's recent tail
+
+    def app(self, name: str) -> AppRow | None:
+        for row in self.apps:
+            if row.name == name:
+                return row
+        return None

@@ -1,0 +1,48 @@
+"""Shared fixtures: keep the developer's own config out of tests; gate privileged tests.
+
+Privileged tests (marker `privileged`) need root, `ip`, iptables and conntrack. They skip
+elsewhere, except under CI=true, where a skip would hide untested code: there they fail.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.netns import NetNS, have_privileges
+
+
+@pytest.fixture(autouse=True)
+def _isolated_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    for var in list(os.environ):
+        if var.startswith("BWMON_"):
+            monkeypatch.delenv(var)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if "privileged" not in item.keywords:
+        return
+    reason = have_privileges()
+    if reason is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"privileged test cannot run in CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def netns() -> Iterator[NetNS]:
+    """A fresh namespace that tracks flows with accounting on."""
+    with NetNS() as ns:
+        yield ns
+
+
+REPO = Path(__file__).resolve().parent.parent
+TRAFFIC = str(REPO / "tests" / "helpers" / "traffic.py")
+SHARED = REPO.parent / "shared" / "bwmon-1.1"

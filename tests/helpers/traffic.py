@@ -1,0 +1,140 @@
+"""Ground-truth traffic generator and sink with distinctive command lines.
+
+  python traffic.py sink --port P [--reply N]      TCP and UDP sink on [::]:P (dual stack);
+                                                   replies N bytes per TCP connection / UDP datagram
+  python traffic.py client --tag T --host H --port P --proto tcp|udp --send N --recv M
+                           [--count K] [--hold S] [--parallel]
+     K connections, each sending N bytes and reading M bytes back, each held open S seconds.
+     `--tag` only makes the command line distinctive for grouping regexes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+import threading
+import time
+
+
+def _tcp_sink(port: int, reply: int) -> None:
+    srv = socket.create_server(("::", port), family=socket.AF_INET6, dualstack_ipv6=True,
+                               reuse_port=True)
+    srv.listen(512)
+
+    def handle(conn: socket.socket) -> None:
+        with conn:
+            want = None
+            got = b""
+            # protocol: 8-byte header "how many bytes to reply", then payload until EOF
+            while len(got) < 8:
+                chunk = conn.recv(8 - len(got))
+                if not chunk:
+                    return
+                got += chunk
+            want = int.from_bytes(got, "big")
+            while conn.recv(1 << 16):
+                pass
+            payload = b"r" * 65536
+            left = want if want is not None else reply
+            while left > 0:
+                n = conn.send(payload[: min(left, len(payload))])
+                left -= n
+
+    while True:
+        conn, _ = srv.accept()
+        threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+
+def _udp_sink(port: int, reply: int) -> None:
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.bind(("::", port))
+    while True:
+        data, addr = s.recvfrom(65535)
+        if data[:1] == b"?":  # a request for `reply` bytes of answer
+            want = int(data[1:9].decode() or "0")
+            s.sendto(b"r" * want, addr)
+
+
+def sink(args: argparse.Namespace) -> None:
+    threading.Thread(target=_udp_sink, args=(args.port, args.reply), daemon=True).start()
+    print("ready", flush=True)
+    _tcp_sink(args.port, args.reply)
+
+
+def _one_tcp(host: str, port: int, send: int, recv: int, hold: float) -> None:
+    with socket.create_connection((host, port)) as s:
+        s.sendall(recv.to_bytes(8, "big"))
+        s.sendall(b"s" * send)
+        s.shutdown(socket.SHUT_WR)
+        got = 0
+        while True:
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                break
+            got += len(chunk)
+        if hold:
+            time.sleep(hold)
+        if got != recv:
+            print(f"short read {got} != {recv}", file=sys.stderr)
+
+
+def _one_udp(host: str, port: int, send: int, recv: int, hold: float) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        s.connect((host, port))
+        left = send
+        while left > 0:
+            n = min(left, 1000)
+            s.send(b"s" * n)
+            left -= n
+        if recv:
+            s.send(b"?" + str(recv).encode().rjust(8, b"0"))
+            s.settimeout(2)
+            s.recv(65535)
+        if hold:
+            time.sleep(hold)
+
+
+def client(args: argparse.Namespace) -> None:
+    one = _one_tcp if args.proto == "tcp" else _one_udp
+    threads = []
+    for _ in range(args.count):
+        job = (args.host, args.port, args.send, args.recv, args.hold)
+        if args.parallel:
+            t = threading.Thread(target=one, args=job)
+            t.start()
+            threads.append(t)
+        else:
+            one(*job)
+    for t in threads:
+        t.join()
+    print("done", flush=True)
+    if args.linger:
+        time.sleep(args.linger)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("sink")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--reply", type=int, default=0)
+    c = sub.add_parser("client")
+    c.add_argument("--tag", default="gen")
+    c.add_argument("--host", required=True)
+    c.add_argument("--port", type=int, required=True)
+    c.add_argument("--proto", choices=("tcp", "udp"), default="tcp")
+    c.add_argument("--send", type=int, default=0)
+    c.add_argument("--recv", type=int, default=0)
+    c.add_argument("--count", type=int, default=1)
+    c.add_argument("--hold", type=float, default=0.0)
+    c.add_argument("--linger", type=float, default=0.0, help="stay alive after the last one")
+    c.add_argument("--parallel", action="store_true")
+    args = p.parse_args()
+    sink(args) if args.cmd == "sink" else client(args)
+
+
+if __name__ == "__main__":
+    main()
