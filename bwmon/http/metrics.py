@@ -1,0 +1,207 @@
+"""`/metrics`: bwmon's state in the Prometheus text format, through prometheus-client.
+
+Byte counters are `counter`s fed by every snapshot (not sampled at scrape time), so `rate()`
+works, bwmon restarts read as counter resets, and a row that vanishes between two scrapes still
+counts. Labels are app, pipe and rule names — never PIDs or command lines unless
+`per_process_metrics` asks for them — and the number of names is capped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+from bwmon.core.feed import SnapshotFeed
+from bwmon.core.model import Level, LogEvent, RowKind, Snapshot
+from bwmon.http.counters import MonotonicCounters
+
+ALERT_SOURCE = "alert"
+MAX_ALERT_SERIES = 1000
+
+
+class BwmonCollector(Collector):
+    """Turns the feed's snapshots and alert events into metric families."""
+
+    def __init__(
+        self,
+        feed: SnapshotFeed,
+        *,
+        per_process: bool = False,
+        max_names: int = 100,
+        stale_after: float = 10.0,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.feed = feed
+        self.per_process = per_process
+        self.stale_after = stale_after
+        self._wall = wall
+        self.apps = MonotonicCounters(max_names)
+        self.pipes = MonotonicCounters(max_names)
+        self.processes = MonotonicCounters(max_names)
+        self.kinds = MonotonicCounters(8)  # unattributed, forwarded, filtered, host
+        self._units: dict[str, str] = {}
+        self._proc_names: dict[str, tuple[str, str, str]] = {}  # key -> (app, pid, name)
+        self.alerts: dict[tuple[str, str, str], int] = {}
+        self.ticks = 0
+        for event in feed.log.tail():
+            self.on_event(event)
+        if feed.latest is not None:
+            self.on_snapshot(feed.latest)
+        self._unsubscribe = [feed.subscribe(self.on_snapshot), feed.log.subscribe(self.on_event)]
+
+    def close(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
+
+    def on_snapshot(self, s: Snapshot) -> None:
+        """Feed the counters from one tick (cheap: one pass over the rows)."""
+        self.ticks += 1
+        apps, pipes, kinds = [], [], []
+        for row in s.apps:
+            if row.kind in (RowKind.APP, RowKind.PROCESS):
+                apps.append((row.name, row.total_in, row.total_out))
+                self._units[row.name] = row.unit.value
+            elif row.kind is RowKind.PIPE:
+                pipes.append((row.name, row.total_in, row.total_out))
+            else:
+                kinds.append((row.kind.value, row.total_in, row.total_out))
+        kinds.append(("filtered", s.filtered.total_in, s.filtered.total_out))
+        kinds.append(("host", s.host.total_in, s.host.total_out))
+        self.apps.update(s.time, apps)
+        self.pipes.update(s.time, pipes)
+        self.kinds.update(s.time, kinds)
+        if self.per_process:
+            procs = []
+            for p in s.processes:
+                key = f"{p.info.key.pid}/{p.info.key.start}"
+                self._proc_names[key] = (p.app, str(p.info.key.pid), p.info.name)
+                procs.append((key, p.total_in, p.total_out))
+            self.processes.update(s.time, procs)
+            live = {label for label, _, _ in self.processes.items()}
+            for key in [k for k in self._proc_names if k not in live]:
+                del self._proc_names[key]
+        if len(self._units) > 4 * self.apps.cap:
+            live = {label for label, _, _ in self.apps.items()}
+            self._units = {k: v for k, v in self._units.items() if k in live}
+
+    def on_event(self, e: LogEvent) -> None:
+        """Follow alert events (source "alert", data rule/app/direction/event) into states."""
+        if e.source != ALERT_SOURCE:
+            return
+        data = dict(e.data)
+        key = (data.get("rule", ""), data.get("app", ""), data.get("direction", ""))
+        kind = data.get("event")
+        active = kind in ("fired", "repeat") if kind else e.level is not Level.INFO
+        if key not in self.alerts and len(self.alerts) >= MAX_ALERT_SERIES:
+            cleared = [k for k, v in self.alerts.items() if not v]
+            if not cleared:
+                return
+            del self.alerts[cleared[0]]
+        self.alerts[key] = int(active)
+
+    def collect(self) -> Iterator[Metric]:
+        snap = self.feed.latest
+        app = CounterMetricFamily(
+            "bwmon_app_bytes",
+            "Bytes per application and direction since bwmon started "
+            "(unit ip: whole IP packets from conntrack; payload: pipe payload).",
+            labels=["app", "direction", "unit"],
+        )
+        for name, b_in, b_out in self.apps.items():
+            unit = self._units.get(name, "ip")
+            app.add_metric([name, "in", unit], b_in)
+            app.add_metric([name, "out", unit], b_out)
+        yield app
+        pipe = CounterMetricFamily(
+            "bwmon_pipe_bytes",
+            "Payload bytes through each pipe monitor: in = client to target, out = back.",
+            labels=["pipe", "direction"],
+        )
+        for name, b_in, b_out in self.pipes.items():
+            pipe.add_metric([name, "in"], b_in)
+            pipe.add_metric([name, "out"], b_out)
+        yield pipe
+        kinds = dict((k, (i, o)) for k, i, o in self.kinds.items())
+        for kind, text in (
+            ("unattributed", "Bytes of local flows no process could be found for."),
+            ("forwarded", "Bytes of flows with no local end (routed or NATed through this host)."),
+            ("filtered", "Bytes hidden by include/exclude/ignore-local filters."),
+            ("host", "Whole-host bytes, each flow counted once."),
+        ):
+            fam = CounterMetricFamily(f"bwmon_{kind}_bytes", text, labels=["direction"])
+            b_in, b_out = kinds.get(kind, (0, 0))
+            fam.add_metric(["in"], b_in)
+            fam.add_metric(["out"], b_out)
+            yield fam
+        if self.per_process:
+            proc = CounterMetricFamily(
+                "bwmon_process_bytes",
+                "Bytes per process (per_process_metrics = true).",
+                labels=["app", "pid", "process", "direction"],
+            )
+            for key, b_in, b_out in self.processes.items():
+                a, pid, pname = self._proc_names.get(key, ("(other)", "", "(other)"))
+                proc.add_metric([a, pid, pname, "in"], b_in)
+                proc.add_metric([a, pid, pname, "out"], b_out)
+            yield proc
+        alert = GaugeMetricFamily(
+            "bwmon_alert_active",
+            "1 while an alert rule is above its threshold for an app and direction.",
+            labels=["rule", "app", "direction"],
+        )
+        for (rule, app_name, direction), active in sorted(self.alerts.items()):
+            alert.add_metric([rule, app_name, direction], active)
+        yield alert
+        yield from self._health(snap)
+
+    def fresh(self, snap: Snapshot | None) -> bool:
+        """True when `snap` exists and is younger than `stale_after` seconds."""
+        return snap is not None and self._wall() - snap.time <= self.stale_after
+
+    def _health(self, snap: Snapshot | None) -> Iterator[Metric]:
+        source = GaugeMetricFamily(
+            "bwmon_source_up", "1 when a measuring source worked at the last tick.",
+            labels=["source"],
+        )
+        for s in snap.sources if snap else ():
+            source.add_metric([s.name], int(s.active))
+        yield source
+        yield GaugeMetricFamily(
+            "bwmon_up",
+            f"1 when bwmon produced a snapshot in the last {self.stale_after:g} s.",
+            value=int(self.fresh(snap)),
+        )
+        yield GaugeMetricFamily(
+            "bwmon_last_tick_timestamp_seconds",
+            "Wall-clock time of the latest snapshot.",
+            value=snap.time if snap else 0,
+        )
+        yield CounterMetricFamily(
+            "bwmon_ticks", "Snapshots received by the HTTP view.", value=self.ticks
+        )
+
+
+class MetricsPage:
+    """Renders `/metrics`, cached while neither the snapshot, the log nor freshness changed."""
+
+    def __init__(self, collector: BwmonCollector) -> None:
+        self.collector = collector
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(collector)
+        self._key: object = None
+        self._body = b""
+
+    def render(self) -> bytes:
+        c = self.collector
+        snap = c.feed.latest
+        key = (c.ticks, c.feed.log.count, c.fresh(snap))
+        if key != self._key:
+            self._body = generate_latest(self.registry)
+            self._key = key
+        return self._body
