@@ -1,0 +1,154 @@
+"""Which local socket, and so which process, each flow's bytes belong to.
+
+A flow has up to two local ends: its initiator (the original tuple's source) and its responder
+(the reply tuple's source). A loopback flow has both; a flow routed through this host has none
+and goes to `(forwarded)`. Each end's owner comes from the socket table and the fd scan, and is
+remembered (owner memory) so a flow whose socket closed (TIME_WAIT, inode 0) stays with the last
+process that owned it. No I/O here: socket lookups and inode owners are passed in.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Protocol
+
+from bwmon.core.flows import FlowDelta
+from bwmon.core.model import ConntrackEntry, ProcKey, SocketEntry
+
+# An end whose owner was not seen for this many ticks is forgotten (bounded memory).
+MEMORY_TICKS = 900
+
+
+class SocketLookup(Protocol):
+    def find(
+        self, proto: str, local: str, lport: int, remote: str, rport: int
+    ) -> SocketEntry | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EndKey:
+    """A flow as seen from one local socket."""
+
+    proto: str
+    local: str
+    lport: int
+    remote: str
+    rport: int
+
+
+@dataclass(frozen=True, slots=True)
+class EndUsage:
+    """Bytes one local end (or a forwarded flow) moved this tick, and who owns it."""
+
+    entry: ConntrackEntry
+    end: EndKey | None  # None: forwarded (no local end)
+    owner: ProcKey | None  # None: unattributed (or forwarded)
+    d_in: int
+    d_out: int
+    loopback: bool
+    open: bool
+
+
+@lru_cache(maxsize=4096)
+def is_loopback(addr: str) -> bool:
+    try:
+        return ipaddress.ip_address(addr).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(slots=True)
+class _Match:
+    delta: FlowDelta
+    end: EndKey | None
+    initiator: bool
+    socket: SocketEntry | None
+
+
+class Attributor:
+    """Owner memory plus the per-tick attribution of flow deltas to local ends."""
+
+    def __init__(self, memory_ticks: int = MEMORY_TICKS) -> None:
+        self.memory_ticks = memory_ticks
+        self._memory: dict[EndKey, tuple[ProcKey, int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._memory)
+
+    def remember(self, end: EndKey, owner: ProcKey, tick: int) -> None:
+        """Record an owner learnt elsewhere (events, eBPF) before the flow is polled."""
+        self._memory[end] = (owner, tick)
+
+    def owner_of(self, end: EndKey) -> ProcKey | None:
+        known = self._memory.get(end)
+        return known[0] if known else None
+
+    def match(
+        self,
+        deltas: Sequence[FlowDelta],
+        sockets: SocketLookup,
+        local_addresses: Collection[str],
+    ) -> tuple[list[_Match], set[int], set[int]]:
+        """Find each delta's local ends and their sockets.
+
+        Returns the matches, the socket inodes whose owners are needed, and those sockets' uids.
+        """
+        matches: list[_Match] = []
+        inodes: set[int] = set()
+        uids: set[int] = set()
+        for delta in deltas:
+            e = delta.entry
+            proto = e.proto
+            found = False
+            for initiator, t in ((True, e.orig), (False, e.reply)):
+                local, lport, remote, rport = t.src, t.sport, t.dst, t.dport
+                sock = sockets.find(proto, local, lport, remote, rport)
+                if sock is None and local not in local_addresses and not is_loopback(local):
+                    continue
+                found = True
+                matches.append(_Match(delta, EndKey(proto, local, lport, remote, rport),
+                                      initiator, sock))
+                if sock is not None and sock.inode:
+                    inodes.add(sock.inode)
+                    uids.add(sock.uid)
+            if not found:
+                matches.append(_Match(delta, None, True, None))
+        return matches, inodes, uids
+
+    def attribute(
+        self, matches: Sequence[_Match], owners: Mapping[int, ProcKey], tick: int
+    ) -> list[EndUsage]:
+        """Turn matches into per-end usage; updates and expires the owner memory."""
+        memory = self._memory
+        out: list[EndUsage] = []
+        for m in matches:
+            d = m.delta
+            if m.end is None:
+                out.append(EndUsage(d.entry, None, None, d.d_orig, d.d_reply, False, d.open))
+                continue
+            owner: ProcKey | None = None
+            if m.socket is not None and m.socket.inode:
+                owner = owners.get(m.socket.inode)
+            if owner is not None:
+                memory[m.end] = (owner, tick)
+            else:
+                known = memory.get(m.end)
+                if known is not None:
+                    owner = known[0]
+                    memory[m.end] = (owner, tick)
+            # the initiator sent the original direction; the responder received it
+            d_in, d_out = (d.d_reply, d.d_orig) if m.initiator else (d.d_orig, d.d_reply)
+            loop = is_loopback(m.end.local) or m.end.local == m.end.remote
+            out.append(EndUsage(d.entry, m.end, owner, d_in, d_out, loop, d.open))
+        if tick % 64 == 0:
+            self._expire(tick)
+        return out
+
+    def _expire(self, tick: int) -> None:
+        limit = tick - self.memory_ticks
+        stale = [k for k, (_, t) in self._memory.items() if t < limit]
+        for k in stale:
+            del self._memory[k]

@@ -1,0 +1,117 @@
+"""Per-flow byte deltas from successive conntrack reads: reset-safe, lookback-aware.
+
+A pure step: it keeps the counters of the previous read and turns each new read (plus the final
+counters of flows that ended, from DESTROY events) into deltas. No clock, no I/O: the tick number
+is an argument. Deltas are never negative: a counter that drops means the tuple now names a new
+flow, whose delta is its whole counter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from bwmon.core.model import ConntrackEntry, FlowKey
+
+# How many ticks the final counters of a destroyed flow are remembered, so that a poll that was
+# read before the DESTROY event was handled cannot count the flow a second time.
+TOMBSTONE_TICKS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class FlowDelta:
+    """Bytes a flow moved since the previous read, per conntrack direction."""
+
+    entry: ConntrackEntry
+    d_orig: int  # bytes in the original direction (from the flow's initiator)
+    d_reply: int  # bytes in the reply direction
+    open: bool = True  # False for a flow that ended (DESTROY event)
+
+
+@dataclass(slots=True)
+class _Seen:
+    orig: int
+    reply: int
+    ct_id: int | None
+
+
+class FlowTracker:
+    """Turns conntrack reads into deltas.
+
+    `lookback=True` counts what a flow already carried when bwmon first saw it in its first read;
+    `lookback=False` takes that first read as a baseline. Flows first seen later always count in
+    full: they began after bwmon started.
+    """
+
+    def __init__(self, *, lookback: bool) -> None:
+        self.lookback = lookback
+        self._seen: dict[FlowKey, _Seen] = {}
+        self._tombstones: dict[FlowKey, tuple[int, int, int]] = {}  # key -> (orig, reply, tick)
+        self._reads = 0
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def update(self, entries: Sequence[ConntrackEntry], tick: int) -> list[FlowDelta]:
+        """Deltas of one full table read. Flows absent from it are forgotten."""
+        first = self._reads == 0
+        self._reads += 1
+        count_new = self.lookback or not first
+        prev = self._seen
+        seen: dict[FlowKey, _Seen] = {}
+        deltas: list[FlowDelta] = []
+        tombstones = self._tombstones
+        for entry in entries:
+            key = entry.key
+            orig = entry.orig_bytes or 0
+            reply = entry.reply_bytes or 0
+            old = prev.get(key)
+            if old is None:
+                stone = tombstones.get(key)
+                if stone is not None and orig <= stone[0] and reply <= stone[1]:
+                    # a stale view of a flow whose final counters were already counted
+                    seen[key] = _Seen(stone[0], stone[1], entry.ct_id)
+                    continue
+                d_orig, d_reply = (orig, reply) if count_new else (0, 0)
+            elif orig < old.orig or reply < old.reply or (
+                entry.ct_id is not None and old.ct_id is not None and entry.ct_id != old.ct_id
+            ):
+                d_orig, d_reply = orig, reply  # the tuple now names a new flow
+            else:
+                d_orig, d_reply = orig - old.orig, reply - old.reply
+            seen[key] = _Seen(orig, reply, entry.ct_id)
+            deltas.append(FlowDelta(entry, d_orig, d_reply))
+        self._seen = seen
+        self._expire_tombstones(tick)
+        return deltas
+
+    def finish(self, entries: Iterable[ConntrackEntry], tick: int) -> list[FlowDelta]:
+        """Deltas of flows that ended (DESTROY events with final counters) since the last read.
+
+        Call it before `update` of the same tick: a read taken before a DESTROY was handled then
+        shows counters no higher than the final ones and is recognised as stale.
+        """
+        deltas: list[FlowDelta] = []
+        for entry in entries:
+            key = entry.key
+            old = self._seen.pop(key, None)
+            orig = entry.orig_bytes or 0
+            reply = entry.reply_bytes or 0
+            if old is None:
+                stone = self._tombstones.get(key)
+                if stone is not None and orig <= stone[0] and reply <= stone[1]:
+                    continue  # the same end reported twice
+                d_orig, d_reply = orig, reply  # lived and died between two reads
+            elif orig < old.orig or reply < old.reply:
+                d_orig, d_reply = orig, reply
+            else:
+                d_orig, d_reply = orig - old.orig, reply - old.reply
+            self._tombstones[key] = (orig, reply, tick)
+            deltas.append(FlowDelta(entry, d_orig, d_reply, open=False))
+        return deltas
+
+    def _expire_tombstones(self, tick: int) -> None:
+        if self._tombstones:
+            self._tombstones = {
+                k: v for k, v in self._tombstones.items() if tick - v[2] < TOMBSTONE_TICKS
+            }

@@ -1,0 +1,89 @@
+"""Which application a process belongs to: regex groups first, then its command's basename."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from bwmon.core.config import GroupSettings
+from bwmon.core.model import ProcessInfo
+
+
+class Grouper:
+    """Maps a process to an app name.
+
+    The first group with any pattern found (`re.search`) in the command line wins; otherwise,
+    with auto-grouping, the basename of the command (argv[0]); otherwise the command line itself.
+    Results are cached per command line (cleared when the groups change).
+    """
+
+    def __init__(self, groups: Sequence[GroupSettings] = (), *, auto_group: bool = True) -> None:
+        self.auto_group = auto_group
+        self._groups: list[tuple[str, list[re.Pattern[str]]]] = []
+        self._cache: dict[tuple[str, str], str] = {}
+        self.set_groups(groups)
+
+    def set_groups(self, groups: Sequence[GroupSettings]) -> None:
+        self._groups = [(g.name, [re.compile(p) for p in g.patterns]) for g in groups]
+        self._cache.clear()
+
+    def set_auto_group(self, on: bool) -> None:
+        self.auto_group = on
+        self._cache.clear()
+
+    def group_of(self, cmdline: str) -> str | None:
+        """The configured group whose patterns match `cmdline`, if any."""
+        for name, patterns in self._groups:
+            for pattern in patterns:
+                if pattern.search(cmdline):
+                    return name
+        return None
+
+    def app_of(self, info: ProcessInfo) -> str:
+        key = (info.cmdline, info.exe_base)
+        app = self._cache.get(key)
+        if app is None:
+            app = self.group_of(info.cmdline)
+            if app is None:
+                if self.auto_group:
+                    app = info.exe_base or info.name or info.cmdline
+                else:
+                    app = info.cmdline or info.name
+            if len(self._cache) > 50_000:
+                self._cache.clear()
+            self._cache[key] = app
+        return app
+
+
+class ProcessFilter:
+    """bwmon 1.1's include/exclude: show a process only if it matches an include (when any are
+    given) and no exclude. Exclude wins."""
+
+    def __init__(self, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> None:
+        self.include = [re.compile(p) for p in include]
+        self.exclude = [re.compile(p) for p in exclude]
+
+    def __bool__(self) -> bool:
+        return bool(self.include or self.exclude)
+
+    def shows(self, cmdline: str) -> bool:
+        if any(p.search(cmdline) for p in self.exclude):
+            return False
+        return not self.include or any(p.search(cmdline) for p in self.include)
+
+
+class MonitorFilters:
+    """The general include/exclude plus those of the configured conntrack monitors.
+
+    A process is shown when the general filter shows it and, if conntrack monitors are
+    configured, at least one of them does (bwmon 1.1 merged its monitors' views).
+    """
+
+    def __init__(self, general: ProcessFilter, monitors: Sequence[ProcessFilter] = ()) -> None:
+        self.general = general
+        self.monitors = [m for m in monitors]
+
+    def shows(self, cmdline: str) -> bool:
+        if not self.general.shows(cmdline):
+            return False
+        return not self.monitors or any(m.shows(cmdline) for m in self.monitors)
