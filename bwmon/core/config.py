@@ -8,12 +8,22 @@ Thresholds and shaping limits keep bwmon 1.1's kB/s meaning: 1 kB = 1024 bytes.
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 KB = 1024
 
@@ -24,6 +34,10 @@ def _check_regex(pattern: str) -> str:
     except re.error as exc:
         raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
     return pattern
+
+
+Regex = Annotated[str, AfterValidator(_check_regex)]
+"""A string that must compile as a Python regular expression (checked item by item)."""
 
 
 class _Section(BaseModel):
@@ -42,10 +56,10 @@ class GeneralSettings(_Section):
         True, description="Show bandwidth (bytes/s); false shows cumulative traffic."
     )
     ignore_local: bool = Field(False, description="Hide loopback traffic (reported as filtered).")
-    include: list[str] = Field(
+    include: list[Regex] = Field(
         default_factory=list, description="Only show processes whose command line matches."
     )
-    exclude: list[str] = Field(
+    exclude: list[Regex] = Field(
         default_factory=list, description="Hide processes whose command line matches (wins)."
     )
     auto_group: bool = Field(
@@ -65,18 +79,14 @@ class GeneralSettings(_Section):
         "auto", description="Kernel-side attribution through bpftrace: auto, on, off."
     )
 
-    _v_include = field_validator("include", "exclude")(
-        lambda v: [_check_regex(p) for p in v]  # type: ignore[misc]
-    )
-
 
 class MonitorSettings(_Section):
     """One monitor: `conntrack` (the kernel's table) or `pipe` (a metering TCP relay)."""
 
     name: str = Field(description="Label shown in the table (pipes) and the log.")
     type: Literal["conntrack", "pipe"] = Field("conntrack", description="conntrack or pipe.")
-    include: list[str] = Field(default_factory=list, description="conntrack: include regexes.")
-    exclude: list[str] = Field(default_factory=list, description="conntrack: exclude regexes.")
+    include: list[Regex] = Field(default_factory=list, description="conntrack: include regexes.")
+    exclude: list[Regex] = Field(default_factory=list, description="conntrack: exclude regexes.")
     ignore_local: bool = Field(False, description="conntrack: hide loopback traffic.")
     listen: str = Field("127.0.0.1", description="pipe: address to listen on.")
     port: int | None = Field(None, ge=0, le=65535, description="pipe: local port.")
@@ -89,10 +99,6 @@ class MonitorSettings(_Section):
         None, gt=0, description="pipe: limit target→client in kB/s (none = unlimited)."
     )
     max_connections: int = Field(256, ge=1, description="pipe: concurrent client connections.")
-
-    _v_regex = field_validator("include", "exclude")(
-        lambda v: [_check_regex(p) for p in v]  # type: ignore[misc]
-    )
 
     @model_validator(mode="after")
     def _pipe_needs_target(self) -> MonitorSettings:
@@ -107,12 +113,8 @@ class GroupSettings(_Section):
     """An application: processes whose command line matches any pattern (first group wins)."""
 
     name: str = Field(description="Application name shown in the table.")
-    patterns: list[str] = Field(
+    patterns: list[Regex] = Field(
         default_factory=list, description="Regexes searched in the command line."
-    )
-
-    _v_regex = field_validator("patterns")(
-        lambda v: [_check_regex(p) for p in v]  # type: ignore[misc]
     )
 
 
@@ -120,7 +122,7 @@ class AlertSettings(_Section):
     """A bandwidth budget: alert when an app's averaged rate crosses a threshold."""
 
     name: str = Field(description="Label of the rule.")
-    match: str = Field(description="Regex searched in the app name or a process command line.")
+    match: Regex = Field(description="Regex searched in the app name or a process command line.")
     in_threshold: float | None = Field(None, ge=0, description="kB/s in; 0 or unset = no limit.")
     out_threshold: float | None = Field(None, ge=0, description="kB/s out; 0 or unset = no limit.")
     window: float = Field(1.0, gt=0, description="Seconds the rate is averaged over.")
@@ -138,8 +140,6 @@ class AlertSettings(_Section):
     )
     timeout: float = Field(30.0, gt=0, description="Seconds before a hanging command is killed.")
 
-    _v_regex = field_validator("match")(_check_regex)  # type: ignore[misc]
-
 
 class NotifySettings(_Section):
     """How notification commands run."""
@@ -148,18 +148,32 @@ class NotifySettings(_Section):
     stderr_bytes: int = Field(200, ge=0, description="Bytes of a command's stderr kept in the log.")
 
 
+def _check_listen(value: object) -> object:
+    """Accept `PORT`, `ADDR:PORT` or `[V6ADDR]:PORT` (a bare integer too); reject the rest."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        return value
+    _, sep, port = value.rpartition(":")
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"expected [ADDR:]PORT with a port from 1 to 65535, found {value!r}")
+    if sep and not value[: -len(port) - 1]:
+        raise ValueError(f"expected [ADDR:]PORT, found {value!r} (address before ':' is empty)")
+    return value
+
+
 class HttpSettings(_Section):
     """The built-in HTTP view (JSON API, /metrics, chart page)."""
 
     listen: str | None = Field(
         None, description="[ADDR:]PORT to serve on; unset = no server. Default address 127.0.0.1."
     )
-    token: str | None = Field(
-        None, description="Bearer token; required when bound off loopback."
-    )
+    token: str | None = Field(None, description="Bearer token; required when bound off loopback.")
     per_process_metrics: bool = Field(
         False, description="Also export per-process series (higher label cardinality)."
     )
+
+    _v_listen = field_validator("listen", mode="before")(_check_listen)
 
 
 class TuiSettings(_Section):
@@ -191,3 +205,64 @@ class Settings(BaseSettings):
     @property
     def pipes(self) -> list[MonitorSettings]:
         return [m for m in self.monitors if m.type == "pipe"]
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Flags (init kwargs) over `BWMON_*` variables over the TOML file in the load context."""
+        ctx = _LOAD_CONTEXT.get()
+        if ctx is None:
+            return (init_settings, env_settings)
+        return (
+            init_settings,
+            MappingEnvSource(settings_cls, ctx.env),
+            TomlConfigSettingsSource(settings_cls, toml_file=ctx.toml_file),
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Load context: which file and environment `Settings()` reads (set by settings_io.load_settings)
+
+
+@dataclass(frozen=True)
+class LoadContext:
+    """The TOML file (None: none) and the environment mapping a `Settings()` call reads."""
+
+    toml_file: Path | None
+    env: Mapping[str, str]
+
+
+_LOAD_CONTEXT: ContextVar[LoadContext | None] = ContextVar("bwmon_settings_load", default=None)
+
+
+def build_settings(ctx: LoadContext, overrides: Mapping[str, Any]) -> Settings:
+    """Instantiate Settings from defaults < ctx.toml_file < ctx.env < overrides."""
+    token = _LOAD_CONTEXT.set(ctx)
+    try:
+        return Settings(**overrides)
+    finally:
+        _LOAD_CONTEXT.reset(token)
+
+
+class MappingEnvSource(EnvSettingsSource):
+    """`BWMON_*` variables read from a given mapping instead of os.environ (for tests, tools)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+        self._mapping = env
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        if self.case_sensitive:
+            return dict(self._mapping)
+        return {k.lower(): v for k, v in self._mapping.items()}
+
+
+def current_environ() -> Mapping[str, str]:
+    """A copy of the process environment (kept here so callers need not import os)."""
+    return dict(os.environ)

@@ -1,0 +1,388 @@
+"""Configuration errors as clean `where: key: expected …, found …` lines, never a traceback.
+
+`ConfigError` is the one exception every settings problem becomes. `describe_validation`
+turns a pydantic `ValidationError` into such lines, asking a `where(loc)` callback for the
+file:line, environment variable or flag each value came from; `TomlLines` finds the line of a
+key (or of an array item) in a TOML text so that callback can answer for files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import json
+import types
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import annotated_types
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong: where it is (file:line, variable or flag; may be empty), and what."""
+
+    where: str
+    key: str
+    message: str
+    line: int = 0  # for sorting problems of one file
+
+    def __str__(self) -> str:
+        head = ": ".join(p for p in (self.where, self.key) if p)
+        return f"{head}: {self.message}" if head else self.message
+
+
+class ConfigError(Exception):
+    """A settings problem the user can fix; str() is one line per problem."""
+
+    def __init__(self, problems: Sequence[Problem] | str) -> None:
+        if isinstance(problems, str):
+            problems = [Problem("", "", problems)]
+        self.problems: list[Problem] = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def format_loc(loc: Loc) -> str:
+    """("alerts", 1, "match") → "alerts[1].match"."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+def format_found(value: Any) -> str:
+    """A found value the way the user typed it: strings quoted, booleans lower case."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, str):
+        text = json.dumps(value, ensure_ascii=False)
+    elif isinstance(value, BaseModel):
+        text = json.dumps(value.model_dump(mode="json"), ensure_ascii=False)
+    else:
+        try:
+            text = json.dumps(value, ensure_ascii=False, default=str)
+        except (TypeError, ValueError):
+            text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+# ---------------------------------------------------------------------------------------------
+# What a field expects, from its annotation and constraints
+
+
+def _field_at(model: type[BaseModel], loc: Loc) -> tuple[FieldInfo | None, Loc]:
+    """The field a loc points at (None if it leaves the model), and the loc cut to real keys."""
+    current: Any = model
+    field: FieldInfo | None = None
+    kept: list[str | int] = []
+    for part in loc:
+        if isinstance(part, int):
+            if field is None:
+                break
+            kept.append(part)
+            args = typing.get_args(field.annotation)
+            item = args[0] if args else None
+            current = item if isinstance(item, type) and issubclass(item, BaseModel) else None
+            field = None if current is not None else field
+            continue
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            if part not in current.model_fields:
+                break
+            field = current.model_fields[part]
+            kept.append(part)
+            ann = field.annotation
+            current = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+        else:
+            break
+    return field, tuple(kept)
+
+
+def _bounds(field: FieldInfo) -> str:
+    lo = hi = ""
+    for meta in field.metadata:
+        if isinstance(meta, annotated_types.Gt):
+            lo = f"greater than {meta.gt}"
+        elif isinstance(meta, annotated_types.Ge):
+            lo = f"at least {meta.ge}"
+        elif isinstance(meta, annotated_types.Lt):
+            hi = f"less than {meta.lt}"
+        elif isinstance(meta, annotated_types.Le):
+            hi = f"at most {meta.le}"
+    if lo.startswith("at least") and hi.startswith("at most"):
+        return f"from {lo[9:]} to {hi[8:]}"
+    return " and ".join(p for p in (lo, hi) if p)
+
+
+def _kind(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if origin in (typing.Union, types.UnionType):
+        kinds = [_kind(a) for a in args]
+        base = " or ".join(kinds)
+        return base + (" (or leave it out)" if len(args) < len(typing.get_args(annotation)) else "")
+    if origin is typing.Annotated:
+        return _kind(args[0])
+    if origin is typing.Literal:
+        return "one of " + ", ".join(json.dumps(a) for a in typing.get_args(annotation))
+    if origin is list:
+        inner = _kind(args[0]) if args else "values"
+        return "a list of " + {
+            "a string": "strings",
+            "a regular expression": "regular expressions",
+            "a number": "numbers",
+            "an integer": "integers",
+        }.get(inner, inner)
+    if annotation is bool:
+        return "true or false"
+    if annotation is int:
+        return "an integer"
+    if annotation is float:
+        return "a number"
+    if annotation is str:
+        return "a string"
+    if annotation is Path:
+        return "a path"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "a table"
+    return "a valid value"
+
+
+def expected(model: type[BaseModel], loc: Loc) -> str:
+    """What the setting at loc accepts, e.g. "a number greater than 0.05"."""
+    field, kept = _field_at(model, loc)
+    if field is None:
+        return "a valid value"
+    ann = field.annotation
+    if len(kept) < len(loc) or (kept and isinstance(kept[-1], int)):
+        args = typing.get_args(ann)
+        ann = args[0] if args else ann  # an item of a list
+    kind = _kind(ann)
+    bounds = _bounds(field)
+    if bounds:
+        kind = kind.replace(" (or leave it out)", "")
+        return f"{kind} {bounds}"
+    return kind
+
+
+def _suggest(model: type[BaseModel], loc: Loc) -> str:
+    parent, _ = _field_at(model, loc[:-1])
+    owner: Any = model
+    if loc[:-1]:
+        ann = parent.annotation if parent is not None else None
+        args = typing.get_args(ann)
+        owner = args[0] if args and isinstance(loc[-2], int) else ann
+    if not (isinstance(owner, type) and issubclass(owner, BaseModel)) or not loc:
+        return ""
+    close = difflib.get_close_matches(str(loc[-1]), list(owner.model_fields), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def describe_error(model: type[BaseModel], err: Any) -> tuple[Loc, str]:
+    """The loc to blame and a message for one pydantic error dict."""
+    loc: Loc = tuple(err["loc"])
+    kind = err["type"]
+    field, kept = _field_at(model, loc)
+    # drop pydantic's union/type tags such as ("port", "int") beyond the model's keys
+    if field is not None and len(kept) < len(loc) and kind != "extra_forbidden":
+        loc = kept
+    found = format_found(err.get("input"))
+    if kind == "extra_forbidden":
+        return loc, "unknown setting" + _suggest(model, loc)
+    if kind == "missing":
+        return loc, f"required setting missing (expected {expected(model, loc)})"
+    if kind in ("value_error", "assertion_error"):
+        text = str(err.get("ctx", {}).get("error", err["msg"]))
+        return loc, text
+    if kind == "literal_error":
+        return loc, f"expected {err['ctx']['expected']}, found {found}"
+    return loc, f"expected {expected(model, loc)}, found {found}"
+
+
+def describe_validation(
+    model: type[BaseModel], exc: ValidationError, where: Callable[[Loc], tuple[str, int]]
+) -> ConfigError:
+    """One Problem per pydantic error, each told where its value came from."""
+    problems = []
+    for err in exc.errors():
+        loc, message = describe_error(model, err)
+        place, line = where(loc)
+        problems.append(Problem(place, format_loc(loc), message, line))
+    problems.sort(key=lambda p: (p.where.rsplit(":", 1)[0], p.line))
+    return ConfigError(problems)
+
+
+# ---------------------------------------------------------------------------------------------
+# Line numbers of keys in a TOML text
+
+
+class TomlLines:
+    """Maps key paths of a (valid) TOML text to 1-based lines: tables, keys and array items.
+
+    A small scanner rather than a parser: the text was already accepted by tomllib, so it only
+    has to follow table headers (`[x]`, `[[x]]` with their running index), dotted keys, strings
+    and nested arrays/inline tables well enough to count lines.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+        self.line = 1
+        self.lines: dict[Loc, int] = {}
+        self._counts: dict[Loc, int] = {}
+        with contextlib.suppress(IndexError, ValueError):  # best effort: keep what was found
+            self._document()
+
+    def find(self, loc: Loc) -> int | None:
+        """The line of loc, or of its nearest enclosing key or table that appears."""
+        for n in range(len(loc), 0, -1):
+            if loc[:n] in self.lines:
+                return self.lines[loc[:n]]
+        return None
+
+    # -- scanning -------------------------------------------------------------------------
+
+    def _peek(self, n: int = 1) -> str:
+        return self.text[self.pos : self.pos + n]
+
+    def _advance(self, n: int = 1) -> None:
+        self.line += self.text.count("\n", self.pos, self.pos + n)
+        self.pos += n
+
+    def _skip_space(self, newlines: bool) -> None:
+        while self.pos < len(self.text):
+            ch = self.text[self.pos]
+            if ch in " \t\r" or (newlines and ch == "\n"):
+                self._advance()
+            elif ch == "#":
+                end = self.text.find("\n", self.pos)
+                self._advance((end if end >= 0 else len(self.text)) - self.pos)
+            else:
+                return
+
+    def _record(self, loc: Loc) -> None:
+        self.lines.setdefault(loc, self.line)
+
+    def _document(self) -> None:
+        table: Loc = ()
+        while True:
+            self._skip_space(newlines=True)
+            if self.pos >= len(self.text):
+                return
+            if self._peek(2) == "[[":
+                self._advance(2)
+                path = self._key()
+                self._advance(2)  # ]]
+                index = self._counts.get(path, 0)
+                self._counts[path] = index + 1
+                table = (*path, index)
+                self._record(path)
+                self._record(table)
+            elif self._peek() == "[":
+                self._advance()
+                table = self._key()
+                self._advance()  # ]
+                self._record(table)
+            else:
+                key = (*table, *self._key())
+                self._record(key)
+                self._skip_space(newlines=False)
+                self._advance()  # =
+                self._value(key)
+
+    def _key(self) -> Loc:
+        parts: list[str | int] = []
+        while True:
+            self._skip_space(newlines=False)
+            ch = self._peek()
+            if ch in ('"', "'"):
+                start = self.pos
+                self._string()
+                raw = self.text[start : self.pos]
+                parts.append(json.loads(raw) if ch == '"' else raw[1:-1])
+            else:
+                start = self.pos
+                while self.pos < len(self.text) and (
+                    self.text[self.pos].isalnum() or self.text[self.pos] in "_-"
+                ):
+                    self.pos += 1
+                if self.pos == start:
+                    raise ValueError("no key")
+                parts.append(self.text[start : self.pos])
+            self._skip_space(newlines=False)
+            if self._peek() != ".":
+                return tuple(parts)
+            self._advance()
+
+    def _string(self) -> None:
+        quote = self._peek()
+        if self._peek(3) == quote * 3:
+            end = self.text.index(quote * 3, self.pos + 3)
+            while quote == '"' and self._escaped(end):
+                end = self.text.index(quote * 3, end + 1)
+            end += 3
+            while self.text[end : end + 1] == quote:  # up to two quotes may close the string
+                end += 1
+            self._advance(end - self.pos)
+            return
+        i = self.pos + 1
+        while self.text[i] != quote:
+            i += 2 if (quote == '"' and self.text[i] == "\\") else 1
+        self._advance(i + 1 - self.pos)
+
+    def _escaped(self, i: int) -> bool:
+        n = 0
+        while self.text[i - 1 - n] == "\\":
+            n += 1
+        return n % 2 == 1
+
+    def _value(self, loc: Loc) -> None:
+        self._skip_space(newlines=False)
+        ch = self._peek()
+        if ch == "[":
+            self._advance()
+            index = 0
+            while True:
+                self._skip_space(newlines=True)
+                if self._peek() == "]":
+                    self._advance()
+                    return
+                self._record((*loc, index))
+                self._value((*loc, index))
+                self._skip_space(newlines=True)
+                if self._peek() == ",":
+                    self._advance()
+                    index += 1
+                elif self._peek() != "]":
+                    raise ValueError("unexpected text in array")
+        elif ch == "{":
+            self._advance()
+            while True:
+                self._skip_space(newlines=False)
+                if self._peek() == "}":
+                    self._advance()
+                    return
+                key = (*loc, *self._key())
+                self._record(key)
+                self._skip_space(newlines=False)
+                self._advance()  # =
+                self._value(key)
+                self._skip_space(newlines=False)
+                if self._peek() == ",":
+                    self._advance()
+                elif self._peek() != "}":
+                    raise ValueError("unexpected text in inline table")
+        elif ch in ('"', "'"):
+            self._string()
+        else:
+            while self.pos < len(self.text) and self.text[self.pos] not in ",]}\n#":
+                self.pos += 1
