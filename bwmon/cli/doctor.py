@@ -1,14 +1,124 @@
-"""`bwmon doctor` (not built yet)."""
+"""`bwmon doctor [--fix] [--json]`: check what measuring needs, print (or apply) the fixes.
+
+Exit status: 0 every check passes; 1 some checks fail but conntrack can measure; 3 nothing can
+be measured until the checks marked FAIL are fixed; 2 a user error (e.g. --fix without root).
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import textwrap
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from bwmon.cli.errors import UserError
+from bwmon.core.config import Settings
+from bwmon.core.doctor import BLOCKING, TRACKING, apply_fixes, blocking, diagnose, fixable
+from bwmon.core.model import Finding
+
+MAX_ROUNDS = 3  # a fix can reveal the next (modprobe, then the sysctls it created)
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("doctor", help="(not built yet)")
+    p = sub.add_parser(
+        "doctor",
+        help="check conntrack, accounting, tracking, events, root and eBPF; print the fixes",
+        description="Check the prerequisites of measuring in this network namespace and print "
+        "the exact command that fixes each failing check.",
+    )
+    p.add_argument("--fix", action="store_true",
+                   help="apply the fixes (needs root) and say what was changed")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.set_defaults(func=run)
 
 
+def _paths() -> tuple[Path, str]:
+    try:
+        general = Settings().general
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise UserError(f"bad setting {where}: {first['msg']}") from None
+    return general.proc_root, general.conntrack_command
+
+
+def _namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/net")
+    except OSError:
+        return "unknown"
+
+
+async def _doctor(fix: bool) -> tuple[list[Finding], list[str]]:
+    proc_root, conntrack = _paths()
+    findings = await diagnose(proc_root, conntrack_command=conntrack)
+    applied: list[str] = []
+    if not fix:
+        return findings, applied
+    for _ in range(MAX_ROUNDS):
+        if not any(fixable(f) for f in findings):
+            break
+        try:
+            applied += await apply_fixes(findings)
+        except PermissionError as exc:
+            raise UserError(f"{exc}; nothing was changed") from None
+        findings = await diagnose(proc_root, conntrack_command=conntrack)
+    return findings, applied
+
+
+def _label(finding: Finding, findings: list[Finding]) -> str:
+    if finding.ok:
+        return "ok"
+    essential = finding.check in BLOCKING or (
+        finding.check in TRACKING and blocking([f for f in findings if f.check in TRACKING]))
+    return "FAIL" if essential else "warn"
+
+
+def _print_text(findings: list[Finding], applied: list[str], fix: bool) -> None:
+    out = sys.stdout
+    print(f"bwmon doctor: network namespace {_namespace()}", file=out)
+    if applied:
+        print("changed:", file=out)
+        for line in applied:
+            print(f"  {line}", file=out)
+        if any("nf_conntrack_acct=1: ok" in line for line in applied):
+            print("  note: flows that existed before accounting was switched on stay uncounted "
+                  "until they are reopened", file=out)
+    width = max(60, shutil.get_terminal_size().columns - 1)
+    indent = " " * 24
+    for f in findings:
+        head = f"  {_label(f, findings):<5} {f.check:<16} "
+        print(textwrap.fill(f.message, width, initial_indent=head, subsequent_indent=indent),
+              file=out)
+        if not f.ok and f.fix:
+            print(f"{indent}fix: {f.fix}", file=out)
+    if blocking(findings):
+        print("Nothing can be measured until the checks marked FAIL are fixed.", file=out)
+    if any(fixable(f) for f in findings) and not fix:
+        print("Run `bwmon doctor --fix` as root to apply the fixes shown.", file=out)
+
+
 def run(args: argparse.Namespace) -> int:
-    raise SystemExit("bwmon doctor: not built yet")
+    if args.fix and os.geteuid() != 0:
+        raise UserError("doctor --fix needs root; nothing was changed: run "
+                        "`sudo bwmon doctor --fix`")
+    findings, applied = asyncio.run(_doctor(args.fix))
+    if args.json:
+        print(json.dumps({
+            "namespace": _namespace(),
+            "blocking": blocking(findings),
+            "findings": [dataclasses.asdict(f) for f in findings],
+            "applied": applied,
+        }, indent=2))
+    else:
+        _print_text(findings, applied, args.fix)
+    if blocking(findings):
+        return 3
+    return 0 if all(f.ok for f in findings) else 1
