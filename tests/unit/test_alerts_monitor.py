@@ -1,0 +1,106 @@
+"""AlertMonitor on a ManualFeed: what the alert log, stderr and the JSON stream receive."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import pytest
+
+from bwmon.core.alertmonitor import AlertMonitor, attach, event_to_json, legacy_line
+from bwmon.core.alerts import AlertEvent
+from bwmon.core.config import AlertSettings, NotifySettings, Settings
+from bwmon.core.eventlog import EventLog
+from bwmon.core.feed import ManualFeed
+from bwmon.core.model import AppRow, HostTotals, Level, RowKind, Snapshot, Totals, Unit
+
+KIB = 1024.0
+T0 = 1_700_000_000.0
+
+
+def snap(seq: int, rate_in: float, name: str = "ssh") -> Snapshot:
+    rows = (AppRow(name, RowKind.APP, Unit.IP, rate_in, 0.0, 0, 0),)
+    return Snapshot(seq, T0 + seq, 0.0 if seq == 0 else 1.0, rows, (), HostTotals(), Totals())
+
+
+def ssh_rule(**kw: object) -> AlertSettings:
+    return AlertSettings.model_validate({"name": "SSH", "match": "ssh", "in_threshold": 100, **kw})
+
+
+def test_events_go_to_the_alert_log_with_levels_and_data() -> None:
+    feed = ManualFeed()
+    monitor = AlertMonitor([ssh_rule()], NotifySettings(), feed.log)
+    feed.subscribe(monitor.on_snapshot)
+    for seq, rate in enumerate((0, 250 * KIB, 250 * KIB, 10 * KIB)):
+        feed.push(snap(seq, rate))
+    alerts = [e for e in feed.log.tail() if e.source == "alert"]
+    assert [e.level for e in alerts] == [Level.WARNING, Level.INFO]
+    fired, cleared = alerts
+    assert "ssh" in fired.message and "250.0 KiB/s" in fired.message
+    assert "100.0 KiB/s" in fired.message and "back to normal" in cleared.message
+    data = dict(fired.data)
+    assert data["rule"] == "SSH" and data["direction"] == "in" and data["event"] == "fired"
+    assert data["average"] == str(250 * 1024) and data["threshold"] == str(100 * 1024)
+    assert fired.time == T0 + 1
+
+
+def test_headless_stderr_gets_the_old_one_line_format() -> None:
+    err = io.StringIO()
+    log = EventLog()
+    monitor = AlertMonitor([ssh_rule()], NotifySettings(), log, stderr=err)
+    long_name = "ssh " + "x" * 80
+    for seq, rate in enumerate((0, 150 * KIB, 1 * KIB)):
+        monitor.on_snapshot(snap(seq, rate, long_name))
+    first, second = err.getvalue().splitlines()
+    pattern = (r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d: (.{50}) exceeding 'in' bandwidth limit"
+               r" +100\.00: +150\.00 kB/s \(150\.00 %\)$")
+    match = re.match(pattern, first)
+    assert match, first
+    assert match[1] == long_name[:47] + "..."
+    assert "back to normal 'in'" in second and "1.00 kB/s (1.00 %)" in second
+
+
+def test_quiet_unless_stderr_is_given(capsys: pytest.CaptureFixture[str]) -> None:
+    monitor = AlertMonitor([ssh_rule()], NotifySettings(), EventLog())
+    for seq, rate in enumerate((0, 150 * KIB)):
+        monitor.on_snapshot(snap(seq, rate))
+    assert len(monitor.events) == 1
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""
+
+
+def test_update_rules_takes_effect_on_the_next_snapshot() -> None:
+    log = EventLog()
+    monitor = AlertMonitor([ssh_rule(in_threshold=500)], NotifySettings(), log)
+    monitor.on_snapshot(snap(0, 0))
+    monitor.on_snapshot(snap(1, 200 * KIB))
+    assert monitor.events == []
+    monitor.update_rules([ssh_rule(in_threshold=100)])
+    monitor.on_snapshot(snap(2, 200 * KIB))
+    assert [e.kind for e in monitor.events] == ["fired"]
+
+
+def test_event_to_json_is_serialisable_and_complete() -> None:
+    event = AlertEvent("SSH", "ssh", "out", "repeat", 123456.789, 102400.0, 5.0, T0)
+    data = json.loads(json.dumps(event_to_json(event)))
+    assert data == {"type": "alert", "time": T0, "rule": "SSH", "app": "ssh", "direction": "out",
+                    "event": "repeat", "average": 123456.789, "threshold": 102400.0, "window": 5.0}
+
+
+def test_legacy_line_of_a_repeat_says_exceeding_like_1_1_did() -> None:
+    event = AlertEvent("SSH", "ssh", "out", "repeat", 204.8 * KIB, 100 * KIB, 5.0, T0)
+    assert legacy_line(event).endswith(
+        "ssh exceeding 'out' bandwidth limit     100.00:     204.80 kB/s (204.80 %)")
+
+
+def test_attach_subscribes_settings_rules_to_a_feed() -> None:
+    settings = Settings(alerts=[ssh_rule()])
+    feed = ManualFeed()
+    monitor, unsubscribe = attach(feed, settings)
+    feed.push(snap(0, 0))
+    feed.push(snap(1, 300 * KIB))
+    assert [e.kind for e in monitor.events] == ["fired"]
+    unsubscribe()
+    feed.push(snap(2, 0))
+    assert [e.kind for e in monitor.events] == ["fired"]
