@@ -17,23 +17,14 @@ from bwmon.core.eventlog import EventLog
 from bwmon.core.feed import SnapshotFeed
 from bwmon.core.model import Level, Snapshot
 from bwmon.core.notifier import Notifier
+from bwmon.core.units import human_rate
 
 SOURCE = "alert"
 
 
-def format_rate(rate: float) -> str:
-    """Bytes/s with a binary prefix, e.g. `1.5 MiB/s`."""
-    value = float(rate)
-    for unit in ("B/s", "KiB/s", "MiB/s", "GiB/s"):
-        if abs(value) < 1024 or unit == "GiB/s":
-            return f"{value:.0f} {unit}" if unit == "B/s" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
 def describe(event: AlertEvent) -> str:
-    """The alert-log message of an event, e.g. `ssh in 120.0 KiB/s > 100.0 KiB/s over 5 s`."""
-    avg, limit = format_rate(event.average), format_rate(event.threshold)
+    """The alert-log message of an event, e.g. `ssh in above limit: 120 KiB/s > 100 KiB/s …`."""
+    avg, limit = human_rate(event.average), human_rate(event.threshold)
     span = f"over {event.window:g} s [{event.rule}]"
     if event.kind == "cleared":
         return f"{event.app} {event.direction} back to normal: {avg} < {limit} {span}"

@@ -37,8 +37,8 @@ def test_events_go_to_the_alert_log_with_levels_and_data() -> None:
     alerts = [e for e in feed.log.tail() if e.source == "alert"]
     assert [e.level for e in alerts] == [Level.WARNING, Level.INFO]
     fired, cleared = alerts
-    assert "ssh" in fired.message and "250.0 KiB/s" in fired.message
-    assert "100.0 KiB/s" in fired.message and "back to normal" in cleared.message
+    assert "ssh" in fired.message and "250 KiB/s" in fired.message
+    assert "100 KiB/s" in fired.message and "back to normal" in cleared.message
     data = dict(fired.data)
     assert data["rule"] == "SSH" and data["direction"] == "in" and data["event"] == "fired"
     assert data["average"] == str(250 * 1024) and data["threshold"] == str(100 * 1024)
@@ -104,3 +104,27 @@ def test_attach_subscribes_settings_rules_to_a_feed() -> None:
     unsubscribe()
     feed.push(snap(2, 0))
     assert [e.kind for e in monitor.events] == ["fired"]
+
+
+async def test_the_1_1_notification_file_drives_alerts_in_kib_per_second() -> None:
+    from bwmon.core.legacy import load_notification_config
+    from tests.conftest import SHARED
+
+    rules = load_notification_config(SHARED / "notifications.sample.cfg")
+    log = EventLog()
+    monitor = AlertMonitor(rules, NotifySettings(), log)
+    # [wget] in_threshold=50 (kB/s, 1 kB = 1024 B), interval=5. 49.5 KiB/s is above 50 000 B/s
+    # but below 50 KiB/s: a rule read as 1000-byte kB would fire.
+    for seq in range(12):
+        monitor.on_snapshot(snap(seq, 0 if seq == 0 else 49.5 * KIB, "wget"))
+        assert monitor.events == []
+    fired_at = []
+    for seq in range(12, 20):
+        monitor.on_snapshot(snap(seq, 60 * KIB, "wget"))
+        fired_at += [(seq, e.rule, e.kind) for e in monitor.events]
+    # 60 KiB/s replaces the 49.5 of the 5 s window one second at a time; the average passes
+    # 50 KiB/s after one tick.
+    assert fired_at == [(12, "wget", "fired")]
+    await monitor.close()
+    # notification_command=true ran and succeeded
+    assert [dict(e.data)["status"] for e in log.tail() if e.source == "notify"] == ["0"]
