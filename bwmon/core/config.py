@@ -32,7 +32,7 @@ def _check_regex(pattern: str) -> str:
     try:
         re.compile(pattern)
     except re.error as exc:
-        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+        raise ValueError(f'invalid regular expression "{pattern}": {exc}') from None
     return pattern
 
 
@@ -156,9 +156,9 @@ def _check_listen(value: object) -> object:
         return value
     _, sep, port = value.rpartition(":")
     if not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError(f"expected [ADDR:]PORT with a port from 1 to 65535, found {value!r}")
+        raise ValueError(f'expected [ADDR:]PORT with a port from 1 to 65535, found "{value}"')
     if sep and not value[: -len(port) - 1]:
-        raise ValueError(f"expected [ADDR:]PORT, found {value!r} (address before ':' is empty)")
+        raise ValueError(f'expected [ADDR:]PORT, found "{value}" (empty address before ":")')
     return value
 
 

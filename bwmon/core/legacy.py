@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from bwmon.core.config import AlertSettings, GroupSettings, MonitorSettings
-from bwmon.core.config_errors import ConfigError, Problem, describe_error
+from bwmon.core.config_errors import ConfigError, Problem, describe_error, format_found
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -117,7 +117,7 @@ def _number(ini: _Ini, section: str, key: str, value: str, convert: Callable[[st
         return convert(value.strip())
     except ValueError:
         kind = "an integer" if convert is int else "a number"
-        raise ini.problem(section, key, f"expected {kind}, found {value!r}") from None
+        raise ini.problem(section, key, f"expected {kind}, found {format_found(value)}") from None
 
 
 def _warn_unknown(ini: _Ini, section: str, known: set[str], warnings: list[str] | None) -> None:
@@ -179,7 +179,7 @@ def load_monitor_config(path: Path, *, warnings: list[str] | None = None) -> lis
                     raise ini.problem(
                         section,
                         "ignorelocal",
-                        f"expected true or false, found {opts['ignorelocal']!r}",
+                        f"expected true or false, found {format_found(opts['ignorelocal'])}",
                     ) from None
             keys = {"include": "include", "exclude": "exclude", "ignore_local": "ignorelocal"}
             monitors.append(_build(ini, section, MonitorSettings, data, keys))
@@ -210,6 +210,13 @@ def load_monitor_config(path: Path, *, warnings: list[str] | None = None) -> lis
                 shape = _number(ini, section, "shape_threshold", opts["shape_threshold"], float)
                 if shape > 0:
                     data["shape_in"] = data["shape_out"] = shape
+                    if warnings is not None:
+                        warnings.append(
+                            f"{ini.where(section, 'shape_threshold')}: [{section}] "
+                            f"shape_threshold: bwmon 1.1 never enforced it; bwmon now limits "
+                            f"this pipe to {shape:g} kB/s each way (remove the line to keep "
+                            "it unlimited)"
+                        )
             keys = {
                 "port": "port",
                 "target_host": "newhost",
@@ -219,12 +226,10 @@ def load_monitor_config(path: Path, *, warnings: list[str] | None = None) -> lis
             }
             monitors.append(_build(ini, section, MonitorSettings, data, keys))
         else:
-            found = repr(opts["type"]) if "type" in opts else "nothing"
-            raise ini.problem(
-                section,
-                "type" if "type" in opts else None,
-                f"type: expected monitor or pipe, found {found}",
-            )
+            if "type" in opts:
+                found = format_found(opts["type"])
+                raise ini.problem(section, "type", f"expected monitor or pipe, found {found}")
+            raise ini.problem(section, None, "type: required (monitor or pipe), missing")
     return monitors
 
 

@@ -29,9 +29,11 @@ __all__ = [
     "CONFIG_ENV",
     "SYSTEM_CONFIG",
     "ConfigError",
+    "Origins",
     "default_config_path",
     "find_config",
     "load_settings",
+    "load_settings_with_origins",
     "read_toml",
 ]
 
@@ -108,6 +110,20 @@ def load_settings(
     `env` replaces os.environ; `flag_names` maps dotted keys to the flag that set them
     ("general.interval" → "--interval") so errors name the flag. Raises ConfigError.
     """
+    settings, path, _ = load_settings_with_origins(
+        config, overrides=overrides, env=env, flag_names=flag_names
+    )
+    return settings, path
+
+
+def load_settings_with_origins(
+    config: Path | None = None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    flag_names: Mapping[str, str] | None = None,
+) -> tuple[Settings, Path | None, Origins]:
+    """Like load_settings, also returning where each setting came from (for `config show`)."""
     env = dict(os.environ) if env is None else dict(env)
     path, _ = find_config(config, env)
     toml_data: dict[str, Any] = {}
@@ -122,18 +138,21 @@ def load_settings(
     except SettingsError as exc:
         raise _env_parse_error(env, exc) from None
     except ValidationError as exc:
-        env_data = MappingEnvSource(Settings, env)()
-        blame = _Blame(path, toml_data, lines, env, env_data, plain, flag_names or {})
-        raise describe_validation(Settings, exc, blame) from None
-    return settings, path
+        origins = Origins(path, toml_data, lines, env, plain, flag_names or {})
+        raise describe_validation(Settings, exc, origins) from None
+    return settings, path, Origins(path, toml_data, lines, env, plain, flag_names or {})
 
 
 # ---------------------------------------------------------------------------------------------
 # Where a bad value came from
 
 
-class _Blame:
-    """Answers "where was the value at loc set?" with the source of highest precedence."""
+class Origins:
+    """Answers "where was the value at loc set?": the source of highest precedence holding it.
+
+    Called with a pydantic loc it returns (where, line): `file:line`, a `BWMON_*` variable, a
+    flag, or "" for a built-in default (line is 0 unless the value came from the file).
+    """
 
     def __init__(
         self,
@@ -141,12 +160,15 @@ class _Blame:
         toml_data: dict[str, Any],
         lines: TomlLines | None,
         env: Mapping[str, str],
-        env_data: dict[str, Any],
         overrides: dict[str, Any],
         flag_names: Mapping[str, str],
     ) -> None:
         self.path, self.toml_data, self.lines = path, toml_data, lines
-        self.env, self.env_data = env, env_data
+        self.env = env
+        try:
+            self.env_data: dict[str, Any] = MappingEnvSource(Settings, env)()
+        except SettingsError:
+            self.env_data = {}
         self.overrides, self.flag_names = overrides, flag_names
 
     def __call__(self, loc: Loc) -> tuple[str, int]:
@@ -164,6 +186,13 @@ class _Blame:
             return self._env_var(loc), 0
         line = self.lines.find(loc) if self.lines else None
         return (f"{self.path}:{line}" if line else str(self.path)), line or 0
+
+    def origin(self, loc: Loc) -> str:
+        """Where the value at loc was set, only if a source holds it whole ("" = default)."""
+        holders = [self.overrides, self.env_data, self.toml_data]
+        if not any(_depth(data, loc) == len(loc) for data in holders):
+            return ""
+        return self(loc)[0]
 
     def _flag(self, loc: Loc) -> str:
         keys = [p for p in loc if isinstance(p, str)]
@@ -212,14 +241,19 @@ def _plain(value: Any) -> Any:
 
 
 def _check_env_names(env: Mapping[str, str]) -> None:
-    """A `BWMON_*` variable that names no setting is a typo: say so instead of ignoring it."""
+    """A `BWMON_X__Y` variable whose X is no section is a typo: say so instead of ignoring it.
+
+    Plain `BWMON_NAME` variables without `__` are left alone: notification commands get such
+    variables (BWMON_APP, BWMON_TIME…) and may well run bwmon themselves.
+    """
     problems = []
     fields = set(Settings.model_fields)
     for name in env:
         if not name.upper().startswith(ENV_PREFIX) or name.upper() == CONFIG_ENV:
             continue
-        section = name[len(ENV_PREFIX) :].split("__", 1)[0].lower()
-        if section not in fields:
+        section, nested, _ = name[len(ENV_PREFIX) :].partition("__")
+        # BWMON_APP, BWMON_TIME…: what notification commands receive, not settings
+        if section.lower() not in fields and nested:
             known = ", ".join(sorted(fields))
             problems.append(
                 Problem(name, "", f"unknown setting (sections: {known}; nest keys with __)")
