@@ -16,10 +16,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from bwmon.cli.errors import UserError
-from bwmon.core.config import Settings
+from bwmon.cli.options import settings_from_args
 from bwmon.core.doctor import BLOCKING, TRACKING, apply_fixes, blocking, diagnose, fixable
 from bwmon.core.model import Finding
 
@@ -36,16 +34,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--fix", action="store_true",
                    help="apply the fixes (needs root) and say what was changed")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument("--config", metavar="FILE", type=Path, default=None,
+                   help="bwmon.toml to read general.proc_root and general.conntrack_command from")
     p.set_defaults(func=run)
 
 
-def _paths() -> tuple[Path, str]:
-    try:
-        general = Settings().general
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise UserError(f"bad setting {where}: {first['msg']}") from None
+def _paths(args: argparse.Namespace) -> tuple[Path, str]:
+    """general.proc_root and general.conntrack_command from bwmon.toml / BWMON_* variables."""
+    general = settings_from_args(args).general
     return general.proc_root, general.conntrack_command
 
 
@@ -56,8 +52,9 @@ def _namespace() -> str:
         return "unknown"
 
 
-async def _doctor(fix: bool) -> tuple[list[Finding], list[str]]:
-    proc_root, conntrack = _paths()
+async def _doctor(args: argparse.Namespace) -> tuple[list[Finding], list[str]]:
+    fix: bool = args.fix
+    proc_root, conntrack = _paths(args)
     findings = await diagnose(proc_root, conntrack_command=conntrack)
     applied: list[str] = []
     if not fix:
@@ -109,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     if args.fix and os.geteuid() != 0:
         raise UserError("doctor --fix needs root; nothing was changed: run "
                         "`sudo bwmon doctor --fix`")
-    findings, applied = asyncio.run(_doctor(args.fix))
+    findings, applied = asyncio.run(_doctor(args))
     if args.json:
         print(json.dumps({
             "namespace": _namespace(),

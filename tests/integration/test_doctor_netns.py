@@ -1,0 +1,76 @@
+"""`bwmon doctor` against the real kernel, in a fresh namespace that tracks and counts nothing."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import REPO, TRAFFIC
+from tests.helpers.netns import NetNS
+
+pytestmark = pytest.mark.privileged
+PORT = 47811
+
+
+def doctor(ns: NetNS, *flags: str) -> subprocess.CompletedProcess[str]:
+    # (--fix without root is covered in tests/unit/test_doctor.py: this Python's
+    # site-packages are not readable by an unprivileged user on the test machines)
+    return ns.run(sys.executable, "-m", "bwmon", "doctor", *flags, check=False, cwd=REPO,
+                  timeout=60)
+
+
+def findings(result: subprocess.CompletedProcess[str]) -> dict[str, dict[str, object]]:
+    return {f["check"]: f for f in json.loads(result.stdout)["findings"]}
+
+
+def sysctl(ns: NetNS, name: str) -> str:
+    return ns.run("cat", f"/proc/sys/net/netfilter/{name}").stdout.strip()
+
+
+def test_fix_makes_a_fresh_namespace_measure() -> None:
+    with NetNS(acct=False, track=False, events=2) as ns:
+        before = doctor(ns, "--json")
+        assert before.returncode == 3, before.stderr  # nothing can be measured
+        f = findings(before)
+        assert f["accounting"]["fix"] == "sysctl -w net.netfilter.nf_conntrack_acct=1"
+        assert str(f["tracking-ipv4"]["fix"]).startswith("iptables -I INPUT -m conntrack")
+        assert str(f["tracking-ipv6"]["fix"]).startswith("ip6tables -I INPUT -m conntrack")
+        assert f["events"]["fix"] == "sysctl -w net.netfilter.nf_conntrack_events=1"
+        assert f["root"]["ok"] and f["conntrack-table"]["ok"]
+
+        fixed = doctor(ns, "--fix", "--json")
+        assert fixed.returncode in (0, 1), fixed.stdout + fixed.stderr  # 1: only eBPF may warn
+        assert "sysctl -w net.netfilter.nf_conntrack_acct=1: ok" in json.loads(fixed.stdout)[
+            "applied"]
+        after = findings(fixed)  # diagnosed again after the fixes
+        assert all(after[c]["ok"] for c in ("accounting", "tracking-ipv4", "tracking-ipv6",
+                                             "events")), after
+        assert sysctl(ns, "nf_conntrack_events") == "1"
+
+        again = doctor(ns, "--fix", "--json")
+        assert json.loads(again.stdout)["applied"] == []  # idempotent: no duplicate rules
+        assert ns.run("iptables-save").stdout.count("bwmon: track flows") == 1
+
+        # real traffic is now tracked and counted, over IPv4 and IPv6
+        sink = ns.popen([sys.executable, TRAFFIC, "sink", "--port", str(PORT)],
+                        stdout=subprocess.PIPE, text=True)
+        try:
+            assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"
+            for host in ("127.0.0.1", "::1"):
+                ns.run(sys.executable, TRAFFIC, "client", "--tag", "doctor-fix", "--host", host,
+                       "--port", str(PORT), "--proto", "udp", "--send", "3000", timeout=30)
+            time.sleep(0.2)
+            table = ns.conntrack_text()
+        finally:
+            sink.kill()
+            sink.wait()
+        for family in ("ipv4", "ipv6"):
+            line = next(ln for ln in table.splitlines()
+                        if ln.startswith(family) and f"dport={PORT} " in ln and " udp " in ln)
+            sent = int(re.findall(r"bytes=(\d+)", line)[0])
+            assert sent >= 3000, line  # the payload plus headers

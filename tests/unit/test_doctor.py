@@ -1,0 +1,248 @@
+"""`bwmon doctor` checks on fixture /proc trees, with fake ruleset tools (real subprocesses)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from bwmon.cli import doctor as doctor_cli
+from bwmon.cli.errors import UserError
+from bwmon.core import doctor
+from bwmon.core.doctor import apply_fixes, blocking, diagnose, fix_commands, tracking_rules
+from bwmon.core.ebpf import EbpfOwners
+from bwmon.core.model import Finding
+
+IPTABLES_TRACKING = """\
+*filter
+:INPUT ACCEPT [0:0]
+-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+COMMIT
+"""
+IPTABLES_PLAIN = """\
+*filter
+:INPUT ACCEPT [0:0]
+-A INPUT -p tcp --dport 22 -j ACCEPT
+COMMIT
+"""
+NFT_INET = """\
+table inet filter {
+\tchain input {
+\t\ttype filter hook input priority filter; policy accept;
+\t\tct state established,related accept
+\t}
+}
+"""
+NFT_IP_ONLY = """\
+table ip6 plain {
+\tchain input {
+\t\ttype filter hook input priority filter; policy accept;
+\t\ttcp dport 22 accept
+\t}
+}
+table ip nat {
+\tchain postrouting {
+\t\ttype nat hook postrouting priority srcnat; policy accept;
+\t\toifname "eth0" masquerade
+\t}
+}
+"""
+FLOW4 = ("ipv4     2 tcp      6 117 TIME_WAIT src=127.0.0.1 dst=127.0.0.1 sport=1 dport=2 "
+         "packets=3 bytes=180 src=127.0.0.1 dst=127.0.0.1 sport=2 dport=1 packets=2 bytes=112 "
+         "[ASSURED] mark=0 zone=0 use=1\n")
+
+
+def proc_tree(root: Path, *, acct: str | None = "1", events: str | None = "1",
+              table: str | None = "") -> Path:
+    """A fake /proc: netfilter sysctls and the conntrack file (None = absent)."""
+    nf = root / "sys" / "net" / "netfilter"
+    nf.mkdir(parents=True)
+    for name, value in (("nf_conntrack_acct", acct), ("nf_conntrack_events", events)):
+        if value is not None:
+            (nf / name).write_text(value + "\n")
+    (root / "net").mkdir()
+    if table is not None:
+        (root / "net" / "nf_conntrack").write_text(table)
+    (root / "filesystems").write_text("nodev\ttracefs\n")
+    return root
+
+
+def rulesets(tmp_path: Path, ipv4: str = "", ipv6: str = "", nft: str = "") -> list[list[str]]:
+    cmds = []
+    for name, text in (("v4", ipv4), ("v6", ipv6), ("nft", nft)):
+        f = tmp_path / f"{name}.rules"
+        f.write_text(text)
+        cmds.append(["cat", str(f)])
+    return cmds
+
+
+class NoEbpf(EbpfOwners):
+    def available(self) -> str | None:
+        self._fix = "apt-get install bpftrace"
+        return "bpftrace missing"
+
+
+def by_check(findings: list[Finding]) -> dict[str, Finding]:
+    return {f.check: f for f in findings}
+
+
+async def run_diagnose(proc: Path, tmp_path: Path, **kw: object) -> dict[str, Finding]:
+    rules = kw.pop("rules", None)
+    if rules is None:
+        rules = rulesets(tmp_path, IPTABLES_TRACKING, IPTABLES_TRACKING)
+    found = await diagnose(proc, ruleset_commands=rules, ebpf=NoEbpf(),  # type: ignore[arg-type]
+                           euid=kw.pop("euid", 0), **kw)  # type: ignore[arg-type]
+    return by_check(found)
+
+
+async def test_healthy_tree_passes_everything_but_ebpf(tmp_path: Path) -> None:
+    f = await run_diagnose(proc_tree(tmp_path / "proc"), tmp_path, conntrack_command="true")
+    assert [c for c, x in f.items() if not x.ok] == ["ebpf"]
+    assert f["ebpf"].fix == "apt-get install bpftrace"
+    assert not blocking(list(f.values()))
+
+
+async def test_accounting_off_blocks_and_names_the_sysctl(tmp_path: Path) -> None:
+    f = await run_diagnose(proc_tree(tmp_path / "proc", acct="0"), tmp_path)
+    assert not f["accounting"].ok
+    assert f["accounting"].fix == "sysctl -w net.netfilter.nf_conntrack_acct=1"
+    assert "before" in f["accounting"].message  # old flows stay uncounted
+    assert blocking(list(f.values()))
+
+
+async def test_module_not_loaded_suggests_modprobe(tmp_path: Path) -> None:
+    proc = proc_tree(tmp_path / "proc", acct=None, events=None, table=None)
+    f = await run_diagnose(proc, tmp_path)
+    assert f["conntrack-table"].fix == "modprobe nf_conntrack"
+    assert f["accounting"].fix == "modprobe nf_conntrack"
+
+
+async def test_missing_file_falls_back_to_the_tool(tmp_path: Path) -> None:
+    proc = proc_tree(tmp_path / "proc", table=None)
+    f = await run_diagnose(proc, tmp_path, conntrack_command="true")
+    assert f["conntrack-table"].ok and "-L" in f["conntrack-table"].message
+    f = await run_diagnose(proc, tmp_path, conntrack_command="false")
+    assert not f["conntrack-table"].ok
+    f = await run_diagnose(proc, tmp_path, conntrack_command="no-such-conntrack-tool")
+    assert f["conntrack-table"].fix == "apt-get install conntrack"
+    assert f["conntrack-tool"].fix == "apt-get install conntrack"
+    assert blocking(list(f.values()))
+
+
+async def test_missing_tool_is_only_a_warning_when_the_file_exists(tmp_path: Path) -> None:
+    f = await run_diagnose(proc_tree(tmp_path / "proc"), tmp_path,
+                           conntrack_command="no-such-conntrack-tool")
+    assert f["conntrack-table"].ok
+    assert not f["conntrack-tool"].ok
+    assert not blocking(list(f.values()))
+
+
+@pytest.mark.parametrize(("value", "word"), [("2", "auto"), ("0", "off")])
+async def test_events_not_1_recommends_1(tmp_path: Path, value: str, word: str) -> None:
+    f = await run_diagnose(proc_tree(tmp_path / "proc", events=value), tmp_path)
+    assert not f["events"].ok and word in f["events"].message
+    assert f["events"].fix == "sysctl -w net.netfilter.nf_conntrack_events=1"
+    assert not blocking(list(f.values()))
+
+
+async def test_no_tracking_rules_and_empty_table_fails_both_families(tmp_path: Path) -> None:
+    rules = rulesets(tmp_path, IPTABLES_PLAIN, IPTABLES_PLAIN)
+    f = await run_diagnose(proc_tree(tmp_path / "proc"), tmp_path, rules=rules)
+    assert "iptables -I INPUT -m conntrack" in (f["tracking-ipv4"].fix or "")
+    assert (f["tracking-ipv6"].fix or "").startswith("ip6tables -I INPUT -m conntrack")
+    assert blocking(list(f.values()))
+
+
+async def test_flows_in_the_table_prove_tracking(tmp_path: Path) -> None:
+    rules = rulesets(tmp_path)
+    f = await run_diagnose(proc_tree(tmp_path / "proc", table=FLOW4), tmp_path, rules=rules)
+    assert f["tracking-ipv4"].ok
+    assert not f["tracking-ipv6"].ok
+    assert not blocking(list(f.values()))  # IPv4 still measurable
+
+
+async def test_failing_ruleset_tool_counts_as_no_rules(tmp_path: Path) -> None:
+    rules = [["false"], ["no-such-ip6tables-save"], ["false"]]
+    f = await run_diagnose(proc_tree(tmp_path / "proc"), tmp_path, rules=rules)
+    assert not f["tracking-ipv4"].ok and not f["tracking-ipv6"].ok
+
+
+def test_tracking_rules_reads_iptables_and_nft_families() -> None:
+    assert tracking_rules(IPTABLES_TRACKING, IPTABLES_PLAIN, "") == {4}
+    assert tracking_rules("", IPTABLES_TRACKING, "") == {6}
+    assert tracking_rules("", "", NFT_INET) == {4, 6}
+    assert tracking_rules("", "", NFT_IP_ONLY) == {4}  # nat needs conntrack; plain ip6 does not
+    assert tracking_rules(IPTABLES_PLAIN, IPTABLES_PLAIN, "") == set()
+
+
+async def test_not_root_is_reported_and_not_auto_fixable(tmp_path: Path) -> None:
+    f = await run_diagnose(proc_tree(tmp_path / "proc"), tmp_path, euid=1000)
+    assert not f["root"].ok
+    assert not doctor.fixable(f["root"])
+
+
+def test_fix_commands_split_and_keep_quotes() -> None:
+    cmds = fix_commands('iptables -I INPUT -m comment --comment "bwmon: track flows" && true')
+    assert cmds == [["iptables", "-I", "INPUT", "-m", "comment", "--comment",
+                     "bwmon: track flows"], ["true"]]
+
+
+async def test_apply_fixes_refuses_without_root(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    marker = tmp_path / "changed"
+    monkeypatch.setattr(doctor.os, "geteuid", lambda: 1000)
+    with pytest.raises(PermissionError, match="sudo bwmon doctor --fix"):
+        await apply_fixes([Finding("x", False, "broken", f"touch {marker}")])
+    assert not marker.exists()
+
+
+async def test_apply_fixes_runs_each_failing_fix_once_and_reports(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(doctor.os, "geteuid", lambda: 0)
+    a, b, c = (tmp_path / n for n in "abc")
+    findings = [
+        Finding("one", False, "m", f"touch {a} && touch {b}"),
+        Finding("two", False, "m", f"touch {a} && touch {b}"),  # same fix: once
+        Finding("ok", True, "fine", f"touch {c}"),  # passing: not run
+        Finding("user", False, "m", "run bwmon as root (sudo)"),  # advice only
+        Finding("bad", False, "m", "false"),
+    ]
+    report = await apply_fixes(findings)
+    assert a.exists() and b.exists() and not c.exists()
+    assert report == [f"touch {a}: ok", f"touch {b}: ok", "false: failed (status 1): no output"]
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    doctor_cli.add_parser(parser.add_subparsers())
+    return parser.parse_args(["doctor", *argv])
+
+
+def test_cli_fix_without_root_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(doctor_cli.os, "geteuid", lambda: 1000)
+    with pytest.raises(UserError, match="needs root; nothing was changed"):
+        doctor_cli.run(_args("--fix"))
+
+
+def test_cli_json_reports_fixes_and_exit_status(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    proc = proc_tree(tmp_path / "proc", acct="0")
+    monkeypatch.setenv("BWMON_GENERAL__PROC_ROOT", str(proc))
+    status = doctor_cli.run(_args("--json"))
+    out = json.loads(capsys.readouterr().out)
+    assert status == 3 and out["blocking"] is True
+    acct = next(f for f in out["findings"] if f["check"] == "accounting")
+    assert acct == {"check": "accounting", "ok": False, "message": acct["message"],
+                    "fix": "sysctl -w net.netfilter.nf_conntrack_acct=1"}
+
+
+def test_cli_text_shows_fix_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("BWMON_GENERAL__PROC_ROOT", str(proc_tree(tmp_path / "proc", acct="0")))
+    doctor_cli.run(_args())
+    out = capsys.readouterr().out
+    assert "FAIL  accounting" in out
+    assert "fix: sysctl -w net.netfilter.nf_conntrack_acct=1" in out
+    assert "bwmon doctor --fix" in out
