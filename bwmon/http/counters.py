@@ -36,6 +36,7 @@ class MonotonicCounters:
 
     def update(self, now: float, totals: Iterable[tuple[str, int, int]]) -> None:
         """Feed one snapshot's cumulative (name, total_in, total_out) rows, taken at `now`."""
+        self._expire(now)
         for name, total_in, total_out in totals:
             track = self._tracks.get(name)
             if track is None:
@@ -49,7 +50,6 @@ class MonotonicCounters:
             value[1] += d_out
             track.last = (total_in, total_out)
             track.seen = now
-        self._expire(now)
 
     def _expire(self, now: float) -> None:
         stale = [n for n, t in self._tracks.items() if now - t.seen > self.expire]

@@ -39,7 +39,7 @@ class BwmonCollector(Collector):
         self.feed = feed
         self.per_process = per_process
         self.stale_after = stale_after
-        self._wall = wall
+        self.wall = wall
         self.apps = MonotonicCounters(max_names)
         self.pipes = MonotonicCounters(max_names)
         self.processes = MonotonicCounters(max_names)
@@ -162,7 +162,7 @@ class BwmonCollector(Collector):
 
     def fresh(self, snap: Snapshot | None) -> bool:
         """True when `snap` exists and is younger than `stale_after` seconds."""
-        return snap is not None and self._wall() - snap.time <= self.stale_after
+        return snap is not None and self.wall() - snap.time <= self.stale_after
 
     def _health(self, snap: Snapshot | None) -> Iterator[Metric]:
         source = GaugeMetricFamily(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hmac
 import sys
 from collections.abc import Callable
@@ -36,6 +37,7 @@ PAGE_CSP = (
 CHALLENGE = (("WWW-Authenticate", 'Basic realm="bwmon", charset="UTF-8"'),
              ("WWW-Authenticate", 'Bearer realm="bwmon"'))
 
+LINGER = 0.5  # seconds a refused connection is kept half-closed before it is dropped
 Reply = tuple[int, bytes, str, tuple[tuple[str, str], ...]]
 
 
@@ -104,20 +106,27 @@ class HttpServer:
             self.rejected += 1
             writer.write(response(503, b"too many connections\n", "text/plain",
                                   headers=(("Retry-After", "5"),)))
-            writer.close()
+            # half-close now, drop later: closing with the request unread would send a reset
+            # that can destroy the 503 before the client reads it
+            if writer.can_write_eof():
+                writer.write_eof()
+            asyncio.get_running_loop().call_later(LINGER, writer.transport.abort)
             return
         task = asyncio.current_task()
         assert task is not None
         self._conns.add(task)
         try:
             await self._serve(reader, writer)
+            writer.close()  # sends what is still buffered, then FIN
+            async with asyncio.timeout(self.limits.write_timeout):
+                await writer.wait_closed()
         except (ConnectionError, TimeoutError, asyncio.CancelledError):
             pass
         except Exception as exc:  # a bug must not take the monitor down: log it, drop the client
             print(f"bwmon http: internal error: {exc!r}", file=sys.stderr)
         finally:
             self._conns.discard(task)
-            writer.transport.abort()
+            writer.transport.abort()  # no-op after a clean close
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         for _ in range(self.limits.max_requests):
@@ -128,6 +137,7 @@ class HttpServer:
             except HttpError as err:
                 body = dumps({"error": err.message})
                 await self._send(writer, response(err.status, body, JSON, headers=err.headers))
+                await self._linger(reader, writer)
                 return
             if req is None:
                 return
@@ -137,6 +147,16 @@ class HttpServer:
                                               keep_alive=keep, headers=headers))
             if not keep:
                 return
+
+    async def _linger(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Half-close and discard what the client still sends, briefly, so the error it was
+        sent arrives instead of a connection reset."""
+        if writer.can_write_eof():
+            writer.write_eof()
+        with contextlib.suppress(TimeoutError, ConnectionError):
+            async with asyncio.timeout(LINGER):
+                while await reader.read(65536):
+                    pass
 
     async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
         writer.write(data)

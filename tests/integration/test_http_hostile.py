@@ -1,0 +1,142 @@
+"""Slow, oversized and too many clients: cut off, refused, and the tick loop keeps its pace."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+
+from bwmon.core.feed import ManualFeed
+from bwmon.core.model import AppRow, HostTotals, RowKind, Snapshot, Totals, Unit
+from bwmon.http import Limits, start_http
+from tests.integration.test_http_synthetic import T0, feed_with_ticks, get, snapshot
+
+
+async def test_a_slowloris_client_is_disconnected_at_the_head_deadline() -> None:
+    server = await start_http(feed_with_ticks(1), "0", None, limits=Limits(head_timeout=0.5))
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        started = time.monotonic()
+        for chunk in (b"GET /metr", b"ics HTTP/1.1\r\n", b"X-Slow: 1\r\n"):
+            writer.write(chunk)
+            await asyncio.sleep(0.2)
+        leftover = await asyncio.wait_for(reader.read(), 5)  # EOF: the server hung up
+        assert leftover == b""
+        assert time.monotonic() - started < 3
+        writer.close()
+    finally:
+        await server.close()
+
+
+async def test_huge_headers_are_refused_with_431() -> None:
+    server = await start_http(feed_with_ticks(1), "0", None)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /metrics HTTP/1.1\r\n" + b"X-Junk: " + b"j" * 100_000 + b"\r\n\r\n")
+        with_status = await asyncio.wait_for(reader.read(), 5)
+        assert with_status.startswith(b"HTTP/1.1 431 ")
+        writer.close()
+    finally:
+        await server.close()
+
+
+async def test_connections_beyond_the_cap_are_refused_then_served_again() -> None:
+    server = await start_http(feed_with_ticks(1), "0", None, limits=Limits(max_connections=8))
+    idle = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(8)]
+    try:
+        await asyncio.sleep(0.1)
+        refused = await get(server.port, "/api/v1/snapshot")
+        assert refused.status == 503 and refused.headers["retry-after"] == "5"
+        for _, writer in idle:
+            writer.close()
+        await asyncio.sleep(0.2)
+        assert (await get(server.port, "/api/v1/snapshot")).status == 200
+    finally:
+        await server.close()
+
+
+def big_snapshot(apps: int) -> Snapshot:
+    rows = tuple(AppRow(f"app-{i:05d}-" + "x" * 60, RowKind.APP, Unit.IP, 1.0, 2.0, 3, 4)
+                 for i in range(apps))
+    return Snapshot(1, T0, 0.0, rows, (), HostTotals(), Totals())
+
+
+async def test_a_client_that_never_reads_is_dropped_at_the_write_deadline() -> None:
+    feed = ManualFeed()
+    feed.push(big_snapshot(5000))  # about half a megabyte of JSON
+    server = await start_http(feed, "0", None, limits=Limits(write_timeout=0.5))
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    sock.setblocking(False)
+    try:
+        sock.sendall(b"GET /api/v1/snapshot HTTP/1.1\r\n\r\n" * 20)
+        for _ in range(40):  # the server gives up on this reader, not the other way round
+            await asyncio.sleep(0.1)
+            if not server._conns:
+                break
+        assert not server._conns
+        assert (await get(server.port, "/metrics")).status == 200
+    finally:
+        sock.close()
+        await server.close()
+
+
+async def test_ticks_keep_their_pace_under_attack() -> None:
+    """50 ms ticks while slowloris, oversized and hammering clients hit the server."""
+    feed = feed_with_ticks(1)
+    server = await start_http(feed, "0", None, limits=Limits(max_connections=32))
+    stop = asyncio.Event()
+    tick_times: list[float] = []
+
+    async def ticker() -> None:
+        seq = 1
+        while not stop.is_set():
+            seq += 1
+            feed.push(snapshot(seq, firefox=seq * 1000, curl=seq, pipe=seq))
+            tick_times.append(time.monotonic())
+            await asyncio.sleep(0.05)
+
+    async def slowloris() -> None:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            while not stop.is_set():
+                writer.write(b"X")
+                await asyncio.sleep(0.1)
+            writer.close()
+        except OSError:
+            pass
+
+    async def hammer() -> int:
+        answered = 0
+        while not stop.is_set():
+            for path in ("/metrics", "/api/v1/snapshot", "/api/v1/history"):
+                reply = await get(server.port, path)
+                answered += reply.status == 200
+        return answered
+
+    tasks = [asyncio.create_task(ticker())]
+    tasks += [asyncio.create_task(slowloris()) for _ in range(24)]
+    hammers = [asyncio.create_task(hammer()) for _ in range(4)]
+    await asyncio.sleep(1.5)
+    stop.set()
+    answered = sum(await asyncio.gather(*hammers))
+    await asyncio.gather(*tasks)
+    await server.close()
+    gaps = [b - a for a, b in zip(tick_times, tick_times[1:], strict=False)]
+    assert answered > 0  # real clients were still served
+    assert len(tick_times) >= 15, len(tick_times)  # 30 ticks due in 1.5 s; half is plenty
+    assert max(gaps) < 0.5, max(gaps)
+
+
+async def test_a_large_answer_arrives_whole() -> None:
+    feed = ManualFeed()
+    feed.push(big_snapshot(5000))
+    server = await start_http(feed, "0", None)
+    try:
+        reply = await get(server.port, "/api/v1/snapshot")
+    finally:
+        await server.close()
+    assert len(reply.body) == int(reply.headers["content-length"])
+    doc = reply.json()
+    assert isinstance(doc, dict) and len(doc["apps"]) == 5000
