@@ -1,0 +1,393 @@
+"""Parse the kernel's conntrack table: `/proc/net/nf_conntrack`, `/proc/net/ip_conntrack` and
+`conntrack -L -o extended[,id]` all print the same key=value line shape.
+
+Speed matters (50k flows per tick), so common tcp/udp lines go through one compiled regex run
+over the whole text, and `ConntrackParser` reuses the entry object of a line whose content did
+not change since the previous tick. Every other line shape goes through a key=value tokenizer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import re
+import shlex
+from collections.abc import Sequence
+from itertools import compress
+from operator import not_
+from pathlib import Path
+
+import aiofiles
+
+from bwmon.core.model import ConntrackEntry, Tuple5
+
+__all__ = [
+    "ConntrackParser", "ConntrackSource", "SourceError", "normalise_address", "parse_conntrack",
+    "parse_line",
+]
+
+_ADDR = r"[0-9A-Fa-f.:]+"
+_TUPLE = rf"src={_ADDR} dst={_ADDR} sport=\d+ dport=\d+"
+# The common shape (tcp/udp/sctp/dccp/udplite with ports); any other line is caught by the
+# last alternative and handed to the tokenizer. Groups: 1 family, 2 proto, 3 protonum,
+# 4 timeout, 5 body, 6 state, 7 orig tuple,
+# 8/9 orig packets/bytes, 10 [UNREPLIED], 11 reply tuple, 12/13 reply packets/bytes,
+# 14 flag, 15 mark, 16 zone, 17 tail (use=, id=), 18 ct id, 19 any other line.
+_FAST = re.compile(
+    r"^(?:(ipv[46]) +\d+ +)?(tcp|udp|udplite|sctp|dccp) +(\d+) +(?:(\d+) +)?"
+    r"((?:([A-Z][A-Z_]*) +)?"
+    rf"({_TUPLE}) +(?:packets=(\d+) bytes=(\d+) +)?(\[UNREPLIED\] +)?"
+    rf"({_TUPLE}) +(?:packets=(\d+) bytes=(\d+) +)?"
+    r"(?:\[(ASSURED|OFFLOAD|HW_OFFLOAD)\] +)?(?:mark=(\d+) +)?(?:zone=(\d+) +)?)"
+    r"(?:delta-time=\d+ +)?(use=\d+(?: +id=(\d+))?) *$"
+    r"|^([^\n]*\S[^\n]*)$",
+    re.M,
+)
+
+_FLAGSETS: dict[tuple[str | None, bool], frozenset[str]] = {}
+for _flag in (None, "ASSURED", "OFFLOAD", "HW_OFFLOAD"):
+    for _unreplied in (False, True):
+        _FLAGSETS[(_flag, _unreplied)] = frozenset(
+            ([_flag] if _flag else []) + (["UNREPLIED"] if _unreplied else [])
+        )
+
+_addr_cache: dict[str, str] = {}
+
+
+def normalise_address(raw: str) -> str:
+    """Compressed `ipaddress` form of an address; IPv4-mapped IPv6 becomes plain IPv4.
+
+    Raises ValueError on anything that is not an IP address. Results are cached: a table holds
+    few distinct addresses and the kernel prints IPv6 fully expanded.
+    """
+    done = _addr_cache.get(raw)
+    if done is not None:
+        return done
+    addr = ipaddress.ip_address(raw)
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    done = str(addr)
+    if len(_addr_cache) > 100_000:
+        _addr_cache.clear()
+    _addr_cache[raw] = done
+    return done
+
+
+def _tuple_from_text(text: str) -> Tuple5:
+    """Tuple5 of a `src=A dst=B sport=P dport=Q` group (already validated by the regex)."""
+    src, dst, sport, dport = text.split(" ")
+    return Tuple5(
+        normalise_address(src[4:]), normalise_address(dst[4:]), int(sport[6:]), int(dport[6:])
+    )
+
+
+def _opt_int(text: str | None) -> int | None:
+    return None if text is None else int(text)
+
+
+def _entry_from_match(
+    g: tuple[str | None, ...], tuples: dict[str, Tuple5], with_timeout: bool
+) -> ConntrackEntry:
+    """Build the entry of a fast-path match from its groups (see `_FAST`)."""
+    orig_text, reply_text = g[6], g[10]
+    assert orig_text is not None and reply_text is not None and g[2] is not None
+    orig = tuples.get(orig_text)
+    if orig is None:
+        orig = tuples[orig_text] = _tuple_from_text(orig_text)
+    reply = tuples.get(reply_text)
+    if reply is None:
+        reply = tuples[reply_text] = _tuple_from_text(reply_text)
+    fam = g[0]
+    family = 6 if fam == "ipv6" or (fam is None and ":" in orig.src) else 4
+    return ConntrackEntry(
+        family,
+        g[1] or "unknown",
+        int(g[2]),
+        orig,
+        reply,
+        _opt_int(g[7]),
+        _opt_int(g[8]),
+        _opt_int(g[11]),
+        _opt_int(g[12]),
+        g[5],
+        _opt_int(g[3]) if with_timeout else None,
+        _FLAGSETS[(g[13], g[9] is not None)],
+        int(g[15]) if g[15] else 0,
+        int(g[14]) if g[14] else 0,
+        _opt_int(g[17]),
+    )
+
+
+def parse_line(line: str) -> ConntrackEntry | None:
+    """Parse one line of any conntrack shape by key=value tokens; None for garbage.
+
+    Only the first four tokens are positional (`ipv4 2 tcp 6`, or `tcp 6` in the old
+    ip_conntrack format); then an optional timeout and state, then key=value tokens and
+    `[FLAG]`s. The first src/dst/sport/dport/packets/bytes group is orig, the second reply.
+    """
+    try:
+        return _parse_tokens(line.split())
+    except (ValueError, IndexError):
+        return None
+
+
+def _parse_tokens(toks: list[str]) -> ConntrackEntry | None:
+    if len(toks) < 4:
+        return None
+    family = 0
+    if toks[0] in ("ipv4", "ipv6") and toks[1].isdigit():
+        family = 4 if toks[0] == "ipv4" else 6
+        proto, protonum, i = toks[2], int(toks[3]), 4
+    elif toks[1].isdigit() and toks[0].isalnum() and "=" not in toks[0]:
+        proto, protonum, i = toks[0], int(toks[1]), 2
+    else:
+        return None
+    n = len(toks)
+    timeout: int | None = None
+    state: str | None = None
+    if i < n and toks[i].isdigit():
+        timeout = int(toks[i])
+        i += 1
+    if i < n and "=" not in toks[i] and not toks[i].startswith("["):
+        state = toks[i]
+        i += 1
+    # per direction: src, dst, sport, dport, packets, bytes
+    groups: list[list[str | None]] = []
+    flags: set[str] = set()
+    zone = mark = 0
+    zone_seen = False
+    ct_id: int | None = None
+    prev_key = ""
+    for tok in toks[i:]:
+        if tok.startswith("[") and tok.endswith("]"):
+            flags.add(tok[1:-1])
+            prev_key = ""
+            continue
+        key, sep, value = tok.partition("=")
+        if not sep:
+            prev_key = ""
+            continue
+        if key == "src":
+            groups.append([value, None, None, None, None, None])
+        elif groups and len(groups) <= 2 and key in _GROUP_FIELDS:
+            groups[-1][_GROUP_FIELDS[key]] = value
+        elif key == "id":
+            if prev_key != "code":  # after code= it is the icmp id, part of the tuple
+                ct_id = int(value)
+        elif key == "zone":
+            zone, zone_seen = int(value), True
+        elif key == "zone-orig" and not zone_seen:
+            zone = int(value)
+        elif key == "mark":
+            mark = int(value)
+        prev_key = key
+    if len(groups) < 2:
+        return None
+    o, r = groups[0], groups[1]
+    if o[1] is None or r[1] is None or o[0] is None or r[0] is None:
+        return None
+    orig = Tuple5(normalise_address(o[0]), normalise_address(o[1]), int(o[2] or 0),
+                  int(o[3] or 0))
+    reply = Tuple5(normalise_address(r[0]), normalise_address(r[1]), int(r[2] or 0),
+                   int(r[3] or 0))
+    if family == 0:
+        family = 6 if ":" in orig.src else 4
+    return ConntrackEntry(
+        family, proto, protonum, orig, reply,
+        _opt_int(o[4]), _opt_int(o[5]), _opt_int(r[4]), _opt_int(r[5]),
+        state, timeout, frozenset(flags), zone, mark, ct_id,
+    )
+
+
+_GROUP_FIELDS = {"dst": 1, "sport": 2, "dport": 3, "packets": 4, "bytes": 5}
+
+
+def parse_conntrack(text: str) -> list[ConntrackEntry]:
+    """Every entry of a conntrack table text, in order; garbage lines are skipped."""
+    out: list[ConntrackEntry] = []
+    tuples: dict[str, Tuple5] = {}
+    for m in _FAST.finditer(text):
+        g = m.groups()
+        if g[18] is None:
+            try:
+                out.append(_entry_from_match(g, tuples, True))
+                continue
+            except ValueError:
+                pass
+        entry = parse_line(m.group(0))
+        if entry is not None:
+            out.append(entry)
+    return out
+
+
+# For ConntrackParser: (head, rest) of each line, leaving out the timeout; one C-level findall.
+_KEY = re.compile(r"^((?:ipv[46] +\d+ +)?[a-z][a-z0-9]* +\d+) +(?:\d+ +)?(\S[^\n]*)$", re.M)
+_DELTA = re.compile(r"delta-time=\d+ +")
+
+
+class ConntrackParser:
+    """Parses successive reads of one table, reusing what did not change.
+
+    A line whose content (all but the per-second countdowns `timeout` and `delta-time`) equals
+    one of the previous call's lines yields that very entry object again, so an idle flow costs
+    a dict lookup done in C, and the caller may skip it by identity. Entries from this parser
+    therefore carry `timeout=None`; use `parse_conntrack` when timeouts matter.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str], ConntrackEntry | None] = {}
+        self._tuples: dict[str, Tuple5] = {}
+        self.reused = 0  # entries of the last parse that were reused (for benchmarks, tests)
+
+    def parse(self, text: str) -> list[ConntrackEntry]:
+        """The table's entries, in order; garbage lines are skipped."""
+        if "delta-time=" in text:
+            text = _DELTA.sub("", text)
+        keys: list[tuple[str, str]] = _KEY.findall(text)
+        found = list(map(self._entries.get, keys))
+        misses = list(compress(range(len(keys)), map(not_, found)))
+        tuples = self._tuples
+        for i in misses:
+            head, rest = keys[i]
+            found[i] = _parse_one(f"{head} {rest}", tuples)
+        self._entries = dict(zip(keys, found, strict=True))
+        if len(tuples) > 4 * len(keys) + 4096:  # bounded: forget tuples of long-gone flows
+            tuples.clear()
+        self.reused = len(keys) - len(misses)
+        if len(misses) == 0:
+            return found  # type: ignore[return-value]  # no None: every key was a hit
+        return [e for e in found if e is not None]
+
+
+def _parse_one(line: str, tuples: dict[str, Tuple5]) -> ConntrackEntry | None:
+    """One line without its timeout: fast regex first, the tokenizer for other shapes."""
+    m = _FAST.match(line)
+    if m is not None and m.group(19) is None:
+        try:
+            return _entry_from_match(m.groups(), tuples, False)
+        except ValueError:
+            return None
+    return parse_line(line)
+
+
+# ---------------------------------------------------------------------------------------------
+# The source: the table file, or the conntrack tool where the kernel has no such file
+
+
+class SourceError(Exception):
+    """The conntrack table cannot be read: what is wrong, and the command that fixes it."""
+
+    def __init__(self, message: str, fix: str | None = None) -> None:
+        super().__init__(message if fix is None else f"{message} (fix: {fix})")
+        self.message = message
+        self.fix = fix
+
+
+ROOT_FIX = "run as root (sudo bwmon …)"
+TOOL_FIX = "apt-get install conntrack"
+
+
+def tool_argv(command: str | Sequence[str], argv_prefix: Sequence[str] = ()) -> list[str]:
+    """The argv that runs the conntrack tool: prefix (e.g. `ip netns exec NS`) + command."""
+    cmd = shlex.split(command) if isinstance(command, str) else list(command)
+    return [*argv_prefix, *cmd]
+
+
+def tool_problem(command: str | Sequence[str], stderr: str) -> SourceError:
+    """Turn the conntrack tool's complaint into one message that names the fix."""
+    text = " ".join(stderr.split()) or "no error message"
+    low = text.lower()
+    if "root" in low or "not permitted" in low or "can't open netlink" in low:
+        return SourceError(f"the conntrack tool was refused: {text}", ROOT_FIX)
+    if "protocol not supported" in low or "not implemented" in low:
+        return SourceError(f"the kernel does not offer conntrack over netlink: {text}",
+                           "modprobe nf_conntrack_netlink")
+    name = command if isinstance(command, str) else " ".join(command)
+    return SourceError(f"`{name}` failed: {text}")
+
+
+class ConntrackSource:
+    """Reads the whole conntrack table once per tick, as parsed entries.
+
+    `<proc_root>/net/nf_conntrack` (or the old `ip_conntrack`) is read with one aiofiles read;
+    where neither exists, `conntrack -L -o extended,id` runs (it lists IPv4 and IPv6 flows).
+    `kind` is "file" or "tool", `detail` the path or command line. Entries come from a
+    `ConntrackParser`, so unchanged flows keep their entry object and carry no timeout.
+    """
+
+    def __init__(
+        self,
+        proc_root: Path = Path("/proc"),
+        command: str | Sequence[str] = "conntrack",
+        *,
+        argv_prefix: Sequence[str] = (),
+        timeout: float = 10.0,
+    ) -> None:
+        self.proc_root = Path(proc_root)
+        self.command = command
+        self.argv_prefix = tuple(argv_prefix)
+        self.timeout = timeout
+        self._parser = ConntrackParser()
+        self.kind, self.detail = self._probe()
+
+    def _probe(self) -> tuple[str, str]:
+        for name in ("nf_conntrack", "ip_conntrack"):
+            path = self.proc_root / "net" / name
+            if path.exists():
+                return "file", str(path)
+        return "tool", shlex.join([*tool_argv(self.command, self.argv_prefix), *_LIST_ARGS])
+
+    async def read(self) -> list[ConntrackEntry]:
+        """All entries now; raises SourceError (message + fix) when the table is unreadable."""
+        if self.kind == "file":
+            try:
+                text = await self._read_file(Path(self.detail))
+            except FileNotFoundError:
+                self.kind, self.detail = self._probe()  # module unloaded? try the other way
+                if self.kind == "file":
+                    raise SourceError(f"{self.detail} vanished", "modprobe nf_conntrack") from None
+                text = await self._run_tool()
+        else:
+            text = await self._run_tool()
+        return self._parser.parse(text)
+
+    async def _read_file(self, path: Path) -> str:
+        try:
+            async with aiofiles.open(path, encoding="ascii", errors="replace") as f:
+                return await f.read()
+        except PermissionError:
+            raise SourceError(f"cannot read {path}: permission denied (root only)",
+                              ROOT_FIX) from None
+        except OSError as exc:
+            if isinstance(exc, FileNotFoundError):
+                raise
+            raise SourceError(f"cannot read {path}: {exc.strerror}") from None
+
+    async def _run_tool(self) -> str:
+        argv = [*tool_argv(self.command, self.argv_prefix), *_LIST_ARGS]
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except FileNotFoundError:
+            raise SourceError(
+                f"no {self.proc_root}/net/nf_conntrack and no conntrack tool ({argv[0]})",
+                f"{TOOL_FIX} (or modprobe nf_conntrack)",
+            ) from None
+        except PermissionError:
+            raise SourceError(f"cannot run {argv[0]}: permission denied", ROOT_FIX) from None
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), self.timeout)
+        except TimeoutError:
+            raise SourceError(f"`{shlex.join(argv)}` took over {self.timeout:g} s") from None
+        finally:
+            if proc.returncode is None:  # timed out or cancelled: never leave it running
+                proc.kill()
+                await proc.wait()
+        if proc.returncode != 0:
+            raise tool_problem(self.command, err.decode(errors="replace"))
+        return out.decode("ascii", errors="replace")
+
+
+_LIST_ARGS = ("-L", "-o", "extended,id")
