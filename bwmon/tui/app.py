@@ -1,0 +1,366 @@
+"""BwmonApp: the interactive monitor. Reacts to snapshots from a feed; changes to the core go
+through a controller. It never does I/O itself apart from saving the groups file on request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.widgets import DataTable, Footer, Input, Static
+
+from bwmon.cli.errors import UserError
+from bwmon.core.config import GroupSettings
+from bwmon.core.feed import SnapshotFeed
+from bwmon.core.model import (
+    AppRow,
+    Level,
+    LogEvent,
+    RowKind,
+    Snapshot,
+    Unit,
+)
+from bwmon.tui.alert_log import AlertLog
+from bwmon.tui.app_table import COLUMNS, TREND_WIDTH, AppTable
+from bwmon.tui.controller import Controller
+from bwmon.tui.detail_pane import DetailPane
+from bwmon.tui.findings import ConfirmFixScreen, FindingsPanel, fix_commands
+from bwmon.tui.group_editor import GroupEditor
+from bwmon.tui.groups_file import default_config_path
+from bwmon.tui.help_screen import HelpScreen
+from bwmon.tui.messages import SnapshotReady
+from bwmon.tui.totals_header import TotalsHeader, ViewState
+
+NARROW = 100  # below this width the detail pane and the log share one place (key l)
+
+
+def process_rows(snap: Snapshot) -> list[AppRow]:
+    """Rows for the process view: one per process, plus the pipe and pinned rows."""
+    apps = {a.name: a for a in snap.apps}
+    rows: list[AppRow] = []
+    for p in snap.processes:
+        app = apps.get(p.app)
+        unit = app.unit if app is not None else Unit.IP
+        # connections are per app; they belong to this process only if it is the app's only one
+        conns = app.connections if app is not None and len(app.processes) == 1 else ()
+        rows.append(AppRow(f"{p.info.name} [{p.info.key.pid}]", RowKind.PROCESS, unit,
+                           p.rate_in, p.rate_out, p.total_in, p.total_out, p.flows,
+                           (p.info,), conns))
+    rows += [a for a in snap.apps if a.kind in (RowKind.PIPE, RowKind.UNATTRIBUTED,
+                                                 RowKind.FORWARDED)]
+    return rows
+
+
+class BwmonApp(App[None]):
+    """The main screen: totals, app table, detail pane, alert log; modal editor and help."""
+
+    TITLE = "bwmon"
+    CSS_PATH = "bwmon.tcss"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help"),
+        Binding("slash", "filter", "Filter"),
+        Binding("t", "toggle_traffic", "Traffic/BW"),
+        Binding("p", "toggle_processes", "Procs"),
+        Binding("a", "toggle_auto_group", "Autogroup"),
+        Binding("space", "pause", "Pause"),
+        Binding("g", "groups", "Groups"),
+        Binding("l", "toggle_log", "Log", show=False),
+        Binding("f", "fix", "Fix", show=False),
+        Binding("r", "reverse", "Reverse", show=False),
+        Binding("less_than_sign", "sort_step(-1)", "Sort ←", show=False),
+        Binding("greater_than_sign", "sort_step(1)", "Sort →", show=False),
+        *[Binding(str(n), f"sort_nth({n})", f"Sort {n}", show=False) for n in range(1, 8)],
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+
+    def __init__(
+        self,
+        feed: SnapshotFeed,
+        controller: Controller,
+        *,
+        config_path: Path | None = None,
+        engine_runner: Callable[[], Awaitable[None]] | None = None,
+        engine_stopper: Callable[[], None] | None = None,
+        is_root: bool | None = None,
+    ) -> None:
+        super().__init__()
+        self.feed = feed
+        self.controller = controller
+        settings = controller.settings
+        self.config_path = config_path
+        self.groups: list[GroupSettings] = list(settings.groups)
+        self.view = ViewState(traffic=not settings.general.bandwidth,
+                              auto_group=settings.general.auto_group)
+        self.is_root = os.geteuid() == 0 if is_root is None else is_root
+        self.shown: Snapshot | None = None  # the snapshot on screen (stays while paused)
+        self.pending: Snapshot | None = None  # the newest one received
+        self.filter_error: str | None = None
+        self._engine_runner = engine_runner
+        self._engine_stopper = engine_stopper
+        self._engine_task: asyncio.Task[None] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._show_log = False
+        self.applied = 0  # snapshots drawn (for tests and the benchmark)
+        self.fatal_error: str | None = None  # a user error that stopped measuring (main prints)
+
+    # -- layout ------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield TotalsHeader(id="totals")
+        yield FindingsPanel(id="findings")
+        with Horizontal(id="filter-bar"):
+            yield Input(placeholder="regex on app name or command line", id="filter")
+            yield Static("", id="filter-error")
+        yield AppTable(max_rows=self.controller.settings.tui.max_rows, id="apps")
+        with Horizontal(id="bottom"):
+            yield DetailPane(id="detail")
+            yield AlertLog(self.controller.settings.tui.log_lines, id="log")
+        yield Footer()
+
+    @property
+    def table(self) -> AppTable:
+        return self.query_one("#apps", AppTable)
+
+    def on_mount(self) -> None:
+        self.query_one("#findings", FindingsPanel).display = False
+        self.query_one("#filter-bar").display = False
+        self.table.set_traffic_mode(self.view.traffic)
+        self.table.focus()
+        self._layout_bottom()
+        self._unsubscribe = self.feed.subscribe(self._on_feed)
+        if self.feed.latest is not None:
+            self.pending = self.feed.latest
+            self._apply(self.feed.latest)
+        else:
+            self.query_one("#totals", TotalsHeader).show(None, self.view)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            # the SSH session dropped or we were asked to stop: leave cleanly, stop the engine
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self.exit)
+        if self._engine_runner is not None:
+            self._engine_task = asyncio.create_task(self._run_engine(self._engine_runner))
+
+    async def _run_engine(self, runner: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await runner()
+        except asyncio.CancelledError:
+            raise
+        except UserError as exc:  # e.g. --http on a busy port: one line after leaving
+            self.fatal_error = str(exc)
+            self.exit(return_code=2)
+        except Exception as exc:  # shown in the log, not a traceback over the screen
+            self.query_one("#log", AlertLog).add_events(
+                [LogEvent(time.time(), Level.ERROR, "engine",
+                          f"measuring stopped: {exc}")])
+
+    async def on_unmount(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(sig)
+        if self._engine_task is not None:
+            if self._engine_stopper is not None:
+                self._engine_stopper()
+            try:
+                await asyncio.wait_for(self._engine_task, 5)
+            except (TimeoutError, asyncio.CancelledError, Exception):
+                self._engine_task.cancel()
+
+    def on_resize(self) -> None:
+        self._layout_bottom()
+
+    def _layout_bottom(self) -> None:
+        narrow = self.size.width < NARROW
+        self.screen.set_class(self.size.height >= 36, "-tall")
+        self.query_one("#bottom").set_class(narrow, "-narrow")
+        self.query_one("#detail").display = not (narrow and self._show_log)
+        self.query_one("#log").display = not narrow or self._show_log
+
+    # -- snapshots ---------------------------------------------------------------------------
+
+    def _on_feed(self, snapshot: Snapshot) -> None:
+        self.post_message(SnapshotReady(snapshot))
+
+    def on_snapshot_ready(self, message: SnapshotReady) -> None:
+        self.pending = message.snapshot
+        if not self.view.paused:
+            self._apply(message.snapshot)
+
+    def _rows(self, snap: Snapshot) -> list[AppRow]:
+        return process_rows(snap) if self.view.processes else list(snap.apps)
+
+    def _apply(self, snap: Snapshot) -> None:
+        self.shown = snap
+        table = self.table
+        with self.batch_update():
+            rows = self._rows(snap)
+            trends: dict[str, list[float]] = {}
+            if table.show_trend:
+                seconds = TREND_WIDTH * max(snap.elapsed, 1.0)
+                for row in rows:
+                    points = self.feed.history.points(row.name, seconds)
+                    trends[row.name] = [p.rate_in + p.rate_out for p in points]
+            table.show(rows, trends)
+            self._set_view(hidden_rows=table.hidden_by_filter)
+            self.query_one("#findings", FindingsPanel).show(
+                snap.findings, can_fix=self.is_root)
+            self._show_detail()
+            new = self.feed.log.tail() + snap.events
+            self.query_one("#log", AlertLog).add_events(new)
+        self.applied += 1
+
+    def _set_view(self, **changes: Any) -> None:
+        fields = {**self.view.__dict__, **changes}
+        self.view = ViewState(**fields)
+        self.query_one("#totals", TotalsHeader).show(self.shown, self.view)
+
+    def _show_detail(self) -> None:
+        key = self.table.selected_key
+        row = self.table.shown_row(key) if key is not None else None
+        self.query_one("#detail", DetailPane).show(row, self.feed.history)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if self.shown is not None:
+            self._show_detail()
+
+    # -- actions -----------------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_sort_nth(self, n: int) -> None:
+        order = self.table.order
+        if 1 <= n <= len(order):
+            self.table.set_sort(order[n - 1])
+
+    def action_sort_step(self, step: int) -> None:
+        order = list(self.table.order)
+        i = order.index(self.table.sort_column) if self.table.sort_column in order else 0
+        self.table.set_sort(order[(i + step) % len(order)], COLUMNS[
+            order[(i + step) % len(order)]].numeric)
+
+    def action_reverse(self) -> None:
+        self.table.set_sort(self.table.sort_column)
+
+    def on_app_table_sort_changed(self, event: AppTable.SortChanged) -> None:
+        self._show_detail()
+
+    def action_toggle_traffic(self) -> None:
+        self._set_view(traffic=not self.view.traffic)
+        self.table.set_traffic_mode(self.view.traffic)
+
+    def action_toggle_processes(self) -> None:
+        self._set_view(processes=not self.view.processes)
+        self.controller.set_process_view(self.view.processes)
+        if self.shown is not None:
+            self._apply(self.shown)
+
+    def action_toggle_auto_group(self) -> None:
+        self._set_view(auto_group=not self.view.auto_group)
+        self.controller.set_auto_group(self.view.auto_group)
+
+    def action_pause(self) -> None:
+        self._set_view(paused=not self.view.paused)
+        if not self.view.paused and self.pending is not None:
+            self._apply(self.pending)
+
+    def action_toggle_log(self) -> None:
+        self._show_log = not self._show_log
+        self._layout_bottom()
+
+    # -- filter ------------------------------------------------------------------------------
+
+    def action_filter(self) -> None:
+        self.query_one("#filter-bar").display = True
+        self.query_one("#filter", Input).focus()
+
+    def action_clear_filter(self) -> None:
+        field = self.query_one("#filter", Input)
+        field.value = ""
+        self._apply_filter("")
+        self.query_one("#filter-bar").display = False
+        self.table.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self._apply_filter(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            if not event.value:
+                self.query_one("#filter-bar").display = False
+            self.table.focus()
+
+    def _apply_filter(self, text: str) -> None:
+        """A valid regex filters at once; an invalid one is flagged and changes nothing."""
+        field = self.query_one("#filter", Input)
+        error = self.query_one("#filter-error", Static)
+        try:
+            pattern = re.compile(text, re.IGNORECASE) if text else None
+        except re.error as exc:
+            self.filter_error = f"invalid regex: {exc}"
+            field.add_class("-invalid")
+            error.update(self.filter_error)
+            return
+        self.filter_error = None
+        field.remove_class("-invalid")
+        error.update("")
+        self.table.set_pattern(pattern)
+        self._set_view(filter=text, hidden_rows=self.table.hidden_by_filter)
+        general = self.controller.settings.general
+        self.controller.set_filters([text] if text else list(general.include),
+                                    list(general.exclude))
+        self._show_detail()
+
+    # -- groups and fixes --------------------------------------------------------------------
+
+    def action_groups(self) -> None:
+        path = self.config_path or default_config_path()
+        editor = GroupEditor(self.groups, self.controller.running_processes(), path)
+        self.push_screen(editor, self._groups_saved)
+
+    def _groups_saved(self, groups: list[GroupSettings] | None) -> None:
+        if groups is None:
+            return
+        self.groups = groups
+        self.config_path = self.config_path or default_config_path()
+        self.controller.set_groups(groups)
+        self.notify(f"{len(groups)} group(s) saved to {self.config_path} and applied")
+
+    def action_fix(self) -> None:
+        snap = self.shown
+        commands = fix_commands(snap.findings) if snap is not None else []
+        if not commands:
+            self.notify("Nothing to fix.")
+            return
+        if not self.is_root:
+            self.notify("Only root can apply the fixes; the commands are shown above.",
+                        severity="warning")
+            return
+        findings = snap.findings if snap is not None else ()
+
+        async def confirmed(yes: bool | None) -> None:
+            if not yes:
+                return
+            output = await self.controller.apply_fixes(findings)
+            log = self.query_one("#log", AlertLog)
+            now = snap.time if snap is not None else 0.0
+            log.add_events([LogEvent(now, Level.INFO, "doctor", f"ran: {c}") for c in commands]
+                           + [LogEvent(now, Level.INFO, "doctor", line) for line in output])
+
+        self.push_screen(ConfirmFixScreen(commands), confirmed)

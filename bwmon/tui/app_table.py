@@ -1,0 +1,296 @@
+"""The app table: one row per application, updated in place, sortable by any column.
+
+Rows are keyed by app name and never rebuilt on a tick: changed cells are updated, rows that
+appear or vanish are added or removed, then the table is re-sorted and the cursor put back on
+the row it was on. Special rows ((unattributed), (forwarded), the "more" summary) stay last.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.message import Message
+from textual.widgets import DataTable
+
+from bwmon.core.model import AppRow, RowKind, Unit
+from bwmon.tui.format import human_bytes, trend
+
+MORE_KEY = "(more)"
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    width: int
+    numeric: bool
+    value: Callable[[AppRow], float | str]
+
+
+COLUMNS: dict[str, Column] = {c.key: c for c in (
+    Column("app", "App", 12, False, lambda r: r.name.lower()),
+    Column("rate_in", "In/s", 10, True, lambda r: r.rate_in),
+    Column("rate_out", "Out/s", 10, True, lambda r: r.rate_out),
+    Column("total_in", "Tot in", 9, True, lambda r: r.total_in),
+    Column("total_out", "Tot out", 9, True, lambda r: r.total_out),
+    Column("procs", "Proc", 6, True, lambda r: len(r.processes)),
+    Column("flows", "Conn", 6, True, lambda r: r.flows),
+)}
+TREND_WIDTH = 8
+BANDWIDTH_ORDER = ("app", "rate_in", "rate_out", "total_in", "total_out", "procs", "flows")
+TRAFFIC_ORDER = ("app", "total_in", "total_out", "rate_in", "rate_out", "procs", "flows")
+_PINNED = {RowKind.UNATTRIBUTED: 1, RowKind.FORWARDED: 2}
+
+
+def _pin(row: AppRow) -> int:
+    """0 for ordinary rows; >0 for rows that always stay at the bottom, in this order."""
+    if row.name == MORE_KEY:
+        return 3
+    return _PINNED.get(row.kind, 0)
+
+
+def row_matches(row: AppRow, pattern: re.Pattern[str] | None) -> bool:
+    """Filter rule: the regex is searched in the app name and its processes' command lines."""
+    if pattern is None or _pin(row):
+        return True
+    return bool(pattern.search(row.name)) or any(
+        pattern.search(p.cmdline) for p in row.processes)
+
+
+class AppTable(DataTable[Text]):
+    """DataTable of AppRows with sticky sort, in-place updates and a row cap."""
+
+    class SortChanged(Message):
+        def __init__(self, column: str, reverse: bool) -> None:
+            super().__init__()
+            self.column = column
+            self.reverse = reverse
+
+    def __init__(self, *, max_rows: int = 200, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=False, cell_padding=1)
+        self.max_rows = max_rows
+        self.sort_column = "rate_in"
+        self.sort_reverse = True  # numeric columns start biggest first
+        self.traffic_mode = False
+        self.show_trend = False
+        self.pattern: re.Pattern[str] | None = None
+        self.hidden_by_filter = 0
+        self._source: list[AppRow] = []
+        self._trends: Mapping[str, Sequence[float]] = {}
+        self._shown: dict[str, AppRow] = {}
+        self._cells: dict[str, tuple[str, ...]] = {}
+        self._built_for: tuple[tuple[str, ...], bool, int] | None = None
+
+    # -- public API --------------------------------------------------------------------------
+
+    @property
+    def order(self) -> tuple[str, ...]:
+        return TRAFFIC_ORDER if self.traffic_mode else BANDWIDTH_ORDER
+
+    @property
+    def selected_key(self) -> str | None:
+        if not self.row_count:
+            return None
+        try:
+            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
+        except Exception:
+            return None
+        return key.value
+
+    def row_keys_in_order(self) -> list[str]:
+        """The app names as displayed, top to bottom."""
+        return [str(r.key.value) for r in self.ordered_rows]
+
+    def show(self, rows: Sequence[AppRow], trends: Mapping[str, Sequence[float]]) -> None:
+        """Bring the table up to date with one snapshot's rows (in place)."""
+        self._source = list(rows)
+        self._trends = trends
+        self._refresh_rows()
+
+    def set_sort(self, column: str, reverse: bool | None = None) -> None:
+        """Sort by `column`; choosing the current column again reverses the order."""
+        if column not in COLUMNS:
+            return
+        if reverse is not None:
+            self.sort_reverse = reverse
+        elif column == self.sort_column:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_reverse = COLUMNS[column].numeric
+        self.sort_column = column
+        self._update_labels()
+        self._refresh_rows()
+        self.post_message(self.SortChanged(column, self.sort_reverse))
+
+    def set_pattern(self, pattern: re.Pattern[str] | None) -> None:
+        self.pattern = pattern
+        self._refresh_rows()
+
+    def set_traffic_mode(self, on: bool) -> None:
+        """Traffic mode puts totals first; a sort on a rate moves to the matching total."""
+        self.traffic_mode = on
+        swap = {"rate_in": "total_in", "rate_out": "total_out"}
+        if not on:
+            swap = {v: k for k, v in swap.items()}
+        self.sort_column = swap.get(self.sort_column, self.sort_column)
+        self._refresh_rows()
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self._refresh_rows()
+
+    def on_resize(self) -> None:
+        self._refresh_rows()
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        event.stop()
+        key = event.column_key.value
+        if key is not None:
+            self.set_sort(key)
+
+    def _ordered(self, rows: list[AppRow]) -> list[AppRow]:
+        def key(row: AppRow) -> tuple[int, float | str, str]:
+            pin = _pin(row)
+            if pin:  # pinned rows: last, in fixed order, whatever the direction
+                return (-pin if self.sort_reverse else pin, "" if not COLUMNS[
+                    self.sort_column].numeric else 0.0, row.name)
+            return (0, COLUMNS[self.sort_column].value(row), row.name.lower())
+        return sorted(rows, key=key, reverse=self.sort_reverse)
+
+    def _visible(self) -> list[AppRow]:
+        """Filtered, sorted and capped rows; the overflow is summed into one summary row."""
+        matched = [r for r in self._source if row_matches(r, self.pattern)]
+        self.hidden_by_filter = len(self._source) - len(matched)
+        ordered = self._ordered(matched)
+        plain = [r for r in ordered if not _pin(r)]
+        pinned = [r for r in ordered if _pin(r)]
+        room = max(1, self.max_rows - len(pinned) - 1)
+        if len(plain) <= room + 1:
+            return ordered
+        keep, rest = plain[:room], plain[room:]
+        more = AppRow(
+            MORE_KEY, RowKind.APP, Unit.IP,
+            sum(r.rate_in for r in rest), sum(r.rate_out for r in rest),
+            sum(r.total_in for r in rest), sum(r.total_out for r in rest),
+            sum(r.flows for r in rest),
+        )
+        return self._ordered([*keep, *pinned, more])
+
+    def _layout(self) -> tuple[tuple[str, ...], bool, int]:
+        width = self.size.width or 80
+        fixed = sum(COLUMNS[k].width + 2 for k in self.order if k != "app") + 2
+        trend_on = width - fixed - (TREND_WIDTH + 2) >= 24
+        name_width = max(12, width - fixed - (TREND_WIDTH + 2 if trend_on else 0) - 2)
+        return self.order, trend_on, name_width
+
+    def _rebuild_columns(self, layout: tuple[tuple[str, ...], bool, int]) -> None:
+        order, trend_on, name_width = layout
+        keep = self.selected_key
+        self.clear(columns=True)
+        self._shown.clear()
+        self._cells.clear()
+        for key in order:
+            col = COLUMNS[key]
+            self.add_column(self._label(key), key=key,
+                            width=name_width if key == "app" else col.width)
+        if trend_on:
+            self.add_column(Text("Trend"), key="trend", width=TREND_WIDTH)
+        self.show_trend = trend_on
+        self._built_for = layout
+        self._restore_cursor(keep)
+
+    def _label(self, key: str) -> Text:
+        col = COLUMNS[key]
+        if key != self.sort_column:
+            return Text(col.label, justify="right" if col.numeric else "left")
+        arrow = "▼" if self.sort_reverse else "▲"
+        return Text(f"{col.label} {arrow}", style="bold",
+                    justify="right" if col.numeric else "left")
+
+    def _update_labels(self) -> None:
+        for key, column in self.columns.items():
+            if key.value in COLUMNS:
+                column.label = self._label(key.value)
+        self._require_update_dimensions = True
+        self.refresh()
+
+    def _cells_for(self, row: AppRow) -> tuple[str, ...]:
+        cells: list[str] = []
+        for key in self.order:
+            if key == "app":
+                cells.append(row.name)
+            elif key in ("rate_in", "rate_out", "total_in", "total_out"):
+                cells.append(human_bytes(getattr(row, key)))
+            elif key == "procs":
+                cells.append(str(len(row.processes)) if row.kind != RowKind.PIPE else "-")
+            else:
+                cells.append(str(row.flows))
+        if self.show_trend:
+            cells.append(trend(self._trends.get(row.name, ()), TREND_WIDTH))
+        return tuple(cells)
+
+    def _styled(self, row: AppRow, cells: tuple[str, ...]) -> list[Text]:
+        out: list[Text] = []
+        keys = [*self.order, "trend"] if self.show_trend else list(self.order)
+        for key, cell in zip(keys, cells, strict=True):
+            if key == "app":
+                style = "italic" if _pin(row) else ("bold" if row.kind == RowKind.PIPE else "")
+                suffix = " ⇄" if row.kind == RowKind.PIPE else ""
+                out.append(Text(cell + suffix, style=style, no_wrap=True, overflow="ellipsis"))
+            elif key == "trend":
+                out.append(Text(cell, style="green"))
+            else:
+                out.append(Text(cell, justify="right"))
+        return out
+
+    def _restore_cursor(self, key: str | None) -> None:
+        if key is None or not self.row_count:
+            return
+        try:
+            index = self.get_row_index(key)
+        except Exception:
+            return
+        if index != self.cursor_row:
+            self.move_cursor(row=index, animate=False)
+
+    def _refresh_rows(self) -> None:
+        if not self.is_mounted:
+            return
+        layout = self._layout()
+        if layout != self._built_for:
+            self._rebuild_columns(layout)
+        self._update_labels()
+        keep = self.selected_key
+        visible = self._visible()
+        wanted = {r.name: r for r in visible}
+        with self.app.batch_update():
+            for name in [n for n in self._shown if n not in wanted]:
+                self.remove_row(name)
+                del self._shown[name]
+                self._cells.pop(name, None)
+            keys = [*self.order, "trend"] if self.show_trend else list(self.order)
+            for row in visible:
+                cells = self._cells_for(row)
+                old = self._cells.get(row.name)
+                if old is None:
+                    self.add_row(*self._styled(row, cells), key=row.name)
+                elif old != cells:
+                    styled = self._styled(row, cells)
+                    for key, new, was, text in zip(keys, cells, old, styled, strict=True):
+                        if new != was:
+                            self.update_cell(row.name, key, text)
+                self._shown[row.name] = row
+                self._cells[row.name] = cells
+            rank = {r.name: i for i, r in enumerate(visible)}
+            current = [str(r.key.value) for r in self.ordered_rows]
+            if current != [r.name for r in visible]:
+                self.sort("app", key=lambda cell: rank.get(cell.plain.removesuffix(" ⇄"), 0))
+            self._restore_cursor(keep)
+
+    def shown_row(self, key: str) -> AppRow | None:
+        return self._shown.get(key)
+

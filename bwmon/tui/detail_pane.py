@@ -1,0 +1,98 @@
+"""The detail pane of the selected app: in/out sparklines over 2 and 10 minutes, its
+processes (pid, user, command line) and its connections (local, remote, protocol, bytes)."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Label, Sparkline, Static
+
+from bwmon.core.history import History
+from bwmon.core.model import AppRow, RowKind, Unit
+from bwmon.tui.format import human_bytes, human_rate
+
+WINDOWS = ((120, "2m"), (600, "10m"))
+MAX_LISTED = 50  # processes / connections listed per app (the rest are counted)
+
+
+def detail_title(row: AppRow | None) -> Text:
+    if row is None:
+        return Text("no app selected", style="dim")
+    unit = "payload bytes" if row.unit == Unit.PAYLOAD else "IP bytes"
+    text = Text(row.name, style="bold")
+    text.append(f"  in {human_rate(row.rate_in)} out {human_rate(row.rate_out)}  ({unit})")
+    return text
+
+
+def detail_body(row: AppRow | None) -> Text:
+    """Processes then connections of `row`, one per line."""
+    table = _Lines()
+    if row is None:
+        return table.text
+    if row.kind == RowKind.UNATTRIBUTED:
+        table.add_row(Text("Flows whose local socket no process could be found for "
+                           "(closed before a poll, or another user's without root).",
+                           style="dim"))
+    if row.processes:
+        table.add_row(Text("PID     USER      COMMAND", style="bold underline"))
+        for p in row.processes[:MAX_LISTED]:
+            table.add_row(Text(f"{p.key.pid:<7} {p.user[:9]:<9} {p.cmdline}", no_wrap=True,
+                               overflow="ellipsis"))
+        if len(row.processes) > MAX_LISTED:
+            table.add_row(Text(f"… {len(row.processes) - MAX_LISTED} more", style="dim"))
+    if row.connections:
+        table.add_row(Text("PROTO LOCAL → REMOTE  IN / OUT", style="bold underline"))
+        for c in row.connections[:MAX_LISTED]:
+            state = f" {c.state}" if c.state else ""
+            style = "" if c.open else "dim"
+            table.add_row(Text(
+                f"{c.proto:<5} {c.local} → {c.remote}  {human_bytes(c.bytes_in)} / "
+                f"{human_bytes(c.bytes_out)}{state}", style=style, no_wrap=True,
+                overflow="ellipsis"))
+        if len(row.connections) > MAX_LISTED:
+            table.add_row(Text(f"… {len(row.connections) - MAX_LISTED} more", style="dim"))
+    if not row.processes and not row.connections and row.kind != RowKind.UNATTRIBUTED:
+        table.add_row(Text("no processes or connections right now", style="dim"))
+    return table.text
+
+
+class _Lines:
+    """Collects lines into one Text (what a one-column grid would show, but plain to read)."""
+
+    def __init__(self) -> None:
+        self.text = Text()
+
+    def add_row(self, line: Text) -> None:
+        if self.text:
+            self.text.append("\n")
+        self.text.append_text(line)
+
+
+class DetailPane(Vertical):
+    """Shows one AppRow and its history; `show()` is called on each applied snapshot."""
+
+    body_plain = ""  # what the body shows, as plain text
+
+    def compose(self) -> ComposeResult:
+        yield Static(detail_title(None), id="detail-title")
+        for seconds, label in WINDOWS:
+            for direction in ("in", "out"):
+                with Horizontal(classes="spark-row"):
+                    yield Label(f"{direction:<3} {label:>3}", classes="spark-label")
+                    yield Sparkline([], id=f"spark-{direction}-{seconds}",
+                                    classes=f"spark-{direction}")
+        with VerticalScroll(id="detail-scroll"):
+            yield Static("", id="detail-body")
+
+    def show(self, row: AppRow | None, history: History) -> None:
+        self.query_one("#detail-title", Static).update(detail_title(row))
+        for seconds, _label in WINDOWS:
+            points = history.points(row.name, seconds) if row is not None else ()
+            self.query_one(f"#spark-in-{seconds}", Sparkline).data = [
+                p.rate_in for p in points]
+            self.query_one(f"#spark-out-{seconds}", Sparkline).data = [
+                p.rate_out for p in points]
+        body = detail_body(row)
+        self.body_plain = body.plain
+        self.query_one("#detail-body", Static).update(body)

@@ -1,0 +1,53 @@
+"""Compact human formatting of bytes, rates and times for narrow terminal columns.
+
+Binary prefixes (KiB, MiB) as the design asks; at most 8 characters so six numeric columns and
+the app name still fit in 80 columns.
+"""
+
+from __future__ import annotations
+
+import time as _time
+from collections.abc import Sequence
+
+_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+_BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def human_bytes(value: float) -> str:
+    """`1536` → `1.50 KiB`; three significant digits, binary prefixes."""
+    value = max(0.0, float(value))
+    unit = 0
+    while value >= 1000 and unit < len(_UNITS) - 1:
+        value /= 1024
+        unit += 1
+    if unit == 0:
+        return f"{int(value)} B"
+    if value < 10:
+        return f"{value:.2f} {_UNITS[unit]}"
+    if value < 100:
+        return f"{value:.1f} {_UNITS[unit]}"
+    return f"{value:.0f} {_UNITS[unit]}"
+
+
+def human_rate(value: float) -> str:
+    """A rate in bytes/s, formatted like `human_bytes` plus `/s`."""
+    return f"{human_bytes(value)}/s"
+
+
+def trend(values: Sequence[float], width: int = 8) -> str:
+    """A tiny block-character sparkline of the last `width` values (scaled to their maximum)."""
+    tail = list(values)[-width:]
+    if not tail:
+        return " " * width
+    top = max(tail)
+    if top <= 0:
+        chars = [_BLOCKS[0]] * len(tail)
+    else:
+        chars = [_BLOCKS[min(len(_BLOCKS) - 1, int(v / top * (len(_BLOCKS) - 1) + 0.5))]
+                 for v in tail]
+    return "".join(chars).rjust(width)
+
+
+def clock(epoch: float) -> str:
+    """Local wall-clock time of an event, `HH:MM:SS`."""
+    return _time.strftime("%H:%M:%S", _time.localtime(epoch))

@@ -1,0 +1,86 @@
+"""Writing app groups back to the TOML config file, keeping everything else as it was.
+
+tomlkit keeps comments, key order and unrelated sections; only the `[[groups]]` array is
+replaced. The new text goes to a temporary file in the same directory, then `os.replace`, so a
+crash never leaves a half-written config.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import tomlkit
+from tomlkit.exceptions import TOMLKitError
+
+from bwmon.core.config import GroupSettings
+
+
+class GroupsFileError(Exception):
+    """The config file cannot be read, parsed or written; the message names the file."""
+
+
+def default_config_path() -> Path:
+    """Where a new config file goes: settings_io's choice, else the XDG user path."""
+    try:
+        from bwmon.core.settings_io import default_config_path as core_default
+    except ImportError:
+        base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(
+            os.path.expanduser("~"), ".config")
+        return Path(base) / "bwmon" / "bwmon.toml"
+    return Path(core_default())
+
+
+def groups_to_toml(groups: Sequence[GroupSettings]) -> tomlkit.items.AoT:
+    aot = tomlkit.aot()
+    for group in groups:
+        table = tomlkit.table()
+        table.add("name", group.name)
+        table.add("patterns", list(group.patterns))
+        table.add(tomlkit.nl())
+        aot.append(table)
+    return aot
+
+
+def render_with_groups(text: str, groups: Sequence[GroupSettings], path: Path) -> str:
+    """`text` (a TOML document) with its groups replaced by `groups`."""
+    try:
+        doc = tomlkit.parse(text)
+    except TOMLKitError as exc:
+        raise GroupsFileError(f"{path}: not valid TOML ({exc}); fix it before saving") from None
+    if "groups" in doc:
+        if groups:
+            doc["groups"] = groups_to_toml(groups)
+        else:
+            del doc["groups"]
+    elif groups:
+        doc.append("groups", groups_to_toml(groups))
+    return tomlkit.dumps(doc)
+
+
+def save_groups(path: Path, groups: Sequence[GroupSettings]) -> None:
+    """Replace the groups in the file at `path` (created with its directory if missing)."""
+    try:
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+    except OSError as exc:
+        raise GroupsFileError(f"cannot read {path}: {exc.strerror}") from None
+    new_text = render_with_groups(text, groups, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(new_text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, mode)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+    except OSError as exc:
+        raise GroupsFileError(f"cannot write {path}: {exc.strerror}") from None

@@ -1,0 +1,56 @@
+"""`?`: every key of the main screen and of the group editor, on one modal page."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+MAIN_KEYS = (
+    ("↑ ↓ PgUp PgDn", "select an app (its details show below)"),
+    ("1 … 7", "sort by that column; again reverses (or click the header)"),
+    ("< >", "sort by the previous / next column"),
+    ("r", "reverse the sort order"),
+    ("/", "filter rows by regex (Enter keeps it, Esc clears it)"),
+    ("t", "traffic (totals first) ↔ bandwidth (rates first)"),
+    ("p", "apps ↔ individual processes"),
+    ("a", "auto-group by command name on/off"),
+    ("space", "pause / resume the display (measuring goes on)"),
+    ("g", "group editor"),
+    ("l", "detail pane ↔ alert log (narrow terminals)"),
+    ("f", "apply the doctor's fixes (as root, after confirmation)"),
+    ("?", "this help"),
+    ("q", "quit"),
+)
+EDITOR_KEYS = (
+    ("Tab / Shift+Tab", "move between the group list and the fields"),
+    ("Ctrl+N", "add a group"),
+    ("Ctrl+E", "add a regex to the selected group"),
+    ("Ctrl+D", "delete the regex being edited"),
+    ("Ctrl+X", "delete the selected group"),
+    ("Ctrl+↑ / Ctrl+↓", "move the selected group up / down (first match wins)"),
+    ("Ctrl+S", "save to the config file and apply"),
+    ("Esc", "cancel, discarding changes"),
+)
+
+
+def help_text() -> str:
+    lines = ["[b]Main screen[/b]"]
+    lines += [f"  [b]{k:<16}[/b] {v}" for k, v in MAIN_KEYS]
+    lines += ["", "[b]Group editor[/b]"]
+    lines += [f"  [b]{k:<16}[/b] {v}" for k, v in EDITOR_KEYS]
+    lines += ["", "Esc, q or ? closes this page."]
+    return "\n".join(lines)
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [  # noqa: RUF012 - Textual's convention
+        Binding("escape,q,question_mark", "dismiss", "Close"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-box"):
+            yield Static(help_text(), id="help-text")
+

@@ -1,0 +1,108 @@
+"""`bwmon-tui`: parse the shared settings flags plus --no-mouse and --demo, then run the app
+with the engine (alerts and the optional HTTP server beside it) in the app's event loop.
+
+Settings errors print one line and exit 2; SIGHUP (the SSH session dropped) and SIGTERM make
+the app exit cleanly, which stops the engine and its pipe children.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from collections.abc import Sequence
+
+from bwmon import __version__
+from bwmon.cli.errors import UserError
+from bwmon.cli.options import add_settings_options, settings_and_path_from_args
+from bwmon.core.config import Settings
+from bwmon.core.feed import ManualFeed
+from bwmon.tui.app import BwmonApp
+from bwmon.tui.controller import EngineController, RecordingController
+from bwmon.tui.demo import demo_processes, demo_snapshot
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bwmon-tui",
+        description="Interactive per-application network bandwidth monitor. "
+        "Press ? inside for every key, q to quit.",
+    )
+    parser.add_argument("--version", action="version", version=f"bwmon-tui {__version__}")
+    add_settings_options(parser)
+    ui = parser.add_argument_group("display")
+    ui.add_argument("--no-mouse", action="store_true",
+                    help="no mouse reporting (for terminals or tmux setups where it misbehaves)")
+    ui.add_argument("--demo", metavar="ROWS", type=int, nargs="?", const=12, default=None,
+                    help="show made-up, deterministic data instead of measuring (default 12 rows)")
+    return parser
+
+
+def engine_app(settings: Settings, config_path: object) -> BwmonApp:
+    """The real thing: Engine + alert monitor + optional HTTP server, run inside the app."""
+    from pathlib import Path
+
+    from bwmon.core.alertmonitor import attach
+    from bwmon.core.engine import Engine
+    from bwmon.http.server import start_http_from_settings
+
+    engine = Engine(settings)
+
+    async def run() -> None:
+        monitor, unsubscribe = attach(engine, settings)  # alerts go to the log, not stderr
+        server = await start_http_from_settings(engine, settings)
+        try:
+            await engine.run()
+        finally:
+            unsubscribe()
+            await monitor.close()
+            if server is not None:
+                await server.close()
+
+    return BwmonApp(engine, EngineController(engine),
+                    config_path=config_path if isinstance(config_path, Path) else None,
+                    engine_runner=run, engine_stopper=engine.stop)
+
+
+def demo_app(settings: Settings, rows: int) -> BwmonApp:
+    """Made-up data at the configured interval: to try the keys without root or traffic."""
+    feed = ManualFeed()
+    stop = asyncio.Event()
+
+    async def run() -> None:
+        tick = 0
+        while not stop.is_set():
+            feed.push(demo_snapshot(tick, rows, interval=settings.general.interval))
+            tick += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), settings.general.interval)
+
+    controller = RecordingController(settings, demo_processes(rows))
+    return BwmonApp(feed, controller, engine_runner=run, engine_stopper=stop.set)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings, path = settings_and_path_from_args(args)
+        if args.demo is not None and args.demo < 1:
+            raise UserError("--demo ROWS must be at least 1")
+        app = demo_app(settings, args.demo) if args.demo is not None else engine_app(
+            settings, path)
+    except UserError as exc:
+        print(f"bwmon-tui: {exc}", file=sys.stderr)
+        return 2
+    mouse = settings.tui.mouse and not args.no_mouse
+    try:
+        app.run(mouse=mouse)
+    except KeyboardInterrupt:
+        return 130
+    if app.fatal_error is not None:
+        print(f"bwmon-tui: {app.fatal_error}", file=sys.stderr)
+        return 2
+    return app.return_code or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""The header line pair: host totals, sources, and the state of every toggle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.widgets import Static
+
+from bwmon.core.model import Snapshot
+from bwmon.tui.format import human_bytes, human_rate
+
+
+@dataclass(frozen=True)
+class ViewState:
+    """The toggles the header reports, so nobody has to remember what they pressed."""
+
+    traffic: bool = False
+    processes: bool = False
+    auto_group: bool = True
+    paused: bool = False
+    filter: str = ""
+    hidden_rows: int = 0
+
+
+def header_text(snap: Snapshot | None, view: ViewState) -> Text:
+    """Two lines: totals since start and rates; then the view and what filters hid."""
+    text = Text(no_wrap=True, overflow="ellipsis")
+    if snap is None:
+        text.append("bwmon  waiting for the first measurement…", style="bold")
+    else:
+        h = snap.host
+        text.append("In ", style="bold")
+        text.append(human_rate(h.rate_in), style="bold green")
+        text.append("  Out ", style="bold")
+        text.append(human_rate(h.rate_out), style="bold cyan")
+        text.append(f"  │ Total {human_bytes(h.total_in)} in, {human_bytes(h.total_out)} out")
+        if h.loopback_total:
+            text.append(f" (lo {human_bytes(h.loopback_total)})")
+        active = sum(1 for s in snap.sources if s.active)
+        style = "bold red" if snap.sources and not active else ""
+        text.append(f"  │ sources {active}/{len(snap.sources)}", style=style)
+    text.append("\n")
+    text.append("traffic" if view.traffic else "bandwidth", style="bold")
+    text.append(" · ")
+    text.append("processes" if view.processes else "apps")
+    text.append(" · auto-group " + ("on" if view.auto_group else "off"))
+    if snap is not None:
+        f = snap.filtered
+        if f.total_in or f.total_out or f.rate_in or f.rate_out:
+            text.append(f" · filtered {human_rate(f.rate_in)} in {human_rate(f.rate_out)} out"
+                        f" ({human_bytes(f.total_in + f.total_out)})", style="yellow")
+    if view.filter:
+        text.append(f" · filter /{view.filter}/", style="yellow")
+        if view.hidden_rows:
+            text.append(f" hides {view.hidden_rows}", style="yellow")
+    if view.paused:
+        text.append(" · PAUSED", style="bold reverse")
+    return text
+
+
+class TotalsHeader(Static):
+    """Static showing `header_text`; re-rendered only when a snapshot or a toggle changes."""
+
+    def show(self, snap: Snapshot | None, view: ViewState) -> None:
+        self.update(header_text(snap, view))

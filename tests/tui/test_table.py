@@ -1,0 +1,173 @@
+"""The app table: header clicks and keys sort and reverse; sort and selection survive refreshes;
+rows update in place; special rows stay last; the row cap sums the rest."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from textual.pilot import Pilot
+
+from bwmon.core.feed import ManualFeed
+from bwmon.core.model import RowKind, Snapshot
+from bwmon.tui.app import BwmonApp
+from bwmon.tui.app_table import MORE_KEY, AppTable
+from bwmon.tui.demo import demo_snapshot
+
+
+def header_x(table: AppTable, key: str) -> int:
+    """The x offset of a column header's middle, as a user would click it."""
+    x = 0
+    for column in table.ordered_columns:
+        width = column.get_render_width(table)
+        if column.key.value == key:
+            return x + width // 2
+        x += width
+    raise KeyError(key)
+
+
+def names(app: BwmonApp) -> list[str]:
+    return app.table.row_keys_in_order()
+
+
+def ordinary(app: BwmonApp) -> list[str]:
+    return [n for n in names(app) if not n.startswith("(")]
+
+
+def rates_in(app: BwmonApp) -> list[float]:
+    snap = app.shown
+    assert snap is not None
+    return [next(a.rate_in for a in snap.apps if a.name == n) for n in ordinary(app)]
+
+
+async def click_header(pilot: Pilot[None], app: BwmonApp, key: str) -> None:
+    await pilot.click("#apps", offset=(header_x(app.table, key), 0))
+    await pilot.pause()
+
+
+async def test_starts_sorted_by_rate_in_busiest_first(app: BwmonApp) -> None:
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert rates_in(app) == sorted(rates_in(app), reverse=True)
+        assert names(app)[-1] == "(unattributed)"
+        assert "▼" in app.table.columns[app.table.ordered_columns[1].key].label.plain
+
+
+async def test_header_click_sorts_then_reverses(app: BwmonApp) -> None:
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await click_header(pilot, app, "app")
+        assert ordinary(app) == sorted(ordinary(app))
+        label = app.table.ordered_columns[0].label.plain
+        assert label.endswith("▲")
+        await click_header(pilot, app, "app")
+        assert ordinary(app) == sorted(ordinary(app), reverse=True)
+        assert app.table.ordered_columns[0].label.plain.endswith("▼")
+        assert names(app)[-1] == "(unattributed)"  # pinned whatever the direction
+
+
+async def test_number_keys_sort_and_repeat_reverses(app: BwmonApp) -> None:
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("4")  # Tot in, biggest first
+        snap = app.shown
+        assert snap is not None
+        totals = [snap.app(n).total_in for n in ordinary(app)]  # type: ignore[union-attr]
+        assert totals == sorted(totals, reverse=True)
+        await pilot.press("4")
+        totals = [snap.app(n).total_in for n in ordinary(app)]  # type: ignore[union-attr]
+        assert totals == sorted(totals)
+        await pilot.press("r")
+        totals = [snap.app(n).total_in for n in ordinary(app)]  # type: ignore[union-attr]
+        assert totals == sorted(totals, reverse=True)
+
+
+async def test_sort_and_selection_survive_refreshes(app: BwmonApp, feed: ManualFeed) -> None:
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("down", "down", "down")
+        chosen = app.table.selected_key
+        assert chosen is not None
+        moved = False
+        before = names(app)
+        for tick in range(31, 45):  # rates change: rows swap places
+            feed.push(demo_snapshot(tick, 10))
+            await pilot.pause()
+            assert app.table.selected_key == chosen
+            assert rates_in(app) == sorted(rates_in(app), reverse=True)
+            moved = moved or names(app) != before
+        assert moved, "the demo data should make rows change places"
+        await pilot.press("1")  # re-sort by name: selection follows the row
+        assert app.table.selected_key == chosen
+
+
+async def test_rows_update_in_place(app: BwmonApp, feed: ManualFeed) -> None:
+    """Cells change without rows being removed and re-added (no flicker, no jump to top)."""
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        table = app.table
+        await pilot.press(*["down"] * 12)
+        row_objects = dict(table.rows)
+        feed.push(demo_snapshot(31, 10))
+        await pilot.pause()
+        assert all(table.rows[k] is v for k, v in row_objects.items())  # same objects: kept
+        assert len(table.rows) == len(row_objects)
+        assert table.selected_key == "(unattributed)"
+        snap = app.shown
+        assert snap is not None
+        firefox = snap.app("firefox")
+        assert firefox is not None
+        cell = table.get_cell("firefox", "rate_in")
+        assert cell.plain.strip() and cell.plain != "0 B"
+
+
+async def test_vanishing_and_new_apps(app: BwmonApp, feed: ManualFeed) -> None:
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        snap = demo_snapshot(31, 10)
+        apps = [a for a in snap.apps if a.name != "ssh"]
+        apps.insert(0, dataclasses.replace(apps[0], name="newcomer"))
+        feed.push(dataclasses.replace(snap, apps=tuple(apps)))
+        await pilot.pause()
+        assert "ssh" not in names(app)
+        assert "newcomer" in names(app)
+
+
+async def test_row_cap_sums_the_rest(feed: ManualFeed, controller: object) -> None:
+    from bwmon.core.config import Settings
+    from bwmon.tui.controller import RecordingController
+
+    ctl = RecordingController(Settings.model_validate({"tui": {"max_rows": 10}}))
+    many = ManualFeed()
+    snap: Snapshot = demo_snapshot(5, 30)
+    many.push(snap)
+    app = BwmonApp(many, ctl, is_root=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        shown = names(app)
+        assert len(shown) == 10
+        assert shown[-1] == MORE_KEY
+        more = app.table.shown_row(MORE_KEY)
+        assert more is not None
+        visible = [snap.app(n) for n in shown if n != MORE_KEY]
+        total = sum(a.total_in for a in snap.apps)
+        assert more.total_in == total - sum(a.total_in for a in visible if a is not None)
+        assert more.kind == RowKind.APP
+
+
+async def test_selected_row_fills_the_detail_pane(app: BwmonApp) -> None:
+    from textual.widgets import Sparkline
+
+    from bwmon.tui.detail_pane import DetailPane
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("1", *["up"] * 12)  # by name, then to the top: apt
+        assert app.table.selected_key == "apt"
+        body = app.query_one(DetailPane).body_plain
+        assert "/usr/bin/apt --profile p0" in body
+        assert "203.0.113.11:443" in body
+        spark = app.query_one("#spark-in-120", Sparkline)
+        assert spark.data and len(spark.data) == 30
+        await pilot.press("down")
+        body = app.query_one(DetailPane).body_plain
+        assert "/usr/bin/chromium" in body
