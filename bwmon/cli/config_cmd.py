@@ -17,7 +17,7 @@ from typing import Any
 
 import tomlkit
 from pydantic import BaseModel
-from tomlkit.items import Table
+from tomlkit.items import Item, Table
 
 from bwmon.cli.errors import UserError
 from bwmon.cli.options import (
@@ -25,6 +25,7 @@ from bwmon.cli.options import (
     add_settings_options,
     legacy_overrides,
     overrides_from_args,
+    user_error,
 )
 from bwmon.core.config import Settings
 from bwmon.core.config_errors import ConfigError, Loc
@@ -52,7 +53,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description="Convert bwmon 1.1 INI files to bwmon.toml, show the effective settings, "
         "print the file in use, or check a file.",
     )
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+    def usage(args: argparse.Namespace) -> int:
+        p.print_help(sys.stderr)
+        return 2
+
+    p.set_defaults(func=usage)
     cmds = p.add_subparsers(dest="config_command", metavar="ACTION")
 
     convert = cmds.add_parser(
@@ -167,8 +173,9 @@ def settings_document(
         if origin is not None:
             for key in list(table.keys()):
                 where = origin((section, key))
-                if where:
-                    table.item(key).comment(where)
+                item = table.item(key)
+                if where and isinstance(item, Item):
+                    item.comment(where)
         if field.description:
             table.comment(field.description)
         doc.add(section, table)
@@ -195,7 +202,7 @@ def run_convert(args: argparse.Namespace) -> int:
         lists = legacy_overrides(args, warnings)
         settings = Settings.model_validate(lists)
     except ConfigError as exc:
-        raise UserError(str(exc)) from None
+        raise user_error(exc) from None
     finally:
         for warning in warnings:
             print(f"bwmon: warning: {warning}", file=sys.stderr)
@@ -248,7 +255,7 @@ def _load(args: argparse.Namespace, config: Path | None) -> tuple[Settings, Path
             config, overrides=overrides, flag_names=FLAG_NAMES
         )
     except ConfigError as exc:
-        raise UserError(str(exc)) from None
+        raise user_error(exc) from None
     finally:
         for warning in warnings:
             print(f"bwmon: warning: {warning}", file=sys.stderr)
@@ -270,7 +277,7 @@ def run_path(args: argparse.Namespace) -> int:
     try:
         path, explicit = find_config(args.config)
     except ConfigError as exc:
-        raise UserError(str(exc)) from None
+        raise user_error(exc) from None
     if path is not None and (not explicit or path.is_file()):
         print(path)
         return 0

@@ -197,8 +197,13 @@ def settings_and_path_from_args(args: argparse.Namespace) -> tuple[Settings, Pat
             getattr(args, "config", None), overrides=overrides, flag_names=FLAG_NAMES
         )
     except ConfigError as exc:
-        raise UserError(str(exc)) from None
+        raise user_error(exc) from None
     finally:
         for warning in warnings:
             print(f"bwmon: warning: {warning}", file=sys.stderr)
     return settings, path
+
+
+def user_error(exc: ConfigError) -> UserError:
+    """One `bwmon: ` line per problem (the CLI prefixes only the first line itself)."""
+    return UserError(str(exc).replace("\n", "\nbwmon: "))

@@ -28,7 +28,8 @@ from pydantic_settings import (
 KB = 1024
 
 
-def _check_regex(pattern: str) -> str:
+def check_regex(pattern: str) -> str:
+    """The pattern itself if it compiles as a Python regex, else ValueError saying why."""
     try:
         re.compile(pattern)
     except re.error as exc:
@@ -36,7 +37,7 @@ def _check_regex(pattern: str) -> str:
     return pattern
 
 
-Regex = Annotated[str, AfterValidator(_check_regex)]
+Regex = Annotated[str, AfterValidator(check_regex)]
 """A string that must compile as a Python regular expression (checked item by item)."""
 
 
@@ -133,7 +134,7 @@ class AlertSettings(_Section):
         default_factory=list, description="Command run when the rate is back to normal."
     )
     cooldown: float = Field(
-        300.0, ge=0, description="Seconds before repeating an alert that is still above."
+        300.0, ge=0, description="Seconds before repeating an alert still above; 0 = never repeat."
     )
     hysteresis: float = Field(
         0.1, ge=0, lt=1, description="Fraction below the threshold that counts as back to normal."

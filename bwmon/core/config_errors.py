@@ -22,6 +22,8 @@ import annotated_types
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
+from bwmon.core.config import Regex, check_regex
+
 Loc = tuple[str | int, ...]
 
 
@@ -124,6 +126,8 @@ def _bounds(field: FieldInfo) -> str:
 
 
 def _kind(annotation: Any) -> str:
+    if annotation == Regex:
+        return "a regular expression"
     origin = typing.get_origin(annotation)
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     if origin in (typing.Union, types.UnionType):
@@ -166,7 +170,8 @@ def expected(model: type[BaseModel], loc: Loc) -> str:
     if len(kept) < len(loc) or (kept and isinstance(kept[-1], int)):
         args = typing.get_args(ann)
         ann = args[0] if args else ann  # an item of a list
-    kind = _kind(ann)
+    is_regex = any(getattr(m, "func", None) is check_regex for m in field.metadata)
+    kind = "a regular expression" if is_regex and ann is str else _kind(ann)
     bounds = _bounds(field)
     if bounds:
         kind = kind.replace(" (or leave it out)", "")
