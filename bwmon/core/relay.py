@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import os
 import socket
 import threading
 import time
@@ -159,7 +160,8 @@ class Relay:
                 13: "ports below 1024 need root",
                 99: "that address is not on this machine",
             }.get(exc.errno or 0, "check the listen address and port")
-            raise RelayError(f"cannot listen on {where}: {exc.strerror} ({hint})") from None
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise RelayError(f"cannot listen on {where}: {reason} ({hint})") from None
         sock.setblocking(False)
         return sock
 
@@ -232,9 +234,9 @@ class Relay:
             except (OSError, TimeoutError) as exc:
                 sock.close()
                 last = exc
-        if isinstance(last, OSError) and last.strerror:
-            raise OSError(last.errno, last.strerror)
-        raise OSError(0, "timed out")
+        if isinstance(last, OSError) and last.errno:
+            raise OSError(last.errno, os.strerror(last.errno))
+        raise OSError(0, f"no answer within {CONNECT_TIMEOUT:g} s")
 
     async def _serve(self, conn: _Conn) -> None:
         target = format_addr(self.target_host, self.target_port)

@@ -22,6 +22,8 @@ BURST_SECONDS = 0.1
 MIN_GRANT_SECONDS = 0.01
 # The longest single sleep, so a rate changed at run time applies quickly.
 MAX_WAIT = 0.1
+# The shortest, so rounding never turns a wait into a busy loop.
+MIN_WAIT = 0.001
 
 
 def kbps_to_rate(kbps: float | None) -> float | None:
@@ -78,7 +80,7 @@ class TokenBucket:
                 grant = min(want, int(self._tokens))
                 self._tokens -= grant
                 return grant, 0.0
-            return 0, min(MAX_WAIT, (need - self._tokens) / self._rate)
+            return 0, min(MAX_WAIT, max(MIN_WAIT, (need - self._tokens) / self._rate))
 
     def refund(self, unused: int) -> None:
         """Give back bytes granted but not sent (the socket had less to read)."""
