@@ -150,17 +150,27 @@ class NotifySettings(_Section):
 
 
 def _check_listen(value: object) -> object:
-    """Accept `PORT`, `ADDR:PORT` or `[V6ADDR]:PORT` (a bare integer too); reject the rest."""
+    """Accept `PORT`, `ADDR:PORT`, `:PORT` or `[V6ADDR]:PORT` (a bare integer too).
+
+    The same forms the HTTP server's parser takes; checked here so a bad file value is reported
+    with its file:line before anything starts.
+    """
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str):
         return value
-    _, sep, port = value.rpartition(":")
-    if not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError(f'expected [ADDR:]PORT with a port from 1 to 65535, found "{value}"')
-    if sep and not value[: -len(port) - 1]:
-        raise ValueError(f'expected [ADDR:]PORT, found "{value}" (empty address before ":")')
-    return value
+    text = value.strip()
+    if text.startswith("["):
+        addr, sep, port = text[1:].partition("]:")
+        if not sep or not addr:
+            raise ValueError(f'expected [V6ADDR]:PORT such as [::1]:9100, found "{value}"')
+    elif text.count(":") > 1:
+        raise ValueError(f'write an IPv6 address in brackets, e.g. [::1]:9100; found "{value}"')
+    else:
+        port = text.rpartition(":")[2]
+    if not port.isdigit() or int(port) > 65535:
+        raise ValueError(f'expected [ADDR:]PORT with a port from 0 to 65535, found "{value}"')
+    return text
 
 
 class HttpSettings(_Section):

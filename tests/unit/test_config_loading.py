@@ -115,7 +115,7 @@ def test_overrides_replace_lists_not_merge(tmp_path: Path) -> None:
 def test_bad_value_names_file_line_key_expectation_and_found(tmp_path: Path) -> None:
     path = write(tmp_path, '# comment\n\n[general]\nlookback = true\ninterval = "fast"\n')
     assert error_of(path) == (
-        f'{path}:5: general.interval: expected a number greater than 0.05 and at most 3600, '
+        f"{path}:5: general.interval: expected a number greater than 0.05 and at most 3600, "
         'found "fast"'
     )
 
@@ -144,8 +144,7 @@ def test_unknown_key_says_unknown_setting_and_suggests(tmp_path: Path) -> None:
 def test_error_in_second_array_table_points_at_its_line(tmp_path: Path) -> None:
     path = write(
         tmp_path,
-        '[[alerts]]\nname = "a"\nmatch = "x"\n\n[[alerts]]\nname = "b"\nmatch = "y"\n'
-        "window = 0\n",
+        '[[alerts]]\nname = "a"\nmatch = "x"\n\n[[alerts]]\nname = "b"\nmatch = "y"\nwindow = 0\n',
     )
     assert error_of(path) == (
         f"{path}:8: alerts[1].window: expected a number greater than 0, found 0"
@@ -167,8 +166,12 @@ def test_pipe_without_target_names_what_is_missing(tmp_path: Path) -> None:
     [
         ('[general]\ninclude = ["ok", "(unclosed"]\n', 2, "general.include[1]"),
         ('[general]\nexclude = [\n  "ok",\n  "[z-a]",\n]\n', 4, "general.exclude[1]"),
-        ('[[groups]]\nname = "g"\npatterns = ["a", "b"]\n[[groups]]\nname = "h"\n'
-         'patterns = [\n "x",\n "*bad",\n]\n', 8, "groups[1].patterns[1]"),
+        (
+            '[[groups]]\nname = "g"\npatterns = ["a", "b"]\n[[groups]]\nname = "h"\n'
+            'patterns = [\n "x",\n "*bad",\n]\n',
+            8,
+            "groups[1].patterns[1]",
+        ),
         ('[[alerts]]\nname = "a"\nmatch = "+x"\n', 3, "alerts[0].match"),
         ('[[monitors]]\nname = "m"\ninclude = ["(?P<x"]\n', 3, "monitors[0].include[0]"),
     ],
@@ -190,7 +193,7 @@ def test_several_problems_are_listed_in_file_order(tmp_path: Path) -> None:
 def test_env_error_names_the_variable(tmp_path: Path) -> None:
     path = write(tmp_path, "[general]\ninterval = 2\n")
     message = error_of(path, env={"BWMON_GENERAL__INTERVAL": "fast"})
-    assert message.startswith('BWMON_GENERAL__INTERVAL: general.interval: expected a number')
+    assert message.startswith("BWMON_GENERAL__INTERVAL: general.interval: expected a number")
     assert message.endswith('found "fast"')
 
 
@@ -218,11 +221,24 @@ def test_flag_error_names_the_flag(tmp_path: Path) -> None:
     assert message.startswith("--interval: general.interval: expected a number greater than 0.05")
 
 
-def test_http_listen_is_checked(tmp_path: Path) -> None:
-    path = write(tmp_path, '[http]\nlisten = "localhost:http"\n')
-    assert error_of(path).startswith(f"{path}:2: http.listen: expected [ADDR:]PORT")
-    ok = write(tmp_path, "[http]\nlisten = 8000\n", "ok.toml")
-    assert load_settings(ok, env={})[0].http.listen == "8000"
+@pytest.mark.parametrize("listen", ['"localhost:http"', '"::1:80"', '"[::1]"', "70000", '""'])
+def test_bad_http_listen_is_reported_at_its_line(tmp_path: Path, listen: str) -> None:
+    path = write(tmp_path, f"[http]\n\nlisten = {listen}\n")
+    assert error_of(path).startswith(f"{path}:3: http.listen: ")
+
+
+@pytest.mark.parametrize(
+    ("listen", "stored"),
+    [
+        ("8000", "8000"),
+        ('"0.0.0.0:9100"', "0.0.0.0:9100"),
+        ('"[::1]:9100"', "[::1]:9100"),
+        ('":9100"', ":9100"),
+    ],
+)
+def test_good_http_listen_forms(tmp_path: Path, listen: str, stored: str) -> None:
+    path = write(tmp_path, f"[http]\nlisten = {listen}\n")
+    assert load_settings(path, env={})[0].http.listen == stored
 
 
 def test_unreadable_and_non_utf8_files(tmp_path: Path) -> None:
@@ -242,7 +258,7 @@ def test_toml_lines_follow_strings_inline_tables_and_dotted_keys() -> None:
         "http = { listen = '80', token = \"a]b\" }\n"  # 6
         "[[groups]]\n"  # 7
         "name = 'x' # [comment]\n"  # 8
-        "patterns = [ # open\n  'a',\n\n  \"b\\\"\",\n]\n"  # 9-13
+        'patterns = [ # open\n  \'a\',\n\n  "b\\"",\n]\n'  # 9-13
         '[[groups]]\n"name" = "y"\n'  # 14-15
     )
     lines = TomlLines(text)
