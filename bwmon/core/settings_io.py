@@ -19,7 +19,8 @@ from pydantic import BaseModel, ValidationError
 from pydantic_settings import SettingsError
 
 from bwmon.core.config import LoadContext, MappingEnvSource, Settings, build_settings
-from bwmon.core.config_errors import ConfigError, Loc, Problem, TomlLines, describe_validation
+from bwmon.core.config_errors import ConfigError, Loc, Problem, describe_validation
+from bwmon.core.toml_lines import TomlLines
 
 ENV_PREFIX = "BWMON_"
 CONFIG_ENV = "BWMON_CONFIG"

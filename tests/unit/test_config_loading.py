@@ -8,8 +8,9 @@ import pytest
 
 from bwmon.core import settings_io
 from bwmon.core.config import Settings
-from bwmon.core.config_errors import ConfigError, TomlLines
+from bwmon.core.config_errors import ConfigError
 from bwmon.core.settings_io import default_config_path, find_config, load_settings
+from bwmon.core.toml_lines import TomlLines
 
 
 def write(tmp_path: Path, text: str, name: str = "bwmon.toml") -> Path:
