@@ -21,8 +21,8 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from bwmon.core.config import Regex, check_regex
+from bwmon.core.toml_lines import Loc
 
-Loc = tuple[str | int, ...]
 
 
 @dataclass(frozen=True)
