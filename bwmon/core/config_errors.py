@@ -24,7 +24,6 @@ from bwmon.core.config import Regex, check_regex
 from bwmon.core.toml_lines import Loc
 
 
-
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong: where it is (file:line, variable or flag; may be empty), and what."""
