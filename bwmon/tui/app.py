@@ -357,10 +357,13 @@ class BwmonApp(App[None]):
         async def confirmed(yes: bool | None) -> None:
             if not yes:
                 return
-            output = await self.controller.apply_fixes(findings)
-            log = self.query_one("#log", AlertLog)
-            now = snap.time if snap is not None else 0.0
-            log.add_events([LogEvent(now, Level.INFO, "doctor", f"ran: {c}") for c in commands]
-                           + [LogEvent(now, Level.INFO, "doctor", line) for line in output])
+            try:
+                output = await self.controller.apply_fixes(findings)
+            except (PermissionError, OSError) as exc:
+                output = [f"fixes not applied: {exc}"]
+            now = time.time()
+            self.query_one("#log", AlertLog).add_events(
+                [LogEvent(now + i * 1e-6, Level.INFO, "doctor", line)
+                 for i, line in enumerate(output)])
 
         self.push_screen(ConfirmFixScreen(commands), confirmed)

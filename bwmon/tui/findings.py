@@ -5,6 +5,7 @@ Nothing is ever changed silently: the dialog lists the exact commands before run
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 
 from rich.text import Text
@@ -14,6 +15,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from bwmon.core import doctor
 from bwmon.core.model import Finding
 
 
@@ -22,7 +24,18 @@ def failed(findings: Sequence[Finding]) -> list[Finding]:
 
 
 def fix_commands(findings: Sequence[Finding]) -> list[str]:
-    return [f.fix for f in failed(findings) if f.fix]
+    """Exactly the commands `doctor.apply_fixes` will run for these findings, in order."""
+    out: list[str] = []
+    for finding in failed(findings):
+        if not doctor.fixable(finding) or finding.fix is None:
+            continue
+        for argv in doctor.fix_commands(finding.fix):
+            if argv[:2] == ["apt-get", "install"]:
+                argv = [*argv[:2], "-y", *argv[2:]]
+            line = shlex.join(argv)
+            if line not in out:
+                out.append(line)
+    return out
 
 
 def findings_text(findings: Sequence[Finding], *, can_fix: bool) -> Text:

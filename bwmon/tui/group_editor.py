@@ -104,6 +104,16 @@ def check_drafts(groups: Sequence[DraftGroup]) -> str | None:
     return None
 
 
+class RegexInput(Input):
+    """One regex of one group; it knows which, so late change events land in the right place."""
+
+    def __init__(self, draft: DraftGroup, index: int) -> None:
+        super().__init__(draft.patterns[index], placeholder="regex, e.g. firefox|chrom(e|ium)",
+                         validators=[RegexValidator()], id=f"regex-{index}", classes="regex")
+        self.draft = draft
+        self.index = index
+
+
 class GroupEditor(ModalScreen[list[GroupSettings] | None]):
     """Returns the saved groups, or None when cancelled."""
 
@@ -185,7 +195,8 @@ class GroupEditor(ModalScreen[list[GroupSettings] | None]):
         name.disabled = False
         with name.prevent(Input.Changed):
             name.value = self.drafts[self.current].name
-        rows = [self._regex_row(i, p) for i, p in enumerate(self.drafts[self.current].patterns)]
+        draft = self.drafts[self.current]
+        rows = [self._regex_row(draft, i) for i in range(len(draft.patterns))]
         await box.mount_all(rows)
         for i, pattern in enumerate(self.drafts[self.current].patterns):
             self._mark(i, pattern)
@@ -196,10 +207,9 @@ class GroupEditor(ModalScreen[list[GroupSettings] | None]):
             self._focus_regex = None
         self._update_preview()
 
-    def _regex_row(self, i: int, pattern: str) -> Horizontal:
-        field_ = Input(pattern, placeholder="regex, e.g. firefox|chrom(e|ium)",
-                       validators=[RegexValidator()], id=f"regex-{i}", classes="regex")
-        return Horizontal(field_, Static("", id=f"regex-msg-{i}", classes="regex-msg"),
+    def _regex_row(self, draft: DraftGroup, i: int) -> Horizontal:
+        return Horizontal(RegexInput(draft, i), Static("", id=f"regex-msg-{i}",
+                                                       classes="regex-msg"),
                           classes="regex-row")
 
     def _mark(self, i: int, pattern: str) -> None:
@@ -234,10 +244,12 @@ class GroupEditor(ModalScreen[list[GroupSettings] | None]):
 
     @on(Input.Changed, ".regex")
     def _regex_changed(self, event: Input.Changed) -> None:
-        i = int((event.input.id or "regex-0").rsplit("-", 1)[1])
-        if self.current >= 0 and i < len(self.drafts[self.current].patterns):
-            self.drafts[self.current].patterns[i] = event.value
-            self._mark(i, event.value)
+        field_ = event.input
+        if not isinstance(field_, RegexInput) or not field_.is_attached:
+            return
+        field_.draft.patterns[field_.index] = event.value
+        if 0 <= self.current < len(self.drafts) and field_.draft is self.drafts[self.current]:
+            self._mark(field_.index, event.value)
             self._update_preview()
 
     async def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -290,12 +302,12 @@ class GroupEditor(ModalScreen[list[GroupSettings] | None]):
 
     async def action_delete_regex(self) -> None:
         focused = self.focused
-        if self.current < 0 or not isinstance(focused, Input) or not focused.has_class("regex"):
+        if not isinstance(focused, RegexInput):
             self._status("put the cursor in a regex to delete it")
             return
-        i = int((focused.id or "regex-0").rsplit("-", 1)[1])
-        del self.drafts[self.current].patterns[i]
-        self._focus_regex = max(0, i - 1) if self.drafts[self.current].patterns else None
+        i = focused.index
+        del focused.draft.patterns[i]
+        self._focus_regex = max(0, i - 1) if focused.draft.patterns else None
         await self._show_group()
 
     async def action_save(self) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
+from tomlkit.items import AoT, Comment, Item, Table, Whitespace
 
 from bwmon.core.config import GroupSettings
 
@@ -33,14 +34,49 @@ def default_config_path() -> Path:
     return Path(core_default())
 
 
-def groups_to_toml(groups: Sequence[GroupSettings]) -> tomlkit.items.AoT:
+def _new_table(group: GroupSettings) -> Table:
+    table = tomlkit.table()
+    table.add("name", group.name)
+    table.add("patterns", list(group.patterns))
+    table.add(tomlkit.nl())
+    return table
+
+
+def _split_trailing(table: Table) -> list[Item]:
+    """Remove and return the comments and blank lines that end `table`.
+
+    tomlkit files the comment above the next section under the previous table, so they must
+    move to whichever group ends up last.
+    """
+    body = table.value.body
+    cut = len(body)
+    while cut > 0 and body[cut - 1][0] is None and isinstance(body[cut - 1][1],
+                                                              Comment | Whitespace):
+        cut -= 1
+    trailing = [item for _, item in body[cut:]]
+    del body[cut:]
+    return trailing
+
+
+def groups_to_toml(groups: Sequence[GroupSettings], old: AoT | None = None) -> AoT:
+    """The groups as an array of tables; tables of groups kept by name keep their comments."""
+    by_name: dict[str, Table] = {}
+    trailing: list[Item] = []
+    if old is not None and len(old.body):
+        trailing = _split_trailing(old.body[-1])
+        for table in old.body:
+            by_name.setdefault(str(table.get("name", "")), table)
     aot = tomlkit.aot()
     for group in groups:
-        table = tomlkit.table()
-        table.add("name", group.name)
-        table.add("patterns", list(group.patterns))
-        table.add(tomlkit.nl())
+        table = by_name.pop(group.name, None)
+        if table is None:
+            table = _new_table(group)
+        else:
+            table["patterns"] = list(group.patterns)
         aot.append(table)
+    if len(aot.body):
+        for item in trailing:
+            aot.body[-1].add(item)
     return aot
 
 
@@ -50,9 +86,13 @@ def render_with_groups(text: str, groups: Sequence[GroupSettings], path: Path) -
         doc = tomlkit.parse(text)
     except TOMLKitError as exc:
         raise GroupsFileError(f"{path}: not valid TOML ({exc}); fix it before saving") from None
+    old = doc.get("groups")
+    if old is not None and not isinstance(old, AoT):
+        raise GroupsFileError(f"{path}: 'groups' is not an array of [[groups]] tables; "
+                              "fix it before saving")
     if "groups" in doc:
         if groups:
-            doc["groups"] = groups_to_toml(groups)
+            doc["groups"] = groups_to_toml(groups, old)
         else:
             del doc["groups"]
     elif groups:
