@@ -28,7 +28,7 @@ from bwmon.cli.options import (
     user_error,
 )
 from bwmon.core.config import Settings
-from bwmon.core.config_errors import ConfigError, Loc
+from bwmon.core.config_errors import ConfigError
 from bwmon.core.settings_io import (
     CONFIG_ENV,
     SYSTEM_CONFIG,
@@ -36,6 +36,7 @@ from bwmon.core.settings_io import (
     find_config,
     load_settings_with_origins,
 )
+from bwmon.core.toml_lines import Loc
 
 Origin = Callable[[Loc], str]
 LISTS = ("monitors", "groups", "alerts")

@@ -19,8 +19,8 @@ from pydantic import BaseModel, ValidationError
 from pydantic_settings import SettingsError
 
 from bwmon.core.config import LoadContext, MappingEnvSource, Settings, build_settings
-from bwmon.core.config_errors import ConfigError, Loc, Problem, describe_validation
-from bwmon.core.toml_lines import TomlLines
+from bwmon.core.config_errors import ConfigError, Problem, describe_validation
+from bwmon.core.toml_lines import Loc, TomlLines
 
 ENV_PREFIX = "BWMON_"
 CONFIG_ENV = "BWMON_CONFIG"
