@@ -200,6 +200,7 @@ class ConntrackEvents:
                 continue
             if "ENOBUFS" in line or "No buffer space" in line:
                 overruns[0] += 1
+                tail.append(line)
                 if loop.time() - last_report >= 5:  # one report per burst, not one per line
                     last_report = loop.time()
                     on_problem("overrun: the kernel dropped conntrack events (netlink buffer "

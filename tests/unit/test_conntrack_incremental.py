@@ -1,0 +1,67 @@
+"""ConntrackParser: tick after tick, unchanged flows keep their entry object; changes show."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+
+from bwmon.core.conntrack import ConntrackParser, parse_conntrack
+
+FIX = Path(__file__).resolve().parent.parent / "fixtures" / "conntrack"
+
+
+def later(text: str, seconds: int) -> str:
+    """The same table `seconds` later: every timeout and delta-time moved, nothing else."""
+    text = re.sub(r"^(ipv[46] +\d+ +\S+ +\d+ +)(\d+) ",
+                  lambda m: f"{m[1]}{max(int(m[2]) - seconds, 0)} ", text, flags=re.M)
+    return re.sub(r"delta-time=(\d+)", lambda m: f"delta-time={int(m[1]) + seconds}", text)
+
+
+@pytest.mark.parametrize("name", ["acct.nf_conntrack", "acct.conntrack-L",
+                                  "noacct.nf_conntrack", "handwritten.nf_conntrack"])
+def test_same_entries_as_the_full_parser_without_timeouts(name: str) -> None:
+    text = (FIX / name).read_text()
+    want = [dataclasses.replace(e, timeout=None) for e in parse_conntrack(text)]
+    parser = ConntrackParser()
+    assert parser.parse(text) == want
+    assert parser.parse(later(text, 3)) == want
+
+
+def test_idle_flows_keep_their_entry_object() -> None:
+    text = (FIX / "acct.nf_conntrack").read_text()
+    assert "delta-time=" in text
+    parser = ConntrackParser()
+    first = parser.parse(text)
+    second = parser.parse(later(text, 5))
+    assert len(first) > 10 and parser.reused == len(first)
+    assert all(a is b for a, b in zip(first, second, strict=True))
+
+
+def test_changed_counters_make_a_new_entry() -> None:
+    text = (FIX / "acct.nf_conntrack").read_text()
+    parser = ConntrackParser()
+    before = {(e.proto, e.orig): e for e in parser.parse(text)}
+    line = next(x for x in text.splitlines() if "ESTABLISHED" in x and "ipv4" in x)
+    grown = line.replace("packets=4 bytes=1216", "packets=9 bytes=5216")
+    assert grown != line
+    after = {(e.proto, e.orig): e for e in parser.parse(text.replace(line, grown))}
+    flow = next(k for k, e in before.items() if e.state == "ESTABLISHED" and e.family == 4)
+    assert after[flow] is not before[flow]
+    assert (after[flow].orig_packets, after[flow].orig_bytes) == (9, 5216)
+    assert len(before) == len(after) > 10
+    assert sum(after[k] is before[k] for k in before) == parser.reused == len(before) - 1
+
+
+def test_gone_flows_disappear_and_state_changes_show() -> None:
+    text = (FIX / "acct.nf_conntrack").read_text()
+    parser = ConntrackParser()
+    parser.parse(text)
+    lines = text.splitlines()
+    kept = [x.replace("ESTABLISHED", "FIN_WAIT") for x in lines[:5] + lines[6:]]
+    out = parser.parse("\n".join(kept) + "\n")
+    assert len(out) == len(lines) - 1
+    assert "ESTABLISHED" not in {e.state for e in out}
+    assert len(parser.parse("")) == 0 and parser.reused == 0
