@@ -14,18 +14,22 @@ import asyncio
 import os
 import pwd
 import sys
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Generator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bwmon.core.model import ProcessInfo, ProcKey
 
 _SOCKET = "socket:["
-_INLINE_ALIVE_CHECKS = 64  # more owners than this are checked in a worker thread
+# The walk runs on the event loop in slices (a worker thread costs more in hand-offs than the
+# work itself on a loaded machine): this many stats, or fd directories read, per slice.
+_SLICE = 128
+_READ_SLICE = 16
 MAX_INFO = 8192  # cached ProcessInfo entries at most (dead ones go first)
 # Inodes no process could be found for (kernel sockets, unreadable processes) are searched
 # again only every this many calls, so they do not cost a /proc walk every tick.
 UNFOUND_RETRY_CALLS = 10
+_UNREAD = (0, 0, 0)  # signature of a pid seen but never read: it always counts as changed
 
 
 def parse_start(stat_text: str) -> int:
@@ -101,99 +105,138 @@ class ProcessTable:
         wanted = {i for i in inodes if i}
         async with self._lock:
             self._unfound &= wanted
-            result = await self._known_alive(wanted)
-            missing = wanted - result.keys()
             self._calls += 1
+            known = {i: self._owner[i] for i in wanted if i in self._owner}
+            dead = await self._dead_owners(set(known.values()))
+            for inode, key in list(known.items()):
+                if key in dead:
+                    del known[inode]
+                    del self._owner[inode]
+            missing = wanted - known.keys()
             retry = self._calls % UNFOUND_RETRY_CALLS == 0
-            if missing and (retry or not missing <= self._unfound):
-                scan = await asyncio.to_thread(
-                    self._scan, dict(self._pids), set(missing), set(self._unfound), uids
-                )
-                self._apply(scan)
-                for inode in missing:
-                    key = self._owner.get(inode)
-                    if key is not None:
-                        result[inode] = key
-                    elif scan.exhaustive:
-                        self._unfound.add(inode)
-            return result
+            if not missing or (missing <= self._unfound and not retry):
+                return known
+            walk = self._walk(dict(self._pids), missing, set(self._unfound), uids)
+            while True:  # run the walk in slices, letting the event loop in between
+                try:
+                    next(walk)
+                except StopIteration as stop:
+                    scan: _ScanResult = stop.value
+                    break
+                await asyncio.sleep(0)
+            self._apply(scan)
+            for inode in missing:
+                owner = self._owner.get(inode)
+                if owner is not None:
+                    known[inode] = owner
+                elif scan.exhaustive:
+                    self._unfound.add(inode)
+            return known
 
-    async def _known_alive(self, wanted: set[int]) -> dict[int, ProcKey]:
-        known = {i: self._owner[i] for i in wanted if i in self._owner}
-        keys = set(known.values())
-        if len(keys) > _INLINE_ALIVE_CHECKS:
-            dead = await asyncio.to_thread(self._dead, keys)
-        else:
-            dead = self._dead(keys)
-        for inode, key in list(known.items()):
-            if key in dead:
-                del known[inode]
-                self._owner.pop(inode, None)
-        return known
+    async def _dead_owners(self, keys: set[ProcKey]) -> set[ProcKey]:
+        dead: set[ProcKey] = set()
+        for n, key in enumerate(keys, start=1):
+            if not self.alive(key):
+                dead.add(key)
+            if n % _SLICE == 0:
+                await asyncio.sleep(0)
+        return dead
 
-    def _dead(self, keys: Iterable[ProcKey]) -> set[ProcKey]:
-        return {k for k in keys if not self.alive(k)}
-
-    def _scan(
+    def _walk(
         self,
         states: dict[int, _PidState],
         missing: set[int],
         unfound: set[int],
         uids: set[int] | None,
-    ) -> _ScanResult:
-        """Blocking /proc walk (runs in a worker thread); reads only what it must."""
+    ) -> Generator[None, None, _ScanResult]:
+        """The /proc walk, yielding every slice of work; reads only what it must, in phases:
+
+        1. processes that appeared since the last walk (one listing of /proc finds them);
+        2. processes whose fd directory changed (one stat per pid tells);
+        3. only for inodes never searched before: the unchanged rest.
+        Within a phase, processes of `uids` come first, then ones that held sockets, newest pid
+        first. The walk stops as soon as every missing inode is placed.
+        """
         result = _ScanResult()
+        missing = set(missing)
         pids = self._list_pids()
         result.gone = states.keys() - set(pids)
         sizes_count_fds = False
-        fresh: dict[int, _PidState] = {}  # pids whose fd directory changed (or is new)
-        for pid in pids:
+        fresh: dict[int, _PidState] = {}
+
+        def stat(pid: int) -> _PidState | None:
+            nonlocal sizes_count_fds
             try:
                 st = os.stat(f"{self._root}/{pid}/fd")
             except OSError:
-                continue
-            sig = (st.st_ino, st.st_size, st.st_mtime_ns)
-            sizes_count_fds |= st.st_size > 0
-            old = states.get(pid)
-            if old is None or old.sig != sig:
-                fresh[pid] = _PidState(sig=sig, uid=st.st_uid, readable=True)
-        if not sizes_count_fds:  # kernel before 6.2: a signature cannot tell, read them all
-            fresh.update({pid: st for pid, st in states.items() if pid not in result.gone})
-
-        def order(pid: int) -> tuple[bool, bool, bool, int]:
-            state = fresh.get(pid) or states[pid]
-            foreign = uids is not None and state.uid not in uids
-            old = states.get(pid)
-            return (pid not in fresh, foreign, not (old and old.inodes), -pid)
-
-        candidates = sorted(fresh.keys() | (states.keys() - result.gone), key=order)
-        result.exhaustive = True
-        for pid in candidates:
-            if not missing:
-                result.exhaustive = False
-                break
-            state = fresh.get(pid)
-            if state is None:
-                state = states[pid]
-                if not state.readable or not missing - unfound:
-                    continue  # same fds as before, or already searched for these inodes
-            new_state = self._read_fds(pid, state)
-            result.read.add(pid)
-            if new_state is None:
                 result.gone.add(pid)
-                continue
-            result.seen[pid] = new_state
-            if new_state.start is None or not new_state.inodes:
-                continue
-            key = ProcKey(pid, new_state.start)
-            hit = missing & new_state.inodes
-            if hit:
-                missing -= hit
-                if key not in self._info:
-                    info = self._read_info(key)
-                    if info is not None:
-                        result.infos.append(info)
+                return None
+            sizes_count_fds |= st.st_size > 0
+            return _PidState(sig=(st.st_ino, st.st_size, st.st_mtime_ns), uid=st.st_uid,
+                             readable=True)
+
+        def order(pid: int) -> tuple[bool, bool, int]:
+            state = fresh.get(pid) or states[pid]
+            old = states.get(pid)
+            return (uids is not None and state.uid not in uids, not (old and old.inodes), -pid)
+
+        def read(candidates: Iterable[int]) -> Generator[None, None, bool]:
+            """Read in order until nothing is missing; True when done."""
+            for n, pid in enumerate(sorted(candidates, key=order), start=1):
+                if not missing:
+                    return True
+                self._read_into(result, pid, fresh.get(pid) or states[pid], missing)
+                if n % _READ_SLICE == 0:
+                    yield
+            return not missing
+
+        for n, pid in enumerate(pids, start=1):  # phase 1: new pids
+            if pid not in states and (state := stat(pid)) is not None:
+                fresh[pid] = state
+            if n % _SLICE == 0:
+                yield
+        done = yield from read(list(fresh))
+        for pid, state in fresh.items():  # new but unread: known now, "changed" until read
+            if pid not in result.read:
+                result.seen[pid] = _PidState(sig=_UNREAD, uid=state.uid, readable=True)
+        if done:
+            return result
+        for n, pid in enumerate(pids, start=1):  # phase 2: changed fd directories
+            if pid in states and (state := stat(pid)) is not None and state.sig != states[pid].sig:
+                fresh[pid] = state
+            if n % _SLICE == 0:
+                yield
+        if not sizes_count_fds:  # kernel before 6.2: a signature cannot tell, read them all
+            fresh.update({p: st for p, st in states.items() if p not in result.gone})
+        if (yield from read([p for p in fresh if p not in result.read])):
+            return result
+        if not missing <= unfound:  # phase 3: inodes never searched for
+            rest = [p for p, st in states.items()
+                    if st.readable and p not in result.read and p not in result.gone]
+            if (yield from read(rest)):
+                return result
+        result.exhaustive = True
         return result
+
+    def _read_into(self, result: _ScanResult, pid: int, state: _PidState,
+                   missing: set[int]) -> None:
+        """Read one fd directory into `result`; drop what it holds from `missing`."""
+        new_state = self._read_fds(pid, state)
+        result.read.add(pid)
+        if new_state is None:
+            result.gone.add(pid)
+            return
+        result.seen[pid] = new_state
+        if new_state.start is None or not new_state.inodes:
+            return
+        hit = missing & new_state.inodes
+        if hit:
+            missing -= hit
+            key = ProcKey(pid, new_state.start)
+            if key not in self._info:
+                info = self._read_info(key)
+                if info is not None:
+                    result.infos.append(info)
 
     def _read_fds(self, pid: int, state: _PidState) -> _PidState | None:
         """List one fd directory: its socket inodes and (if any) the start time; None if gone."""
@@ -352,7 +395,13 @@ class ProcessTable:
         """Every process now running, with its facts (for the group editor's live preview)."""
         found: list[ProcessInfo] = []
         for pid in self._list_pids():
-            key = self.key_of(pid)
+            state = self._pids.get(pid)
+            key = None
+            if state is not None and state.start is not None:
+                key = ProcKey(pid, state.start)
+                if key not in self._info or not self.alive(key):
+                    key = None
+            key = key or self.key_of(pid)
             info = None if key is None else self.info(key)
             if info is not None:
                 found.append(info)

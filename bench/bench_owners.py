@@ -1,0 +1,188 @@
+"""Benchmark: socket → process mapping, and the socket table from /proc vs sock_diag.
+
+    python3 bench/bench_owners.py [--procs 200 1000] [--repeat 15]
+
+For each process count it starts that many `sleep` processes, each holding two UDP sockets on
+loopback, then times (median of --repeat runs, all in one run so ratios are comparable):
+  full   a plain full /proc/PID/fd scan (the reference: what nethogs-style tools do every tick)
+  warm   ProcessTable.owners() when nothing new appeared
+  new1   ProcessTable.owners() when one new process with one new socket appeared
+and the socket table: /proc/net/{tcp,tcp6,udp,udp6} via read_proc_sockets vs sock_diag dump.
+Figures go to docs/sections/bench-owners.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bwmon.core.model import ProcKey
+from bwmon.core.processes import ProcessTable, parse_start
+from bwmon.core.sockdiag import dump_sockets
+from bwmon.core.sockets import read_proc_sockets
+
+PROC = Path("/proc")
+# a process that opens one more UDP socket per input line and prints its inode
+OPENER = """
+import os, socket, sys
+keep = []
+for _ in sys.stdin:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    keep.append(s)
+    print(os.fstat(s.fileno()).st_ino, flush=True)
+"""
+
+
+def full_fd_scan(root: str = "/proc") -> dict[int, ProcKey]:
+    """Reference: read every process's fd directory, every time."""
+    owners: dict[int, ProcKey] = {}
+    for name in os.listdir(root):
+        if not name.isdigit():
+            continue
+        fd_dir = f"{root}/{name}/fd"
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue
+        found = []
+        for fd in fds:
+            try:
+                target = os.readlink(f"{fd_dir}/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                found.append(int(target[8:-1]))
+        if found:
+            try:
+                with open(f"{root}/{name}/stat") as f:
+                    key = ProcKey(int(name), parse_start(f.read()))
+            except OSError:
+                continue
+            for inode in found:
+                owners[inode] = key
+    return owners
+
+
+def spawn(n_sockets: int) -> tuple[subprocess.Popen[bytes], list[int]]:
+    """A sleeping process holding n UDP sockets on loopback; returns it and the socket inodes."""
+    socks = []
+    for _ in range(n_sockets):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+    proc = subprocess.Popen(["sleep", "3600"], pass_fds=[s.fileno() for s in socks])
+    inodes = [os.fstat(s.fileno()).st_ino for s in socks]
+    for s in socks:
+        s.close()
+    return proc, inodes
+
+
+async def run(n: int, repeat: int) -> dict[str, float]:
+    children: list[subprocess.Popen[bytes] | subprocess.Popen[str]] = []
+    inodes: set[int] = set()
+    try:
+        for _ in range(n):
+            proc, got = spawn(2)
+            children.append(proc)
+            inodes.update(got)
+        await asyncio.sleep(0.2)
+        uids = {os.geteuid()}
+        assert inodes <= full_fd_scan().keys()
+        table = ProcessTable(PROC)
+        t0 = time.perf_counter()
+        assert (await table.owners(inodes, uids)).keys() == inodes
+        cold = (time.perf_counter() - t0) * 1000
+
+        # one new socket in a process that was already known (no new pid to look at first)
+        opener = subprocess.Popen([sys.executable, "-c", OPENER], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        children.append(opener)
+        assert opener.stdin is not None and opener.stdout is not None
+
+        def open_one() -> int:
+            assert opener.stdin is not None and opener.stdout is not None
+            opener.stdin.write("\n")
+            opener.stdin.flush()
+            return int(opener.stdout.readline())
+
+        inodes.add(open_one())
+        await table.owners(inodes, uids)
+
+        async def timed(coro: Awaitable[object]) -> float:
+            t0 = time.perf_counter()
+            await coro
+            return (time.perf_counter() - t0) * 1000
+
+        async def proc_read() -> None:
+            await read_proc_sockets(PROC)
+
+        async def diag_dump() -> None:
+            dump_sockets()
+
+        async def full_scan() -> None:
+            full_fd_scan()
+
+        # every round measures each variant once, so all see the same machine load
+        rounds: dict[str, list[float]] = {k: [] for k in
+                                          ("full", "warm", "new1", "new_old", "proc", "diag")}
+        for _ in range(repeat):
+            rounds["full"].append(await timed(full_scan()))
+            rounds["warm"].append(await timed(table.owners(inodes, uids)))
+            proc, got = spawn(1)
+            children.append(proc)
+            inodes.update(got)
+            await asyncio.sleep(0.01)
+            rounds["new1"].append(await timed(table.owners(inodes, uids)))
+            fresh = open_one()
+            inodes.add(fresh)
+            rounds["new_old"].append(await timed(table.owners(inodes, uids)))
+            found = await table.owners(inodes, uids)
+            assert found[got[0]] == ProcKey(proc.pid, found[got[0]].start)
+            assert found[fresh].pid == opener.pid
+            rounds["proc"].append(await timed(proc_read()))
+            rounds["diag"].append(await timed(diag_dump()))
+        r = {k: statistics.median(v) for k, v in rounds.items()}
+        return {"procs": float(len(os.listdir("/proc"))), "cold": cold,
+                "full": r["full"], "warm": r["warm"], "new1": r["new1"],
+                "new_old": r["new_old"], "proc_net": r["proc"], "sockdiag": r["diag"],
+                "sockets": float(len(dump_sockets()))}
+    finally:
+        for proc in children:
+            proc.kill()
+        for proc in children:
+            proc.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--procs", type=int, nargs="+", default=[200, 1000])
+    parser.add_argument("--repeat", type=int, default=15)
+    args = parser.parse_args()
+    print("| sleeping procs | /proc entries | full fd scan | owners() cold | owners() nothing new"
+          " | owners() new process + socket | owners() new socket in known process"
+          " | /proc/net/* read | sock_diag dump |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for n in args.procs:
+        r = asyncio.run(run(n, args.repeat))
+        print(f"| {n} | {r['procs']:.0f} | {r['full']:.2f} ms (1×) | {r['cold']:.2f} ms "
+              f"| {r['warm']:.3f} ms ({r['full'] / r['warm']:.0f}× faster) "
+              f"| {r['new1']:.2f} ms ({r['full'] / r['new1']:.1f}× faster) "
+              f"| {r['new_old']:.2f} ms ({r['full'] / r['new_old']:.1f}× faster) "
+              f"| {r['proc_net']:.2f} ms (1×) "
+              f"| {r['sockdiag']:.2f} ms ({r['proc_net'] / r['sockdiag']:.1f}× faster) |",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
