@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
 from bwmon.core.config import KB, AlertSettings
@@ -50,10 +50,52 @@ class _Sample:
 
 
 @dataclass(frozen=True, slots=True)
+class Window:
+    """The samples of the last `length` seconds with running sums, so averaging is O(1).
+
+    Invariant after `add`: the samples after the oldest cover less than `length` seconds, so
+    only the oldest can straddle the window's start.
+    """
+
+    samples: tuple[_Sample, ...] = ()
+    span: float = 0.0  # seconds covered by all samples
+    sum_in: float = 0.0  # ∑ rate × elapsed (bytes)
+    sum_out: float = 0.0
+
+    def add(self, sample: _Sample, length: float) -> Window:
+        samples = (*self.samples, sample)
+        span = self.span + sample.elapsed
+        sum_in = self.sum_in + sample.rate_in * sample.elapsed
+        sum_out = self.sum_out + sample.rate_out * sample.elapsed
+        drop = 0
+        while span - samples[drop].elapsed >= length:
+            old = samples[drop]
+            span -= old.elapsed
+            sum_in -= old.rate_in * old.elapsed
+            sum_out -= old.rate_out * old.elapsed
+            drop += 1
+        return Window(samples[drop:], span, sum_in, sum_out)
+
+    def average(self, length: float, direction: Direction) -> float:
+        """Mean rate over the last `length` seconds (see `window_average`)."""
+        if not self.samples:
+            return 0.0
+        oldest = self.samples[0]
+        rest = self.span - oldest.elapsed
+        if rest >= length:  # the rule's window shrank since the last add
+            return window_average(self.samples, length, direction)
+        total, rate = (
+            (self.sum_in, oldest.rate_in) if direction == "in" else (self.sum_out, oldest.rate_out)
+        )
+        part = min(oldest.elapsed, length - rest)
+        return max(0.0, total - rate * (oldest.elapsed - part)) / length
+
+
+@dataclass(frozen=True, slots=True)
 class PairState:
     """What one (rule, app) pair remembers: recent samples and, per direction, alert status."""
 
-    samples: tuple[_Sample, ...] = ()
+    window: Window = Window()
     active_in: bool = False
     active_out: bool = False
     last_in: float = 0.0  # time of the last fired/repeat notice
@@ -67,8 +109,11 @@ class PairState:
 
     def with_status(self, direction: Direction, active: bool, last: float) -> PairState:
         if direction == "in":
-            return replace(self, active_in=active, last_in=last)
-        return replace(self, active_out=active, last_out=last)
+            return PairState(self.window, active, self.active_out, last, self.last_out)
+        return PairState(self.window, self.active_in, active, self.last_in, last)
+
+    def with_window(self, window: Window) -> PairState:
+        return PairState(window, self.active_in, self.active_out, self.last_in, self.last_out)
 
 
 PairKey = tuple[str, str]  # (rule key, app name)
@@ -109,7 +154,10 @@ def matches(pattern: re.Pattern[str], row: AppRow) -> bool:
 
 
 def window_average(samples: Sequence[_Sample], window: float, direction: Direction) -> float:
-    """Time-weighted mean rate over the last `window` seconds; uncovered time counts as idle."""
+    """Time-weighted mean rate over the last `window` seconds; uncovered time counts as idle.
+
+    The reference definition; `Window.average` gives the same figure from running sums.
+    """
     left = window
     total = 0.0
     for s in reversed(samples):
@@ -119,16 +167,6 @@ def window_average(samples: Sequence[_Sample], window: float, direction: Directi
         total += span * (s.rate_in if direction == "in" else s.rate_out)
         left -= span
     return total / window
-
-
-def _trim(samples: tuple[_Sample, ...], window: float) -> tuple[_Sample, ...]:
-    """Drop samples that lie wholly before the window."""
-    covered = 0.0
-    for i in range(len(samples) - 1, -1, -1):
-        covered += samples[i].elapsed
-        if covered >= window:
-            return samples[i:]
-    return samples
 
 
 def _threshold(rule: AlertSettings, direction: Direction) -> float:
@@ -162,7 +200,7 @@ def _step_direction(
     threshold = _threshold(rule, d)
     if threshold <= 0:
         return pair, None
-    avg = window_average(pair.samples, rule.window, d)
+    avg = pair.window.average(rule.window, d)
     if not pair.active(d):
         if avg > threshold:
             return pair.with_status(d, True, now), _event(rule, app, d, "fired", avg, now)
@@ -204,7 +242,7 @@ def evaluate(
             pair = state.pairs.get((key, row.name), PairState())
             if snapshot.elapsed > 0:
                 sample = _Sample(snapshot.elapsed, max(row.rate_in, 0.0), max(row.rate_out, 0.0))
-                pair = replace(pair, samples=_trim((*pair.samples, sample), rule.window))
+                pair = pair.with_window(pair.window.add(sample, rule.window))
             for d in DIRECTIONS:
                 pair, event = _step_direction(rule, row.name, d, pair, now)
                 if event is not None:

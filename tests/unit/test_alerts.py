@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable, Sequence
 
 import pytest
 
-from bwmon.core.alerts import AlertEvent, AlertState, evaluate, window_average
+from bwmon.core.alerts import (
+    DIRECTIONS,
+    AlertEvent,
+    AlertState,
+    Window,
+    _Sample,
+    evaluate,
+    window_average,
+)
 from bwmon.core.config import AlertSettings
 from bwmon.core.model import (
     AppRow,
@@ -96,11 +105,24 @@ def test_window_spreads_a_short_burst_over_the_whole_window() -> None:
 
 
 def test_window_average_counts_only_the_part_of_an_old_tick_inside_the_window() -> None:
-    from bwmon.core.alerts import _Sample
-
     samples = [_Sample(4.0, 1000.0, 0.0), _Sample(1.0, 0.0, 0.0)]
     assert window_average(samples, 2.0, "in") == pytest.approx(500.0)
     assert window_average(samples, 5.0, "in") == pytest.approx(800.0)
+
+
+def test_running_window_agrees_with_the_definition_over_irregular_ticks() -> None:
+    rng = random.Random(6)
+    window = Window()
+    history: list[_Sample] = []
+    for i in range(2000):
+        length = 5.0 if i < 1000 else 2.5  # the rule's window shrinks half way
+        sample = _Sample(rng.uniform(0.05, 3.0), rng.uniform(0, 1e6), rng.choice((0.0, 5e4)))
+        window = window.add(sample, length)
+        history.append(sample)
+        for d in DIRECTIONS:
+            expected = window_average(history, length, d)
+            assert window.average(length, d) == pytest.approx(expected, rel=1e-9, abs=1e-3)
+    assert len(window.samples) <= 2.5 / 0.05 + 1  # memory stays bounded by the window
 
 
 def test_hysteresis_keeps_a_rate_hovering_at_the_threshold_from_flapping() -> None:
