@@ -246,3 +246,18 @@ def test_cli_text_shows_fix_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert "FAIL  accounting" in out
     assert "fix: sysctl -w net.netfilter.nf_conntrack_acct=1" in out
     assert "bwmon doctor --fix" in out
+
+
+async def test_nft_only_hosts_get_an_nft_tracking_fix(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    real_which = doctor.shutil.which
+    monkeypatch.setattr(doctor.shutil, "which",
+                        lambda name: None if name == "iptables" else real_which(name))
+    rules = rulesets(tmp_path)
+    f = await run_diagnose(proc_tree(tmp_path / "proc"), tmp_path, rules=rules)
+    fix6 = f["tracking-ipv6"].fix or ""
+    assert fix_commands(fix6)[0] == ["nft", "add", "table", "ip6", "bwmon"]
+    assert fix_commands(fix6)[-1][-4:] == ["ct", "state", "established,related", "counter"]
+    # and what it creates is recognised as tracking
+    assert tracking_rules("", "", "table ip6 bwmon {\n\tchain track {\n\t\tct state "
+                          "established,related counter\n\t}\n}\n") == {6}
