@@ -81,7 +81,7 @@ async def test_file_and_tool_report_the_same_flows(busy_ns: tuple[NetNS, int],
 
 
 async def test_a_second_read_reuses_idle_flows(busy_ns: tuple[NetNS, int]) -> None:
-    ns, pid = busy_ns
+    _, pid = busy_ns
     src = ConntrackSource(Path(f"/proc/{pid}"))
     first = {e.key: e for e in await src.read()}
     second = {e.key: e for e in await src.read()}

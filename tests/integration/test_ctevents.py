@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -103,7 +104,7 @@ async def test_overrun_is_reported_and_listening_goes_on() -> None:
         task, got, problems = await start(ns, ConntrackEvents(argv_prefix=ns.argv()))
         try:
             tool = [pid for pid in ns.pids()
-                    if open(f"/proc/{pid}/comm").read().strip() == "conntrack"]
+                    if Path(f"/proc/{pid}/comm").read_text().strip() == "conntrack"]
             assert len(tool) == 1
             # a stopped reader cannot drain its netlink buffer: 3000 new flows overflow it
             os.kill(tool[0], signal.SIGSTOP)
