@@ -29,6 +29,7 @@ MAX_INFO = 8192  # cached ProcessInfo entries at most (dead ones go first)
 # Inodes no process could be found for (kernel sockets, unreadable processes) are searched
 # again only every this many calls, so they do not cost a /proc walk every tick.
 UNFOUND_RETRY_CALLS = 10
+HOT_PIDS = 8  # processes remembered as recent openers of sockets, looked at before the rest
 _UNREAD = (0, 0, 0)  # signature of a pid seen but never read: it always counts as changed
 
 
@@ -73,6 +74,7 @@ class _ScanResult:
     read: set[int] = field(default_factory=set)  # pids whose fds were listed (or tried)
     infos: list[ProcessInfo] = field(default_factory=list)
     exhaustive: bool = False  # every readable process was read
+    hot: list[int] = field(default_factory=list)  # pids that held a missing inode
 
 
 class ProcessTable:
@@ -87,10 +89,12 @@ class ProcessTable:
         self._info: dict[ProcKey, ProcessInfo] = {}
         self._keep: frozenset[ProcKey] = frozenset()
         self._calls = 0
+        self._hot: dict[int, None] = {}  # pids that recently opened wanted sockets, oldest first
         self._users: dict[int, str] = {}
         self._lock = asyncio.Lock()
         self.scans = 0  # scans performed (calls that listed /proc)
         self.dirs_read = 0  # fd directories listed, in total
+        self.dirs_checked = 0  # fd directories stat'ed to see whether they changed
 
     # ---- socket owners -----------------------------------------------------------------------
 
@@ -116,7 +120,8 @@ class ProcessTable:
             retry = self._calls % UNFOUND_RETRY_CALLS == 0
             if not missing or (missing <= self._unfound and not retry):
                 return known
-            walk = self._walk(dict(self._pids), missing, set(self._unfound), uids)
+            walk = self._walk(dict(self._pids), missing, set(self._unfound), uids,
+                              list(reversed(self._hot)))
             while True:  # run the walk in slices, letting the event loop in between
                 try:
                     next(walk)
@@ -148,10 +153,12 @@ class ProcessTable:
         missing: set[int],
         unfound: set[int],
         uids: set[int] | None,
+        hot: list[int],
     ) -> Generator[None, None, _ScanResult]:
         """The /proc walk, yielding every slice of work; reads only what it must, in phases:
 
-        1. processes that appeared since the last walk (one listing of /proc finds them);
+        1. processes that appeared since the last walk (one listing of /proc finds them), then
+           the few that most recently opened a wanted socket (busy clients and servers);
         2. processes whose fd directory changed (one stat per pid tells);
         3. only for inodes never searched before: the unchanged rest.
         Within a phase, processes of `uids` come first, then ones that held sockets, newest pid
@@ -166,6 +173,7 @@ class ProcessTable:
 
         def stat(pid: int) -> _PidState | None:
             nonlocal sizes_count_fds
+            self.dirs_checked += 1
             try:
                 st = os.stat(f"{self._root}/{pid}/fd")
             except OSError:
@@ -201,6 +209,11 @@ class ProcessTable:
                 result.seen[pid] = _PidState(sig=_UNREAD, uid=state.uid, readable=True)
         if done:
             return result
+        for pid in hot:  # busy processes first: one stat each, read if changed
+            if pid in states and (state := stat(pid)) is not None and state.sig != states[pid].sig:
+                self._read_into(result, pid, state, missing)
+                if not missing:
+                    return result
         for n, pid in enumerate(pids, start=1):  # phase 2: changed fd directories
             if pid in states and (state := stat(pid)) is not None and state.sig != states[pid].sig:
                 fresh[pid] = state
@@ -232,6 +245,7 @@ class ProcessTable:
         hit = missing & new_state.inodes
         if hit:
             missing -= hit
+            result.hot.append(pid)
             key = ProcKey(pid, new_state.start)
             if key not in self._info:
                 info = self._read_info(key)
@@ -295,8 +309,14 @@ class ProcessTable:
                     self._owner[inode] = key
         for info in scan.infos:
             self._remember(info)
+        for pid in scan.hot:
+            self._hot.pop(pid, None)
+            self._hot[pid] = None
+        while len(self._hot) > HOT_PIDS:
+            del self._hot[next(iter(self._hot))]
 
     def _forget_pid(self, pid: int) -> None:
+        self._hot.pop(pid, None)
         state = self._pids.pop(pid, None)
         if state is None or state.start is None:
             return

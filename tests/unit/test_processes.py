@@ -164,6 +164,22 @@ async def test_a_new_socket_in_a_known_process_is_found(root: Path) -> None:
     assert await table.owners({501, 502}) == {501: a, 502: a}
 
 
+async def test_a_process_that_just_opened_a_socket_is_looked_at_before_the_rest(
+    root: Path,
+) -> None:
+    busy = make_process(root, 100, 1000, [501])
+    for pid in range(101, 160):
+        make_process(root, pid, 1000 + pid, [pid * 10])
+    table = ProcessTable(root)
+    await table.owners({501})
+    add_socket(root, 100, 502)
+    assert await table.owners({501, 502}) == {501: busy, 502: busy}  # found by a full stat pass
+    checked, reads = table.dirs_checked, table.dirs_read
+    add_socket(root, 100, 503)
+    assert await table.owners({501, 502, 503}) == {501: busy, 502: busy, 503: busy}
+    assert (table.dirs_checked - checked, table.dirs_read - reads) == (1, 1)
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="chown of the fake fd directory needs root")
 async def test_uid_hint_reads_that_users_processes_first(root: Path) -> None:
     for pid in range(100, 140):
