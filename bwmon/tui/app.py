@@ -65,7 +65,7 @@ class BwmonApp(App[None]):
     """The main screen: totals, app table, detail pane, alert log; modal editor and help."""
 
     TITLE = "bwmon"
-    CSS_PATH = "bwmon.tcss"
+    CSS_PATH = Path(__file__).with_name("bwmon.tcss")  # absolute: subclasses elsewhere work
     ENABLE_COMMAND_PALETTE = False
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
