@@ -169,7 +169,9 @@ def _check_events(proc_root: Path) -> Finding:
                    "connections shorter than a tick may go unseen", fix)
 
 
-async def _check_tracking(proc_root: Path, commands: Sequence[Sequence[str]]) -> list[Finding]:
+async def _check_tracking(
+    proc_root: Path, commands: Sequence[Sequence[str]], euid: int
+) -> list[Finding]:
     outputs = await asyncio.gather(*(_output(c) for c in commands))
     texts = [text if status == 0 else "" for status, text in outputs]
     texts += [""] * (3 - len(texts))
@@ -184,6 +186,10 @@ async def _check_tracking(proc_root: Path, commands: Sequence[Sequence[str]]) ->
         elif family in in_table:
             findings.append(Finding(check, True, f"{name} flows are tracked (the table holds "
                                     f"{name} flows)"))
+        elif euid != 0:
+            findings.append(Finding(check, False, f"cannot tell whether {name} flows are tracked: "
+                                    "reading the firewall rules needs root",
+                                    "run bwmon doctor as root (sudo)"))
         else:
             findings.append(Finding(check, False, f"{name} flows are not tracked: since Linux "
                                     "4.10 the kernel tracks nothing until a rule in this network "
@@ -203,7 +209,7 @@ async def diagnose(
     euid = os.geteuid() if euid is None else euid
     table, tool = await _check_table(proc_root, conntrack_command)
     findings = [_check_root(euid), table, tool, _check_accounting(proc_root)]
-    findings += await _check_tracking(proc_root, ruleset_commands)
+    findings += await _check_tracking(proc_root, ruleset_commands, euid)
     findings.append(_check_events(proc_root))
     owners = ebpf or EbpfOwners(proc_root=proc_root, euid=euid)
     reason = owners.available()

@@ -183,6 +183,13 @@ async def test_not_root_is_reported_and_not_auto_fixable(tmp_path: Path) -> None
     assert not doctor.fixable(f["root"])
 
 
+async def test_without_root_unreadable_rules_are_not_called_untracked(tmp_path: Path) -> None:
+    rules = [["false"], ["false"], ["false"]]  # iptables-save refuses non-root users
+    f = await run_diagnose(proc_tree(tmp_path / "proc"), tmp_path, euid=1000, rules=rules)
+    assert "cannot tell" in f["tracking-ipv4"].message
+    assert not doctor.fixable(f["tracking-ipv4"])  # no rule is added on a guess
+
+
 def test_fix_commands_split_and_keep_quotes() -> None:
     cmds = fix_commands('iptables -I INPUT -m comment --comment "bwmon: track flows" && true')
     assert cmds == [["iptables", "-I", "INPUT", "-m", "comment", "--comment",
