@@ -26,23 +26,24 @@ __all__ = [
     "parse_line",
 ]
 
-_ADDR = r"[0-9A-Fa-f.:]+"
-_TUPLE = rf"src={_ADDR} dst={_ADDR} sport=\d+ dport=\d+"
+_ADDR = r"([0-9A-Fa-f.:]+)"
+_TUPLE = rf"(src={_ADDR} dst={_ADDR} sport=(\d+) dport=(\d+))"
 # The common shape (tcp/udp/sctp/dccp/udplite with ports); any other line is caught by the
-# last alternative and handed to the tokenizer. Groups: 1 family, 2 proto, 3 protonum,
-# 4 timeout, 5 body, 6 state, 7 orig tuple,
-# 8/9 orig packets/bytes, 10 [UNREPLIED], 11 reply tuple, 12/13 reply packets/bytes,
-# 14 flag, 15 mark, 16 zone, 17 tail (use=, id=), 18 ct id, 19 any other line.
+# last alternative (group _OTHER) and handed to the tokenizer. 0-based group indices below.
 _FAST = re.compile(
     r"^(?:(ipv[46]) +\d+ +)?(tcp|udp|udplite|sctp|dccp) +(\d+) +(?:(\d+) +)?"
-    r"((?:([A-Z][A-Z_]*) +)?"
-    rf"({_TUPLE}) +(?:packets=(\d+) bytes=(\d+) +)?(\[UNREPLIED\] +)?"
-    rf"({_TUPLE}) +(?:packets=(\d+) bytes=(\d+) +)?"
-    r"(?:\[(ASSURED|OFFLOAD|HW_OFFLOAD)\] +)?(?:mark=(\d+) +)?(?:zone=(\d+) +)?)"
-    r"(?:delta-time=\d+ +)?(use=\d+(?: +id=(\d+))?) *$"
+    r"(?:([A-Z][A-Z_]*) +)?"
+    rf"{_TUPLE} +(?:packets=(\d+) bytes=(\d+) +)?(\[UNREPLIED\] +)?"
+    rf"{_TUPLE} +(?:packets=(\d+) bytes=(\d+) +)?"
+    r"(?:\[(ASSURED|OFFLOAD|HW_OFFLOAD)\] +)?(?:mark=(\d+) +)?(?:zone=(\d+) +)?"
+    r"(?:delta-time=\d+ +)?use=\d+(?: +id=(\d+))? *$"
     r"|^([^\n]*\S[^\n]*)$",
     re.M,
 )
+_FAM, _PROTO, _PNUM, _TIMEOUT, _STATE = range(5)
+_O, _R = 5, 13  # tuple text, then src, dst, sport, dport, packets, bytes
+_UNREPLIED, _FLAG, _MARK, _ZONE, _ID, _OTHER = 12, 20, 21, 22, 23, 24
+assert _FAST.groups == _OTHER + 1
 
 _FLAGSETS: dict[tuple[str | None, bool], frozenset[str]] = {}
 for _flag in (None, "ASSURED", "OFFLOAD", "HW_OFFLOAD"):
@@ -73,48 +74,49 @@ def normalise_address(raw: str) -> str:
     return done
 
 
-def _tuple_from_text(text: str) -> Tuple5:
-    """Tuple5 of a `src=A dst=B sport=P dport=Q` group (already validated by the regex)."""
-    src, dst, sport, dport = text.split(" ")
-    return Tuple5(
-        normalise_address(src[4:]), normalise_address(dst[4:]), int(sport[6:]), int(dport[6:])
-    )
-
-
 def _opt_int(text: str | None) -> int | None:
     return None if text is None else int(text)
 
 
+def _tuple(g: tuple[str | None, ...], i: int, tuples: dict[str, Tuple5] | None) -> Tuple5:
+    """The Tuple5 of the tuple groups at `i` (text, src, dst, sport, dport), cached by text."""
+    text = g[i]
+    assert text is not None
+    if tuples is not None:
+        done = tuples.get(text)
+        if done is not None:
+            return done
+    t = Tuple5(normalise_address(g[i + 1]), normalise_address(g[i + 2]),  # type: ignore[arg-type]
+               int(g[i + 3]), int(g[i + 4]))  # type: ignore[arg-type]
+    if tuples is not None:
+        tuples[text] = t
+    return t
+
+
 def _entry_from_match(
-    g: tuple[str | None, ...], tuples: dict[str, Tuple5], with_timeout: bool
+    g: tuple[str | None, ...], tuples: dict[str, Tuple5] | None, with_timeout: bool
 ) -> ConntrackEntry:
     """Build the entry of a fast-path match from its groups (see `_FAST`)."""
-    orig_text, reply_text = g[6], g[10]
-    assert orig_text is not None and reply_text is not None and g[2] is not None
-    orig = tuples.get(orig_text)
-    if orig is None:
-        orig = tuples[orig_text] = _tuple_from_text(orig_text)
-    reply = tuples.get(reply_text)
-    if reply is None:
-        reply = tuples[reply_text] = _tuple_from_text(reply_text)
-    fam = g[0]
-    family = 6 if fam == "ipv6" or (fam is None and ":" in orig.src) else 4
+    orig, reply = _tuple(g, _O, tuples), _tuple(g, _R, tuples)
+    fam = g[_FAM]
+    op, ob, rp, rb = g[_O + 5], g[_O + 6], g[_R + 5], g[_R + 6]
+    timeout, mark, zone, ct_id = g[_TIMEOUT], g[_MARK], g[_ZONE], g[_ID]
     return ConntrackEntry(
-        family,
-        g[1] or "unknown",
-        int(g[2]),
+        6 if fam == "ipv6" or (fam is None and ":" in orig.src) else 4,
+        g[_PROTO],  # type: ignore[arg-type]
+        int(g[_PNUM]),  # type: ignore[arg-type]
         orig,
         reply,
-        _opt_int(g[7]),
-        _opt_int(g[8]),
-        _opt_int(g[11]),
-        _opt_int(g[12]),
-        g[5],
-        _opt_int(g[3]) if with_timeout else None,
-        _FLAGSETS[(g[13], g[9] is not None)],
-        int(g[15]) if g[15] else 0,
-        int(g[14]) if g[14] else 0,
-        _opt_int(g[17]),
+        int(op) if op else None,
+        int(ob) if ob else None,
+        int(rp) if rp else None,
+        int(rb) if rb else None,
+        g[_STATE],
+        int(timeout) if timeout and with_timeout else None,
+        _FLAGSETS[(g[_FLAG], g[_UNREPLIED] is not None)],
+        int(zone) if zone else 0,
+        int(mark) if mark else 0,
+        int(ct_id) if ct_id else None,
     )
 
 
@@ -205,12 +207,11 @@ _GROUP_FIELDS = {"dst": 1, "sport": 2, "dport": 3, "packets": 4, "bytes": 5}
 def parse_conntrack(text: str) -> list[ConntrackEntry]:
     """Every entry of a conntrack table text, in order; garbage lines are skipped."""
     out: list[ConntrackEntry] = []
-    tuples: dict[str, Tuple5] = {}
     for m in _FAST.finditer(text):
         g = m.groups()
-        if g[18] is None:
+        if g[_OTHER] is None:
             try:
-                out.append(_entry_from_match(g, tuples, True))
+                out.append(_entry_from_match(g, None, True))
                 continue
             except ValueError:
                 pass
@@ -262,7 +263,7 @@ class ConntrackParser:
 def _parse_one(line: str, tuples: dict[str, Tuple5]) -> ConntrackEntry | None:
     """One line without its timeout: fast regex first, the tokenizer for other shapes."""
     m = _FAST.match(line)
-    if m is not None and m.group(19) is None:
+    if m is not None and m.group(_OTHER + 1) is None:
         try:
             return _entry_from_match(m.groups(), tuples, False)
         except ValueError:
