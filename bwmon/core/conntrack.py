@@ -1,9 +1,9 @@
-"""Parse the kernel's conntrack table: `/proc/net/nf_conntrack`, `/proc/net/ip_conntrack` and
-`conntrack -L -o extended[,id]` all print the same key=value line shape.
+"""The kernel's conntrack table: its parser and `ConntrackSource`, which reads it every tick.
 
-Speed matters (50k flows per tick), so common tcp/udp lines go through one compiled regex run
-over the whole text, and `ConntrackParser` reuses the entry object of a line whose content did
-not change since the previous tick. Every other line shape goes through a key=value tokenizer.
+`/proc/net/nf_conntrack`, `/proc/net/ip_conntrack` and `conntrack -L -o extended[,id]` all
+print the same key=value line shape. Speed matters (50k flows per tick): common tcp/udp lines
+go through one compiled regex, and `ConntrackParser` reuses the entry object of a line whose
+content did not change since the previous tick. Other shapes go through a key=value tokenizer.
 """
 
 from __future__ import annotations
