@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 from bwmon.core.feed import SnapshotFeed
 from bwmon.core.model import Level, LogEvent, RowKind, Snapshot
 from bwmon.http.counters import MonotonicCounters
+from bwmon.http.tickcache import TickCache
 
 ALERT_SOURCE = "alert"
 MAX_ALERT_SERIES = 1000
@@ -187,21 +188,39 @@ class BwmonCollector(Collector):
         )
 
 
+class _Frozen:
+    """Metric families collected in the loop, exposed to generate_latest in a worker thread."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> list[Metric]:
+        return self.families
+
+
 class MetricsPage:
-    """Renders `/metrics`, cached while neither the snapshot, the log nor freshness changed."""
+    """Renders `/metrics` once per change of snapshot, alert log or freshness.
+
+    The collector's state is read in the event loop (it changes there); the text exposition,
+    the costly part, runs in a worker thread.
+    """
 
     def __init__(self, collector: BwmonCollector) -> None:
         self.collector = collector
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(collector)
         self._key: object = None
-        self._body = b""
+        self.cache = TickCache(self._changed)
 
-    def render(self) -> bytes:
+    def _changed(self) -> bool:
         c = self.collector
-        snap = c.feed.latest
-        key = (c.ticks, c.feed.log.count, c.fresh(snap))
-        if key != self._key:
-            self._body = generate_latest(self.registry)
-            self._key = key
-        return self._body
+        key = (c.ticks, c.feed.log.count, c.fresh(c.feed.latest))
+        if key == self._key:
+            return False
+        self._key = key
+        return True
+
+    async def render(self) -> bytes:
+        def prepare() -> Callable[[], bytes]:
+            frozen = _Frozen(list(self.collector.collect()))
+            return lambda: generate_latest(frozen)
+
+        return await self.cache.get("metrics", prepare)

@@ -13,7 +13,7 @@ import binascii
 import contextlib
 import hmac
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
 
@@ -108,7 +108,7 @@ class HttpServer:
                                   headers=(("Retry-After", "5"),)))
             # half-close now, drop later: closing with the request unread would send a reset
             # that can destroy the 503 before the client reads it
-            if writer.can_write_eof():
+            with contextlib.suppress(OSError):
                 writer.write_eof()
             asyncio.get_running_loop().call_later(LINGER, writer.transport.abort)
             return
@@ -120,7 +120,7 @@ class HttpServer:
             writer.close()  # sends what is still buffered, then FIN
             async with asyncio.timeout(self.limits.write_timeout):
                 await writer.wait_closed()
-        except (ConnectionError, TimeoutError, asyncio.CancelledError):
+        except (OSError, TimeoutError, asyncio.CancelledError):  # the client went away
             pass
         except Exception as exc:  # a bug must not take the monitor down: log it, drop the client
             print(f"bwmon http: internal error: {exc!r}", file=sys.stderr)
@@ -141,7 +141,7 @@ class HttpServer:
                 return
             if req is None:
                 return
-            status, body, ctype, headers = self.dispatch(req)
+            status, body, ctype, headers = await self.dispatch(req)
             keep = req.keep_alive and status < 500
             await self._send(writer, response(status, body, ctype, head_only=req.method == "HEAD",
                                               keep_alive=keep, headers=headers))
@@ -151,9 +151,8 @@ class HttpServer:
     async def _linger(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Half-close and discard what the client still sends, briefly, so the error it was
         sent arrives instead of a connection reset."""
-        if writer.can_write_eof():
+        with contextlib.suppress(TimeoutError, OSError):
             writer.write_eof()
-        with contextlib.suppress(TimeoutError, ConnectionError):
             async with asyncio.timeout(LINGER):
                 while await reader.read(65536):
                     pass
@@ -178,28 +177,28 @@ class HttpServer:
             return False
         return hmac.compare_digest(cred.encode(), self.token.encode())
 
-    def dispatch(self, req: Request) -> Reply:
+    async def dispatch(self, req: Request) -> Reply:
         """Route one request to its answer: (status, body, content type, extra headers)."""
         if not self.authorized(req):
             body = dumps({"error": "a token is required: send 'Authorization: Bearer TOKEN'"})
             return 401, body, JSON, CHALLENGE
-        routes: dict[str, Callable[[Request], bytes]] = {
+        routes: dict[str, Callable[[Request], Awaitable[bytes]]] = {
             "/api/v1/snapshot": lambda r: self.api.snapshot(),
             "/api/v1/history": lambda r: self.api.history(
-                r.query.get("app", []), r.param("seconds")),
+                r.query.get("app", []), r.param("seconds"), r.param("top")),
             "/api/v1/alerts": lambda r: self.api.alerts(
                 r.param("limit"), r.param("source"), r.param("since")),
         }
         if req.path in ("/", "/index.html"):
             return 200, self.page, HTML, (("Content-Security-Policy", PAGE_CSP),)
         if req.path == "/metrics":
-            return 200, self.metrics.render(), METRICS, ()
+            return 200, await self.metrics.render(), METRICS, ()
         route = routes.get(req.path)
         if route is None:
             paths = ["/", "/metrics", *routes]
             return 404, dumps({"error": f"no such path {req.path!r}", "paths": paths}), JSON, ()
         try:
-            return 200, route(req), JSON, ()
+            return 200, await route(req), JSON, ()
         except ApiError as err:
             return err.status, err.body, JSON, ()
 

@@ -83,12 +83,23 @@ async def test_history_returns_what_was_recorded(served: tuple[ManualFeed, HttpS
     assert set(everything["series"]) == {"Firefox", "curl", "web-pipe", "(unattributed)"}
 
 
+async def test_history_top_picks_the_busiest_rows(
+    served: tuple[ManualFeed, HttpServer],
+) -> None:
+    _, server = served
+    doc = (await get(server.port, "/api/v1/history?top=2")).json()
+    assert isinstance(doc, dict)
+    assert list(doc["series"]) == ["Firefox", "web-pipe"]  # 3.3 kB/s and 2 kB/s beat the rest
+    assert list(doc["units"]) == ["Firefox", "web-pipe"]
+
+
 async def test_history_errors_say_what_exists(served: tuple[ManualFeed, HttpServer]) -> None:
     _, server = served
     missing = await get(server.port, "/api/v1/history?app=Nope")
     assert missing.status == 404 and b"Firefox" in missing.body
     bad = await get(server.port, "/api/v1/history?seconds=soon")
-    assert bad.status == 400
+    assert bad.status == 400 and b"seconds" in bad.body
+    assert (await get(server.port, "/api/v1/history?top=-1")).status == 400
 
 
 async def test_alerts_lists_the_log(served: tuple[ManualFeed, HttpServer]) -> None:

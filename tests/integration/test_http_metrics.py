@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from prometheus_client.parser import text_string_to_metric_families
 
 from bwmon.core.feed import ManualFeed
@@ -74,7 +76,7 @@ async def test_counters_stay_monotonic_across_ticks_gaps_and_a_pipe_restart() ->
                                   (("direction", "out"), ("pipe", "web-pipe")))]))
     finally:
         await server.close()
-    for earlier, later in zip(seen, seen[1:], strict=False):
+    for earlier, later in itertools.pairwise(seen):
         assert all(b >= a for a, b in zip(earlier, later, strict=True)), seen
     assert seen[-1] == (40_000, 1_700, 90_000 + 9_000)
 
