@@ -136,6 +136,11 @@ class Attributor:
                 memory[m.end] = (owner, tick)
             else:
                 known = memory.get(m.end)
+                if known is None and memory:
+                    end = m.end  # an unconnected socket seen by eBPF is remembered by port
+                    known = memory.get(EndKey(end.proto, end.local, end.lport, "", 0))
+                    if known is None:
+                        known = memory.get(EndKey(end.proto, "", end.lport, "", 0))
                 if known is not None:
                     owner = known[0]
                     memory[m.end] = (owner, tick)

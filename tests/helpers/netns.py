@@ -7,6 +7,7 @@ with every process still in it. Nothing outside the namespaces the tests create 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -82,10 +83,8 @@ class NetNS:
             if not pids:
                 break
             for pid in pids:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
             time.sleep(0.05)
         sh("ip", "netns", "del", self.name, check=False)
 

@@ -17,29 +17,42 @@ import threading
 import time
 
 
+def _read_exactly(conn: socket.socket, n: int, keep: bool = True) -> bytes | None:
+    parts = []
+    while n > 0:
+        chunk = conn.recv(min(n, 1 << 16))
+        if not chunk:
+            return None
+        n -= len(chunk)
+        if keep:
+            parts.append(chunk)
+    return b"".join(parts)
+
+
+def _send_n(conn: socket.socket, n: int) -> None:
+    payload = b"r" * 65536
+    while n > 0:
+        n -= conn.send(payload[: min(n, len(payload))])
+
+
 def _tcp_sink(port: int, reply: int) -> None:
     srv = socket.create_server(("::", port), family=socket.AF_INET6, dualstack_ipv6=True,
                                reuse_port=True)
     srv.listen(512)
 
     def handle(conn: socket.socket) -> None:
+        # protocol: 16-byte header (bytes the client will send, bytes to reply), the payload,
+        # the reply; then the client holds the connection open as long as it likes and closes
         with conn:
-            want = None
-            got = b""
-            # protocol: 8-byte header "how many bytes to reply", then payload until EOF
-            while len(got) < 8:
-                chunk = conn.recv(8 - len(got))
-                if not chunk:
-                    return
-                got += chunk
-            want = int.from_bytes(got, "big")
+            head = _read_exactly(conn, 16)
+            if head is None:
+                return
+            size, want = int.from_bytes(head[:8], "big"), int.from_bytes(head[8:], "big")
+            if _read_exactly(conn, size, keep=False) is None:
+                return
+            _send_n(conn, want)
             while conn.recv(1 << 16):
                 pass
-            payload = b"r" * 65536
-            left = want if want is not None else reply
-            while left > 0:
-                n = conn.send(payload[: min(left, len(payload))])
-                left -= n
 
     while True:
         conn, _ = srv.accept()
@@ -64,20 +77,14 @@ def sink(args: argparse.Namespace) -> None:
 
 
 def _one_tcp(host: str, port: int, send: int, recv: int, hold: float) -> None:
+    """One connection: send, read the reply, stay open `hold` seconds, close."""
     with socket.create_connection((host, port)) as s:
-        s.sendall(recv.to_bytes(8, "big"))
-        s.sendall(b"s" * send)
-        s.shutdown(socket.SHUT_WR)
-        got = 0
-        while True:
-            chunk = s.recv(1 << 16)
-            if not chunk:
-                break
-            got += len(chunk)
+        s.sendall(send.to_bytes(8, "big") + recv.to_bytes(8, "big"))
+        _send_n(s, send)
+        if _read_exactly(s, recv, keep=False) is None:
+            print(f"short read of {recv}", file=sys.stderr)
         if hold:
             time.sleep(hold)
-        if got != recv:
-            print(f"short read {got} != {recv}", file=sys.stderr)
 
 
 def _one_udp(host: str, port: int, send: int, recv: int, hold: float) -> None:

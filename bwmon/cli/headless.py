@@ -1,0 +1,147 @@
+"""The headless front end shared by `bwmon monitor` and `bwmon run`.
+
+On a terminal: one refreshed table per tick. Piped: the same table as plain lines, a blank line
+between ticks. `--json`: one JSON object per tick (the HTTP API's snapshot schema).
+When nothing can be measured it prints the doctor's findings (what is wrong, the fixing command).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Callable
+from typing import TextIO
+
+from bwmon.core.config import Settings
+from bwmon.core.engine import Engine
+from bwmon.core.jsonify import event_dict, snapshot_dict
+from bwmon.core.model import AppRow, LogEvent, RowKind, Snapshot
+from bwmon.core.units import human_bytes, human_rate
+
+CLEAR = "\x1b[H\x1b[2J"
+
+
+def format_table(snap: Snapshot, *, bandwidth: bool, processes: bool = False,
+                 width: int = 100) -> list[str]:
+    """The app (or process) table as text lines, busiest first."""
+    lines: list[str] = []
+    h = snap.host
+    lines.append(
+        f"host  in {human_rate(h.rate_in):>12}  out {human_rate(h.rate_out):>12}   "
+        f"total in {human_bytes(h.total_in)}  out {human_bytes(h.total_out)}  "
+        f"(loopback {human_bytes(h.loopback_total)})"
+    )
+    if snap.findings:
+        lines.append("Nothing can be measured yet:")
+        for f in snap.findings:
+            lines.append(f"  - {f.message}")
+            if f.fix:
+                lines.append(f"      fix: {f.fix}")
+    fmt = human_rate if bandwidth else human_bytes
+    head = "RATE" if bandwidth else "TOTAL"
+    lines.append(f"{head + ' IN':>14} {head + ' OUT':>14}  FLOWS  " +
+                 ("PID     PROCESS" if processes else "APP"))
+    name_w = max(10, width - 40)
+    if processes:
+        prows = sorted(snap.processes, key=lambda r: _key(r.rate_in, r.rate_out, r.total_in,
+                                                          r.total_out, bandwidth), reverse=True)
+        for p in prows:
+            a, b = (p.rate_in, p.rate_out) if bandwidth else (p.total_in, p.total_out)
+            lines.append(f"{fmt(a):>14} {fmt(b):>14}  {p.flows:>5}  {p.info.key.pid:<7} "
+                         f"{_cut(p.info.cmdline, name_w - 8)}")
+    else:
+        rows = sorted(snap.apps, key=lambda r: _key(r.rate_in, r.rate_out, r.total_in,
+                                                    r.total_out, bandwidth), reverse=True)
+        for r in rows:
+            a, b = (r.rate_in, r.rate_out) if bandwidth else (r.total_in, r.total_out)
+            lines.append(f"{fmt(a):>14} {fmt(b):>14}  {r.flows:>5}  {_label(r, name_w)}")
+    f = snap.filtered
+    if f.total_in or f.total_out:
+        a, b = (f.rate_in, f.rate_out) if bandwidth else (f.total_in, f.total_out)
+        lines.append(f"{fmt(a):>14} {fmt(b):>14}         (filtered: hidden by include/exclude/"
+                     "ignore-local)")
+    return lines
+
+
+def _key(ri: float, ro: float, ti: int, to: int, bandwidth: bool) -> tuple[float, float]:
+    return (ri + ro, ti + to) if bandwidth else (ti + to, ri + ro)
+
+
+def _label(row: AppRow, width: int) -> str:
+    suffix = " [pipe, payload bytes]" if row.kind == RowKind.PIPE else ""
+    return _cut(row.name, width - len(suffix)) + suffix
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(1, width - 3)] + "..."
+
+
+class Printer:
+    """Writes each snapshot to `out` as a table or a JSON line."""
+
+    def __init__(self, out: TextIO, *, json_lines: bool, bandwidth: bool, processes: bool) -> None:
+        self.out = out
+        self.json_lines = json_lines
+        self.bandwidth = bandwidth
+        self.processes = processes
+        self.tty = out.isatty()
+
+    def __call__(self, snap: Snapshot) -> None:
+        if self.json_lines:
+            self.out.write(json.dumps(snapshot_dict(snap), separators=(",", ":")) + "\n")
+        else:
+            lines = format_table(snap, bandwidth=self.bandwidth, processes=self.processes)
+            if self.tty:
+                self.out.write(CLEAR + "\n".join(lines) + "\n")
+            else:
+                self.out.write("\n".join(lines) + "\n\n")
+        self.out.flush()
+
+
+async def run_engine(
+    settings: Settings,
+    *,
+    json_lines: bool = False,
+    processes: bool = False,
+    count: int | None = None,
+    attach: Callable[[Engine], Callable[[], object] | None] | None = None,
+    out: TextIO = sys.stdout,
+) -> int:
+    """Run the engine with a printer until SIGINT/SIGTERM/SIGHUP or `count` ticks."""
+    engine = Engine(settings)
+    printer = Printer(out, json_lines=json_lines, bandwidth=settings.general.bandwidth,
+                      processes=processes)
+    seen = 0
+
+    def on_snapshot(snap: Snapshot) -> None:
+        nonlocal seen
+        seen += 1
+        if seen == 1 and not json_lines and snap.elapsed == 0 and settings.general.bandwidth:
+            return  # the first tick only sets the baseline of rates
+        printer(snap)
+        if count is not None and seen >= count:
+            engine.stop()
+
+    engine.subscribe(on_snapshot)
+    cleanup = attach(engine) if attach else None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, engine.stop)
+    try:
+        await engine.run()
+    finally:
+        if cleanup is not None:
+            result = cleanup()
+            if asyncio.iscoroutine(result):
+                await result
+    return 0
+
+
+def log_to_stderr(event: LogEvent, stream: TextIO = sys.stderr) -> None:
+    stream.write(f"bwmon: {event.source}: {event.message}\n")
+
+
+def event_json(event: LogEvent) -> str:
+    return json.dumps({"event": event_dict(event)}, separators=(",", ":"))

@@ -1,0 +1,268 @@
+"""The engine: one tick loop that reads the sources, runs the pure steps, publishes snapshots.
+
+Ticks never overlap: the next one starts `interval` after the previous one started, or at once
+if it ran late, but never two at a time. Rates divide by the time that really elapsed between
+two table reads. The only clock reads in the core are here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+
+from bwmon.core.accounting import Accounting
+from bwmon.core.attribution import Attributor, EndKey
+from bwmon.core.config import GroupSettings, Settings
+from bwmon.core.feed import Publisher
+from bwmon.core.flows import FlowDelta, FlowTracker
+from bwmon.core.grouping import Grouper, MonitorFilters, ProcessFilter
+from bwmon.core.model import (
+    ConntrackEntry,
+    Finding,
+    Level,
+    PipeCounters,
+    ProcessInfo,
+    ProcKey,
+    Snapshot,
+    SourceStatus,
+)
+from bwmon.core.sources import SocketSource
+
+
+class Engine(Publisher):
+    """Owns the sources and the per-tick state; a SnapshotFeed for every consumer."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        argv_prefix: Sequence[str] = (),
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        g = settings.general
+        super().__init__(
+            history_capacity=max(10, int(g.history_seconds / g.interval)),
+            log_capacity=settings.tui.log_lines,
+        )
+        from bwmon.core.conntrack import ConntrackSource
+        from bwmon.core.processes import ProcessTable
+
+        self.settings = settings
+        self.argv_prefix = tuple(argv_prefix)
+        self._clock = clock
+        self._wall = wall
+        self.conntrack = ConntrackSource(g.proc_root, g.conntrack_command,
+                                         argv_prefix=self.argv_prefix)
+        self.sockets = SocketSource(g.proc_root)
+        self.procs = ProcessTable(g.proc_root)
+        self.flows = FlowTracker(lookback=g.lookback)
+        self.attributor = Attributor()
+        self.grouper = Grouper(settings.groups, auto_group=g.auto_group)
+        self.accounting = Accounting(self.grouper, self._filters(g.include, g.exclude),
+                                     ignore_local=self._ignore_local())
+        self.pipes = self._make_pipes()
+        self.tick_count = 0
+        self._seq = 0
+        self._last_read: float | None = None
+        self._pending_destroy: list[ConntrackEntry] = []
+        self._stop = asyncio.Event()
+        self._source_error: str | None = None
+        self.findings: tuple[Finding, ...] = ()
+        self._extra_sources: dict[str, SourceStatus] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- configuration at run time -------------------------------------------------------------
+
+    def _filters(self, include: Sequence[str], exclude: Sequence[str]) -> MonitorFilters:
+        monitors = [ProcessFilter(m.include, m.exclude)
+                    for m in self.settings.monitors if m.type == "conntrack"]
+        return MonitorFilters(ProcessFilter(include, exclude), monitors)
+
+    def _ignore_local(self) -> bool:
+        ct = [m for m in self.settings.monitors if m.type == "conntrack"]
+        return self.settings.general.ignore_local or (bool(ct) and all(m.ignore_local for m in ct))
+
+    def _make_pipes(self) -> object | None:
+        if not self.settings.pipes:
+            return None
+        from bwmon.core.pipes import PipeSupervisor
+
+        return PipeSupervisor(self.settings.pipes, self.log)
+
+    def set_groups(self, groups: list[GroupSettings]) -> None:
+        self.settings.groups = groups
+        self.grouper.set_groups(self.settings.groups)
+
+    def set_auto_group(self, on: bool) -> None:
+        self.settings.general.auto_group = on
+        self.grouper.set_auto_group(on)
+
+    def set_filters(self, include: list[str], exclude: list[str]) -> None:
+        self.settings.general.include = include
+        self.settings.general.exclude = exclude
+        self.accounting.filter = self._filters(include, exclude)
+
+    def set_process_view(self, on: bool) -> None:
+        """Snapshots always carry per-process rows; kept for controllers that toggle views."""
+
+    def running_processes(self) -> list[ProcessInfo]:
+        return list(self.procs.running())
+
+    def set_source_status(self, status: SourceStatus) -> None:
+        """Let add-on sources (events, eBPF) say whether they are active."""
+        self._extra_sources[status.name] = status
+
+    def remember_owner(self, end: EndKey, owner: ProcKey) -> None:
+        self.attributor.remember(end, owner, self.tick_count)
+
+    def flow_ended(self, entry: ConntrackEntry) -> None:
+        """A DESTROY event's final counters, accounted at the next tick."""
+        self._pending_destroy.append(entry)
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        if self.pipes is not None:
+            await self.pipes.start()  # type: ignore[attr-defined]
+        await self.check_prerequisites()
+        g = self.settings.general
+        if g.events or g.ebpf != "off":
+            self._tasks.append(asyncio.create_task(self._discover()))
+        try:
+            while not self._stop.is_set():
+                started = self._clock()
+                await self.tick()
+                delay = max(0.0, started + self.settings.general.interval - self._clock())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), timeout=delay)
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            for task in self._tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            if self.pipes is not None:
+                await self.pipes.stop()  # type: ignore[attr-defined]
+
+    async def _discover(self) -> None:
+        from bwmon.core.discovery import Discovery, run_listeners
+
+        g = self.settings.general
+
+        def problem(level: Level, source: str, message: str) -> None:
+            self.log.add(self._wall(), level, source, message)
+
+        self.discovery = Discovery(self, problem, self.sockets.index,
+                                   lambda: self.sockets.local_addresses, self.procs.owners)
+        await run_listeners(self.discovery, events=g.events, ebpf=g.ebpf,
+                            conntrack_command=g.conntrack_command)
+
+    async def tick(self) -> Snapshot:
+        """Read every source once, account, publish and return the snapshot."""
+        self.tick_count += 1
+        tick = self.tick_count
+        entries = await self._read_conntrack()
+        now = self._clock()
+        elapsed = 0.0 if self._last_read is None else now - self._last_read
+        self._last_read = now
+
+        destroyed, self._pending_destroy = self._pending_destroy, []
+        deltas: list[FlowDelta] = self.flows.finish(destroyed, tick)
+        if entries is not None:
+            deltas.extend(self.flows.update(entries, tick))
+        usages = []
+        if deltas:
+            index = await self.sockets.index()
+            matches, inodes, uids = self.attributor.match(
+                deltas, index, self.sockets.local_addresses
+            )
+            owners = await self.procs.owners(inodes, uids) if inodes else {}
+            usages = self.attributor.attribute(matches, owners, tick)
+        pipes: list[PipeCounters] = (
+            self.pipes.counters() if self.pipes is not None else []  # type: ignore[attr-defined]
+        )
+        apps, procs, host, filtered = self.accounting.step(
+            usages, pipes, self.procs.info, now, elapsed
+        )
+        wall = self._wall()
+        self._seq += 1
+        snapshot = Snapshot(
+            seq=self._seq,
+            time=wall,
+            elapsed=elapsed,
+            apps=apps,
+            processes=procs,
+            host=host,
+            filtered=filtered,
+            sources=self._sources(pipes),
+            findings=self.findings,
+            events=self.log.tail(50),
+        )
+        self.history.record(wall, apps)
+        self.publish(snapshot)
+        return snapshot
+
+    async def _read_conntrack(self) -> list[ConntrackEntry] | None:
+        from bwmon.core.conntrack import SourceError
+
+        try:
+            entries = await self.conntrack.read()
+        except SourceError as exc:
+            message = str(exc)
+            if message != self._source_error:
+                self._source_error = message
+                self.log.add(self._wall(), Level.ERROR, "conntrack", message)
+                self.findings = await self._diagnose()
+            return None
+        if self._source_error is not None:
+            self._source_error = None
+            self.findings = ()
+            self.log.add(self._wall(), Level.INFO, "conntrack", "conntrack table readable again")
+        return entries
+
+    async def check_prerequisites(self) -> tuple[Finding, ...]:
+        """Run the doctor once: when nothing can be measured its findings go into snapshots;
+        other failed checks go to the log."""
+        from bwmon.core import doctor
+
+        findings = await doctor.diagnose(
+            self.settings.general.proc_root,
+            conntrack_command=self.settings.general.conntrack_command,
+        )
+        failed = tuple(f for f in findings if not f.ok)
+        if doctor.blocking(findings):
+            self.findings = failed
+        else:
+            for f in failed:
+                fix = f" (fix: {f.fix})" if f.fix else ""
+                self.log.add(self._wall(), Level.INFO, "doctor", f.message + fix)
+        return failed
+
+    async def _diagnose(self) -> tuple[Finding, ...]:
+        from bwmon.core import doctor
+
+        findings = await doctor.diagnose(
+            self.settings.general.proc_root,
+            conntrack_command=self.settings.general.conntrack_command,
+        )
+        return tuple(f for f in findings if not f.ok)
+
+    def _sources(self, pipes: Sequence[PipeCounters]) -> tuple[SourceStatus, ...]:
+        ct = SourceStatus(
+            f"conntrack-{self.conntrack.kind}",
+            self._source_error is None,
+            self._source_error or self.conntrack.detail,
+        )
+        extra = tuple(self._extra_sources.values())
+        pipe_status = tuple(
+            SourceStatus(f"pipe:{p.name}", p.up, p.error or f"{p.listen} → {p.target}")
+            for p in pipes
+        )
+        return (ct, SourceStatus("sockets", True, self.sockets.kind), *extra, *pipe_status)
+
