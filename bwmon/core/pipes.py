@@ -120,6 +120,7 @@ class _PipeChild:
             if not first:
                 self.log(Level.INFO, "pipe child restarted")
             first = False
+            self.respawn_now = False  # an update() during a backoff wait is applied by this spawn
             failure = await self._run_once()
             self.offset_in += int((self.report or {}).get("in", 0))
             self.offset_out += int((self.report or {}).get("out", 0))
@@ -127,7 +128,7 @@ class _PipeChild:
             if self.stopping:
                 break
             if self.respawn_now:
-                self.respawn_now, delay = False, BACKOFF_MIN
+                delay = BACKOFF_MIN
                 self.error = "restarting with new settings"
                 continue
             if time.monotonic() - started >= HEALTHY_AFTER:
