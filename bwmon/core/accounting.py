@@ -217,6 +217,10 @@ class Accounting:
             acc.flows = p.connections
             acc.last_active = now
 
+    def live_processes(self) -> list[ProcKey]:
+        """Processes whose rows are still kept (their facts must stay cached)."""
+        return list(self._procs)
+
     # -- outputs -------------------------------------------------------------------------------
 
     def _app_rows(

@@ -27,6 +27,8 @@ class SocketLookup(Protocol):
         self, proto: str, local: str, lport: int, remote: str, rport: int
     ) -> SocketEntry | None: ...
 
+    def listener(self, proto: str, local: str, lport: int) -> SocketEntry | None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class EndKey:
@@ -66,6 +68,7 @@ class _Match:
     end: EndKey | None
     initiator: bool
     socket: SocketEntry | None
+    listener: SocketEntry | None = None  # for a TCP end not accepted yet
 
 
 class Attributor:
@@ -109,11 +112,16 @@ class Attributor:
                 if sock is None and local not in local_addresses and not is_loopback(local):
                     continue
                 found = True
-                matches.append(_Match(delta, EndKey(proto, local, lport, remote, rport),
-                                      initiator, sock))
+                match = _Match(delta, EndKey(proto, local, lport, remote, rport), initiator, sock)
+                matches.append(match)
                 if sock is not None and sock.inode:
                     inodes.add(sock.inode)
                     uids.add(sock.uid)
+                elif not initiator and proto == "tcp" and match.end not in self._memory:
+                    match.listener = sockets.listener(proto, local, lport)
+                    if match.listener is not None:
+                        inodes.add(match.listener.inode)
+                        uids.add(match.listener.uid)
             if not found:
                 matches.append(_Match(delta, None, True, None))
         return matches, inodes, uids
@@ -141,6 +149,10 @@ class Attributor:
                     known = memory.get(EndKey(end.proto, end.local, end.lport, "", 0))
                     if known is None:
                         known = memory.get(EndKey(end.proto, "", end.lport, "", 0))
+                if known is None and m.listener is not None:
+                    listener_owner = owners.get(m.listener.inode)
+                    if listener_owner is not None:
+                        known = (listener_owner, tick)
                 if known is not None:
                     owner = known[0]
                     memory[m.end] = (owner, tick)

@@ -31,6 +31,10 @@ from bwmon.core.model import (
 from bwmon.core.sources import SocketSource
 
 
+# Dead processes' cached facts are dropped this often (in ticks).
+EXPIRE_TICKS = 30
+
+
 class Engine(Publisher):
     """Owns the sources and the per-tick state; a SnapshotFeed for every consumer."""
 
@@ -190,6 +194,8 @@ class Engine(Publisher):
         apps, procs, host, filtered = self.accounting.step(
             usages, pipes, self.procs.info, now, elapsed
         )
+        if tick % EXPIRE_TICKS == 0:
+            self.procs.expire(self.accounting.live_processes())
         wall = self._wall()
         self._seq += 1
         snapshot = Snapshot(

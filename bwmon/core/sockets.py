@@ -127,9 +127,12 @@ class SocketIndex:
     def __init__(self, entries: Iterable[SocketEntry]) -> None:
         self._exact: dict[tuple[str, str, int, str, int], SocketEntry] = {}
         self._bound: dict[tuple[str, str, int], SocketEntry] = {}
+        self._listen: dict[tuple[str, int], SocketEntry] = {}
         self._count = 0
         for e in entries:
             self._count += 1
+            if e.state == TCP_LISTEN and e.proto == "tcp" and e.inode:
+                self._listen[(e.local, e.lport)] = e
             key = (e.proto, e.local, e.lport, e.remote, e.rport)
             if _better(e, self._exact.get(key)):
                 self._exact[key] = e
@@ -140,6 +143,24 @@ class SocketIndex:
 
     def __len__(self) -> int:
         return self._count
+
+    def listener(self, proto: str, local: str, lport: int) -> SocketEntry | None:
+        """The TCP socket listening on (local, lport) or the wildcard address on lport.
+
+        A connection still in the accept queue has no owner yet (inode 0): the process that
+        holds the listener is the one that will accept it.
+        """
+        if proto != "tcp" or not self._listen:
+            return None
+        hit = self._listen.get((local, lport))
+        if hit is not None:
+            return hit
+        wildcards = WILDCARDS if ":" not in local else ("::",)
+        for wildcard in wildcards:
+            hit = self._listen.get((wildcard, lport))
+            if hit is not None:
+                return hit
+        return None
 
     def find(
         self, proto: str, local: str, lport: int, remote: str, rport: int

@@ -49,6 +49,12 @@ class FakeSockets:
                 return s
         return None
 
+    def listener(self, proto: str, local: str, lport: int) -> SocketEntry | None:
+        for s in self.entries:
+            if s.state == 10 and s.lport == lport and s.local in (local, "0.0.0.0", "::"):
+                return s
+        return None
+
 
 def flow(
     src: str, sport: int, dst: str, dport: int, orig: int, reply: int, proto: str = "tcp"
@@ -242,3 +248,14 @@ def test_groups_first_match_wins_then_auto_group_then_cmdline() -> None:
 def test_include_and_exclude_exclude_wins() -> None:
     f = ProcessFilter(include=["curl|wget"], exclude=["wget"])
     assert f.shows("curl x") and not f.shows("wget y") and not f.shows("ssh z")
+
+
+def test_connection_not_accepted_yet_goes_to_the_listening_process() -> None:
+    rig = Rig()
+    listen = SocketEntry("tcp", "::", 80, "::", 0, 10, 33, 22)
+    # the client's bytes arrive while the connection still waits in the accept queue
+    rig.sockets.entries = [listen, sock("192.0.2.10", 80, "198.51.100.7", 5555, 0)]
+    rig.owners = {22: SERVER}
+    apps, *_ = rig.step([flow("198.51.100.7", 5555, "192.0.2.10", 80, 900, 0)])
+    assert row(apps, "nginx:").total_in == 900
+    assert all(r.name != UNATTRIBUTED for r in apps)
