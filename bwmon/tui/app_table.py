@@ -137,6 +137,7 @@ class AppTable(DataTable[Text]):
             swap = {v: k for k, v in swap.items()}
         self.sort_column = swap.get(self.sort_column, self.sort_column)
         self._refresh_rows()
+        self._update_labels()
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -263,7 +264,6 @@ class AppTable(DataTable[Text]):
         layout = self._layout()
         if layout != self._built_for:
             self._rebuild_columns(layout)
-        self._update_labels()
         keep = self.selected_key
         visible = self._visible()
         wanted = {r.name: r for r in visible}

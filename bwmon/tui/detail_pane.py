@@ -6,11 +6,11 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Label, Sparkline, Static
+from textual.widgets import Label, Static
 
 from bwmon.core.history import History
 from bwmon.core.model import AppRow, RowKind, Unit
-from bwmon.tui.format import human_bytes, human_rate
+from bwmon.tui.format import bucketed, human_bytes, human_rate, trend
 
 WINDOWS = ((120, "2m"), (600, "10m"))
 MAX_LISTED = 50  # processes / connections listed per app (the rest are counted)
@@ -69,10 +69,39 @@ class _Lines:
         self.text.append_text(line)
 
 
+class RateGraph(Static):
+    """A one-line bar graph of rates, drawn as ONE styled run of block characters.
+
+    (Textual's Sparkline styles every bar separately; over SSH that costs ~20 bytes of escape
+    codes per column on every tick.)
+    """
+
+    def __init__(self, *, id: str, classes: str) -> None:
+        super().__init__("", id=id, classes=classes)
+        self.data: list[float] = []
+        self._drawn = ""
+
+    def show(self, values: list[float]) -> None:
+        self.data = values
+        self._draw()
+
+    def on_resize(self) -> None:
+        self._draw()
+
+    def _draw(self) -> None:
+        width = max(1, self.size.width or 40)
+        line = trend(bucketed(self.data, width), width) if self.data else " " * width
+        if line != self._drawn:
+            self._drawn = line
+            self.update(line)
+
+
 class DetailPane(Vertical):
     """Shows one AppRow and its history; `show()` is called on each applied snapshot."""
 
     body_plain = ""  # what the body shows, as plain text
+    _title = ""
+    _body_spans: list[object] = []  # noqa: RUF012 - replaced, never mutated
 
     def compose(self) -> ComposeResult:
         yield Static(detail_title(None), id="detail-title")
@@ -80,19 +109,23 @@ class DetailPane(Vertical):
             for direction in ("in", "out"):
                 with Horizontal(classes="spark-row"):
                     yield Label(f"{direction:<3} {label:>3}", classes="spark-label")
-                    yield Sparkline([], id=f"spark-{direction}-{seconds}",
-                                    classes=f"spark-{direction}")
+                    yield RateGraph(id=f"spark-{direction}-{seconds}",
+                                    classes=f"spark spark-{direction}")
         with VerticalScroll(id="detail-scroll"):
             yield Static("", id="detail-body")
 
     def show(self, row: AppRow | None, history: History) -> None:
-        self.query_one("#detail-title", Static).update(detail_title(row))
+        title = detail_title(row)
+        if title.plain != self._title:
+            self._title = title.plain
+            self.query_one("#detail-title", Static).update(title)
         for seconds, _label in WINDOWS:
             points = history.points(row.name, seconds) if row is not None else ()
-            self.query_one(f"#spark-in-{seconds}", Sparkline).data = [
-                p.rate_in for p in points]
-            self.query_one(f"#spark-out-{seconds}", Sparkline).data = [
-                p.rate_out for p in points]
+            self.query_one(f"#spark-in-{seconds}", RateGraph).show([p.rate_in for p in points])
+            self.query_one(f"#spark-out-{seconds}", RateGraph).show(
+                [p.rate_out for p in points])
         body = detail_body(row)
-        self.body_plain = body.plain
-        self.query_one("#detail-body", Static).update(body)
+        if body.plain != self.body_plain or body.spans != self._body_spans:
+            self.body_plain = body.plain  # unchanged text: no redraw, no bytes to the terminal
+            self._body_spans = list(body.spans)
+            self.query_one("#detail-body", Static).update(body)

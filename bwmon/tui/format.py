@@ -48,6 +48,16 @@ def trend(values: Sequence[float], width: int = 8) -> str:
     return "".join(chars).rjust(width)
 
 
+def bucketed(values: Sequence[float], width: int) -> list[float]:
+    """At most `width` values: the maximum of each of `width` equal buckets (newest last)."""
+    data = list(values)
+    if width <= 0 or len(data) <= width:
+        return data
+    size = len(data) / width
+    return [max(data[int(i * size):max(int(i * size) + 1, int((i + 1) * size))])
+            for i in range(width)]
+
+
 def clock(epoch: float) -> str:
     """Local wall-clock time of an event, `HH:MM:SS`."""
     return _time.strftime("%H:%M:%S", _time.localtime(epoch))

@@ -21,14 +21,15 @@ class PtyApp:
     """bwmon-tui (via `python -m bwmon.tui.main`) on a pty; collects everything it writes."""
 
     def __init__(self, args: Sequence[str], size: tuple[int, int] = (80, 24),
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None,
+                 command: Sequence[str] = (sys.executable, "-m", "bwmon.tui.main")) -> None:
         self.master, slave = pty.openpty()
         cols, rows = size
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
         full_env = dict(os.environ, TERM="xterm-256color", PYTHONPATH=str(REPO),
                         **(env or {}))
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bwmon.tui.main", *args], stdin=slave, stdout=slave,
+            [*command, *args], stdin=slave, stdout=slave,
             stderr=slave, env=full_env, start_new_session=True, close_fds=True)
         os.close(slave)
         self.output = bytearray()

@@ -155,9 +155,7 @@ async def test_row_cap_sums_the_rest(feed: ManualFeed, controller: object) -> No
 
 
 async def test_selected_row_fills_the_detail_pane(app: BwmonApp) -> None:
-    from textual.widgets import Sparkline
-
-    from bwmon.tui.detail_pane import DetailPane
+    from bwmon.tui.detail_pane import DetailPane, RateGraph
 
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
@@ -166,8 +164,9 @@ async def test_selected_row_fills_the_detail_pane(app: BwmonApp) -> None:
         body = app.query_one(DetailPane).body_plain
         assert "/usr/bin/apt --profile p0" in body
         assert "203.0.113.11:443" in body
-        spark = app.query_one("#spark-in-120", Sparkline)
-        assert spark.data and len(spark.data) == 30
+        spark = app.query_one("#spark-in-120", RateGraph)
+        assert spark.data and len(spark.data) == 30  # 30 ticks of history so far
+        assert spark.data[-1] == app.table.shown_row("apt").rate_in  # type: ignore[union-attr]
         await pilot.press("down")
         body = app.query_one(DetailPane).body_plain
         assert "/usr/bin/chromium" in body
