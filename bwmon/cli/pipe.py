@@ -108,7 +108,7 @@ class _Printer:
             self._line_break()
             self.out.write(
                 f"total: in {human(report['in'])}, out {human(report['out'])}, "
-                f"{report['accepted']} connections served\n"
+                f"{report['accepted']} connection{'' if report['accepted'] == 1 else 's'} served\n"
             )
         else:
             text = (

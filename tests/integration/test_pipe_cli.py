@@ -66,7 +66,7 @@ def test_plain_lines_with_binary_units_when_piped(target: Target) -> None:
     assert proc.returncode == 0
     assert "\r" not in out + "".join(live) and "\x1b" not in out  # no terminal tricks
     assert live[0].startswith("in 0 B (0 B/s)  out 0 B (0 B/s)  connections 0")
-    assert out.splitlines()[-1] == "total: in 8 B, out 3.0 MiB, 1 connections served"
+    assert out.splitlines()[-1] == "total: in 8 B, out 3.0 MiB, 1 connection served"
 
 
 def test_busy_port_is_one_clean_line_and_status_2() -> None:
@@ -91,4 +91,4 @@ def test_remote_port_defaults_to_the_local_port(target: Target) -> None:
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=10)
     assert proc.returncode == 0 and got == 2
-    assert out.splitlines()[-1] == "total: in 9 B, out 2 B, 1 connections served"
+    assert out.splitlines()[-1] == "total: in 9 B, out 2 B, 1 connection served"
