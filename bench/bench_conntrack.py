@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 import gc
 import ipaddress
+import os
 import random
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -130,6 +132,15 @@ def render(flows: list[list[str]], tick: int, changed: float, seed: int = 2) -> 
     return "\n".join(lines) + "\n"
 
 
+def age(text: str, seconds: int, grow: bool) -> str:
+    """A real table `seconds` later: timeouts count down; with `grow` every flow moved bytes."""
+    text = re.sub(r"^(ipv[46] +\d+ +\S+ +\d+ +)(\d+) ",
+                  lambda m: f"{m[1]}{max(int(m[2]) - seconds, 0)} ", text, flags=re.M)
+    if grow:
+        text = re.sub(r"bytes=(\d+)", lambda m: f"bytes={int(m[1]) + 100}", text)
+    return text
+
+
 def cpu_ms(fn: Callable[[], object]) -> float:
     """CPU time of one call (process time: a shared, loaded machine does not inflate it)."""
     gc.collect()
@@ -170,7 +181,8 @@ def main() -> None:
     ap.add_argument("--changed", type=float, default=0.1, help="share of flows changed per tick")
     ap.add_argument("--real", action="store_true")
     args = ap.parse_args()
-    print(f"python {sys.version.split()[0]}, best of {args.repeat}, "
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, load average "
+          f"{os.getloadavg()[0]:.1f}, best of {args.repeat} (CPU time), "
           f"{args.changed:.0%} of flows changed per tick\n")
     print("| lines | reference ms | parse_conntrack ms | ratio | ConntrackParser ms "
           f"(tick, {args.changed:.0%} changed) | ratio | ConntrackParser ms (all changed) | ratio |"
@@ -183,7 +195,8 @@ def main() -> None:
                        render(flows, 2, 1.0)))
     if args.real:
         text = real_table(10000)
-        tables.append((f"{len(text.splitlines())} (real udp)", text, text, text))
+        tables.append((f"{len(text.splitlines())} (real udp)", text, age(text, 1, False),
+                       age(text, 2, True)))
     for label, t0, t1, t2 in tables:
         assert parse_conntrack(t0) == reference_parse(t0), "parsers disagree"
         best = {"ref": float("inf"), "fast": float("inf"), "inc": float("inf"),
@@ -196,6 +209,7 @@ def main() -> None:
         ref, fast, inc, full = best["ref"], best["fast"], best["inc"], best["full"]
         print(f"| {label} | {ref:.1f} | {fast:.1f} | {ref / fast:.2f}× | {inc:.1f} | "
               f"{ref / inc:.2f}× | {full:.1f} | {ref / full:.2f}× |", flush=True)
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

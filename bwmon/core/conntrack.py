@@ -12,10 +12,11 @@ import asyncio
 import ipaddress
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import compress
 from operator import not_
 from pathlib import Path
+from typing import Any, TypeVar
 
 import aiofiles
 
@@ -44,6 +45,33 @@ _FAM, _PROTO, _PNUM, _TIMEOUT, _STATE = range(5)
 _O, _R = 5, 13  # tuple text, then src, dst, sport, dport, packets, bytes
 _UNREPLIED, _FLAG, _MARK, _ZONE, _ID, _OTHER = 12, 20, 21, 22, 23, 24
 assert _FAST.groups == _OTHER + 1
+
+_T = TypeVar("_T")
+
+
+def _fast_constructor(cls: type[_T], fields: tuple[str, ...]) -> Callable[..., _T]:
+    """A positional constructor for a frozen slots dataclass that sets the slots directly.
+
+    The dataclass __init__ of a frozen class pays an `object.__setattr__` lookup per field;
+    this builds the same object about 1.5 times faster, which matters at 50k entries per
+    tick. If the class's fields ever differ from `fields`, the class itself is returned.
+    """
+    if getattr(cls, "__slots__", None) != fields:
+        return cls
+    setters = [getattr(cls, name).__set__ for name in fields]
+    args = ", ".join(f"a{i}" for i in range(len(fields)))
+    body = "".join(f"    s{i}(o, a{i})\n" for i in range(len(fields)))
+    namespace: dict[str, Any] = {f"s{i}": f for i, f in enumerate(setters)}
+    namespace.update(new=object.__new__, cls=cls)
+    exec(f"def make({args}):\n    o = new(cls)\n{body}    return o\n", namespace)
+    make: Callable[..., _T] = namespace["make"]
+    return make
+
+
+_new_entry = _fast_constructor(ConntrackEntry, (
+    "family", "proto", "protonum", "orig", "reply", "orig_packets", "orig_bytes",
+    "reply_packets", "reply_bytes", "state", "timeout", "flags", "zone", "mark", "ct_id"))
+_new_tuple = _fast_constructor(Tuple5, ("src", "dst", "sport", "dport"))
 
 _FLAGSETS: dict[tuple[str | None, bool], frozenset[str]] = {}
 for _flag in (None, "ASSURED", "OFFLOAD", "HW_OFFLOAD"):
@@ -86,8 +114,8 @@ def _tuple(g: tuple[str | None, ...], i: int, tuples: dict[str, Tuple5] | None) 
         done = tuples.get(text)
         if done is not None:
             return done
-    t = Tuple5(normalise_address(g[i + 1]), normalise_address(g[i + 2]),  # type: ignore[arg-type]
-               int(g[i + 3]), int(g[i + 4]))  # type: ignore[arg-type]
+    t = _new_tuple(normalise_address(g[i + 1]), normalise_address(g[i + 2]),  # type: ignore[arg-type]
+                   int(g[i + 3]), int(g[i + 4]))  # type: ignore[arg-type]
     if tuples is not None:
         tuples[text] = t
     return t
@@ -101,9 +129,9 @@ def _entry_from_match(
     fam = g[_FAM]
     op, ob, rp, rb = g[_O + 5], g[_O + 6], g[_R + 5], g[_R + 6]
     timeout, mark, zone, ct_id = g[_TIMEOUT], g[_MARK], g[_ZONE], g[_ID]
-    return ConntrackEntry(
+    return _new_entry(
         6 if fam == "ipv6" or (fam is None and ":" in orig.src) else 4,
-        g[_PROTO],  # type: ignore[arg-type]
+        g[_PROTO],
         int(g[_PNUM]),  # type: ignore[arg-type]
         orig,
         reply,

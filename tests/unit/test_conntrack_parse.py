@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from bwmon.core import conntrack
 from bwmon.core.conntrack import ConntrackParser, normalise_address, parse_conntrack, parse_line
-from bwmon.core.model import ConntrackEntry
+from bwmon.core.model import ConntrackEntry, Tuple5
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures" / "conntrack"
 TABLES = ["acct.nf_conntrack", "acct.conntrack-L", "noacct.nf_conntrack", "noacct.conntrack-L"]
@@ -167,3 +168,15 @@ def test_garbage_never_raises() -> None:
             ConntrackParser().parse(text)
             parse_line(text)
     assert parse_conntrack("\n\n \x00\xff garbage\n") == []
+
+
+def test_fast_constructor_builds_equal_objects_and_steps_aside_when_fields_change() -> None:
+    make = conntrack._fast_constructor(Tuple5, ("src", "dst", "sport", "dport"))
+    assert make is not Tuple5
+    built = make("10.0.0.1", "10.0.0.2", 1, 2)
+    assert built == Tuple5("10.0.0.1", "10.0.0.2", 1, 2)
+    assert hash(built) == hash(Tuple5("10.0.0.1", "10.0.0.2", 1, 2))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.src = "x"  # type: ignore[misc]
+    # a model with other fields than expected gets its own constructor back
+    assert conntrack._fast_constructor(Tuple5, ("src", "dst", "sport")) is Tuple5
