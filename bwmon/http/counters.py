@@ -33,10 +33,13 @@ class MonotonicCounters:
         self.expire = expire
         self._tracks: dict[str, _Track] = {}
         self._values: dict[str, list[int]] = {}
+        self._expired_at = float("-inf")
 
     def update(self, now: float, totals: Iterable[tuple[str, int, int]]) -> None:
         """Feed one snapshot's cumulative (name, total_in, total_out) rows, taken at `now`."""
-        self._expire(now)
+        if now - self._expired_at >= min(self.expire, 10.0) or now < self._expired_at:
+            self._expire(now)
+            self._expired_at = now
         for name, total_in, total_out in totals:
             track = self._tracks.get(name)
             if track is None:

@@ -65,7 +65,9 @@ class BwmonCollector(Collector):
         self.ticks += 1
         apps, pipes, kinds = [], [], []
         for row in s.apps:
-            if row.kind in (RowKind.APP, RowKind.PROCESS):
+            if row.kind is RowKind.PROCESS:
+                continue  # process-view rows: per-process series only with per_process_metrics
+            if row.kind is RowKind.APP:
                 apps.append((row.name, row.total_in, row.total_out))
                 self._units[row.name] = row.unit.value
             elif row.kind is RowKind.PIPE:

@@ -191,16 +191,19 @@ class HttpServer:
         }
         if req.path in ("/", "/index.html"):
             return 200, self.page, HTML, (("Content-Security-Policy", PAGE_CSP),)
-        if req.path == "/metrics":
-            return 200, await self.metrics.render(), METRICS, ()
         route = routes.get(req.path)
-        if route is None:
+        if route is None and req.path != "/metrics":
             paths = ["/", "/metrics", *routes]
             return 404, dumps({"error": f"no such path {req.path!r}", "paths": paths}), JSON, ()
         try:
+            if route is None:
+                return 200, await self.metrics.render(), METRICS, ()
             return 200, await route(req), JSON, ()
         except ApiError as err:
             return err.status, err.body, JSON, ()
+        except Exception as exc:  # a rendering bug: say so, keep serving the rest
+            print(f"bwmon http: cannot render {req.path}: {exc!r}", file=sys.stderr)
+            return 500, dumps({"error": f"cannot render {req.path}: {exc}"}), JSON, ()
 
 
 async def start_http(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
@@ -175,3 +176,16 @@ async def test_a_busy_port_is_a_clear_error() -> None:
             await start_http(ManualFeed(), str(first.port), None)
     finally:
         await first.close()
+
+
+async def test_a_snapshot_that_cannot_be_encoded_is_a_500_not_a_dead_server() -> None:
+    feed = ManualFeed()
+    broken = snapshot(1, firefox=1, curl=None, pipe=1)
+    feed.push(replace(broken, apps=(replace(broken.apps[0], rate_in=float("nan")),)))
+    server = await start_http(feed, "0", None)
+    try:
+        reply = await get(server.port, "/api/v1/snapshot")
+        assert reply.status == 500 and b"cannot render" in reply.body
+        assert (await get(server.port, "/metrics")).status == 200
+    finally:
+        await server.close()
