@@ -21,6 +21,8 @@ from tests.conftest import REPO, TRAFFIC
 from tests.helpers.netns import NetNS
 
 PORT = 9100  # each namespace has its own port space
+FETCH = ("import sys, urllib.request; "
+         "sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())")
 SINK_PORT = 5001
 CONFIG = """
 [general]
@@ -54,7 +56,7 @@ class Agent:
             time.sleep(0.2)
 
     def fetch(self, path: str) -> str | None:
-        done = self.ns.run("curl", "-sf", "--max-time", "5", f"http://127.0.0.1:{PORT}{path}",
+        done = self.ns.run(sys.executable, "-c", FETCH, f"http://127.0.0.1:{PORT}{path}",
                            check=False)
         return done.stdout if done.returncode == 0 else None
 
@@ -79,7 +81,7 @@ class Agent:
         last: dict[tuple[str, str], float] = {}
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            # only the test's apps: the scrapes themselves (curl, bwmon) keep adding traffic
+            # only the test's apps: the scrapes themselves (python, bwmon) keep adding traffic
             now = {k: v for k, v in self.metrics().items() if k[0].startswith("fleet-")}
             if now.get((app, "out"), 0) >= at_least and now == last:
                 return now
