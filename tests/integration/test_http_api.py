@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -189,3 +190,19 @@ async def test_a_snapshot_that_cannot_be_encoded_is_a_500_not_a_dead_server() ->
         assert (await get(server.port, "/metrics")).status == 200
     finally:
         await server.close()
+
+
+async def test_keep_alive_serves_several_requests_on_one_connection(
+    served: tuple[ManualFeed, HttpServer],
+) -> None:
+    _, server = served
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        for path in ("/api/v1/alerts", "/metrics"):
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            assert head.startswith(b"HTTP/1.1 200 ") and b"Connection: keep-alive" in head
+            length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+            assert len(await reader.readexactly(length)) == length
+    finally:
+        writer.close()
