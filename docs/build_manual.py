@@ -245,17 +245,37 @@ network traffic on Linux from the kernel's connection tracking and its own meter
 """
 
 
+BENCH_ORDER = ["scale", "conntrack", "owners", "short", "ebpf", "pipe", "tui", "http", "alerts"]
+
+
+def build_benchmarks() -> str:
+    """docs/benchmarks.md: the figures of every benchmark, from docs/sections/bench-*.md."""
+    files = {p.stem.removeprefix("bench-"): p for p in (DOCS / "sections").glob("bench-*.md")}
+    names = [n for n in BENCH_ORDER if n in files] + sorted(n for n in files if n not in BENCH_ORDER)
+    head = (
+        "# bwmon benchmarks\n\n"
+        "Every figure below was measured on this project's machines (2 cores shared with other "
+        "work, so absolute times are noisy): each compares bwmon with a baseline or a peer tool "
+        "measured in the same run, as a ratio. Each section gives the command that reproduces it. "
+        "This file is assembled from `docs/sections/bench-*.md` by `python docs/build_manual.py`.\n"
+    )
+    def demoted(text: str) -> str:  # each file's headings go one level down
+        return re.sub(r"^(#+) ", r"#\1 ", text.strip(), flags=re.M)
+
+    return head + "".join("\n" + demoted(files[n].read_text()) + "\n" for n in names)
+
+
 def main() -> int:
     check = "--check" in sys.argv[1:]
-    text = build()
-    target = DOCS / "manual.html"
+    outputs = {DOCS / "manual.html": build(), DOCS / "benchmarks.md": build_benchmarks()}
+    stale = [p for p, text in outputs.items() if not p.exists() or p.read_text() != text]
     if check:
-        if not target.exists() or target.read_text() != text:
-            print("docs/manual.html is not current: run python docs/build_manual.py",
+        for path in stale:
+            print(f"docs/{path.name} is not current: run python docs/build_manual.py",
                   file=sys.stderr)
-            return 1
-        return 0
-    target.write_text(text)
+        return 1 if stale else 0
+    for path in stale:
+        path.write_text(outputs[path])
     return 0
 
 
