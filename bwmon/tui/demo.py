@@ -47,7 +47,7 @@ def demo_process(i: int, j: int = 0) -> ProcessInfo:
 def _rate(tick: int, i: int, phase: float) -> float:
     base = 400_000.0 / (i + 1) ** 1.3
     wave = 0.5 + 0.5 * math.sin(tick / 7.0 + i * 1.7 + phase)
-    return round(base * (0.3 + wave), 1)
+    return float(round(base * (0.3 + wave), 1))
 
 
 def demo_row(tick: int, i: int, interval: float = 1.0) -> AppRow:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
-from tomlkit.items import AoT, Comment, Item, Table, Whitespace
+from tomlkit.items import AoT, Comment, Table, Whitespace
 
 from bwmon.core.config import GroupSettings
 
@@ -42,7 +42,7 @@ def _new_table(group: GroupSettings) -> Table:
     return table
 
 
-def _split_trailing(table: Table) -> list[Item]:
+def _split_trailing(table: Table) -> list[Comment | Whitespace]:
     """Remove and return the comments and blank lines that end `table`.
 
     tomlkit files the comment above the next section under the previous table, so they must
@@ -53,7 +53,7 @@ def _split_trailing(table: Table) -> list[Item]:
     while cut > 0 and body[cut - 1][0] is None and isinstance(body[cut - 1][1],
                                                               Comment | Whitespace):
         cut -= 1
-    trailing = [item for _, item in body[cut:]]
+    trailing = [item for _, item in body[cut:] if isinstance(item, Comment | Whitespace)]
     del body[cut:]
     return trailing
 
@@ -61,17 +61,18 @@ def _split_trailing(table: Table) -> list[Item]:
 def groups_to_toml(groups: Sequence[GroupSettings], old: AoT | None = None) -> AoT:
     """The groups as an array of tables; tables of groups kept by name keep their comments."""
     by_name: dict[str, Table] = {}
-    trailing: list[Item] = []
+    trailing: list[Comment | Whitespace] = []
     if old is not None and len(old.body):
         trailing = _split_trailing(old.body[-1])
         for table in old.body:
             by_name.setdefault(str(table.get("name", "")), table)
     aot = tomlkit.aot()
     for group in groups:
-        table = by_name.pop(group.name, None)
-        if table is None:
+        kept = by_name.pop(group.name, None)
+        if kept is None:
             table = _new_table(group)
         else:
+            table = kept
             table["patterns"] = list(group.patterns)
         aot.append(table)
     if len(aot.body):

@@ -36,6 +36,14 @@ def need_tools() -> None:
         pytest.skip(message)
 
 
+def tui_command() -> str:
+    """The installed bwmon-tui of this interpreter's environment, else the module."""
+    script = Path(sys.executable).with_name("bwmon-tui")
+    if script.exists():
+        return f"{sys.executable} {script}"
+    return f"{sys.executable} -m bwmon.tui.main"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -129,7 +137,7 @@ def remote_tui(config: Path) -> list[int]:
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         cmd = proc.info["cmdline"] or []
-        if cmd[:3] == [sys.executable, "-m", "bwmon.tui.main"] and str(config) in cmd:
+        if cmd and os.path.basename(cmd[0]).startswith("python") and str(config) in cmd:
             found.append(proc.pid)
     return found
 
@@ -149,8 +157,7 @@ def test_bwmon_tui_over_ssh_in_tmux(sshd: tuple[int, Path], tmp_path: Path) -> N
         ns.popen([sys.executable, TRAFFIC, "client", "--tag", "e2egen", "--host", "127.0.0.1",
                   "--port", "5001", "--send", "200000", "--recv", "200000", "--count", "2000",
                   "--hold", "0.2"], stdout=subprocess.DEVNULL)
-        remote = (f"ip netns exec {ns.name} env PYTHONPATH={REPO} {sys.executable} "
-                  f"-m bwmon.tui.main --config {config}")
+        remote = f"ip netns exec {ns.name} env PYTHONPATH={REPO} {tui_command()} --config {config}"
         ssh = (f"ssh -tt -p {port} -i {key} -o StrictHostKeyChecking=no "
                f"-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR root@127.0.0.1 '{remote}'")
         tmux = Tmux(f"bwmon-e2e-{os.getpid()}", ssh, (120, 40))

@@ -1,0 +1,67 @@
+"""Writing groups into an existing TOML file: everything but the groups stays as written."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from bwmon.core.config import GroupSettings
+from bwmon.tui.groups_file import GroupsFileError, render_with_groups, save_groups
+
+TEXT = """\
+# top comment
+[general]
+interval = 2.0  # slow box
+
+[[groups]]
+name = "web"  # browsers
+patterns = ["firefox"]
+
+[[groups]]
+name = "old"
+patterns = ["x"]
+
+# the web view
+[http]
+listen = "8080"
+"""
+
+
+def test_kept_group_keeps_its_comment_and_the_next_sections_comment_survives() -> None:
+    out = render_with_groups(TEXT, [GroupSettings(name="web", patterns=["firefox", "chrome"])],
+                             Path("f.toml"))
+    assert 'name = "web"  # browsers' in out
+    assert "# the web view\n[http]" in out
+    assert "# top comment" in out and "# slow box" in out
+    data = tomllib.loads(out)
+    assert data["groups"] == [{"name": "web", "patterns": ["firefox", "chrome"]}]
+    assert data["http"] == {"listen": "8080"}
+
+
+def test_groups_added_to_a_file_without_any() -> None:
+    out = render_with_groups("# only a comment\n", [GroupSettings(name="a", patterns=["b"])],
+                             Path("f.toml"))
+    assert out.startswith("# only a comment\n")
+    assert tomllib.loads(out)["groups"] == [{"name": "a", "patterns": ["b"]}]
+
+
+def test_broken_file_is_refused_with_its_name(tmp_path: Path) -> None:
+    path = tmp_path / "bwmon.toml"
+    path.write_text("[general\n")
+    with pytest.raises(GroupsFileError, match=r"bwmon\.toml: not valid TOML"):
+        save_groups(path, [GroupSettings(name="a")])
+    assert path.read_text() == "[general\n"
+
+
+def test_save_replaces_atomically_and_keeps_the_mode(tmp_path: Path) -> None:
+    path = tmp_path / "bwmon.toml"
+    path.write_text(TEXT)
+    path.chmod(0o600)
+    inode = path.stat().st_ino
+    save_groups(path, [GroupSettings(name="z", patterns=["y"])])
+    assert path.stat().st_ino != inode  # a new file renamed over the old one
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert os.listdir(tmp_path) == ["bwmon.toml"]  # no temp file left behind
