@@ -16,7 +16,8 @@ from typing import TextIO
 
 from bwmon.core.config import Settings
 from bwmon.core.engine import Engine
-from bwmon.core.jsonify import event_dict, snapshot_dict
+from bwmon.core.jsonify import event_json as event_dict
+from bwmon.core.jsonify import snapshot_json
 from bwmon.core.model import AppRow, LogEvent, RowKind, Snapshot
 from bwmon.core.units import human_bytes, human_rate
 
@@ -90,7 +91,7 @@ class Printer:
 
     def __call__(self, snap: Snapshot) -> None:
         if self.json_lines:
-            self.out.write(json.dumps(snapshot_dict(snap), separators=(",", ":")) + "\n")
+            self.out.write(json.dumps(snapshot_json(snap), separators=(",", ":")) + "\n")
         else:
             lines = format_table(snap, bandwidth=self.bandwidth, processes=self.processes)
             if self.tty:

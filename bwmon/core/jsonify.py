@@ -1,63 +1,118 @@
-"""Snapshots as JSON-ready dicts: one schema for `--json` lines and the HTTP API."""
+"""The JSON schema of a snapshot: one for the HTTP API (`/api/v1/snapshot`) and `--json` lines.
+
+Documented in the manual's HTTP section; `version` changes when a field changes meaning.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from bwmon.core.model import AppRow, LogEvent, ProcessInfo, ProcessRow, Snapshot
+from bwmon.core.model import (
+    AppRow,
+    Connection,
+    LogEvent,
+    ProcessInfo,
+    ProcessRow,
+    RowKind,
+    Snapshot,
+)
+
+API_VERSION = 1
 
 
-def process_dict(p: ProcessInfo) -> dict[str, Any]:
-    return {"pid": p.key.pid, "start": p.key.start, "name": p.name, "user": p.user,
-            "uid": p.uid, "cmdline": p.cmdline}
+def _proc(info: ProcessInfo) -> dict[str, Any]:
+    return {
+        "pid": info.key.pid,
+        "start": info.key.start,
+        "name": info.name,
+        "cmdline": info.cmdline,
+        "user": info.user,
+        "uid": info.uid,
+    }
 
 
-def app_dict(row: AppRow, *, details: bool = True) -> dict[str, Any]:
-    d: dict[str, Any] = {
+def _conn(c: Connection) -> dict[str, Any]:
+    return {
+        "proto": c.proto,
+        "local": c.local,
+        "remote": c.remote,
+        "bytes_in": c.bytes_in,
+        "bytes_out": c.bytes_out,
+        "state": c.state,
+        "open": c.open,
+    }
+
+
+def _row(row: AppRow) -> dict[str, Any]:
+    return {
         "name": row.name,
         "kind": row.kind.value,
         "unit": row.unit.value,
-        "rate_in": round(row.rate_in, 3),
-        "rate_out": round(row.rate_out, 3),
+        "rate_in": row.rate_in,
+        "rate_out": row.rate_out,
+        "total_in": row.total_in,
+        "total_out": row.total_out,
+        "flows": row.flows,
+        "pids": [p.key.pid for p in row.processes],
+        "connections": [_conn(c) for c in row.connections],
+    }
+
+
+def _process_row(row: ProcessRow) -> dict[str, Any]:
+    return {
+        **_proc(row.info),
+        "app": row.app,
+        "rate_in": row.rate_in,
+        "rate_out": row.rate_out,
         "total_in": row.total_in,
         "total_out": row.total_out,
         "flows": row.flows,
     }
-    if details:
-        d["processes"] = [process_dict(p) for p in row.processes]
-        d["connections"] = [
-            {"proto": c.proto, "local": c.local, "remote": c.remote, "bytes_in": c.bytes_in,
-             "bytes_out": c.bytes_out, "state": c.state}
-            for c in row.connections
-        ]
-    return d
 
 
-def process_row_dict(row: ProcessRow) -> dict[str, Any]:
-    return {**process_dict(row.info), "app": row.app, "rate_in": round(row.rate_in, 3),
-            "rate_out": round(row.rate_out, 3), "total_in": row.total_in,
-            "total_out": row.total_out, "flows": row.flows}
-
-
-def event_dict(e: LogEvent) -> dict[str, Any]:
-    return {"time": e.time, "level": e.level.value, "source": e.source, "message": e.message,
-            "data": dict(e.data)}
-
-
-def snapshot_dict(s: Snapshot, *, details: bool = True) -> dict[str, Any]:
-    h, f = s.host, s.filtered
+def event_json(e: LogEvent) -> dict[str, Any]:
     return {
+        "time": e.time,
+        "level": e.level.value,
+        "source": e.source,
+        "message": e.message,
+        "data": dict(e.data),
+    }
+
+
+def snapshot_json(s: Snapshot) -> dict[str, Any]:
+    """The `/api/v1/snapshot` document (schema in the manual's HTTP section)."""
+
+    def kind_row(kind: RowKind) -> dict[str, Any] | None:
+        row = next((r for r in s.apps if r.kind is kind), None)
+        return _row(row) if row else None
+
+    return {
+        "version": API_VERSION,
         "seq": s.seq,
         "time": s.time,
-        "elapsed": round(s.elapsed, 6),
-        "host": {"rate_in": round(h.rate_in, 3), "rate_out": round(h.rate_out, 3),
-                 "total_in": h.total_in, "total_out": h.total_out,
-                 "loopback_total": h.loopback_total, "loopback_rate": round(h.loopback_rate, 3)},
-        "filtered": {"rate_in": round(f.rate_in, 3), "rate_out": round(f.rate_out, 3),
-                     "total_in": f.total_in, "total_out": f.total_out},
-        "apps": [app_dict(a, details=details) for a in s.apps],
-        "processes": [process_row_dict(p) for p in s.processes],
+        "elapsed": s.elapsed,
+        "host": {
+            "rate_in": s.host.rate_in,
+            "rate_out": s.host.rate_out,
+            "total_in": s.host.total_in,
+            "total_out": s.host.total_out,
+            "loopback_total": s.host.loopback_total,
+            "loopback_rate": s.host.loopback_rate,
+        },
+        "filtered": {
+            "rate_in": s.filtered.rate_in,
+            "rate_out": s.filtered.rate_out,
+            "total_in": s.filtered.total_in,
+            "total_out": s.filtered.total_out,
+        },
+        "apps": [_row(r) for r in s.apps],
+        "unattributed": kind_row(RowKind.UNATTRIBUTED),
+        "forwarded": kind_row(RowKind.FORWARDED),
+        "processes": [_process_row(p) for p in s.processes],
         "sources": [{"name": x.name, "active": x.active, "detail": x.detail} for x in s.sources],
-        "findings": [{"check": x.check, "ok": x.ok, "message": x.message, "fix": x.fix}
-                     for x in s.findings],
+        "findings": [
+            {"check": f.check, "ok": f.ok, "message": f.message, "fix": f.fix} for f in s.findings
+        ],
+        "events": [event_json(e) for e in s.events],
     }

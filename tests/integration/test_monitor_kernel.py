@@ -122,7 +122,8 @@ def test_bytes_per_generator_match_conntrack_and_are_conserved(tmp_path: Path) -
         summary = {a["name"][:40]: (a["total_in"], a["total_out"]) for a in last["apps"]}
         assert row["total_out"] == pytest.approx(orig, rel=0.01), (name, summary)
         assert row["total_in"] == pytest.approx(reply, rel=0.01), (name, summary)
-        assert row["processes"] and f"--tag gen-{name}" in row["processes"][0]["cmdline"]
+        cmdlines = [p["cmdline"] for p in last["processes"] if p["pid"] in row["pids"]]
+        assert cmdlines and all(f"--tag gen-{name}" in c for c in cmdlines)
         sink_in += orig
         sink_out += reply
     assert apps["sink"]["total_in"] == pytest.approx(sink_in, rel=0.01)
