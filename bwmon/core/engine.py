@@ -30,7 +30,6 @@ from bwmon.core.model import (
 )
 from bwmon.core.sources import SocketSource
 
-
 # Dead processes' cached facts are dropped this often (in ticks).
 EXPIRE_TICKS = 30
 

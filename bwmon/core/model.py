@@ -7,7 +7,7 @@ consumers (TUI, printers, HTTP, alerts) read them without ever mutating one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 # ---------------------------------------------------------------------------------------------
 # Conntrack samples
@@ -143,7 +143,7 @@ class PipeCounters:
 # Snapshot
 
 
-class RowKind(str, Enum):
+class RowKind(StrEnum):
     APP = "app"
     PROCESS = "process"
     PIPE = "pipe"
@@ -151,7 +151,7 @@ class RowKind(str, Enum):
     FORWARDED = "forwarded"
 
 
-class Unit(str, Enum):
+class Unit(StrEnum):
     IP = "ip"  # conntrack: whole IP packets, headers included
     PAYLOAD = "payload"  # pipes: application payload only
 
@@ -220,7 +220,7 @@ class HostTotals:
     loopback_rate: float = 0.0
 
 
-class Level(str, Enum):
+class Level(StrEnum):
     INFO = "info"
     WARNING = "warning"
     ERROR = "error"
