@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
+from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
@@ -181,12 +182,14 @@ class BwmonApp(App[None]):
             except (TimeoutError, asyncio.CancelledError, Exception):
                 self._engine_task.cancel()
 
-    def on_resize(self) -> None:
-        self._layout_bottom()
+    def on_resize(self, event: events.Resize) -> None:
+        self._layout_bottom(event.size.width, event.size.height)
 
-    def _layout_bottom(self) -> None:
-        narrow = self.size.width < NARROW
-        self.screen.set_class(self.size.height >= 36, "-tall")
+    def _layout_bottom(self, width: int | None = None, height: int | None = None) -> None:
+        width = self.size.width if width is None else width
+        height = self.size.height if height is None else height
+        narrow = width < NARROW
+        self.screen.set_class(height >= 36, "-tall")
         self.query_one("#bottom").set_class(narrow, "-narrow")
         self.query_one("#detail").display = not (narrow and self._show_log)
         self.query_one("#log").display = not narrow or self._show_log

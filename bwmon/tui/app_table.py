@@ -190,7 +190,6 @@ class AppTable(DataTable[Text]):
 
     def _rebuild_columns(self, layout: tuple[tuple[str, ...], bool, int]) -> None:
         order, trend_on, name_width = layout
-        keep = self.selected_key
         self.clear(columns=True)
         self._shown.clear()
         self._cells.clear()
@@ -202,7 +201,6 @@ class AppTable(DataTable[Text]):
             self.add_column(Text("Trend"), key="trend", width=TREND_WIDTH)
         self.show_trend = trend_on
         self._built_for = layout
-        self._restore_cursor(keep)
 
     def _label(self, key: str) -> Text:
         col = COLUMNS[key]
@@ -262,9 +260,9 @@ class AppTable(DataTable[Text]):
         if not self.is_mounted:
             return
         layout = self._layout()
+        keep = self.selected_key  # before a column rebuild empties the table
         if layout != self._built_for:
             self._rebuild_columns(layout)
-        keep = self.selected_key
         visible = self._visible()
         wanted = {r.name: r for r in visible}
         with self.app.batch_update():
