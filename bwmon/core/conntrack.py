@@ -33,7 +33,7 @@ _TUPLE = rf"(src={_ADDR} dst={_ADDR} sport=(\d+) dport=(\d+))"
 # last alternative (group _OTHER) and handed to the tokenizer. 0-based group indices below.
 _FAST = re.compile(
     r"^(?:(ipv[46]) +\d+ +)?(tcp|udp|udplite|sctp|dccp) +(\d+) +(?:(\d+) +)?"
-    r"(?:([A-Z][A-Z_]*) +)?"
+    r"(?:([A-Z][A-Z0-9_]*) +)?"
     rf"{_TUPLE} +(?:packets=(\d+) bytes=(\d+) +)?(\[UNREPLIED\] +)?"
     rf"{_TUPLE} +(?:packets=(\d+) bytes=(\d+) +)?"
     r"(?:\[(ASSURED|OFFLOAD|HW_OFFLOAD)\] +)?(?:mark=(\d+) +)?(?:zone=(\d+) +)?"

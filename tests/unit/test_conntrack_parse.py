@@ -124,7 +124,7 @@ def test_accounting_off_gives_no_counters() -> None:
 
 def test_handwritten_shapes() -> None:
     es = parse_conntrack(table("handwritten.nf_conntrack"))
-    assert len(es) == 9  # the garbage lines are skipped
+    assert len(es) == 10  # the garbage lines are skipped
     off = one(es, flags=frozenset({"OFFLOAD"}))
     assert off.timeout is None and off.state == "ESTABLISHED" and off.reply_bytes == 30000
     hw = one(es, flags=frozenset({"HW_OFFLOAD"}))
@@ -139,6 +139,7 @@ def test_handwritten_shapes() -> None:
     assert (mapped.orig.src, mapped.reply.src) == ("10.0.0.1", "10.0.0.2")
     assert one(es, proto="dccp").state == "OPEN"
     assert not one(es, proto="udplite").has_counters
+    assert one(es, o_sport=6000).state == "SYN_SENT2"
 
 
 def test_tool_handwritten_labels_and_offload() -> None:
