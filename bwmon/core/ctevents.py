@@ -8,6 +8,7 @@ The listener runs the conntrack tool as a child process and restarts it if it di
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shlex
 import shutil
@@ -181,7 +182,10 @@ class ConntrackEvents:
             if proc.returncode is None:  # cancelled: never leave the tool running
                 proc.kill()
                 await proc.wait()
-            stderr_task.cancel()
+            if not stderr_task.done():
+                stderr_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await stderr_task
         said = " ".join(" ".join(tail).split()) or "no message"
         kind = "overrun: " if overruns[0] else ""
         return f"{kind}conntrack -E stopped (exit {proc.returncode}: {said})"

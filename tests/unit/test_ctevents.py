@@ -142,3 +142,23 @@ def test_available_with_the_real_tool_as_root() -> None:
     if os.geteuid() != 0 or shutil.which("conntrack") is None:
         pytest.skip("needs root and the conntrack tool")
     assert ConntrackEvents(argv_prefix=("env",)).available() is None
+
+
+def fake_proc(tmp_path: Path, cap_eff: str, events: str) -> Path:
+    (tmp_path / "self").mkdir(parents=True)
+    (tmp_path / "self" / "status").write_text(f"Name:\tbwmon\nCapEff:\t{cap_eff}\n")
+    (tmp_path / "sys/net/netfilter").mkdir(parents=True)
+    (tmp_path / "sys/net/netfilter/nf_conntrack_events").write_text(events + "\n")
+    return tmp_path
+
+
+def test_available_needs_cap_net_admin_and_events_switched_on(tmp_path: Path) -> None:
+    tool = shutil.which("true")
+    assert tool is not None
+    all_caps = "000001ffffffffff"
+    assert ConntrackEvents(tool, proc_root=fake_proc(tmp_path / "a", all_caps, "2")
+                           ).available() is None
+    no_caps = ConntrackEvents(tool, proc_root=fake_proc(tmp_path / "b", "0" * 16, "1"))
+    assert "root" in (no_caps.available() or "")
+    off = ConntrackEvents(tool, proc_root=fake_proc(tmp_path / "c", all_caps, "0"))
+    assert "nf_conntrack_events=1" in (off.available() or "")
