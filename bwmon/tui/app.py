@@ -323,11 +323,10 @@ class BwmonApp(App[None]):
         self.filter_error = None
         field.remove_class("-invalid")
         error.update("")
+        # A display filter only: it also matches app names, which the core's include/exclude
+        # (command lines) cannot, so handing it to the core would hide whole groups.
         self.table.set_pattern(pattern)
         self._set_view(filter=text, hidden_rows=self.table.hidden_by_filter)
-        general = self.controller.settings.general
-        self.controller.set_filters([text] if text else list(general.include),
-                                    list(general.exclude))
         self._show_detail()
 
     # -- groups and fixes --------------------------------------------------------------------
