@@ -51,3 +51,17 @@ def test_draws_quits_on_q_and_leaves_on_sighup() -> None:
         assert b"Traceback" not in app.output
     finally:
         app.close()
+
+
+def test_no_redraws_between_snapshots() -> None:
+    """Refresh is driven by snapshots: with none arriving, the terminal receives nothing."""
+    app = PtyApp(["--demo", "20"], size=(120, 40), env={"BWMON_GENERAL__INTERVAL": "60"})
+    try:
+        assert app.wait_for(b"firefox")
+        app.read_for(1.5)  # the first frame's tail
+        assert app.read_for(3.0) < 100
+        app.send(b"3")  # a key press redraws at once, then quiet again
+        assert app.read_for(1.0) > 500
+        assert app.read_for(2.0) < 100
+    finally:
+        app.close()
