@@ -277,3 +277,23 @@ async def test_memory_stays_flat_under_process_churn(root: Path) -> None:
         table.expire()
         sizes.append((len(table._info), len(table._owner), len(table._pids)))
     assert sizes[-1] == sizes[1] and max(max(s) for s in sizes) <= 30
+
+
+@pytest.mark.parametrize(
+    ("argv", "name"),
+    [
+        (["/usr/sbin/nginx", "-g", "daemon off;"], "nginx"),
+        (["python3", "tests/helpers/traffic.py", "sink"], "traffic.py"),
+        (["/usr/bin/python3.11", "-u", "-m", "http.server", "8000"], "http.server"),
+        (["python3", "-c", "print(1)"], "python3"),
+        (["java", "-Xmx1g", "-jar", "/opt/app.jar"], "app.jar"),
+        (["sh", "-e", "/etc/init.d/foo"], "foo"),
+        (["perl", "-e", "print 1"], "perl"),
+        (["node", "/srv/app/server.js"], "server.js"),
+        (["-bash"], "bash"),
+    ],
+)
+def test_auto_group_names_the_script_an_interpreter_runs(argv: list[str], name: str) -> None:
+    cmdline, exe_base = command_line("\0".join(argv).encode() + b"\0", "comm")
+    assert cmdline == " ".join(argv)
+    assert exe_base == name
