@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import pwd
+import re
 import sys
 from collections.abc import Collection, Generator, Iterable
 from dataclasses import dataclass, field
