@@ -9,29 +9,11 @@ from __future__ import annotations
 import time as _time
 from collections.abc import Sequence
 
-_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+from bwmon.core.units import human_bytes, human_rate
+
+__all__ = ["clock", "human_bytes", "human_rate", "trend"]
+
 _BLOCKS = "▁▂▃▄▅▆▇█"
-
-
-def human_bytes(value: float) -> str:
-    """`1536` → `1.50 KiB`; three significant digits, binary prefixes."""
-    value = max(0.0, float(value))
-    unit = 0
-    while value >= 1000 and unit < len(_UNITS) - 1:
-        value /= 1024
-        unit += 1
-    if unit == 0:
-        return f"{int(value)} B"
-    if value < 10:
-        return f"{value:.2f} {_UNITS[unit]}"
-    if value < 100:
-        return f"{value:.1f} {_UNITS[unit]}"
-    return f"{value:.0f} {_UNITS[unit]}"
-
-
-def human_rate(value: float) -> str:
-    """A rate in bytes/s, formatted like `human_bytes` plus `/s`."""
-    return f"{human_bytes(value)}/s"
 
 
 def trend(values: Sequence[float], width: int = 8) -> str:

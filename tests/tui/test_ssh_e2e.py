@@ -168,8 +168,10 @@ def test_bwmon_tui_over_ssh_in_tmux(sshd: tuple[int, Path], tmp_path: Path) -> N
             assert "In/s ▼" in screen
             tmux.keys("1")  # sort by name, A first
             screen = tmux.wait(lambda s: "App ▲" in s, timeout=20)
+            rate = re.compile(r"[\d.]+ (B|KiB|MiB|GiB)$")
             names = [c[0] for line in screen.splitlines()[3:]
-                     if (c := re.split(r"\s{2,}", line.strip())) and len(c) >= 7]
+                     if (c := re.split(r"\s{2,}", line.strip())) and len(c) >= 7
+                     and rate.match(c[1])]  # table rows only, not the footer
             plain = [n for n in names if not n.startswith("(")]
             assert plain == sorted(plain, key=str.lower) and "e2egen" in plain
             assert len(remote_tui(config)) == 1  # so the check below can fail
