@@ -18,7 +18,7 @@ from bwmon.core.alertmonitor import AlertMonitor
 from bwmon.core.alerts import AlertState, evaluate
 from bwmon.core.config import AlertSettings, NotifySettings
 from bwmon.core.eventlog import EventLog
-from bwmon.core.jsonify import snapshot_dict
+from bwmon.core.jsonify import snapshot_json
 from bwmon.core.model import (
     AppRow,
     HostTotals,
@@ -68,7 +68,7 @@ def main() -> None:
 
     def json_pass() -> None:
         for s in snaps:
-            json.dumps(snapshot_dict(s), separators=(",", ":"))
+            json.dumps(snapshot_json(s), separators=(",", ":"))
 
     events = 0
 

@@ -16,7 +16,7 @@ from typing import TextIO
 
 from bwmon.core.config import Settings
 from bwmon.core.engine import Engine
-from bwmon.core.jsonify import event_json as event_dict
+from bwmon.core.jsonify import event_json as event_doc
 from bwmon.core.jsonify import snapshot_json
 from bwmon.core.model import AppRow, LogEvent, RowKind, Snapshot
 from bwmon.core.units import human_bytes, human_rate
@@ -145,4 +145,4 @@ def log_to_stderr(event: LogEvent, stream: TextIO = sys.stderr) -> None:
 
 
 def event_json(event: LogEvent) -> str:
-    return json.dumps({"event": event_dict(event)}, separators=(",", ":"))
+    return json.dumps({"event": event_doc(event)}, separators=(",", ":"))
