@@ -3,8 +3,10 @@
   python traffic.py sink --port P [--reply N]      TCP and UDP sink on [::]:P (dual stack);
                                                    replies N bytes per TCP connection / UDP datagram
   python traffic.py client --tag T --host H --port P --proto tcp|udp --send N --recv M
-                           [--count K] [--hold S] [--parallel]
-     K connections, each sending N bytes and reading M bytes back, each held open S seconds.
+                           [--count K] [--hold S] [--parallel | --concurrency C] [--report]
+     K connections, each sending N bytes and reading M bytes back, each held open S seconds;
+     all at once (--parallel) or C at a time. `--report` prints the mean connection lifetime
+     (`lifetime_ms=…`, open to close) before "done".
      `--tag` only makes the command line distinctive for grouping regexes.
 """
 
@@ -62,6 +64,10 @@ def _tcp_sink(port: int, reply: int) -> None:
 def _udp_sink(port: int, reply: int) -> None:
     s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    try:  # room for bursts from many clients at once (root may exceed rmem_max)
+        s.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)  # SO_RCVBUFFORCE
+    except OSError:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
     s.bind(("::", port))
     while True:
         data, addr = s.recvfrom(65535)
@@ -99,24 +105,46 @@ def _one_udp(host: str, port: int, send: int, recv: int, hold: float) -> None:
         if recv:
             s.send(b"?" + str(recv).encode().rjust(8, b"0"))
             s.settimeout(2)
-            s.recv(65535)
+            try:
+                s.recv(65535)
+            except TimeoutError:  # UDP may lose the request or the answer: say so, go on
+                print("udp reply lost", file=sys.stderr)
         if hold:
             time.sleep(hold)
 
 
 def client(args: argparse.Namespace) -> None:
     one = _one_tcp if args.proto == "tcp" else _one_udp
-    threads = []
-    for _ in range(args.count):
-        job = (args.host, args.port, args.send, args.recv, args.hold)
-        if args.parallel:
-            t = threading.Thread(target=one, args=job)
+    job = (args.host, args.port, args.send, args.recv, args.hold)
+    lifetimes: list[float] = []
+
+    def timed() -> None:
+        t = time.perf_counter()
+        one(*job)
+        lifetimes.append(time.perf_counter() - t)
+
+    workers = args.count if args.parallel else max(1, min(args.concurrency, args.count))
+    if workers == 1:
+        for _ in range(args.count):
+            timed()
+    else:
+        left = iter(range(args.count))
+        lock = threading.Lock()
+
+        def work() -> None:
+            while True:
+                with lock:
+                    if next(left, None) is None:
+                        return
+                timed()
+
+        threads = [threading.Thread(target=work) for _ in range(workers)]
+        for t in threads:
             t.start()
-            threads.append(t)
-        else:
-            one(*job)
-    for t in threads:
-        t.join()
+        for t in threads:
+            t.join()
+    if args.report and lifetimes:
+        print(f"lifetime_ms={1000 * sum(lifetimes) / len(lifetimes):.3f}", flush=True)
     print("done", flush=True)
     if args.linger:
         time.sleep(args.linger)
@@ -138,7 +166,9 @@ def main() -> None:
     c.add_argument("--count", type=int, default=1)
     c.add_argument("--hold", type=float, default=0.0)
     c.add_argument("--linger", type=float, default=0.0, help="stay alive after the last one")
-    c.add_argument("--parallel", action="store_true")
+    c.add_argument("--parallel", action="store_true", help="all connections at once")
+    c.add_argument("--concurrency", type=int, default=1, help="connections open at a time")
+    c.add_argument("--report", action="store_true", help="print the mean connection lifetime")
     args = p.parse_args()
     sink(args) if args.cmd == "sink" else client(args)
 
