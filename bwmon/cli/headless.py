@@ -12,6 +12,7 @@ import json
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TextIO
 
 from bwmon.core.config import Settings
@@ -20,6 +21,7 @@ from bwmon.core.jsonify import event_json as event_doc
 from bwmon.core.jsonify import snapshot_json
 from bwmon.core.model import AppRow, LogEvent, RowKind, Snapshot
 from bwmon.core.units import human_bytes, human_rate
+from bwmon.services import engine_services
 
 CLEAR = "\x1b[H\x1b[2J"
 
@@ -107,10 +109,14 @@ async def run_engine(
     json_lines: bool = False,
     processes: bool = False,
     count: int | None = None,
-    attach: Callable[[Engine], Callable[[], object] | None] | None = None,
+    alerts: bool = False,
+    on_log: Callable[[LogEvent], None] | None = None,
+    config_path: Path | None = None,
+    reload: Callable[[], Settings] | None = None,
     out: TextIO = sys.stdout,
 ) -> int:
-    """Run the engine with a printer until SIGINT/SIGTERM/SIGHUP or `count` ticks."""
+    """Run the engine with a printer until SIGINT/SIGTERM/SIGHUP or `count` ticks; with
+    `alerts`, alert rules are evaluated (1.1's one-line format on stderr unless `json_lines`)."""
     engine = Engine(settings)
     printer = Printer(out, json_lines=json_lines, bandwidth=settings.general.bandwidth,
                       processes=processes)
@@ -119,24 +125,26 @@ async def run_engine(
     def on_snapshot(snap: Snapshot) -> None:
         nonlocal seen
         seen += 1
-        if seen == 1 and not json_lines and snap.elapsed == 0 and settings.general.bandwidth:
+        printer.bandwidth = settings.general.bandwidth  # a reloaded config may switch views
+        if seen == 1 and not json_lines and snap.elapsed == 0 and printer.bandwidth:
             return  # the first tick only sets the baseline of rates
         printer(snap)
         if count is not None and seen >= count:
             engine.stop()
 
     engine.subscribe(on_snapshot)
-    cleanup = attach(engine) if attach else None
+    unsubscribe_log = engine.log.subscribe(on_log) if on_log else None
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, engine.stop)
     try:
-        await engine.run()
+        async with engine_services(engine, settings, alerts=alerts,
+                                   alerts_stderr=None if json_lines else sys.stderr,
+                                   config_path=config_path, reload=reload):
+            await engine.run()
     finally:
-        if cleanup is not None:
-            result = cleanup()
-            if asyncio.iscoroutine(result):
-                await result
+        if unsubscribe_log is not None:
+            unsubscribe_log()
     return 0
 
 

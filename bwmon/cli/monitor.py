@@ -6,7 +6,8 @@ import argparse
 import asyncio
 
 from bwmon.cli.headless import run_engine
-from bwmon.cli.options import add_settings_options, settings_from_args
+from bwmon.cli.options import add_settings_options, settings_and_path_from_args
+from bwmon.core.config import Settings
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,7 +32,12 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_from_args(args)
+    def load() -> Settings:
+        settings, _ = settings_and_path_from_args(args)
+        settings.monitors = [m for m in settings.monitors if m.type != "pipe"]
+        return settings
+
+    settings, path = settings_and_path_from_args(args)
     settings.monitors = [m for m in settings.monitors if m.type != "pipe"]
     return asyncio.run(run_engine(settings, json_lines=args.json, processes=args.processes,
-                                  count=args.count))
+                                  count=args.count, config_path=path, reload=load))

@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
-from collections.abc import Callable
 
 from bwmon.cli.headless import event_json, log_to_stderr, run_engine
 from bwmon.cli.monitor import add_output_options
-from bwmon.cli.options import add_settings_options, settings_from_args
-from bwmon.core.config import Settings
-from bwmon.core.engine import Engine
+from bwmon.cli.options import add_settings_options, settings_and_path_from_args
 from bwmon.core.model import LogEvent
 
 
@@ -33,45 +29,22 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_from_args(args)
+    settings, path = settings_and_path_from_args(args)
     if settings.http.listen:
         from bwmon.http.listen import parse_listen, require_token
 
         addr, _ = parse_listen(settings.http.listen)
         require_token(addr, settings.http.token)
-    return asyncio.run(
-        run_engine(settings, json_lines=args.json, processes=args.processes, count=args.count,
-                   attach=lambda engine: _attach(engine, settings, json_lines=args.json))
-    )
-
-
-def _attach(engine: Engine, settings: Settings, *, json_lines: bool) -> Callable[[], object]:
-    """Alerts, log output and the optional HTTP server around a running engine."""
-    from bwmon.core.alertmonitor import attach
-
-    monitor, unsubscribe_alerts = attach(engine, settings,
-                                         stderr=None if json_lines else sys.stderr)
+    json_lines = bool(args.json)
 
     def on_log(event: LogEvent) -> None:
         if json_lines:
             print(event_json(event), flush=True)
-        elif event.source != "alert":  # alerts already printed in the 1.1 format
+        elif event.source != "alert":  # alerts are printed in the 1.1 format
             log_to_stderr(event)
 
-    unsubscribe_log = engine.log.subscribe(on_log)
-    server_task: asyncio.Task[object] | None = None
-    if settings.http.listen:
-        from bwmon.http.server import start_http_from_settings
-
-        server_task = asyncio.ensure_future(start_http_from_settings(engine, settings))
-
-    async def cleanup() -> None:
-        unsubscribe_alerts()
-        unsubscribe_log()
-        await monitor.close()
-        if server_task is not None:
-            server = await server_task
-            if server is not None:
-                await server.close()  # type: ignore[attr-defined]
-
-    return cleanup
+    return asyncio.run(
+        run_engine(settings, json_lines=json_lines, processes=args.processes, count=args.count,
+                   alerts=True, on_log=on_log, config_path=path,
+                   reload=lambda: settings_and_path_from_args(args)[0])
+    )

@@ -10,9 +10,11 @@ import argparse
 import asyncio
 import signal
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 from bwmon.cli.errors import UserError
-from bwmon.cli.options import add_settings_options, settings_from_args
+from bwmon.cli.options import add_settings_options, settings_and_path_from_args
 from bwmon.core.config import Settings
 from bwmon.core.model import LogEvent
 
@@ -35,14 +37,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_from_args(args)
+    settings, path = settings_and_path_from_args(args)
     if not settings.http.listen:
         raise UserError(NO_LISTEN)
     from bwmon.http.listen import parse_listen, require_token
 
     addr, _ = parse_listen(settings.http.listen)  # fail before the engine starts anything
     require_token(addr, settings.http.token)
-    return asyncio.run(serve(settings))
+    return asyncio.run(serve(settings, path, lambda: settings_and_path_from_args(args)[0]))
 
 
 def _log_line(event: LogEvent) -> None:
@@ -52,28 +54,24 @@ def _log_line(event: LogEvent) -> None:
           file=sys.stderr, flush=True)
 
 
-async def serve(settings: Settings) -> int:
+async def serve(settings: Settings, config_path: Path | None = None,
+                reload: Callable[[], Settings] | None = None) -> int:
     """Run the engine, the alert monitor and the HTTP server until a stop signal."""
-    from bwmon.core.alertmonitor import attach
     from bwmon.core.engine import Engine
-    from bwmon.http.server import start_http_from_settings
+    from bwmon.services import engine_services
 
     engine = Engine(settings)
     unsubscribe_log = engine.log.subscribe(_log_line)
-    monitor, unsubscribe_alerts = attach(engine, settings)
-    server = await start_http_from_settings(engine, settings)
-    assert server is not None  # run() checked http.listen
-    print(f"bwmon: serving {server.url} (JSON /api/v1/snapshot, /metrics)",
-          file=sys.stderr, flush=True)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, engine.stop)
     try:
-        await engine.run()
+        async with engine_services(engine, settings, config_path=config_path,
+                                   reload=reload) as server:
+            print(f"bwmon: serving {server.url} (JSON /api/v1/snapshot, /metrics)",  # type: ignore[attr-defined]
+                  file=sys.stderr, flush=True)
+            await engine.run()
     finally:
-        await server.close()
-        unsubscribe_alerts()
-        await monitor.close()
         unsubscribe_log()
         print("bwmon: stopped", file=sys.stderr, flush=True)
     return 0

@@ -217,6 +217,12 @@ class Settings(BaseSettings):
     def pipes(self) -> list[MonitorSettings]:
         return [m for m in self.monitors if m.type == "pipe"]
 
+    @property
+    def hides_loopback(self) -> bool:
+        """Loopback traffic is hidden: general.ignore_local, or every conntrack monitor asks."""
+        ct = [m for m in self.monitors if m.type == "conntrack"]
+        return self.general.ignore_local or (bool(ct) and all(m.ignore_local for m in ct))
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -11,7 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from bwmon import __version__
 from bwmon.cli.errors import UserError
@@ -39,26 +39,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def engine_app(settings: Settings, config_path: object) -> BwmonApp:
-    """The real thing: Engine + alert monitor + optional HTTP server, run inside the app."""
+def engine_app(settings: Settings, config_path: object,
+               reload: Callable[[], Settings] | None = None) -> BwmonApp:
+    """The real thing: Engine + alert monitor + optional HTTP server + config reload, run
+    inside the app. Alerts go to the alert log, not stderr."""
     from pathlib import Path
 
-    from bwmon.core.alertmonitor import attach
     from bwmon.core.engine import Engine
-    from bwmon.http.server import start_http_from_settings
+    from bwmon.services import engine_services
 
     engine = Engine(settings)
+    path = config_path if isinstance(config_path, Path) else None
 
     async def run() -> None:
-        monitor, unsubscribe = attach(engine, settings)  # alerts go to the log, not stderr
-        server = await start_http_from_settings(engine, settings)
-        try:
+        async with engine_services(engine, settings, config_path=path, reload=reload):
             await engine.run()
-        finally:
-            unsubscribe()
-            await monitor.close()
-            if server is not None:
-                await server.close()
 
     return BwmonApp(engine, EngineController(engine),
                     config_path=config_path if isinstance(config_path, Path) else None,
@@ -89,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.demo is not None and args.demo < 1:
             raise UserError("--demo ROWS must be at least 1")
         app = demo_app(settings, args.demo) if args.demo is not None else engine_app(
-            settings, path)
+            settings, path, lambda: settings_and_path_from_args(args)[0])
     except UserError as exc:
         print(f"bwmon-tui: {exc}", file=sys.stderr)
         return 2
