@@ -1,5 +1,7 @@
 """Regenerate the TUI screenshots in docs/screenshots/ (SVG, via Textual) from the fixed demo
-data, so they repeat exactly:  python3 docs/make_screenshots.py"""
+data, so they repeat exactly:  python3 docs/make_screenshots.py
+With --check, draw them into a temporary folder and exit 1 if any differs from the committed
+one (the test suite runs this, so the manual's pictures stay current)."""
 
 from __future__ import annotations
 
@@ -53,7 +55,7 @@ async def shoot(name: str, app: BwmonApp, size: tuple[int, int], steps: Steps) -
         await steps(pilot)
         await pilot.pause()
         app.save_screenshot(str(OUT / f"{name}.svg"))
-    print(f"wrote docs/screenshots/{name}.svg")
+    print(f"wrote {OUT / name}.svg")
 
 
 async def main() -> None:
@@ -84,5 +86,25 @@ async def main() -> None:
     await shoot("nothing-measurable", demo_app(broken_feed(), root=True), (100, 30), nothing)
 
 
+def check() -> int:
+    """Draw into a temporary folder; 1 if any picture differs from docs/screenshots/."""
+    import tempfile
+
+    global OUT
+    committed = OUT
+    with tempfile.TemporaryDirectory() as tmp:
+        OUT = Path(tmp)
+        asyncio.run(main())
+        stale = [p.name for p in sorted(OUT.glob("*.svg"))
+                 if not (committed / p.name).exists()
+                 or (committed / p.name).read_bytes() != p.read_bytes()]
+    for name in stale:
+        print(f"docs/screenshots/{name} is not current: run python3 docs/make_screenshots.py",
+              file=sys.stderr)
+    return 1 if stale else 0
+
+
 if __name__ == "__main__":
+    if "--check" in sys.argv[1:]:
+        raise SystemExit(check())
     asyncio.run(main())
