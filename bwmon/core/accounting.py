@@ -8,6 +8,7 @@ Time is an argument; nothing here reads a clock.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -36,27 +37,27 @@ MAX_CONNECTIONS = 50
 
 @dataclass(slots=True)
 class _Acc:
-    """Cumulative bytes of one row plus this tick's delta and open flow count."""
+    """Cumulative bytes of one row, this tick's delta, its open flows and their processes."""
 
     total_in: int = 0
     total_out: int = 0
     d_in: int = 0
     d_out: int = 0
-    flows: int = 0
+    flows: int = 0  # open flows now (kept incrementally across ticks)
     last_active: float = 0.0
-    procs: set[ProcKey] = field(default_factory=set)
+    open_procs: dict[ProcKey, int] = field(default_factory=dict)  # process -> open flows here
+    procs: set[ProcKey] = field(default_factory=set)  # processes that moved bytes this tick
 
-    def add(self, d_in: int, d_out: int, open_: bool) -> None:
+    def add(self, d_in: int, d_out: int) -> None:
         self.d_in += d_in
         self.d_out += d_out
         self.total_in += d_in
         self.total_out += d_out
-        if open_:
-            self.flows += 1
 
     def reset_tick(self) -> None:
-        self.d_in = self.d_out = self.flows = 0
-        self.procs = set()
+        self.d_in = self.d_out = 0
+        if self.procs:
+            self.procs = set()
 
 
 @dataclass(slots=True)
@@ -64,6 +65,18 @@ class _EndTotals:
     total_in: int = 0
     total_out: int = 0
     seen: float = 0.0
+    open: int = 0  # open usages of this end (an open end never expires)
+
+
+@dataclass(slots=True)
+class _Placed:
+    """Where an open usage's flow is counted, so it can be taken out when the flow changes."""
+
+    usage: EndUsage  # held, so the id() key of `_open` is not reused while placed
+    accs: tuple[_Acc, ...]
+    owner: ProcKey | None
+    app: str | None  # the app whose connection list shows it
+    ends: _EndTotals | None
 
 
 def _fmt_endpoint(addr: str, port: int) -> str:
@@ -71,7 +84,13 @@ def _fmt_endpoint(addr: str, port: int) -> str:
 
 
 class Accounting:
-    """Accumulates usage across ticks and builds rows."""
+    """Accumulates usage across ticks and builds rows.
+
+    `step_changes` takes only what changed (usages of new or changed flows, and the previous
+    usages they replace or that ended), so a tick costs in proportion to the changes; open
+    flow counts, processes and connection lists are kept incrementally. `step` takes every
+    usage of the tick, as a whole, for callers without a per-flow cache.
+    """
 
     def __init__(
         self,
@@ -82,7 +101,7 @@ class Accounting:
         linger: float = LINGER_SECONDS,
     ) -> None:
         self.grouper = grouper
-        self.filter: ProcessFilter | MonitorFilters = process_filter or ProcessFilter()
+        self._filter: ProcessFilter | MonitorFilters = process_filter or ProcessFilter()
         self.ignore_local = ignore_local
         self.linger = linger
         self._procs: dict[ProcKey, _Acc] = {}
@@ -91,9 +110,35 @@ class Accounting:
         self._pipe_seen: dict[str, tuple[int, int]] = {}
         self._ends: dict[EndKey, _EndTotals] = {}
         self._info: dict[ProcKey, ProcessInfo] = {}
+        self._open: dict[int, _Placed] = {}
+        self._app_ends: dict[str, dict[EndKey, EndUsage]] = {}  # open, shown ends per app
+        self._top: dict[str, list[EndKey]] = {}  # per app: the ends its connection list shows
+        self._touched: dict[str, set[EndKey]] = {}  # per app: ends added this tick
+        self._shown: dict[ProcKey, tuple[str, bool]] = {}
+        self._next_expire = 0.0
+        self._info_fn: Callable[[ProcKey], ProcessInfo | None] = lambda key: None
         self.filtered = _Acc()
         self.host = HostTotals()
         self._host_in = self._host_out = self._loop_total = 0
+
+    @property
+    def filter(self) -> ProcessFilter | MonitorFilters:
+        return self._filter
+
+    @filter.setter
+    def filter(self, value: ProcessFilter | MonitorFilters) -> None:
+        self._filter = value
+        self.regroup()
+
+    def regroup(self) -> None:
+        """Groups or filters changed: count every open flow again under its new row."""
+        placed = [p.usage for p in self._open.values()]
+        for u in placed:
+            self._unplace(u)
+        self._shown.clear()
+        for u in placed:
+            self._place(u, self._ends.get(u.end) if u.end is not None else None, 0.0,
+                        count_bytes=False)
 
     # -- inputs --------------------------------------------------------------------------------
 
@@ -105,88 +150,55 @@ class Accounting:
         now: float,
         elapsed: float,
     ) -> tuple[tuple[AppRow, ...], tuple[ProcessRow, ...], HostTotals, Totals]:
-        """Account one tick. `info` resolves a process key (cached here once seen)."""
+        """Account one tick given every usage of it (each open flow, changed or not)."""
+        previous = [p.usage for p in self._open.values()]
+        return self.step_changes(list(usages), previous, pipes, info, now, elapsed)
+
+    def step_changes(
+        self,
+        added: Sequence[EndUsage],
+        closed: Sequence[EndUsage],
+        pipes: Sequence[PipeCounters],
+        info: Callable[[ProcKey], ProcessInfo | None],
+        now: float,
+        elapsed: float,
+    ) -> tuple[tuple[AppRow, ...], tuple[ProcessRow, ...], HostTotals, Totals]:
+        """Account one tick: `added` usages carry this tick's bytes (open ones stay counted
+        as open flows until passed in `closed`); `info` resolves a process key (cached)."""
         for acc in (*self._procs.values(), *self._apps.values(), *self._pipes.values()):
             acc.reset_tick()
         self.filtered.reset_tick()
+        self._touched = {}
+        self._info_fn = info
+        for u in closed:
+            self._unplace(u)
         unattributed = self._apps.setdefault(UNATTRIBUTED, _Acc())
         forwarded = self._apps.setdefault(FORWARDED, _Acc())
-        conns: dict[str, list[Connection]] = {}
         host_in = host_out = loop = 0
-        shown_cache: dict[ProcKey, tuple[str, bool]] = {}
-
-        for u in usages:
+        for u in added:
             # host totals: each flow once — from its initiator's side when that end is local
+            end_tot = None
             if u.end is None:
-                forwarded.add(u.d_in, u.d_out, u.open)
                 host_in += u.d_in
                 host_out += u.d_out
-                if u.d_in or u.d_out or u.open:
-                    forwarded.last_active = now
-                continue
-            initiator = u.end.local == u.entry.orig.src and u.end.lport == u.entry.orig.sport
-            if u.loopback:
-                if initiator:
+            else:
+                if not u.loopback:
+                    host_in += u.d_in
+                    host_out += u.d_out
+                elif u.end.local == u.entry.orig.src and u.end.lport == u.entry.orig.sport:
                     loop += u.d_in + u.d_out
                     host_in += u.d_in
                     host_out += u.d_out
-            else:
-                host_in += u.d_in
-                host_out += u.d_out
-            end_tot = self._ends.get(u.end)
-            if end_tot is None:
-                end_tot = self._ends[u.end] = _EndTotals()
-            end_tot.total_in += u.d_in
-            end_tot.total_out += u.d_out
-            end_tot.seen = now
-            if self.ignore_local and u.loopback:
-                self.filtered.add(u.d_in, u.d_out, u.open)
-                continue
-            if u.owner is None:
-                unattributed.add(u.d_in, u.d_out, u.open)
-                if u.d_in or u.d_out or u.open:
-                    unattributed.last_active = now
-                continue
-            cached = shown_cache.get(u.owner)
-            if cached is None:
-                pinfo = self._info.get(u.owner)
-                if pinfo is None:
-                    pinfo = info(u.owner)
-                    if pinfo is not None:
-                        self._info[u.owner] = pinfo
-                if pinfo is None:  # exited before its facts could be read: say so, keep bytes
-                    pinfo = self._info[u.owner] = ProcessInfo(
-                        u.owner, "?", f"[pid {u.owner.pid}, exited]", "?", -1, "(exited)"
-                    )
-                cached = (self.grouper.app_of(pinfo), self.filter.shows(pinfo.cmdline))
-                shown_cache[u.owner] = cached
-            app, shown = cached
-            if not shown:
-                self.filtered.add(u.d_in, u.d_out, u.open)
-                continue
-            pacc = self._procs.get(u.owner)
-            if pacc is None:
-                pacc = self._procs[u.owner] = _Acc()
-            pacc.add(u.d_in, u.d_out, u.open)
-            aacc = self._apps.get(app)
-            if aacc is None:
-                aacc = self._apps[app] = _Acc()
-            aacc.add(u.d_in, u.d_out, u.open)
-            aacc.procs.add(u.owner)
-            if u.d_in or u.d_out or u.open:
-                pacc.last_active = aacc.last_active = now
-            if u.open:
-                conns.setdefault(app, []).append(
-                    Connection(
-                        u.end.proto,
-                        _fmt_endpoint(u.end.local, u.end.lport),
-                        _fmt_endpoint(u.end.remote, u.end.rport),
-                        end_tot.total_in,
-                        end_tot.total_out,
-                        u.entry.state,
-                    )
-                )
-
+                end_tot = self._ends.get(u.end)
+                if end_tot is None:
+                    end_tot = self._ends[u.end] = _EndTotals()
+                end_tot.total_in += u.d_in
+                end_tot.total_out += u.d_out
+                end_tot.seen = now
+            self._place(u, end_tot, now)
+        for acc in (unattributed, forwarded):
+            if acc.flows:
+                acc.last_active = now
         self._account_pipes(pipes, now)
         self._host_in += host_in
         self._host_out += host_out
@@ -196,12 +208,95 @@ class Accounting:
             rate(host_in), rate(host_out), self._host_in, self._host_out,
             self._loop_total, rate(loop),
         )
-        apps = self._app_rows(conns, now, rate)
+        apps = self._app_rows(now, rate)
         procs = self._process_rows(now, rate)
         f = self.filtered
         filtered = Totals(rate(f.d_in), rate(f.d_out), f.total_in, f.total_out)
-        self._expire(now)
+        if now >= self._next_expire:
+            self._expire(now)
+            self._next_expire = now + self.linger / 8
         return apps, procs, self.host, filtered
+
+    def _row_of(self, owner: ProcKey) -> tuple[str, bool]:
+        cached = self._shown.get(owner)
+        if cached is None:
+            pinfo = self._info.get(owner)
+            if pinfo is None:
+                pinfo = self._info_fn(owner)
+                if pinfo is None:  # exited before its facts could be read: say so, keep bytes
+                    pinfo = ProcessInfo(owner, "?", f"[pid {owner.pid}, exited]", "?", -1,
+                                        "(exited)")
+                self._info[owner] = pinfo
+            cached = self._shown[owner] = (self.grouper.app_of(pinfo),
+                                           self._filter.shows(pinfo.cmdline))
+        return cached
+
+    def _place(self, u: EndUsage, end_tot: _EndTotals | None, now: float, *,
+               count_bytes: bool = True) -> None:
+        """Add a usage's bytes to its rows and, while its flow is open, count it there."""
+        app: str | None = None
+        owner: ProcKey | None = None
+        moved = count_bytes and bool(u.d_in or u.d_out)
+        if u.end is None:
+            accs: tuple[_Acc, ...] = (self._apps[FORWARDED],)
+        elif self.ignore_local and u.loopback:
+            accs = (self.filtered,)
+        elif u.owner is None:
+            accs = (self._apps[UNATTRIBUTED],)
+        else:
+            name, shown = self._row_of(u.owner)
+            if not shown:
+                accs = (self.filtered,)
+            else:
+                owner, app = u.owner, name
+                pacc = self._procs.get(owner)
+                if pacc is None:
+                    pacc = self._procs[owner] = _Acc()
+                aacc = self._apps.get(app)
+                if aacc is None:
+                    aacc = self._apps[app] = _Acc()
+                accs = (pacc, aacc)
+                if moved or (count_bytes and not u.open):
+                    aacc.procs.add(owner)
+        if moved:
+            for acc in accs:
+                acc.add(u.d_in, u.d_out)
+                acc.last_active = now
+        if not u.open:
+            return
+        for acc in accs:
+            acc.flows += 1
+        if owner is not None and app is not None:
+            aacc = accs[1]
+            aacc.open_procs[owner] = aacc.open_procs.get(owner, 0) + 1
+            if u.end is not None:
+                self._app_ends.setdefault(app, {})[u.end] = u
+                self._touched.setdefault(app, set()).add(u.end)
+        if end_tot is not None:
+            end_tot.open += 1
+        self._open[id(u)] = _Placed(u, accs, owner, app, end_tot)
+
+    def _unplace(self, u: EndUsage) -> None:
+        """Take a usage's open flow out of the rows counting it (its bytes stay)."""
+        placed = self._open.pop(id(u), None)
+        if placed is None:
+            return
+        for acc in placed.accs:
+            acc.flows -= 1
+        if placed.owner is not None and placed.app is not None:
+            aacc = placed.accs[1]
+            left = aacc.open_procs.get(placed.owner, 0) - 1
+            if left > 0:
+                aacc.open_procs[placed.owner] = left
+            else:
+                aacc.open_procs.pop(placed.owner, None)
+            ends = self._app_ends.get(placed.app)
+            if ends is not None and u.end is not None and ends.get(u.end) is u:
+                del ends[u.end]
+                if not ends:
+                    del self._app_ends[placed.app]
+        if placed.ends is not None:
+            placed.ends.open -= 1
 
     def _account_pipes(self, pipes: Sequence[PipeCounters], now: float) -> None:
         for p in pipes:
@@ -213,7 +308,7 @@ class Accounting:
             d_in = p.bytes_in - prev_in if p.bytes_in >= prev_in else p.bytes_in
             d_out = p.bytes_out - prev_out if p.bytes_out >= prev_out else p.bytes_out
             self._pipe_seen[p.name] = (p.bytes_in, p.bytes_out)
-            acc.add(d_in, d_out, False)
+            acc.add(d_in, d_out)
             acc.flows = p.connections
             acc.last_active = now
 
@@ -223,12 +318,12 @@ class Accounting:
 
     # -- outputs -------------------------------------------------------------------------------
 
-    def _app_rows(
-        self, conns: dict[str, list[Connection]], now: float, rate: Callable[[int], float]
-    ) -> tuple[AppRow, ...]:
+    def _app_rows(self, now: float, rate: Callable[[int], float]) -> tuple[AppRow, ...]:
         rows: list[AppRow] = []
         for name, acc in self._apps.items():
-            if not (acc.flows or acc.d_in or acc.d_out or now - acc.last_active < self.linger):
+            if acc.flows:
+                acc.last_active = now
+            elif not (acc.d_in or acc.d_out or now - acc.last_active < self.linger):
                 continue
             if name in (UNATTRIBUTED, FORWARDED):
                 if not (acc.total_in or acc.total_out or acc.flows):
@@ -236,22 +331,54 @@ class Accounting:
                 kind = RowKind.UNATTRIBUTED if name == UNATTRIBUTED else RowKind.FORWARDED
             else:
                 kind = RowKind.APP
-            app_conns = conns.get(name, [])
-            if len(app_conns) > MAX_CONNECTIONS:
-                app_conns.sort(key=lambda c: c.bytes_in + c.bytes_out, reverse=True)
-                app_conns = app_conns[:MAX_CONNECTIONS]
-            procs = tuple(self._info[k] for k in sorted(acc.procs) if k in self._info)
+            keys = acc.procs.union(acc.open_procs) if acc.procs else acc.open_procs
+            procs = tuple(self._info[k] for k in sorted(keys) if k in self._info)
             rows.append(AppRow(name, kind, Unit.IP, rate(acc.d_in), rate(acc.d_out),
-                               acc.total_in, acc.total_out, acc.flows, procs, tuple(app_conns)))
+                               acc.total_in, acc.total_out, acc.flows, procs,
+                               self._connections(name)))
         for name, acc in self._pipes.items():
             rows.append(AppRow(name, RowKind.PIPE, Unit.PAYLOAD, rate(acc.d_in), rate(acc.d_out),
                                acc.total_in, acc.total_out, acc.flows))
         return tuple(rows)
 
+    def _connections(self, app: str) -> tuple[Connection, ...]:
+        """The app's open connections, largest first, at most MAX_CONNECTIONS of them.
+
+        Totals only grow, so an end outside the previous list can only enter it if it moved
+        bytes this tick: the list is redone from the previous one plus this tick's ends, and
+        from every open end only when one of the listed ends closed.
+        """
+        ends = self._app_ends.get(app)
+        if not ends:
+            self._top.pop(app, None)
+            return ()
+        totals = self._ends
+        top = self._top.get(app)
+        if len(ends) <= MAX_CONNECTIONS or top is None or any(k not in ends for k in top):
+            candidates: Iterable[EndKey] = ends
+        else:
+            candidates = set(top).union(self._touched.get(app, ()))
+
+        def size(k: EndKey) -> int:
+            t = totals[k]
+            return t.total_in + t.total_out
+
+        chosen = heapq.nlargest(MAX_CONNECTIONS, candidates, key=size)
+        self._top[app] = chosen
+        out = []
+        for k in chosen:
+            t, u = totals[k], ends[k]
+            out.append(Connection(k.proto, _fmt_endpoint(k.local, k.lport),
+                                  _fmt_endpoint(k.remote, k.rport), t.total_in, t.total_out,
+                                  u.entry.state))
+        return tuple(out)
+
     def _process_rows(self, now: float, rate: Callable[[int], float]) -> tuple[ProcessRow, ...]:
         rows: list[ProcessRow] = []
         for key, acc in self._procs.items():
-            if not (acc.flows or acc.d_in or acc.d_out or now - acc.last_active < self.linger):
+            if acc.flows:
+                acc.last_active = now
+            elif not (acc.d_in or acc.d_out or now - acc.last_active < self.linger):
                 continue
             pinfo = self._info.get(key)
             if pinfo is None:
@@ -268,8 +395,12 @@ class Accounting:
         for name in [k for k, a in self._apps.items() if a.last_active < horizon and not a.flows]:
             if name not in (UNATTRIBUTED, FORWARDED):
                 del self._apps[name]
+        for app in [a for a in self._top if a not in self._apps]:
+            del self._top[app]
         if len(self._info) > len(self._procs) + 1024:
             self._info = {k: v for k, v in self._info.items() if k in self._procs}
-        stale_ends = [k for k, e in self._ends.items() if e.seen < now - self.linger]
+            self._shown = {k: v for k, v in self._shown.items() if k in self._info}
+        stale_ends = [k for k, e in self._ends.items()
+                      if e.seen < now - self.linger and not e.open]
         for k in stale_ends:
             del self._ends[k]

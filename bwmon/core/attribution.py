@@ -10,16 +10,22 @@ process that owned it. No I/O here: socket lookups and inode owners are passed i
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
 
 from bwmon.core.flows import FlowDelta
-from bwmon.core.model import ConntrackEntry, ProcKey, SocketEntry
+from bwmon.core.model import ConntrackEntry, FlowKey, ProcKey, SocketEntry
 
 # An end whose owner was not seen for this many ticks is forgotten (bounded memory).
 MEMORY_TICKS = 900
+# An unchanged flow with an end nobody owns is looked up again about this often (in ticks),
+# at most MAX_RETRIES times (later only when its counters change or an owner is learnt).
+RETRY_TICKS = 5
+MAX_RETRIES = 3
+# TCP states of a flow whose sockets are closed for good: no lookup can find an owner again.
+CLOSED_STATES = frozenset({"TIME_WAIT", "CLOSE"})
 
 
 class SocketLookup(Protocol):
@@ -54,8 +60,19 @@ class EndUsage:
     open: bool
 
 
-@lru_cache(maxsize=4096)
 def is_loopback(addr: str) -> bool:
+    """True for a loopback address in the normalised form (127.0.0.0/8, ::1).
+
+    A string test: called for both ends of every new flow, and a table holds far more distinct
+    remote addresses than any cache of `ipaddress` objects could keep.
+    """
+    if addr.startswith("127.") or addr == "::1":
+        return True
+    return ":" in addr and _is_loopback_slow(addr)  # e.g. a non-compressed IPv6 spelling
+
+
+@lru_cache(maxsize=256)
+def _is_loopback_slow(addr: str) -> bool:
     try:
         return ipaddress.ip_address(addr).is_loopback
     except ValueError:
@@ -69,6 +86,7 @@ class _Match:
     initiator: bool
     socket: SocketEntry | None
     listener: SocketEntry | None = None  # for a TCP end not accepted yet
+    firm: bool = False  # the owner came from the socket itself (not memory or the listener)
 
 
 class Attributor:
@@ -77,6 +95,7 @@ class Attributor:
     def __init__(self, memory_ticks: int = MEMORY_TICKS) -> None:
         self.memory_ticks = memory_ticks
         self._memory: dict[EndKey, tuple[ProcKey, int]] = {}
+        self.cache = FlowOwners()
 
     def __len__(self) -> int:
         return len(self._memory)
@@ -84,6 +103,14 @@ class Attributor:
     def remember(self, end: EndKey, owner: ProcKey, tick: int) -> None:
         """Record an owner learnt elsewhere (events, eBPF) before the flow is polled."""
         self._memory[end] = (owner, tick)
+        self.cache.learnt(end.proto, end.lport)
+
+    def refresh(self, usages: Iterable[EndUsage], tick: int) -> None:
+        """Mark the owners of ends still in use as seen now, so memory does not expire them."""
+        memory = self._memory
+        for u in usages:
+            if u.end is not None and u.owner is not None:
+                memory[u.end] = (u.owner, tick)
 
     def owner_of(self, end: EndKey) -> ProcKey | None:
         known = self._memory.get(end)
@@ -142,6 +169,7 @@ class Attributor:
                 owner = owners.get(m.socket.inode)
             if owner is not None:
                 memory[m.end] = (owner, tick)
+                m.firm = True
             else:
                 known = memory.get(m.end)
                 if known is None and memory:
@@ -165,7 +193,191 @@ class Attributor:
         return out
 
     def _expire(self, tick: int) -> None:
+        self.refresh(self.cache.usages(), tick)  # ends of cached open flows are in use
         limit = tick - self.memory_ticks
         stale = [k for k, (_, t) in self._memory.items() if t < limit]
         for k in stale:
             del self._memory[k]
+
+
+@dataclass(slots=True)
+class _Cached:
+    """The usages a flow's last lookup gave, and whether a later one could do better."""
+
+    usages: tuple[EndUsage, ...]
+    sides: tuple[bool, ...]  # per usage: True for the initiator's end (or a forwarded flow)
+    firm: bool  # every end's owner came from its own socket (or the flow is forwarded)
+    retry: bool  # some local end has no owner at all: look it up again now and then
+    attempts: int = 0  # lookups so far that left an end without owner
+
+
+@dataclass(slots=True)
+class TickPlan:
+    """What a tick must do: flows to look up, usages reused without lookup, usages that end."""
+
+    lookup: list[FlowDelta]
+    reused: list[EndUsage]
+    closed: list[EndUsage]
+
+
+class FlowOwners:
+    """Per open flow, the usages of its last attribution, so unchanged flows cost no lookup.
+
+    A flow is looked up again only when it is new, when its counters changed and some end's
+    owner was not firm (memory or listener), when an end has no owner (retried every
+    RETRY_TICKS ticks, or at once when events/eBPF learn an owner on its port), or when its
+    owner died. A settled flow whose counters changed reuses its ends and owners.
+    """
+
+    def __init__(self) -> None:
+        self._flows: dict[FlowKey, _Cached] = {}
+        self._unowned: dict[FlowKey, None] = {}  # flows with a `retry` end, oldest first
+        self._ports: dict[tuple[str, int], set[FlowKey]] = {}  # (proto, lport) of unowned ends
+        self._by_owner: dict[ProcKey, set[FlowKey]] = {}
+        self._due: set[FlowKey] = set()  # looked up next tick whatever their state
+        self._tries: dict[FlowKey, int] = {}  # this tick's retries: lookups done before
+        self.dead: set[ProcKey] = set()  # owners found dead (their flows were looked up again)
+
+    def __len__(self) -> int:
+        return len(self._flows)
+
+    def usages(self) -> Iterator[EndUsage]:
+        for cached in self._flows.values():
+            yield from cached.usages
+
+    def owners(self) -> set[ProcKey]:
+        """Owners of cached flows not yet known to be dead (for a liveness check)."""
+        self.dead &= self._by_owner.keys()
+        return self._by_owner.keys() - self.dead
+
+    def owner_died(self, key: ProcKey) -> None:
+        """Look its flows up again: another process may hold their sockets now."""
+        self.dead.add(key)
+        self._due.update(self._by_owner.get(key, ()))
+
+    def learnt(self, proto: str, lport: int) -> None:
+        """An owner was learnt for a port: flows with an unowned end there are due."""
+        keys = self._ports.get((proto, lport))
+        if keys:
+            self._due.update(keys)
+
+    def plan(self, changed: Sequence[FlowDelta], gone: Iterable[FlowKey], entry_of: Callable[
+            [FlowKey], ConntrackEntry | None], tick: int) -> TickPlan:
+        """Sort this tick's flows into lookups and reuses; collect the usages that end."""
+        plan = TickPlan([], [], [])
+        flows = self._flows
+        for key in gone:
+            cached = self._drop(key)
+            if cached is not None:
+                plan.closed.extend(cached.usages)
+        planned: set[FlowKey] = set()
+        tries: dict[FlowKey, int] = {}
+        for delta in changed:
+            key = delta.entry.key
+            planned.add(key)
+            cached = self._drop(key)
+            if cached is not None:
+                plan.closed.extend(cached.usages)
+                if cached.firm and key not in self._due and not _reset(cached, delta):
+                    reused = _reuse(cached, delta)
+                    plan.reused.extend(reused)
+                    if delta.open:
+                        self._store(key, _Cached(reused, cached.sides, True, False))
+                    continue
+            plan.lookup.append(delta)
+        retry = list(self._due)
+        if self._unowned and tick % RETRY_TICKS == 0:
+            retry.extend(self._unowned)
+        self._due = set()
+        for key in retry:
+            if key in planned or key not in flows:
+                continue
+            entry = entry_of(key)
+            if entry is None:
+                continue
+            planned.add(key)
+            cached = self._drop(key)
+            if cached is not None:
+                plan.closed.extend(cached.usages)
+                tries[key] = cached.attempts + 1
+            plan.lookup.append(FlowDelta(entry, 0, 0))
+        self._tries = tries
+        return plan
+
+    def store(self, matches: Sequence[_Match], usages: Sequence[EndUsage]) -> None:
+        """Cache the usages of looked-up open flows (matches and usages pair up in order)."""
+        start = 0
+        n = len(matches)
+        while start < n:
+            delta = matches[start].delta
+            stop = start + 1
+            while stop < n and matches[stop].delta is delta:
+                stop += 1
+            if delta.open:
+                group = matches[start:stop]
+                flow_usages = tuple(usages[start:stop])
+                key = delta.entry.key
+                attempts = self._tries.get(key, 0)
+                e = delta.entry
+                if e.state in CLOSED_STATES or e.proto not in ("tcp", "udp"):
+                    # sockets gone for good, or a protocol the socket table does not list:
+                    # no lookup can do better than this one (owners learnt still count)
+                    firm, retry = True, False
+                else:
+                    firm = all(m.end is None or m.firm for m in group)
+                    retry = attempts < MAX_RETRIES and any(
+                        u.end is not None and u.owner is None for u in flow_usages)
+                self._store(key, _Cached(flow_usages, tuple(m.initiator for m in group), firm,
+                                         retry, attempts))
+            start = stop
+
+    def _store(self, key: FlowKey, cached: _Cached) -> None:
+        self._flows[key] = cached
+        for u in cached.usages:
+            if u.owner is not None:
+                self._by_owner.setdefault(u.owner, set()).add(key)
+            elif u.end is not None:
+                self._ports.setdefault((u.end.proto, u.end.lport), set()).add(key)
+        if cached.retry:
+            self._unowned[key] = None
+
+    def _drop(self, key: FlowKey) -> _Cached | None:
+        cached = self._flows.pop(key, None)
+        if cached is None:
+            return None
+        for u in cached.usages:
+            if u.owner is not None:
+                keys = self._by_owner.get(u.owner)
+                if keys is not None:
+                    keys.discard(key)
+                    if not keys:
+                        del self._by_owner[u.owner]
+            elif u.end is not None:
+                port = (u.end.proto, u.end.lport)
+                keys = self._ports.get(port)
+                if keys is not None:
+                    keys.discard(key)
+                    if not keys:
+                        del self._ports[port]
+        self._unowned.pop(key, None)
+        return cached
+
+
+def _reset(cached: _Cached, delta: FlowDelta) -> bool:
+    """The tuple names a new flow (counters dropped, new conntrack id): new sockets too."""
+    old, new = cached.usages[0].entry, delta.entry
+    return (old.ct_id != new.ct_id or (new.orig_bytes or 0) < (old.orig_bytes or 0)
+            or (new.reply_bytes or 0) < (old.reply_bytes or 0))
+
+
+def _reuse(cached: _Cached, delta: FlowDelta) -> tuple[EndUsage, ...]:
+    """The cached ends and owners with this delta's bytes."""
+    d = delta
+    out = []
+    for u, initiator in zip(cached.usages, cached.sides, strict=True):
+        if u.end is None:
+            out.append(EndUsage(d.entry, None, None, d.d_orig, d.d_reply, False, d.open))
+        else:
+            d_in, d_out = (d.d_reply, d.d_orig) if initiator else (d.d_orig, d.d_reply)
+            out.append(EndUsage(d.entry, u.end, u.owner, d_in, d_out, u.loopback, d.open))
+    return tuple(out)

@@ -21,6 +21,7 @@ from bwmon.core.grouping import Grouper, MonitorFilters, ProcessFilter
 from bwmon.core.model import (
     ConntrackEntry,
     Finding,
+    FlowKey,
     Level,
     PipeCounters,
     ProcessInfo,
@@ -28,10 +29,15 @@ from bwmon.core.model import (
     Snapshot,
     SourceStatus,
 )
+from bwmon.core.sockets import SocketIndex
 from bwmon.core.sources import SocketSource
 
 # Dead processes' cached facts are dropped this often (in ticks).
 EXPIRE_TICKS = 30
+# Owners of cached flows are checked for being alive this often (in ticks).
+ALIVE_TICKS = 10
+# Flows of protocols without sockets (icmp, sctp, ...) are matched against no socket at all.
+_NO_SOCKETS = SocketIndex(())
 
 
 class Engine(Publisher):
@@ -98,10 +104,12 @@ class Engine(Publisher):
     def set_groups(self, groups: list[GroupSettings]) -> None:
         self.settings.groups = groups
         self.grouper.set_groups(self.settings.groups)
+        self.accounting.regroup()
 
     def set_auto_group(self, on: bool) -> None:
         self.settings.general.auto_group = on
         self.grouper.set_auto_group(on)
+        self.accounting.regroup()
 
     def set_filters(self, include: list[str], exclude: list[str]) -> None:
         self.settings.general.include = include
@@ -180,22 +188,33 @@ class Engine(Publisher):
         self._last_read = now
 
         destroyed, self._pending_destroy = self._pending_destroy, []
-        deltas: list[FlowDelta] = self.flows.finish(destroyed, tick)
+        changed: list[FlowDelta] = self.flows.finish(destroyed, tick)
+        gone: list[FlowKey] = []
         if entries is not None:
-            deltas.extend(self.flows.update(entries, tick))
-        usages = []
-        if deltas:
-            index = await self.sockets.index()
+            read = self.flows.read(entries, tick)
+            changed.extend(read.deltas)
+            gone = read.gone
+        cache = self.attributor.cache
+        if tick % ALIVE_TICKS == 0:
+            self._check_owners()
+        plan = cache.plan(changed, gone, self.flows.entry, tick)
+        usages = plan.reused
+        if plan.lookup:  # only new flows and flows whose owner is unsure need the socket table
+            index = await self.sockets.index() if any(
+                d.entry.proto in ("tcp", "udp") for d in plan.lookup) else _NO_SOCKETS
             matches, inodes, uids = self.attributor.match(
-                deltas, index, self.sockets.local_addresses
+                plan.lookup, index, self.sockets.local_addresses
             )
             owners = await self.procs.owners(inodes, uids) if inodes else {}
-            usages = self.attributor.attribute(matches, owners, tick)
+            found = self.attributor.attribute(matches, owners, tick)
+            cache.store(matches, found)
+            usages = usages + found
+        self.attributor.refresh(plan.reused, tick)
         pipes: list[PipeCounters] = (
             self.pipes.counters() if self.pipes is not None else []  # type: ignore[attr-defined]
         )
-        apps, procs, host, filtered = self.accounting.step(
-            usages, pipes, self.procs.info, now, elapsed
+        apps, procs, host, filtered = self.accounting.step_changes(
+            usages, plan.closed, pipes, self.procs.info, now, elapsed
         )
         if tick % EXPIRE_TICKS == 0:
             self.procs.expire(self.accounting.live_processes())
@@ -216,6 +235,13 @@ class Engine(Publisher):
         self.history.record(wall, apps)
         self.publish(snapshot)
         return snapshot
+
+    def _check_owners(self) -> None:
+        """Owners of cached flows that exited: their flows are looked up again next tick."""
+        cache = self.attributor.cache
+        for key in cache.owners():
+            if not self.procs.alive(key):
+                cache.owner_died(key)
 
     async def _read_conntrack(self) -> list[ConntrackEntry] | None:
         from bwmon.core.conntrack import SourceError

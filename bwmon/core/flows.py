@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import compress
+from operator import not_
 
 from bwmon.core.model import ConntrackEntry, FlowKey
 
@@ -33,6 +35,20 @@ class _Seen:
     orig: int
     reply: int
     ct_id: int | None
+    entry: ConntrackEntry  # the object last read: the parser hands the same one back unchanged
+
+
+@dataclass(slots=True)
+class FlowChanges:
+    """What one table read changed: deltas of new or changed entries, and flows that vanished.
+
+    Entries the parser handed back as the very same object (nothing but timeouts moved) are
+    neither: their delta is zero and their previous attribution still holds.
+    """
+
+    deltas: list[FlowDelta]
+    gone: list[FlowKey]
+    unchanged: int = 0
 
 
 class FlowTracker:
@@ -40,37 +56,57 @@ class FlowTracker:
 
     `lookback=True` counts what a flow already carried when bwmon first saw it in its first read;
     `lookback=False` takes that first read as a baseline. Flows first seen later always count in
-    full: they began after bwmon started.
+    full: they began after bwmon started. `read` does Python work only for entries whose object
+    changed since the previous read (the rest is set arithmetic on object ids, done in C).
     """
 
     def __init__(self, *, lookback: bool) -> None:
         self.lookback = lookback
         self._seen: dict[FlowKey, _Seen] = {}
+        # id(entry) -> key for every entry object held in _seen (held, so ids are not reused)
+        self._by_id: dict[int, FlowKey] = {}
         self._tombstones: dict[FlowKey, tuple[int, int, int]] = {}  # key -> (orig, reply, tick)
         self._reads = 0
 
     def __len__(self) -> int:
         return len(self._seen)
 
+    def entry(self, key: FlowKey) -> ConntrackEntry | None:
+        """The entry last read for a flow still in the table."""
+        seen = self._seen.get(key)
+        return None if seen is None else seen.entry
+
     def update(self, entries: Sequence[ConntrackEntry], tick: int) -> list[FlowDelta]:
-        """Deltas of one full table read. Flows absent from it are forgotten."""
+        """Deltas of one full table read, one per entry (zero for unchanged ones), in order."""
+        changes = self.read(entries, tick)
+        by_entry = {id(d.entry): d for d in changes.deltas}
+        return [by_entry.get(id(e)) or FlowDelta(e, 0, 0) for e in entries]
+
+    def read(self, entries: Sequence[ConntrackEntry], tick: int) -> FlowChanges:
+        """One full table read: deltas of new and changed entries, keys of vanished flows."""
         first = self._reads == 0
         self._reads += 1
         count_new = self.lookback or not first
-        prev = self._seen
-        seen: dict[FlowKey, _Seen] = {}
+        seen = self._seen
+        by_id = self._by_id
+        ids = list(map(id, entries))
+        held = set(by_id)
+        fresh = list(compress(entries, map(not_, map(by_id.__contains__, ids))))
         deltas: list[FlowDelta] = []
         tombstones = self._tombstones
-        for entry in entries:
+        for entry in fresh:
             key = entry.key
             orig = entry.orig_bytes or 0
             reply = entry.reply_bytes or 0
-            old = prev.get(key)
+            old = seen.get(key)
+            if old is not None:
+                by_id.pop(id(old.entry), None)
             if old is None:
                 stone = tombstones.get(key)
                 if stone is not None and orig <= stone[0] and reply <= stone[1]:
                     # a stale view of a flow whose final counters were already counted
-                    seen[key] = _Seen(stone[0], stone[1], entry.ct_id)
+                    seen[key] = _Seen(stone[0], stone[1], entry.ct_id, entry)
+                    by_id[id(entry)] = key
                     continue
                 d_orig, d_reply = (orig, reply) if count_new else (0, 0)
             elif orig < old.orig or reply < old.reply or (
@@ -79,11 +115,19 @@ class FlowTracker:
                 d_orig, d_reply = orig, reply  # the tuple now names a new flow
             else:
                 d_orig, d_reply = orig - old.orig, reply - old.reply
-            seen[key] = _Seen(orig, reply, entry.ct_id)
+            seen[key] = _Seen(orig, reply, entry.ct_id, entry)
+            by_id[id(entry)] = key
             deltas.append(FlowDelta(entry, d_orig, d_reply))
-        self._seen = seen
+        gone: list[FlowKey] = []
+        if len(held) + len(fresh) != len(ids) or fresh:  # some held entries were not read again
+            for stale in held.difference(ids):
+                vanished = by_id.get(stale)  # None: replaced by a changed entry above
+                if vanished is not None:
+                    del by_id[stale]
+                    del seen[vanished]
+                    gone.append(vanished)
         self._expire_tombstones(tick)
-        return deltas
+        return FlowChanges(deltas, gone, len(ids) - len(fresh))
 
     def finish(self, entries: Iterable[ConntrackEntry], tick: int) -> list[FlowDelta]:
         """Deltas of flows that ended (DESTROY events with final counters) since the last read.
@@ -95,6 +139,8 @@ class FlowTracker:
         for entry in entries:
             key = entry.key
             old = self._seen.pop(key, None)
+            if old is not None:
+                self._by_id.pop(id(old.entry), None)
             orig = entry.orig_bytes or 0
             reply = entry.reply_bytes or 0
             if old is None:
