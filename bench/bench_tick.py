@@ -136,7 +136,7 @@ class Tree:
 
         Counters only grow (bench_conntrack's `render` is not cumulative across ticks)."""
         rng = random.Random(tick)
-        for i, flow in enumerate(self.flows):
+        for flow in self.flows:
             if rng.random() < changed:
                 flow[-1] += 1 + (tick % 7)
         (self.root / "net" / "nf_conntrack").write_text(render(self.flows, tick, 0.0))

@@ -1,0 +1,127 @@
+"""Soak: RSS of `bwmon run` and `bwmon-tui` over a long run of connection churn (root only).
+
+    python3 bench/bench_soak.py [--minutes 30] [--sample 10] [--rate 20] [--warmup 60]
+
+In a private network namespace: a sink, and client processes that each open `--rate` short TCP
+and UDP connections per second with new source ports (so conntrack sees a stream of new
+flows, TIME_WAIT entries and owners that come and go), plus a new client process every few
+seconds (so processes churn too). `bwmon run` (output thrown away) and `bwmon-tui` (in tmux
+at 120×40) both monitor that namespace. Every `--sample` seconds the resident set size of
+both is recorded; the table gives the first sample after `--warmup` seconds, the last, the
+maximum and the growth from first to last. Everything is removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.helpers.netns import NetNS  # noqa: E402
+
+TRAFFIC = str(REPO / "tests" / "helpers" / "traffic.py")
+PY = sys.executable
+
+
+def _find(pattern: str, after: float, timeout: float = 30.0) -> psutil.Process:
+    """The newest python process whose command line contains `pattern`."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        for p in psutil.process_iter(["cmdline", "create_time"]):
+            cmd = " ".join(p.info["cmdline"] or ())
+            if pattern in cmd and "ip netns exec" not in cmd and p.info["create_time"] >= after \
+                    and "tmux" not in cmd:
+                return p
+        time.sleep(0.5)
+    raise SystemExit(f"no process matching {pattern!r} appeared")
+
+
+def churn(ns: NetNS, rate: int, seconds: float) -> list[subprocess.Popen[bytes]]:
+    """Client loops: each process lives ~`seconds` and opens `rate` connections a second."""
+    loop = (
+        f"while true; do "
+        f"{PY} {TRAFFIC} client --tag soak-tcp-$RANDOM --host 127.0.0.1 --port 7001 "
+        f"--proto tcp --send 2000 --recv 20000 --count {int(rate * seconds)} --hold "
+        f"{1 / rate:.3f}; "
+        f"{PY} {TRAFFIC} client --tag soak-udp-$RANDOM --host ::1 --port 7001 --proto udp "
+        f"--send 300 --recv 300 --count {int(rate * seconds / 4)}; "
+        f"done"
+    )
+    return [ns.popen(["sh", "-c", loop], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for _ in range(2)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=30.0)
+    ap.add_argument("--sample", type=float, default=10.0)
+    ap.add_argument("--warmup", type=float, default=60.0)
+    ap.add_argument("--rate", type=int, default=20, help="connections per second per client")
+    ap.add_argument("--out", type=Path, help="also write the samples here (CSV)")
+    args = ap.parse_args()
+    if os.geteuid() != 0 or shutil.which("tmux") is None:
+        raise SystemExit("needs root and tmux")
+    sock = f"bwmon-soak-{os.getpid()}"
+    with NetNS(prefix="bwsoak") as ns:
+        procs: list[subprocess.Popen[bytes]] = [
+            ns.popen([PY, TRAFFIC, "sink", "--port", "7001", "--reply", "20000"],
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+        env = dict(os.environ, PYTHONPATH=str(REPO), BWMON_GENERAL__INTERVAL="1")
+        try:
+            time.sleep(1)
+            procs += churn(ns, args.rate, 5.0)
+            t0 = time.time()
+            procs.append(ns.popen([PY, "-m", "bwmon", "run"], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, env=env, cwd=REPO))
+            run = _find("-m bwmon run", t0 - 1)
+            subprocess.run(["tmux", "-L", sock, "new-session", "-d", "-x", "120", "-y", "40",
+                            "-e", f"PYTHONPATH={REPO}", *ns.argv(PY, "-m", "bwmon.tui.main")],
+                           check=True, cwd=REPO)
+            tui = _find("bwmon.tui.main", t0 - 1)
+            start = time.monotonic()
+            samples: list[tuple[float, int, int, int]] = []
+            while time.monotonic() - start < args.minutes * 60:
+                time.sleep(args.sample)
+                el = time.monotonic() - start
+                flows = len(ns.conntrack_text().splitlines())
+                samples.append((el, run.memory_info().rss, tui.memory_info().rss, flows))
+                print(f"{el:7.0f} s  run {samples[-1][1] / 2**20:6.1f} MiB  tui "
+                      f"{samples[-1][2] / 2**20:6.1f} MiB  conntrack {flows}", flush=True)
+            report(samples, args)
+        finally:
+            subprocess.run(["tmux", "-L", sock, "kill-server"], check=False,
+                           stderr=subprocess.DEVNULL)
+            for p in procs:
+                with contextlib.suppress(ProcessLookupError):
+                    p.kill()
+                p.wait()
+
+
+def report(samples: list[tuple[float, int, int, int]], args: argparse.Namespace) -> None:
+    if args.out:
+        args.out.write_text("seconds,run_rss,tui_rss,conntrack_entries\n" + "".join(
+            f"{t:.0f},{r},{u},{n}\n" for t, r, u, n in samples))
+    kept = [s for s in samples if s[0] >= args.warmup] or samples
+    print(f"\n{args.minutes:g} min of churn, RSS sampled every {args.sample:g} s; first sample "
+          f"at {kept[0][0]:.0f} s (after {args.warmup:g} s warm-up); conntrack entries "
+          f"{min(s[3] for s in kept)}–{max(s[3] for s in kept)}\n")
+    print("| process | first MiB | last MiB | max MiB | growth first→last |")
+    print("|---|---:|---:|---:|---:|")
+    for i, name in ((1, "bwmon run"), (2, "bwmon-tui")):
+        first, last, top = kept[0][i], kept[-1][i], max(s[i] for s in kept)
+        print(f"| {name} | {first / 2**20:.1f} | {last / 2**20:.1f} | {top / 2**20:.1f} | "
+              f"{(last - first) / first:+.1%} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Terminal output of bwmon-tui beside nethogs, on the same screen with real traffic (root only).
+
+    python3 bench/bench_tui_output.py [--procs 50] [--size 120x40] [--seconds 20] [--warmup 5]
+
+Two private network namespaces joined by a veth pair: a sink in one, and PROCS client
+processes in the other, each with a distinctive command line (`--tag app-NN`) and its own
+app group, opening connection after connection so every row's rates change every second.
+Then, one after the other with the traffic still running, `bwmon-tui` (ticking once a
+second) and `nethogs -d 1` on the veth run in a pseudo-terminal of the given size; after the
+warm-up it counts the bytes each writes to the terminal and its CPU time over `--seconds`.
+bench_tui.py measures bwmon-tui against a naive Textual table on made-up data; this one
+measures it against the reference tool on a real workload.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.helpers.netns import NetNS, link  # noqa: E402
+from tests.tui.ptyrun import PtyApp  # noqa: E402
+
+TRAFFIC = str(REPO / "tests" / "helpers" / "traffic.py")
+
+
+def groups_file(path: Path, procs: int) -> Path:
+    """A bwmon.toml with one app group per client, so each client is a row."""
+    path.write_text("".join(
+        f'[[groups]]\nname = "app-{i:02d}"\npatterns = ["--tag app-{i:02d} "]\n\n'
+        for i in range(procs)))
+    return path
+
+
+def clients(ns: NetNS, host: str, procs: int) -> list[subprocess.Popen[bytes]]:
+    """PROCS processes, each looping over short TCP connections of its own size (the sink
+    sends nothing back, so no client waits for a reply)."""
+    return [ns.popen([sys.executable, TRAFFIC, "client", "--tag", f"app-{i:02d}", "--host", host,
+                      "--port", "7001", "--proto", "tcp", "--send", str(4000 + 1500 * i),
+                      "--count", "1000000", "--hold", "0.4"],
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for i in range(procs)]
+
+
+def measure(command: list[str], ready: bytes, size: tuple[int, int], warmup: float,
+            seconds: float, env: dict[str, str]) -> tuple[float, float]:
+    """(bytes written to the terminal per second, CPU ms per second) of one program."""
+    app = PtyApp([], size=size, env=env, command=command)
+    try:
+        if not app.wait_for(ready, timeout=60):
+            raise SystemExit(f"no picture from {command}: {bytes(app.output[-300:])!r}")
+        app.read_for(warmup)
+        proc = psutil.Process(app.proc.pid)
+        procs = [proc, *proc.children(recursive=True)]  # `ip netns exec` execs; be safe
+        cpu0 = sum(sum(p.cpu_times()[:2]) for p in procs)
+        t0 = time.monotonic()
+        written = app.read_for(seconds)
+        elapsed = time.monotonic() - t0
+        cpu = sum(sum(p.cpu_times()[:2]) for p in procs) - cpu0
+        return written / elapsed, cpu * 1000 / elapsed
+    finally:
+        app.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--procs", type=int, default=50)
+    ap.add_argument("--size", default="120x40")
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--warmup", type=float, default=5.0)
+    args = ap.parse_args()
+    cols, lines = (int(x) for x in args.size.split("x"))
+    with NetNS(prefix="bwtuo") as a, NetNS(prefix="bwtuo") as b, \
+            tempfile.TemporaryDirectory() as tmp:
+        _, host_b = link(a, b, index=7)
+        veth = a.run("ip", "-o", "link", "show", "type", "veth").stdout.split(":")[1].strip()
+        veth = veth.split("@")[0]
+        sink = b.popen([sys.executable, TRAFFIC, "sink", "--port", "7001", "--reply", "0"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs = clients(a, host_b, args.procs)
+        config = groups_file(Path(tmp) / "bwmon.toml", args.procs)
+        env = {"BWMON_GENERAL__INTERVAL": "1"}
+        try:
+            time.sleep(3)
+            ours = measure(a.argv(sys.executable, "-m", "bwmon.tui.main", "--config",
+                                  str(config)), b"app-", (cols, lines), args.warmup,
+                           args.seconds, env)
+            hogs = measure(a.argv("nethogs", "-d", "1", veth), b"NetHogs", (cols, lines),
+                           args.warmup, args.seconds, env)
+        finally:
+            for p in [sink, *procs]:
+                with contextlib.suppress(ProcessLookupError):
+                    p.kill()
+                p.wait()
+    print(f"{args.procs} client processes moving traffic, {args.size}, window {args.seconds:g} s "
+          f"after {args.warmup:g} s warm-up, load average {os.getloadavg()[0]:.1f}\n")
+    print("| program | bytes/s to the terminal | CPU ms per second |")
+    print("|---|---:|---:|")
+    print(f"| bwmon-tui (1 s ticks) | {ours[0]:.0f} | {ours[1]:.1f} |")
+    print(f"| nethogs -d 1 | {hogs[0]:.0f} | {hogs[1]:.1f} |")
+    print(f"| **ratio bwmon-tui / nethogs** | **{ours[0] / hogs[0]:.2f}** | "
+          f"**{ours[1] / hogs[1]:.2f}** |")
+
+
+if __name__ == "__main__":
+    main()
