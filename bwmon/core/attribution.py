@@ -18,8 +18,10 @@ from typing import Protocol
 from bwmon.core.flows import FlowDelta
 from bwmon.core.model import ConntrackEntry, FlowKey, ProcKey, SocketEntry
 
-# An end whose owner was not seen for this many ticks is forgotten (bounded memory).
-MEMORY_TICKS = 900
+# An end whose owner was not seen for this many ticks is forgotten (bounded memory). Ends of
+# flows still in the table are refreshed from the flow cache, so this only has to outlive a
+# closed flow's conntrack entry (TIME_WAIT 120 s, UDP up to 180 s) at 1 s ticks.
+MEMORY_TICKS = 300
 # An unchanged flow with an end nobody owns is looked up again about this often (in ticks),
 # at most MAX_RETRIES times (later only when its counters change or an owner is learnt).
 RETRY_TICKS = 5
