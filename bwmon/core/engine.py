@@ -126,8 +126,12 @@ class Engine(Publisher):
         """Let add-on sources (events, eBPF) say whether they are active."""
         self._extra_sources[status.name] = status
 
-    def remember_owner(self, end: EndKey, owner: ProcKey) -> None:
+    def remember_owner(self, end: EndKey, owner: ProcKey, info: ProcessInfo | None = None) -> None:
+        """An owner learnt by discovery; `info` (its facts, read as it was seen) keeps a process
+        that exited before the tick describable."""
         self.attributor.remember(end, owner, self.tick_count)
+        if info is not None and self.procs.info(owner) is None:
+            self.procs._remember(info)
 
     def flow_ended(self, entry: ConntrackEntry) -> None:
         """A DESTROY event's final counters, accounted at the next tick."""
@@ -162,21 +166,17 @@ class Engine(Publisher):
                 await self.pipes.stop()  # type: ignore[attr-defined]
 
     async def _discover(self) -> None:
-        from bwmon.core.discovery import Discovery, run_listeners, sockdiag_lookup
+        """Event-driven owner discovery (conntrack events, eBPF) in a child process, so a long
+        tick cannot hold back the lookups of connections that live only milliseconds."""
+        from bwmon.core.discovery import run_worker
 
         g = self.settings.general
 
         def problem(level: Level, source: str, message: str) -> None:
             self.log.add(self._wall(), level, source, message)
 
-        # process facts are read when a socket is sighted: its process may be gone by the tick
-        self.discovery = Discovery(self, problem, self.sockets.index,
-                                   lambda: self.sockets.local_addresses, self.procs.owners,
-                                   describe=self.procs.info, entries=self.sockets.entries,
-                                   lookup=sockdiag_lookup if self.sockets.kind == "sock_diag"
-                                   else None)
-        await run_listeners(self.discovery, events=g.events, ebpf=g.ebpf,
-                            conntrack_command=g.conntrack_command)
+        await run_worker(self, problem, proc_root=g.proc_root, events=g.events, ebpf=g.ebpf,
+                         conntrack_command=g.conntrack_command)
 
     async def tick(self) -> Snapshot:
         """Read every source once, account, publish and return the snapshot."""
