@@ -61,7 +61,7 @@ def veth_of(ns: NetNS) -> str:
 
 
 def run_cell(cell: dict, args: argparse.Namespace, client: NetNS, hosts: dict[int, str],
-             bwmons: list[Bwmon], nethogs: Nethogs | None) -> dict:
+             bwmons: list[Bwmon], nethogs: Nethogs | None, truth: Truth) -> dict:
     """Run one generator; CPU of each observer during it (until the settle time is over)."""
     observers = {b.mode: b for b in bwmons}
     if nethogs is not None:
@@ -84,6 +84,9 @@ def run_cell(cell: dict, args: argparse.Namespace, client: NetNS, hosts: dict[in
     lifetime_ms = float(out.split("lifetime_ms=")[1].split()[0])
     time.sleep(SETTLE)
     cpu = {k: o.cpu() - before[k] for k, o in observers.items()}
+    # the table still holds every flow of the cell (TIME_WAIT 120 s, UDP 30 s or more); the
+    # DESTROY events cover any that left it already
+    truth_bytes = truth.bytes_to(truth.flows(), cell["proto"], cell["port"])
     share = {}
     if nethogs is not None:  # the generator's row against it plus what went "unknown" meanwhile
         hogs = nethogs.totals()
@@ -91,15 +94,13 @@ def run_cell(cell: dict, args: argparse.Namespace, client: NetNS, hosts: dict[in
         unknown = _unknown(hogs) - _unknown(hogs_before)
         share["nethogs"] = got / (got + unknown) if got + unknown else 0.0
     return {**cell, "pid": gen.pid, "wall_s": took, "lifetime_ms": lifetime_ms, "cpu_s": cpu,
-            "share": share}
+            "share": share, "truth_bytes": truth_bytes}
 
 
-def shares(results: list[dict], bwmons: list[Bwmon], truth: Truth) -> None:
+def shares(results: list[dict], bwmons: list[Bwmon]) -> None:
     """Fill in each cell's truth bytes and the share every bwmon mode attributed."""
-    flows = truth.flows()
     totals = {b.mode: b.totals() for b in bwmons}
     for r in results:
-        r["truth_bytes"] = truth.bytes_to(flows, r["proto"], r["port"])
         r["share"].update({mode: t.get(r["name"], 0) / r["truth_bytes"] if r["truth_bytes"]
                            else 0.0 for mode, t in totals.items()})
 
@@ -143,12 +144,12 @@ def one_pass(observer: str, number: int, args: argparse.Namespace, client: NetNS
     results = []
     try:
         for cell in todo:
-            r = run_cell(cell, args, client, hosts, bwmons, hogs)
+            r = run_cell(cell, args, client, hosts, bwmons, hogs, truth)
             r["connections"] = args.connections
             results.append(r)
             print(f"{cell['name']}: {r['wall_s']:.1f} s, lifetime {r['lifetime_ms']:.1f} ms",
                   file=sys.stderr, flush=True)
-        shares(results, bwmons, truth)
+        shares(results, bwmons)
         for b in bwmons:
             r["sources_" + b.mode] = b.sources()
             if "Traceback" in "".join(b.err):
