@@ -88,13 +88,16 @@ def run_cell(cell: dict, args: argparse.Namespace, client: NetNS, hosts: dict[in
     # DESTROY events cover any that left it already
     truth_bytes = truth.bytes_to(truth.flows(), cell["proto"], cell["port"])
     share = {}
+    # what each bwmon showed for the cell when it was over (the final share may differ)
+    at_end = {b.mode: b.totals().get(cell["name"], 0) / truth_bytes if truth_bytes else 0.0
+              for b in bwmons}
     if nethogs is not None:  # the generator's row against it plus what went "unknown" meanwhile
         hogs = nethogs.totals()
         got = hogs.get(f"pid:{gen.pid}", 0.0)
         unknown = _unknown(hogs) - _unknown(hogs_before)
         share["nethogs"] = got / (got + unknown) if got + unknown else 0.0
     return {**cell, "pid": gen.pid, "wall_s": took, "lifetime_ms": lifetime_ms, "cpu_s": cpu,
-            "share": share, "truth_bytes": truth_bytes}
+            "share": share, "truth_bytes": truth_bytes, "share_at_end": at_end}
 
 
 def shares(results: list[dict], bwmons: list[Bwmon]) -> None:
@@ -198,8 +201,9 @@ def main() -> int:
                 for r in one_pass(observer, number, args, client, server, hosts, truth,
                                   Path(tmp)):
                     row = merged.setdefault(r["cell"], {**r, "share": {}, "cpu_s": {},
-                                                        "lifetime_ms": {}})
+                                                        "lifetime_ms": {}, "share_at_end": {}})
                     row["share"].update(r["share"])
+                    row["share_at_end"].update(r["share_at_end"])
                     row["cpu_s"].update(r["cpu_s"])
                     row["lifetime_ms"].update({o: r["lifetime_ms"] for o in r["cpu_s"]})
                     sources.update({k[8:]: v for k, v in r.items() if k.startswith("sources_")})
@@ -215,6 +219,11 @@ def main() -> int:
     for c in observers:
         cpu = sum(r["cpu_s"][c] for r in results)
         print(f"# {c}: CPU {cpu:.2f} s in all cells")
+    for r in results:  # bytes counted after the cell was over (e.g. DESTROY of expired flows)
+        for mode, end in r["share_at_end"].items():
+            if abs(r["share"][mode] - end) > 0.005:
+                print(f"# {mode} {r['cell']}: {100 * end:.1f} % when the cell ended, "
+                      f"{100 * r['share'][mode]:.1f} % at the end of the pass")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     return 0

@@ -110,10 +110,11 @@ class Bwmon(Lines):
     def ticks(self) -> int:
         return len(self.lines)
 
-    def totals(self) -> dict[str, int]:
-        """Largest in+out total each app row reached (rows are cumulative, and may expire)."""
+    def totals(self, upto: int | None = None) -> dict[str, int]:
+        """Largest in+out total each app row reached in the first `upto` ticks (all by
+        default; rows are cumulative, and may expire)."""
         best: dict[str, int] = {}
-        for line in list(self.lines):
+        for line in list(self.lines)[:upto]:
             try:
                 snap = json.loads(line)
             except ValueError:

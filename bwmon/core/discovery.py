@@ -368,6 +368,7 @@ def sockdiag_lookup(family: int, end: EndKey) -> SocketEntry | None:
 
 WORKER_RESTART = (1.0, 30.0)  # first and longest pause before restarting a dead worker
 WORKER_BUFFER = 16 << 20  # bytes of reports queued for a busy engine at most
+WORKER_EXPIRE = 30.0  # seconds between two passes dropping dead processes' cached facts
 
 
 _ENTRY_FIELDS = tuple(f.name for f in fields(ConntrackEntry))
@@ -449,10 +450,18 @@ async def _worker(proc_root: Path, events: bool, ebpf: str, conntrack_command: s
                           lookup=sockdiag_lookup if sockets.kind == "sock_diag" else None)
     listeners = asyncio.create_task(run_listeners(discovery, events=events, ebpf=ebpf,
                                                   conntrack_command=conntrack_command))
+
+    async def expire() -> None:  # dead processes leave the worker's caches too
+        while True:
+            await asyncio.sleep(WORKER_EXPIRE)
+            procs.expire()
+
+    expiry = asyncio.create_task(expire())
     await loop.run_in_executor(None, sys.stdin.buffer.read)  # EOF: the parent is gone
-    listeners.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await listeners
+    for task in (listeners, expiry):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 class RemoteSink(Protocol):
