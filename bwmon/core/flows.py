@@ -18,6 +18,9 @@ from bwmon.core.model import ConntrackEntry, FlowKey
 # How many ticks the final counters of a destroyed flow are remembered, so that a poll that was
 # read before the DESTROY event was handled cannot count the flow a second time.
 TOMBSTONE_TICKS = 3
+# How many ticks the last counters of a flow that left the table are remembered, so that its
+# DESTROY event, handled after the read that no longer listed it, adds only what it moved since.
+VANISHED_TICKS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,7 @@ class FlowTracker:
         # id(entry) -> key for every entry object held in _seen (held, so ids are not reused)
         self._by_id: dict[int, FlowKey] = {}
         self._tombstones: dict[FlowKey, tuple[int, int, int]] = {}  # key -> (orig, reply, tick)
+        self._vanished: dict[FlowKey, tuple[int, int, int]] = {}  # key -> (orig, reply, tick)
         self._reads = 0
 
     def __len__(self) -> int:
@@ -124,7 +128,8 @@ class FlowTracker:
                 vanished = by_id.get(stale)  # None: replaced by a changed entry above
                 if vanished is not None:
                     del by_id[stale]
-                    del seen[vanished]
+                    last = seen.pop(vanished)
+                    self._vanished[vanished] = (last.orig, last.reply, tick)
                     gone.append(vanished)
         self._expire_tombstones(tick)
         return FlowChanges(deltas, gone, len(ids) - len(fresh))
@@ -147,7 +152,12 @@ class FlowTracker:
                 stone = self._tombstones.get(key)
                 if stone is not None and orig <= stone[0] and reply <= stone[1]:
                     continue  # the same end reported twice
-                d_orig, d_reply = orig, reply  # lived and died between two reads
+                last = self._vanished.pop(key, None)
+                if last is not None and orig >= last[0] and reply >= last[1]:
+                    # left the table (expired, read away) before its DESTROY was handled
+                    d_orig, d_reply = orig - last[0], reply - last[1]
+                else:
+                    d_orig, d_reply = orig, reply  # lived and died between two reads
             elif orig < old.orig or reply < old.reply:
                 d_orig, d_reply = orig, reply
             else:
@@ -160,4 +170,8 @@ class FlowTracker:
         if self._tombstones:
             self._tombstones = {
                 k: v for k, v in self._tombstones.items() if tick - v[2] < TOMBSTONE_TICKS
+            }
+        if self._vanished:
+            self._vanished = {
+                k: v for k, v in self._vanished.items() if tick - v[2] < VANISHED_TICKS
             }

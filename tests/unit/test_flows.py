@@ -89,3 +89,19 @@ def test_flow_living_between_two_reads_counts_through_destroy() -> None:
     assert sums(t.finish([entry(9, 1234, 5678)], 2)) == (1234, 5678)
     # a duplicate DESTROY report is ignored
     assert sums(t.finish([entry(9, 1234, 5678)], 2)) == (0, 0)
+
+
+def test_destroy_after_the_flow_left_the_table_adds_only_the_rest() -> None:
+    # an expired UDP flow: the read that expires it no longer lists it, its DESTROY comes after
+    t = FlowTracker(lookback=True)
+    assert sums(t.update([entry(1, 100, 40)], 1)) == (100, 40)
+    assert sums(t.update([], 2)) == (0, 0)
+    assert sums(t.finish([entry(1, 130, 40)], 3)) == (30, 0)
+    assert sums(t.finish([entry(1, 130, 40)], 3)) == (0, 0)  # reported twice: once
+
+
+def test_vanished_tuple_reused_by_a_new_flow_counts_the_new_one_whole() -> None:
+    t = FlowTracker(lookback=True)
+    t.update([entry(1, 5000, 5000)], 1)
+    t.update([], 2)
+    assert sums(t.finish([entry(1, 70, 10)], 3)) == (70, 10)
