@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -71,6 +72,7 @@ def main() -> None:
     args = ap.parse_args()
     if os.geteuid() != 0 or shutil.which("tmux") is None:
         raise SystemExit("needs root and tmux")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up when stopped
     sock = f"bwmon-soak-{os.getpid()}"
     with NetNS(prefix="bwsoak") as ns:
         procs: list[subprocess.Popen[bytes]] = [
