@@ -116,8 +116,9 @@ def table(results: list[dict], cols: list[str]) -> str:
     head = ("| lifetime (measured) | proto | IP | conns | " + " | ".join(f"{c} share"
             for c in cols) + " | " + " | ".join(f"{c} CPU s" for c in cols) + " |")
     lines = [head, "|" + "---|" * (4 + 2 * len(cols))]
-    for r in results:
-        shares_ = " | ".join(f"{100 * r['share'][c]:.1f} %" for c in cols)
+    for r in results:  # bwmon: the share shown when the cell was over (see the notes)
+        shown = {**r["share"], **r["share_at_end"]}
+        shares_ = " | ".join(f"{100 * shown[c]:.1f} %" for c in cols)
         cpu = " | ".join(f"{r['cpu_s'][c]:.2f}" for c in cols)
         ms = sorted(r["lifetime_ms"].values())
         lines.append(f"| {r['lifetime']:g} s ({ms[0]:.1f}–{ms[-1]:.1f} ms) | {r['proto']} | "
@@ -141,8 +142,10 @@ def one_pass(observer: str, number: int, args: argparse.Namespace, client: NetNS
     if observer in ("all", "nethogs"):
         hogs = Nethogs(client, veth_of(client))
     deadline = time.monotonic() + 60
-    while any(b.ticks() < 3 for b in bwmons) and time.monotonic() < deadline:
-        time.sleep(0.2)  # started: a baseline tick and the sources up (bpftrace attached)
+    while time.monotonic() < deadline and any(
+        b.ticks() < 3 or (b.mode == "ebpf" and "ebpf" not in b.sources()) for b in bwmons
+    ):
+        time.sleep(0.2)  # started: a baseline tick and the sources up (probes attached)
     time.sleep(2.0)
     results = []
     try:
@@ -222,8 +225,8 @@ def main() -> int:
     for r in results:  # bytes counted after the cell was over (e.g. DESTROY of expired flows)
         for mode, end in r["share_at_end"].items():
             if abs(r["share"][mode] - end) > 0.005:
-                print(f"# {mode} {r['cell']}: {100 * end:.1f} % when the cell ended, "
-                      f"{100 * r['share'][mode]:.1f} % at the end of the pass")
+                print(f"# {mode} {r['cell']}: {100 * end:.1f} % when the cell ended (shown "
+                      f"above), {100 * r['share'][mode]:.1f} % at the end of the pass")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     return 0
