@@ -22,6 +22,9 @@ from bwmon.core.model import ConntrackEntry, FlowKey, ProcKey, SocketEntry
 # flows still in the table are refreshed from the flow cache, so this only has to outlive a
 # closed flow's conntrack entry (TIME_WAIT 120 s, UDP up to 180 s) at 1 s ticks.
 MEMORY_TICKS = 300
+# At most this many remembered ends: a storm of short connections (events and eBPF report every
+# one) then forgets its oldest ends first instead of growing without bound.
+MEMORY_MAX = 200_000
 # An unchanged flow with an end nobody owns is looked up again about this often (in ticks),
 # at most MAX_RETRIES times (later only when its counters change or an owner is learnt).
 RETRY_TICKS = 5
@@ -106,6 +109,8 @@ class Attributor:
         """Record an owner learnt elsewhere (events, eBPF) before the flow is polled."""
         self._memory[end] = (owner, tick)
         self.cache.learnt(end.proto, end.lport)
+        if len(self._memory) > MEMORY_MAX:
+            self._trim()
 
     def refresh(self, usages: Iterable[EndUsage], tick: int) -> None:
         """Mark the owners of ends still in use as seen now, so memory does not expire them."""
@@ -199,6 +204,12 @@ class Attributor:
         limit = tick - self.memory_ticks
         stale = [k for k, (_, t) in self._memory.items() if t < limit]
         for k in stale:
+            del self._memory[k]
+
+    def _trim(self) -> None:
+        """Forget the least recently seen quarter of the remembered ends."""
+        by_age = sorted(self._memory.items(), key=lambda item: item[1][1])
+        for k, _ in by_age[: len(by_age) // 4]:
             del self._memory[k]
 
 

@@ -130,8 +130,8 @@ class Engine(Publisher):
         """An owner learnt by discovery; `info` (its facts, read as it was seen) keeps a process
         that exited before the tick describable."""
         self.attributor.remember(end, owner, self.tick_count)
-        if info is not None and self.procs.info(owner) is None:
-            self.procs._remember(info)
+        if info is not None:
+            self.procs.learn(info)
 
     def flow_ended(self, entry: ConntrackEntry) -> None:
         """A DESTROY event's final counters, accounted at the next tick."""
@@ -168,7 +168,7 @@ class Engine(Publisher):
     async def _discover(self) -> None:
         """Event-driven owner discovery (conntrack events, eBPF) in a child process, so a long
         tick cannot hold back the lookups of connections that live only milliseconds."""
-        from bwmon.core.discovery import run_worker
+        from bwmon.core.discovery_worker import run_worker
 
         g = self.settings.general
 

@@ -414,6 +414,12 @@ class ProcessTable:
         return ProcessInfo(key=key, name=sys.intern(comm), cmdline=cmdline, user=self._user(uid),
                            uid=uid, exe_base=exe_base)
 
+    def learn(self, info: ProcessInfo) -> None:
+        """Facts of a process read elsewhere (by the discovery worker, maybe just before it
+        exited), kept unless this table already knows the process."""
+        if info.key not in self._info:
+            self._remember(info)
+
     def _remember(self, info: ProcessInfo) -> None:
         self._info[info.key] = info
         if len(self._info) > MAX_INFO:

@@ -259,3 +259,17 @@ def test_connection_not_accepted_yet_goes_to_the_listening_process() -> None:
     apps, *_ = rig.step([flow("198.51.100.7", 5555, "192.0.2.10", 80, 900, 0)])
     assert row(apps, "nginx:").total_in == 900
     assert all(r.name != UNATTRIBUTED for r in apps)
+
+
+def test_owner_memory_is_capped_oldest_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    import bwmon.core.attribution as attribution
+    from bwmon.core.attribution import EndKey
+
+    monkeypatch.setattr(attribution, "MEMORY_MAX", 100)
+    attr = Attributor()
+    for i in range(1000):
+        attr.remember(EndKey("tcp", "127.0.0.1", 1000 + i, "127.0.0.1", 80), CLIENT, tick=i)
+    assert len(attr) <= 100
+    newest = EndKey("tcp", "127.0.0.1", 1999, "127.0.0.1", 80)
+    assert attr.owner_of(newest) == CLIENT
+    assert attr.owner_of(EndKey("tcp", "127.0.0.1", 1000, "127.0.0.1", 80)) is None

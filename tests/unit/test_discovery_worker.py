@@ -1,0 +1,72 @@
+"""The discovery worker's reports reach the engine intact: owners with their process facts,
+final counters of ended flows, source status and problems; garbage is logged, not raised."""
+
+from __future__ import annotations
+
+import json
+
+from bwmon.core.attribution import EndKey
+from bwmon.core.discovery_worker import _dispatch, _entry_from, _entry_json
+from bwmon.core.model import ConntrackEntry, Level, ProcessInfo, ProcKey, SourceStatus, Tuple5
+
+ENTRY = ConntrackEntry(
+    6,
+    "udp",
+    17,
+    Tuple5("::1", "::1", 40000, 53),
+    Tuple5("::1", "::1", 53, 40000),
+    orig_packets=3,
+    orig_bytes=444,
+    reply_packets=1,
+    reply_bytes=148,
+    flags=frozenset({"ASSURED"}),
+    zone=5,
+    ct_id=77,
+)
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.owners: list[tuple[EndKey, ProcKey, ProcessInfo | None]] = []
+        self.ended: list[ConntrackEntry] = []
+        self.status: list[SourceStatus] = []
+
+    def remember_owner(self, end: EndKey, owner: ProcKey, info: ProcessInfo | None = None) -> None:
+        self.owners.append((end, owner, info))
+
+    def flow_ended(self, entry: ConntrackEntry) -> None:
+        self.ended.append(entry)
+
+    def set_source_status(self, status: SourceStatus) -> None:
+        self.status.append(status)
+
+
+def test_reports_round_trip() -> None:
+    assert _entry_from(json.loads(json.dumps(_entry_json(ENTRY)))) == ENTRY
+    sink, problems = Sink(), []
+
+    def log(level: Level, source: str, message: str) -> None:
+        problems.append((level, source, message))
+
+    lines = [
+        {
+            "o": ["tcp", "127.0.0.1", 5000, "127.0.0.1", 80],
+            "p": [42, 9000],
+            "i": ["curl", "curl http://x/", "root", 0, "curl"],
+        },
+        {"d": _entry_json(ENTRY)},
+        {"s": ["ebpf", True, "bpftrace"]},
+        {"l": ["warning", "events", "overrun"]},
+    ]
+    for line in lines:
+        _dispatch(json.dumps(line).encode(), sink, log)
+    end, owner, info = sink.owners[0]
+    assert end == EndKey("tcp", "127.0.0.1", 5000, "127.0.0.1", 80)
+    assert owner == ProcKey(42, 9000) and info is not None and info.cmdline == "curl http://x/"
+    assert sink.ended == [ENTRY]
+    assert sink.status == [SourceStatus("ebpf", True, "bpftrace")]
+    assert problems == [(Level.WARNING, "events", "overrun")]
+
+    _dispatch(b"{not json", sink, log)
+    _dispatch(b'{"o": [1]}', sink, log)
+    assert [p[1] for p in problems[1:]] == ["discovery", "discovery"]
