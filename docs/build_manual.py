@@ -178,8 +178,9 @@ def tui_bindings() -> list[tuple[str, list[tuple[str, str]]]]:
     import inspect
     import pkgutil
 
-    import bwmon.tui
     from textual.binding import Binding
+
+    import bwmon.tui
 
     out = []
     for mod in pkgutil.iter_modules(bwmon.tui.__path__):
@@ -251,7 +252,8 @@ BENCH_ORDER = ["scale", "conntrack", "owners", "short", "ebpf", "pipe", "tui", "
 def build_benchmarks() -> str:
     """docs/benchmarks.md: the figures of every benchmark, from docs/sections/bench-*.md."""
     files = {p.stem.removeprefix("bench-"): p for p in (DOCS / "sections").glob("bench-*.md")}
-    names = [n for n in BENCH_ORDER if n in files] + sorted(n for n in files if n not in BENCH_ORDER)
+    names = [n for n in BENCH_ORDER if n in files]
+    names += sorted(n for n in files if n not in BENCH_ORDER)
     head = (
         "# bwmon benchmarks\n\n"
         "Every figure below was measured on this project's machines (2 cores shared with other "

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import re
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -49,12 +50,19 @@ def broken_feed() -> ManualFeed:
     return feed
 
 
+# Textual's SVG names a web font on a CDN after the local one; the manual fetches nothing from
+# outside, so only the local font (then the browser's monospace) remains.
+_REMOTE_FONT = re.compile(r',\s*url\("https?://[^"]*"\) format\("[^"]*"\)')
+
+
 async def shoot(name: str, app: BwmonApp, size: tuple[int, int], steps: Steps) -> None:
     async with app.run_test(size=size) as pilot:
         await pilot.pause()
         await steps(pilot)
         await pilot.pause()
-        app.save_screenshot(str(OUT / f"{name}.svg"))
+        path = OUT / f"{name}.svg"
+        app.save_screenshot(str(path))
+    path.write_text(_REMOTE_FONT.sub("", path.read_text()))
     print(f"wrote {OUT / name}.svg")
 
 

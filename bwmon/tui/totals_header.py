@@ -10,6 +10,14 @@ from textual.widgets import Static
 from bwmon.core.model import Snapshot
 from bwmon.tui.format import human_bytes, human_rate
 
+ATTRIBUTION = (("events", "events"), ("ebpf", "eBPF"))
+
+
+def attribution(snap: Snapshot) -> str:
+    """Which sources learn flows' owners: the tick's poll always, events and eBPF when active."""
+    active = {s.name for s in snap.sources if s.active}
+    return "+".join(["poll", *(label for name, label in ATTRIBUTION if name in active)])
+
 
 @dataclass(frozen=True)
 class ViewState:
@@ -46,6 +54,7 @@ def header_text(snap: Snapshot | None, view: ViewState) -> Text:
     text.append("processes" if view.processes else "apps")
     text.append(" · auto-group " + ("on" if view.auto_group else "off"))
     if snap is not None:
+        text.append(" · owners: " + attribution(snap))
         f = snap.filtered
         if f.total_in or f.total_out or f.rate_in or f.rate_out:
             text.append(f" · filtered {human_rate(f.rate_in)} in {human_rate(f.rate_out)} out"
