@@ -145,7 +145,10 @@ def _dispatch(line: bytes, sink: RemoteSink,
         if "o" in msg:
             owner = ProcKey(*msg["p"])
             info = None if msg["i"] is None else ProcessInfo(owner, *msg["i"])
-            sink.remember_owner(EndKey(*msg["o"]), owner, info)
+            proto, local, lport, remote, rport = msg["o"]
+            # interned: owner memory holds tens of thousands of these under churn
+            end = EndKey(sys.intern(proto), sys.intern(local), lport, sys.intern(remote), rport)
+            sink.remember_owner(end, owner, info)
         elif "d" in msg:
             sink.flow_ended(_entry_from(msg["d"]))
         elif "s" in msg:
