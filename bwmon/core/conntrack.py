@@ -202,8 +202,12 @@ def _parse_tokens(toks: list[str]) -> ConntrackEntry | None:
         elif groups and len(groups) <= 2 and key in _GROUP_FIELDS:
             groups[-1][_GROUP_FIELDS[key]] = value
         elif key == "id":
-            if prev_key != "code":  # after code= it is the icmp id, part of the tuple
+            if prev_key != "code":
                 ct_id = int(value)
+            elif groups and len(groups) <= 2:
+                # after code= it is the ICMP echo id, part of the tuple: kept as the "port"
+                # so two ping sessions between the same hosts stay two flows
+                groups[-1][2] = value
         elif key == "zone":
             zone, zone_seen = int(value), True
         elif key == "zone-orig" and not zone_seen:

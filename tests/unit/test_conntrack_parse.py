@@ -86,7 +86,9 @@ def test_udp_bytes_are_whole_ip_packets() -> None:
 def test_icmp_icmpv6_gre_sctp_and_unknown_protocols() -> None:
     es = parse_conntrack(table("acct.nf_conntrack"))
     icmp = one(es, proto="icmp")
-    assert icmp.protonum == 1 and icmp.orig.sport == icmp.orig.dport == 0
+    # the echo identifier is part of the flow's identity: kept as its "source port"
+    assert icmp.protonum == 1 and (icmp.orig.sport, icmp.orig.dport) == (16962, 0)
+    assert icmp.reply.sport == 16962
     assert icmp.ct_id is None  # the file has no flow id; id= here is the echo identifier
     assert one(es, proto="icmpv6").protonum == 58
     gre = one(es, proto="gre")
@@ -94,6 +96,14 @@ def test_icmp_icmpv6_gre_sctp_and_unknown_protocols() -> None:
     assert one(es, proto="sctp").state == "CLOSED"
     unknown = one(es, proto="unknown")
     assert unknown.protonum == 253 and unknown.orig.dst == "10.77.0.2"
+
+
+def test_two_ping_sessions_between_the_same_hosts_are_two_flows() -> None:
+    line = ("ipv4     2 icmp     1 29 src=127.0.0.1 dst=127.0.0.1 type=8 code=0 id={id} "
+            "packets=1 bytes=84 src=127.0.0.1 dst=127.0.0.1 type=0 code=0 id={id} packets=1 "
+            "bytes=84 mark=0 use=1\n")
+    a, b = parse_conntrack(line.format(id=11) + line.format(id=12))
+    assert a.key != b.key
 
 
 def test_zone_and_mark() -> None:
