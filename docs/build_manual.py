@@ -247,7 +247,8 @@ network traffic on Linux from the kernel's connection tracking and its own meter
 """
 
 
-BENCH_ORDER = ["scale", "conntrack", "owners", "short", "ebpf", "pipe", "tui", "http", "alerts"]
+BENCH_ORDER = ["scale", "conntrack", "owners", "short", "ebpf", "soak", "tui-output", "pipe", "tui",
+               "http", "alerts"]
 
 
 def build_benchmarks() -> str:
