@@ -79,6 +79,15 @@ class GeneralSettings(_Section):
     ebpf: Literal["auto", "on", "off"] = Field(
         "auto", description="Kernel-side attribution through bpftrace: auto, on, off."
     )
+    cpu_budget: float = Field(
+        0.1, ge=0, le=1,
+        description="Share of one CPU the ticks may use while conntrack events report flow ends;"
+        " beyond it, ticks are spaced out up to max_interval. 0: every interval, whatever it costs.",
+    )
+    max_interval: float = Field(
+        10.0, gt=0.05, le=3600,
+        description="Longest spacing of ticks when cpu_budget spaces them out (seconds).",
+    )
 
 
 class MonitorSettings(_Section):

@@ -29,6 +29,7 @@ from bwmon.core.model import (
     Snapshot,
     SourceStatus,
 )
+from bwmon.core.pacing import TickPacer
 from bwmon.core.sockets import SocketIndex
 from bwmon.core.sources import SocketSource
 
@@ -82,6 +83,7 @@ class Engine(Publisher):
         self.findings: tuple[Finding, ...] = ()
         self._extra_sources: dict[str, SourceStatus] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self.pacer = TickPacer(g.interval, g.cpu_budget, g.max_interval)
 
     # -- configuration at run time -------------------------------------------------------------
 
@@ -152,8 +154,10 @@ class Engine(Publisher):
         try:
             while not self._stop.is_set():
                 started = self._clock()
+                cpu = time.process_time()
                 await self.tick()
-                delay = max(0.0, started + self.settings.general.interval - self._clock())
+                spacing = self._pace(time.process_time() - cpu)
+                delay = max(0.0, started + spacing - self._clock())
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), timeout=delay)
         finally:
@@ -164,6 +168,21 @@ class Engine(Publisher):
                     await task
             if self.pipes is not None:
                 await self.pipes.stop()  # type: ignore[attr-defined]
+
+    def _pace(self, cpu_seconds: float) -> float:
+        """The spacing before the next tick (adaptive polling, bwmon.core.pacing); says so in
+        the log when ticks start or stop being spaced out."""
+        g = self.settings.general
+        pacer = self.pacer
+        pacer.interval, pacer.budget, pacer.max_interval = g.interval, g.cpu_budget, g.max_interval
+        was = pacer.stretched
+        events = self._extra_sources.get("events")
+        spacing = pacer.observe(cpu_seconds, events is not None and events.active)
+        if pacer.stretched != was:
+            message = (f"conntrack table {pacer.describe()}" if pacer.stretched
+                       else f"conntrack table read every {g.interval:g} s again")
+            self.log.add(self._wall(), Level.INFO, "conntrack", message)
+        return spacing
 
     async def _discover(self) -> None:
         """Event-driven owner discovery (conntrack events, eBPF) in a child process, so a long
@@ -289,10 +308,12 @@ class Engine(Publisher):
         return tuple(f for f in findings if not f.ok)
 
     def _sources(self, pipes: Sequence[PipeCounters]) -> tuple[SourceStatus, ...]:
+        detail = self.conntrack.detail
+        if self.pacer.stretched:
+            detail = f"{detail}, {self.pacer.describe()}"
         ct = SourceStatus(
-            f"conntrack-{self.conntrack.kind}",
-            self._source_error is None,
-            self._source_error or self.conntrack.detail,
+            f"conntrack-{self.conntrack.kind}", self._source_error is None,
+            self._source_error or detail,
         )
         extra = tuple(self._extra_sources.values())
         pipe_status = tuple(
