@@ -285,18 +285,24 @@ class FlowOwners:
                 plan.closed.extend(cached.usages)
         planned: set[FlowKey] = set()
         tries: dict[FlowKey, int] = {}
+        due = self._due
         for delta in changed:
             key = delta.entry.key
             planned.add(key)
-            cached = self._drop(key)
-            if cached is not None:
-                plan.closed.extend(cached.usages)
-                if cached.firm and key not in self._due and not _reset(cached, delta):
-                    reused = _reuse(cached, delta)
-                    plan.reused.extend(reused)
-                    if delta.open:
-                        self._store(key, _Cached(reused, cached.sides, True, False))
-                    continue
+            cached = flows.get(key)
+            if cached is None:
+                plan.lookup.append(delta)
+                continue
+            plan.closed.extend(cached.usages)
+            if cached.firm and key not in due and not _reset(cached, delta):
+                reused = _reuse(cached, delta)
+                plan.reused.extend(reused)
+                if delta.open:  # same ends and owners: the indexes by owner and port hold
+                    flows[key] = _Cached(reused, cached.sides, True, False)
+                else:
+                    self._drop(key)
+                continue
+            self._drop(key)
             plan.lookup.append(delta)
         retry = list(self._due)
         if self._unowned and tick % RETRY_TICKS == 0:
