@@ -107,8 +107,10 @@ class Attributor:
 
     def remember(self, end: EndKey, owner: ProcKey, tick: int) -> None:
         """Record an owner learnt elsewhere (events, eBPF) before the flow is polled."""
+        known = self._memory.get(end)
         self._memory[end] = (owner, tick)
-        self.cache.learnt(end.proto, end.lport)
+        if known is None or known[0] != owner:  # news: flows unowned on its port are due
+            self.cache.learnt(end.proto, end.lport)
         if len(self._memory) > MEMORY_MAX:
             self._trim()
 
