@@ -81,8 +81,8 @@ class GeneralSettings(_Section):
     )
     cpu_budget: float = Field(
         0.1, ge=0, le=1,
-        description="Share of one CPU the ticks may use while conntrack events report flow ends;"
-        " beyond it, ticks are spaced out up to max_interval. 0: every interval, whatever it costs.",
+        description="Share of one CPU the ticks may use while conntrack events report flow"
+        " ends; beyond it, ticks are spaced out up to max_interval. 0: every interval, always.",
     )
     max_interval: float = Field(
         10.0, gt=0.05, le=3600,

@@ -37,6 +37,8 @@ from bwmon.core.sources import SocketSource
 EXPIRE_TICKS = 30
 # Owners of cached flows are checked for being alive this often (in ticks).
 ALIVE_TICKS = 10
+# Ticks at the start whose cost says nothing about the steady state (adaptive polling).
+STARTUP_TICKS = 2
 # Flows of protocols without sockets (icmp, sctp, ...) are matched against no socket at all.
 _NO_SOCKETS = SocketIndex(())
 
@@ -84,6 +86,7 @@ class Engine(Publisher):
         self._extra_sources: dict[str, SourceStatus] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.pacer = TickPacer(g.interval, g.cpu_budget, g.max_interval)
+        self._table_size = 0  # entries of the last conntrack read
 
     # -- configuration at run time -------------------------------------------------------------
 
@@ -175,9 +178,12 @@ class Engine(Publisher):
         g = self.settings.general
         pacer = self.pacer
         pacer.interval, pacer.budget, pacer.max_interval = g.interval, g.cpu_budget, g.max_interval
+        if self.tick_count <= STARTUP_TICKS:  # the first read looks every flow up: not typical
+            return g.interval
         was = pacer.stretched
         events = self._extra_sources.get("events")
-        spacing = pacer.observe(cpu_seconds, events is not None and events.active)
+        spacing = pacer.observe(cpu_seconds, events is not None and events.active,
+                                self._table_size)
         if pacer.stretched != was:
             message = (f"conntrack table {pacer.describe()}" if pacer.stretched
                        else f"conntrack table read every {g.interval:g} s again")
@@ -210,6 +216,7 @@ class Engine(Publisher):
         changed: list[FlowDelta] = self.flows.finish(destroyed, tick)
         gone: list[FlowKey] = []
         if entries is not None:
+            self._table_size = len(entries)
             read = self.flows.read(entries, tick)
             changed.extend(read.deltas)
             gone = read.gone

@@ -5,6 +5,8 @@ every flow's end with its final counters, reading the table less often loses no 
 the rates of long-lived flows are updated less often — so ticks are spaced out until their
 CPU time per second of monitoring fits the budget, never beyond `max_interval`. Without
 events, flows that start and end between two reads would be missed: ticks keep `interval`.
+A small table (under `min_entries`) is not worth it: its ticks are cheap on any machine, and
+a costly one there comes from something else (start-up, a burst of lookups).
 """
 
 from __future__ import annotations
@@ -22,17 +24,19 @@ class TickPacer:
     interval: float
     budget: float  # share of one CPU; 0 = never space out
     max_interval: float
+    min_entries: int = 10_000  # tables smaller than this are read every interval
     cost: float | None = None  # smoothed CPU seconds per tick
     spacing: float = 0.0
 
     def __post_init__(self) -> None:
         self.spacing = self.interval
 
-    def observe(self, cpu_seconds: float, events: bool) -> float:
-        """Account one tick's CPU time; return the spacing (seconds) before the next tick."""
+    def observe(self, cpu_seconds: float, events: bool, entries: int) -> float:
+        """Account one tick's CPU time (its table had `entries`); return the spacing in
+        seconds before the next tick."""
         self.cost = (cpu_seconds if self.cost is None
                      else SMOOTHING * cpu_seconds + (1 - SMOOTHING) * self.cost)
-        if self.budget <= 0 or not events:
+        if self.budget <= 0 or not events or entries < self.min_entries:
             self.spacing = self.interval
         else:
             longest = max(self.interval, self.max_interval)

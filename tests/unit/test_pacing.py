@@ -13,30 +13,38 @@ from bwmon.core.pacing import TickPacer
 
 def test_cheap_ticks_keep_the_interval() -> None:
     pacer = TickPacer(interval=1.0, budget=0.1, max_interval=10.0)
-    assert pacer.observe(0.02, events=True) == 1.0
+    assert pacer.observe(0.02, events=True, entries=50_000) == 1.0
     assert not pacer.stretched
 
 
 def test_costly_ticks_are_spaced_to_fit_the_budget_up_to_the_cap() -> None:
     pacer = TickPacer(interval=1.0, budget=0.1, max_interval=10.0)
-    assert pacer.observe(0.4, events=True) == 4.0  # 0.4 s of CPU every 4 s = 10 % of a core
+    # 0.4 s of CPU every 4 s = 10 % of a core
+    assert pacer.observe(0.4, events=True, entries=50_000) == 4.0
     assert pacer.stretched
     for _ in range(20):
-        spacing = pacer.observe(3.0, events=True)
+        spacing = pacer.observe(3.0, events=True, entries=50_000)
     assert spacing == 10.0  # never beyond max_interval
 
 
 def test_without_events_or_budget_every_interval() -> None:
     pacer = TickPacer(interval=1.0, budget=0.1, max_interval=10.0)
-    assert pacer.observe(0.9, events=False) == 1.0  # short flows would be missed
+    # without events, short flows would be missed
+    assert pacer.observe(0.9, events=False, entries=50_000) == 1.0
     off = TickPacer(interval=1.0, budget=0.0, max_interval=10.0)
-    assert off.observe(0.9, events=True) == 1.0
+    assert off.observe(0.9, events=True, entries=50_000) == 1.0
 
 
 def test_one_slow_tick_is_smoothed() -> None:
     pacer = TickPacer(interval=1.0, budget=0.1, max_interval=10.0)
-    pacer.observe(0.05, events=True)
-    assert 1.0 < pacer.observe(0.5, events=True) < 5.0  # not the full 5 s at once
+    pacer.observe(0.05, events=True, entries=50_000)
+    # not the full 5 s at once
+    assert 1.0 < pacer.observe(0.5, events=True, entries=50_000) < 5.0
+
+
+def test_small_tables_are_read_every_interval() -> None:
+    pacer = TickPacer(interval=1.0, budget=0.1, max_interval=10.0)
+    assert pacer.observe(0.9, events=True, entries=2_000) == 1.0  # a costly start-up tick
 
 
 def _engine(tmp_path: Path, budget: float) -> Engine:
@@ -46,7 +54,9 @@ def _engine(tmp_path: Path, budget: float) -> Engine:
     g = settings.general
     g.proc_root, g.interval, g.events, g.ebpf = tmp_path, 0.1, False, "off"
     g.cpu_budget, g.max_interval = budget, 0.5
-    return Engine(settings)
+    engine = Engine(settings)
+    engine.pacer.min_entries = 0  # the fixture's table is empty
+    return engine
 
 
 async def _ticks_in(engine: Engine, seconds: float) -> int:
@@ -61,7 +71,7 @@ async def test_run_spaces_ticks_while_events_report_ends(tmp_path: Path) -> None
     engine = _engine(tmp_path, budget=1e-6)  # any tick is over this budget
     engine.set_source_status(SourceStatus("events", True, "conntrack -E"))
     ticks = await _ticks_in(engine, 1.3)
-    assert 2 <= ticks <= 4  # every 0.5 s (max_interval), not every 0.1 s
+    assert 3 <= ticks <= 5  # two start-up ticks, then every 0.5 s (max_interval), not 0.1 s
     assert engine.pacer.stretched
     ct = engine._sources([])[0]  # the status the header and API show
     assert "read every 0.5 s" in ct.detail
