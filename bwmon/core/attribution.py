@@ -13,7 +13,7 @@ import ipaddress
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from bwmon.core.flows import FlowDelta
 from bwmon.core.model import ConntrackEntry, FlowKey, ProcKey, SocketEntry
@@ -41,9 +41,8 @@ class SocketLookup(Protocol):
     def listener(self, proto: str, local: str, lport: int) -> SocketEntry | None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class EndKey:
-    """A flow as seen from one local socket."""
+class EndKey(NamedTuple):
+    """A flow as seen from one local socket (a named tuple: hashed in C, see Tuple5)."""
 
     proto: str
     local: str

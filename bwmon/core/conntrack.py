@@ -71,7 +71,7 @@ def _fast_constructor(cls: type[_T], fields: tuple[str, ...]) -> Callable[..., _
 _new_entry = _fast_constructor(ConntrackEntry, (
     "family", "proto", "protonum", "orig", "reply", "orig_packets", "orig_bytes",
     "reply_packets", "reply_bytes", "state", "timeout", "flags", "zone", "mark", "ct_id"))
-_new_tuple = _fast_constructor(Tuple5, ("src", "dst", "sport", "dport"))
+_new_tuple = Tuple5  # a named tuple: its own constructor is the fast one
 
 _FLAGSETS: dict[tuple[str | None, bool], frozenset[str]] = {}
 for _flag in (None, "ASSURED", "OFFLOAD", "HW_OFFLOAD"):

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 # ---------------------------------------------------------------------------------------------
 # Conntrack samples
 
 
-@dataclass(frozen=True, slots=True)
-class Tuple5:
-    """One direction of a conntrack entry: src → dst with ports (0 when the protocol has none)."""
+class Tuple5(NamedTuple):
+    """One direction of a conntrack entry: src → dst with ports (0 when the protocol has none).
+
+    A named tuple, not a dataclass: flow keys are hashed and compared many times per tick,
+    and a tuple does both in C.
+    """
 
     src: str
     dst: str
@@ -58,8 +62,9 @@ class ConntrackEntry:
         return self.orig_bytes is not None and self.reply_bytes is not None
 
 
-@dataclass(frozen=True, slots=True)
-class FlowKey:
+class FlowKey(NamedTuple):
+    """Identity of a flow (a named tuple: hashed in C, see Tuple5)."""
+
     family: int
     protonum: int
     zone: int

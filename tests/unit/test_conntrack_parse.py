@@ -182,12 +182,15 @@ def test_garbage_never_raises() -> None:
 
 
 def test_fast_constructor_builds_equal_objects_and_steps_aside_when_fields_change() -> None:
-    make = conntrack._fast_constructor(Tuple5, ("src", "dst", "sport", "dport"))
-    assert make is not Tuple5
-    built = make("10.0.0.1", "10.0.0.2", 1, 2)
-    assert built == Tuple5("10.0.0.1", "10.0.0.2", 1, 2)
-    assert hash(built) == hash(Tuple5("10.0.0.1", "10.0.0.2", 1, 2))
+    fields = tuple(f.name for f in dataclasses.fields(ConntrackEntry))
+    make = conntrack._fast_constructor(ConntrackEntry, fields)
+    assert make is not ConntrackEntry
+    t = Tuple5("10.0.0.1", "10.0.0.2", 1, 2)
+    values = (4, "tcp", 6, t, t, 1, 2, 3, 4, "ESTABLISHED", None, frozenset(), 0, 0, None)
+    built = make(*values)
+    assert built == ConntrackEntry(*values)
+    assert hash(built.key) == hash(ConntrackEntry(*values).key)
     with pytest.raises(dataclasses.FrozenInstanceError):
-        built.src = "x"  # type: ignore[misc]
+        built.proto = "x"  # type: ignore[misc]
     # a model with other fields than expected gets its own constructor back
-    assert conntrack._fast_constructor(Tuple5, ("src", "dst", "sport")) is Tuple5
+    assert conntrack._fast_constructor(ConntrackEntry, fields[:-1]) is ConntrackEntry
