@@ -256,6 +256,8 @@ def parse_conntrack(text: str) -> list[ConntrackEntry]:
 # For ConntrackParser: (head, rest) of each line, leaving out the timeout; one C-level findall.
 _KEY = re.compile(r"^((?:ipv[46] +\d+ +)?[a-z][a-z0-9]* +\d+) +(?:\d+ +)?(\S[^\n]*)$", re.M)
 _DELTA = re.compile(r"delta-time=\d+ +")
+# Both directions' counters: splitting a line on them leaves the flow's identity around them.
+_COUNTERS = re.compile(r" packets=(\d+) bytes=(\d+)")
 
 
 class ConntrackParser:
@@ -270,6 +272,8 @@ class ConntrackParser:
     def __init__(self) -> None:
         self._entries: dict[tuple[str, str], ConntrackEntry | None] = {}
         self._tuples: dict[str, Tuple5] = {}
+        # a line with its counters left out -> its last entry (for lines whose counters moved)
+        self._flows: dict[tuple[str, ...], ConntrackEntry] = {}
         self.reused = 0  # entries of the last parse that were reused (for benchmarks, tests)
 
     def parse(self, text: str) -> list[ConntrackEntry]:
@@ -279,13 +283,30 @@ class ConntrackParser:
         keys: list[tuple[str, str]] = _KEY.findall(text)
         found = list(map(self._entries.get, keys))
         misses = list(compress(range(len(keys)), map(not_, found)))
-        tuples = self._tuples
+        tuples, flows = self._tuples, self._flows
+        split = _COUNTERS.split
         for i in misses:
             head, rest = keys[i]
+            parts = split(rest)
+            if len(parts) == 7:  # both directions counted: maybe only the counters moved
+                ident = (head, parts[0], parts[3], parts[6])
+                old = flows.get(ident)
+                if old is not None:
+                    found[i] = _new_entry(
+                        old.family, old.proto, old.protonum, old.orig, old.reply,
+                        int(parts[1]), int(parts[2]), int(parts[4]), int(parts[5]), old.state,
+                        None, old.flags, old.zone, old.mark, old.ct_id)
+                    continue
+                entry = found[i] = _parse_one(f"{head} {rest}", tuples)
+                if entry is not None:
+                    flows[ident] = entry
+                continue
             found[i] = _parse_one(f"{head} {rest}", tuples)
         self._entries = dict(zip(keys, found, strict=True))
         if len(tuples) > 4 * len(keys) + 4096:  # bounded: forget tuples of long-gone flows
             tuples.clear()
+        if len(flows) > 2 * len(keys) + 4096:  # likewise: the next changes parse in full
+            flows.clear()
         self.reused = len(keys) - len(misses)
         if len(misses) == 0:
             return found  # type: ignore[return-value]  # no None: every key was a hit
