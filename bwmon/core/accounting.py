@@ -162,9 +162,12 @@ class Accounting:
         info: Callable[[ProcKey], ProcessInfo | None],
         now: float,
         elapsed: float,
+        replaced: Sequence[tuple[EndUsage, EndUsage]] = (),
     ) -> tuple[tuple[AppRow, ...], tuple[ProcessRow, ...], HostTotals, Totals]:
         """Account one tick: `added` usages carry this tick's bytes (open ones stay counted
-        as open flows until passed in `closed`); `info` resolves a process key (cached)."""
+        as open flows until passed in `closed`); `info` resolves a process key (cached).
+        `replaced` pairs a previous usage with this tick's usage of the same end and owner
+        (a flow whose counters moved): the cheap case, counted where the previous one was."""
         for acc in (*self._procs.values(), *self._apps.values(), *self._pipes.values()):
             acc.reset_tick()
         self.filtered.reset_tick()
@@ -175,6 +178,47 @@ class Accounting:
         unattributed = self._apps.setdefault(UNATTRIBUTED, _Acc())
         forwarded = self._apps.setdefault(FORWARDED, _Acc())
         host_in = host_out = loop = 0
+        added = list(added)
+        opened = self._open
+        for old, u in replaced:
+            placed = opened.pop(id(old), None)
+            if placed is None or not u.open:  # not counted (yet), or its flow ended
+                if placed is not None:
+                    opened[id(old)] = placed
+                    self._unplace(old)
+                added.append(u)
+                continue
+            end_tot = placed.ends
+            if u.end is not None:
+                if not u.loopback:
+                    host_in += u.d_in
+                    host_out += u.d_out
+                elif u.end.local == u.entry.orig.src and u.end.lport == u.entry.orig.sport:
+                    loop += u.d_in + u.d_out
+                    host_in += u.d_in
+                    host_out += u.d_out
+                if end_tot is not None:
+                    end_tot.total_in += u.d_in
+                    end_tot.total_out += u.d_out
+                    end_tot.seen = now
+            else:
+                host_in += u.d_in
+                host_out += u.d_out
+            if u.d_in or u.d_out:
+                for acc in placed.accs:
+                    acc.add(u.d_in, u.d_out)
+                    acc.last_active = now
+                if placed.owner is not None:
+                    placed.accs[1].procs.add(placed.owner)
+            placed.usage = u
+            opened[id(u)] = placed
+            app = placed.app
+            if app is not None and u.end is not None:
+                self._app_ends[app][u.end] = u
+                touched = self._touched.get(app)
+                if touched is None:
+                    touched = self._touched[app] = set()
+                touched.add(u.end)
         for u in added:
             # host totals: each flow once — from its initiator's side when that end is local
             end_tot = None

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from bwmon.core.accounting import Accounting
-from bwmon.core.attribution import Attributor, EndKey
+from bwmon.core.attribution import Attributor, EndKey, EndUsage
 from bwmon.core.config import GroupSettings, Settings
 from bwmon.core.feed import Publisher
 from bwmon.core.flows import FlowDelta, FlowTracker
@@ -224,7 +224,7 @@ class Engine(Publisher):
         if tick % ALIVE_TICKS == 0:
             self._check_owners()
         plan = cache.plan(changed, gone, self.flows.entry, tick)
-        usages = plan.reused
+        usages: list[EndUsage] = []
         if plan.lookup:  # only new flows and flows whose owner is unsure need the socket table
             index = await self.sockets.index() if any(
                 d.entry.proto in ("tcp", "udp") for d in plan.lookup) else _NO_SOCKETS
@@ -234,13 +234,13 @@ class Engine(Publisher):
             owners = await self.procs.owners(inodes, uids) if inodes else {}
             found = self.attributor.attribute(matches, owners, tick)
             cache.store(matches, found)
-            usages = usages + found
+            usages = found
         self.attributor.refresh(plan.reused, tick)
         pipes: list[PipeCounters] = (
             self.pipes.counters() if self.pipes is not None else []  # type: ignore[attr-defined]
         )
         apps, procs, host, filtered = self.accounting.step_changes(
-            usages, plan.closed, pipes, self.procs.info, now, elapsed
+            usages, plan.closed, pipes, self.procs.info, now, elapsed, plan.replaced
         )
         if tick % EXPIRE_TICKS == 0:
             self.procs.expire(self.accounting.live_processes())
