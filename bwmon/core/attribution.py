@@ -106,10 +106,8 @@ class Attributor:
 
     def remember(self, end: EndKey, owner: ProcKey, tick: int) -> None:
         """Record an owner learnt elsewhere (events, eBPF) before the flow is polled."""
-        known = self._memory.get(end)
         self._memory[end] = (owner, tick)
-        if known is None or known[0] != owner:  # news: flows unowned on its port are due
-            self.cache.learnt(end.proto, end.lport)
+        self.cache.learnt(end)
         if len(self._memory) > MEMORY_MAX:
             self._trim()
 
@@ -230,8 +228,9 @@ class TickPlan:
     """What a tick must do: flows to look up, usages reused without lookup, usages that end."""
 
     lookup: list[FlowDelta]
-    reused: list[EndUsage]
-    closed: list[EndUsage]
+    reused: list[EndUsage]  # this tick's usages of flows whose owners were reused
+    closed: list[EndUsage]  # previous usages that end (flows gone, or looked up again)
+    replaced: list[tuple[EndUsage, EndUsage]]  # (previous, reused) usage of the same end
 
 
 class FlowOwners:
@@ -269,16 +268,26 @@ class FlowOwners:
         self.dead.add(key)
         self._due.update(self._by_owner.get(key, ()))
 
-    def learnt(self, proto: str, lport: int) -> None:
-        """An owner was learnt for a port: flows with an unowned end there are due."""
-        keys = self._ports.get((proto, lport))
-        if keys:
+    def learnt(self, end: EndKey) -> None:
+        """An owner was learnt for `end`: flows left without owner there are due. An end
+        without remote (an unconnected socket seen by eBPF) stands for its whole port."""
+        keys = self._ports.get((end.proto, end.lport))
+        if not keys:
+            return
+        if not end.remote:
             self._due.update(keys)
+            return
+        flows = self._flows
+        for key in keys:  # only the flow with that very end: others on the port gain nothing
+            cached = flows.get(key)
+            if cached is not None and any(u.end == end and u.owner is None
+                                          for u in cached.usages):
+                self._due.add(key)
 
     def plan(self, changed: Sequence[FlowDelta], gone: Iterable[FlowKey], entry_of: Callable[
             [FlowKey], ConntrackEntry | None], tick: int) -> TickPlan:
         """Sort this tick's flows into lookups and reuses; collect the usages that end."""
-        plan = TickPlan([], [], [])
+        plan = TickPlan([], [], [], [])
         flows = self._flows
         for key in gone:
             cached = self._drop(key)
@@ -294,15 +303,16 @@ class FlowOwners:
             if cached is None:
                 plan.lookup.append(delta)
                 continue
-            plan.closed.extend(cached.usages)
             if cached.firm and key not in due and not _reset(cached, delta):
                 reused = _reuse(cached, delta)
                 plan.reused.extend(reused)
+                plan.replaced.extend(zip(cached.usages, reused, strict=True))
                 if delta.open:  # same ends and owners: the indexes by owner and port hold
                     flows[key] = _Cached(reused, cached.sides, True, False)
                 else:
                     self._drop(key)
                 continue
+            plan.closed.extend(cached.usages)
             self._drop(key)
             plan.lookup.append(delta)
         retry = list(self._due)
