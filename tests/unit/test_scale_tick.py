@@ -195,6 +195,27 @@ async def test_owner_learnt_from_events_applies_at_the_next_tick(tree: Tree) -> 
     assert apps(await e.tick())["rsync"] == (0, 700, 1)
 
 
+async def test_owner_learnt_for_another_end_on_the_port_costs_no_lookup(tree: Tree) -> None:
+    """eBPF reports busy sockets' owners again and again; an unowned flow that merely shares
+    the local port (ephemeral ports are reused) must not be looked up each time."""
+    tree.open(40000, 101)
+    tree.flows[40000][3] = 0  # no owner in the socket table
+    tree.write()
+    e = engine(tree)
+    await e.tick()
+    key = e.procs.key_of(103)
+    assert key is not None
+    reads = e.socket_reads
+    for _ in range(3):  # same port, another remote: cannot own this flow's end
+        e.remember_owner(EndKey("tcp", HERE, 40000, "10.0.0.9", 80), key)
+        snap = await e.tick()
+    assert e.socket_reads == reads
+    assert apps(snap)[UNATTRIBUTED][2] == 1
+    e.remember_owner(EndKey("tcp", HERE, 40000, "", 0), key)  # an unconnected socket: the port
+    snap = await e.tick()
+    assert e.socket_reads == reads + 1 and apps(snap)["rsync"][2] == 1
+
+
 async def test_regrouping_moves_open_flows_to_the_new_app(tree: Tree) -> None:
     from bwmon.core.config import GroupSettings
 
