@@ -35,6 +35,7 @@ from bwmon.tui.alert_log import AlertLog
 from bwmon.tui.app_table import COLUMNS, TREND_WIDTH, AppTable
 from bwmon.tui.controller import Controller
 from bwmon.tui.detail_pane import DetailPane
+from bwmon.tui.diff_driver import driver_class as diff_driver_class
 from bwmon.tui.findings import ConfirmFixScreen, FindingsPanel, fix_commands
 from bwmon.tui.group_editor import GroupEditor
 from bwmon.tui.groups_file import default_config_path
@@ -96,7 +97,7 @@ class BwmonApp(App[None]):
         engine_stopper: Callable[[], None] | None = None,
         is_root: bool | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(driver_class=diff_driver_class())  # curses-like output (issue 8)
         self.feed = feed
         self.controller = controller
         settings = controller.settings

@@ -1,0 +1,395 @@
+"""A model of what the terminal shows, and the smallest output that brings it to a new frame.
+
+`ScreenDiff.feed(frame, size)` takes what Textual would write (cursor moves, SGR, text, mode
+sequences), plays it onto a copy of the rows it touches, and returns only the cells that differ
+from what the terminal already shows: one cursor move per run of changed cells (none when the
+cursor is already there; plain text over short unchanged gaps when that is shorter) and an SGR
+only where the pen changes. Non-drawing sequences pass through in order. Anything it cannot
+model (scrolling, hyperlinks, writes off the screen, a new size) makes it forward the frame as
+it is and forget the cells it can no longer vouch for, so the terminal is never wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import NamedTuple
+
+from rich.cells import get_character_cell_size
+
+from bwmon.tui.sgr import DEFAULT, UNKNOWN, PenTable, Unmodellable, cursor_move
+
+Row = list[str | None]  # one character (or "" right of a wide one) per cell; None = unknown
+PenRow = list[int]  # pen id per cell; UNKNOWN where the character is unknown
+
+_TOKEN = re.compile(
+    r"\x1b\[([0-?]*)([ -/]*)([@-~])"  # CSI: parameters, intermediates, final
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"  # OSC string
+    r"|\x1b[P_^X][^\x1b]*\x1b\\"  # DCS / APC / PM / SOS string
+    r"|\x1b[ -/]*[0-~]"  # other escape (charset, keypad, save cursor...)
+    r"|([^\x00-\x1f\x7f]+)"  # printable text
+    r"|[\s\S]",  # a control character, or a stray ESC
+)
+_SCREEN_MODES = {"1049", "1047", "47"}  # alternate screen: contents change wholesale
+_UNMODELLED_CSI = set("@LMPSTXZbrs")  # insert/delete/scroll/repeat/margins/save
+_EMPTY_SYNC = "\x1b[?2026h\x1b[?2026l"  # a synchronized update that changes nothing
+_LAST_SGR = re.compile(r"\x1b\[([0-9;:]*)m")
+_GAP_MAX = 8  # unchanged cells worth re-sending instead of moving the cursor
+
+
+@lru_cache(maxsize=4096)
+def _width(char: str) -> int:
+    return get_character_cell_size(char)
+
+
+class ScreenDiff:
+    """The terminal's screen as last drawn by us, and the encoder of the next frame's changes."""
+
+    def __init__(self, width: int = 0, height: int = 0) -> None:
+        self.pens = PenTable()
+        self.forwarded_frames = 0  # frames passed on as they were (unmodellable)
+        self.cursor_visible = True
+        self._reset(width, height)
+        self.pen = DEFAULT  # Textual's pen, as its own output would have left it
+        self.x: int | None = None  # Textual's cursor (None = unknown)
+        self.y: int | None = None
+
+    def _reset(self, width: int, height: int) -> None:
+        """Forget what the terminal shows (all unknown) at this size."""
+        self.width, self.height = width, height
+        self.chars: list[Row] = [[None] * width for _ in range(height)]
+        self.cell_pens: list[PenRow] = [[UNKNOWN] * width for _ in range(height)]
+        self.term_pen = UNKNOWN
+        self.tx: int | None = None  # the terminal's cursor after our output
+        self.ty: int | None = None
+
+    # -- public ---------------------------------------------------------------------------
+
+    def feed(self, frame: str, size: tuple[int, int]) -> str:
+        """The bytes to send instead of `frame`, for a terminal of `size` (columns, rows)."""
+        if size != (self.width, self.height):
+            self._reset(*size)
+        out: list[str] = []
+        try:
+            self._play(frame, out)
+        except Unmodellable:
+            self._forwarded(frame)
+            return frame
+        return "".join(out).replace(_EMPTY_SYNC, "")
+
+    def row_text(self, y: int) -> str:
+        """The model's text of one row ("?" where unknown): for tests and debugging."""
+        return "".join("?" if c is None else c for c in self.chars[y])
+
+    # -- playing a frame ------------------------------------------------------------------
+
+    def _forwarded(self, frame: str) -> None:
+        """After forwarding `frame` raw: nothing on screen is vouched for any more."""
+        self.forwarded_frames += 1
+        self._reset(self.width, self.height)
+        shown, hidden = frame.rfind("\x1b[?25h"), frame.rfind("\x1b[?25l")
+        if shown != hidden:
+            self.cursor_visible = shown > hidden
+        last = next(iter(reversed(_LAST_SGR.findall(frame))), None)
+        if last is not None:
+            self.pen = DEFAULT if last in ("", "0") else UNKNOWN
+        self.x = self.y = None
+
+    def _play(self, frame: str, out: list[str]) -> None:
+        touched: dict[int, tuple[Row, PenRow]] = {}
+        for m in _TOKEN.finditer(frame):
+            text = m.group(4)
+            if text is not None:
+                self._text(text, touched)
+                continue
+            final = m.group(3)
+            if final is not None:
+                params, inter = m.group(1), m.group(2)
+                if final == "m" and not inter and (not params or params[0] not in "<=>?"):
+                    self.pen = self.pens.apply(self.pen, params)
+                elif final in "Hf" and not inter:
+                    self._goto(params)
+                elif final in "ABCDGd" and not inter and not params.startswith("?"):
+                    self._relative(final, int(params or 1) or 1)
+                elif final in "hl" and params.startswith("?") and not inter:
+                    self._mode(params[1:].split(";"), final == "h", m.group(0), touched, out)
+                elif final in "JK" and not inter and params in ("", "0", "1", "2"):
+                    self._erase(final, int(params or 0), m.group(0), touched, out)
+                elif final in _UNMODELLED_CSI or (final in "hl" and not inter):
+                    raise Unmodellable(m.group(0))
+                else:  # queries, keyboard protocol, window ops, cursor shape...
+                    self._pass(m.group(0), touched, out)
+                continue
+            seq = m.group(0)
+            if seq in "\n\x0b\x0c":
+                self.x = self.y = None  # pty output processing may add CR; Textual moves next
+            elif seq == "\r":
+                self.x = 0 if self.y is not None else None
+            elif seq == "\x07" or seq.startswith(("\x1b]", "\x1bP", "\x1b_", "\x1b^", "\x1bX")):
+                if seq.startswith("\x1b]8;"):
+                    raise Unmodellable("hyperlink")
+                self._pass(seq, touched, out)
+            elif seq in ("\x1b=", "\x1b>", "\x1b(B"):
+                self._pass(seq, touched, out)
+            else:
+                raise Unmodellable(repr(seq))
+        self._draw(touched, out)
+        if self.cursor_visible and self.x is not None and self.y is not None:
+            out.append(cursor_move(self.tx, self.ty, self.x, self.y))
+            self.tx, self.ty = self.x, self.y
+
+    def _goto(self, params: str) -> None:
+        parts = params.split(";")
+        y = int(parts[0] or 1) - 1
+        x = int(parts[1] or 1) - 1 if len(parts) > 1 else 0
+        self.x, self.y = min(max(x, 0), self.width - 1), min(max(y, 0), self.height - 1)
+
+    def _relative(self, final: str, n: int) -> None:
+        if final == "G":
+            self.x = min(n, self.width) - 1 if self.y is not None else None
+        elif final == "d":
+            self.y = min(n, self.height) - 1 if self.x is not None else None
+        elif self.x is not None and self.y is not None:
+            if final in "AB":
+                self.y = min(max(self.y + (n if final == "B" else -n), 0), self.height - 1)
+            else:
+                self.x = min(max(self.x + (n if final == "C" else -n), 0), self.width - 1)
+
+    def _row(self, y: int, touched: dict[int, tuple[Row, PenRow]]) -> tuple[Row, PenRow]:
+        row = touched.get(y)
+        if row is None:
+            row = touched[y] = (self.chars[y][:], self.cell_pens[y][:])
+        return row
+
+    def _text(self, text: str, touched: dict[int, tuple[Row, PenRow]]) -> None:
+        x, y, pen = self.x, self.y, self.pen
+        if x is None or y is None or pen == UNKNOWN:
+            raise Unmodellable("text at an unknown place or in an unknown pen")
+        chars, pens = self._row(y, touched)
+        if x and chars[x] == "":
+            raise Unmodellable("splits a wide character")
+        if text.isascii():
+            end = x + len(text)
+            if end > self.width:
+                raise Unmodellable("text off the right edge")
+            chars[x:end] = text
+            pens[x:end] = [pen] * len(text)
+        else:
+            end = x
+            for char in text:
+                w = _width(char)
+                if w == 0:
+                    if end == x:
+                        raise Unmodellable("combining character with nothing to combine with")
+                    lead = end - 1 if chars[end - 1] != "" else end - 2
+                    chars[lead] = (chars[lead] or "") + char
+                    continue
+                if end + w > self.width:
+                    raise Unmodellable("text off the right edge")
+                chars[end] = char
+                pens[end] = pen
+                if w == 2:
+                    chars[end + 1] = ""
+                    pens[end + 1] = pen
+                end += w
+        if end < self.width and chars[end] == "":
+            raise Unmodellable("leaves half a wide character")
+        self.x = end if end < self.width else None  # at the edge: pending wrap, re-place
+
+    def _draw(self, touched: dict[int, tuple[Row, PenRow]], out: list[str]) -> None:
+        """Send the cells of `touched` rows that differ from the screen; adopt them.
+
+        The runs of changed cells are encoded twice, in reading order and grouped by pen
+        (e.g. all white digits, then all green graph bars: one colour change, not two per
+        line), and the shorter encoding is sent. Either leaves the same screen."""
+        runs: list[Run] = []
+        for y in sorted(touched):
+            chars, pens = touched[y]
+            have_chars, have_pens = self.chars[y], self.cell_pens[y]
+            if chars != have_chars or pens != have_pens:
+                runs += self._row_runs(y, chars, pens, have_chars, have_pens)
+                self.chars[y], self.cell_pens[y] = chars, pens
+        touched.clear()
+        if not runs:
+            return
+        best = self._encode(runs)
+        if len({run.pens for run in runs}) > 1:
+            grouped = self._encode(_by_pen(runs, self.term_pen))
+            if len(grouped[0]) < len(best[0]):
+                best = grouped
+        out.append(best[0])
+        self.term_pen, self.tx, self.ty = best[1], best[2], best[3]
+
+    def _row_runs(self, y: int, chars: Row, pens: PenRow, have_chars: Row,
+                  have_pens: PenRow) -> list[Run]:
+        """The runs of cells to send on one row: changed cells, whole wide characters, and
+        short unchanged gaps between them where re-sending is cheaper than moving."""
+        width = self.width
+        spans: list[list[int]] = []
+        for i in range(width):
+            if chars[i] == have_chars[i] and pens[i] == have_pens[i]:
+                continue
+            if spans and i == spans[-1][1]:
+                spans[-1][1] = i + 1
+                continue
+            start = i
+            while start and chars[start] == "":
+                start -= 1
+            if spans and start <= spans[-1][1] + _GAP_MAX and self._fill_cheaper(
+                    y, spans[-1][1], start, chars, pens):
+                spans[-1][1] = i + 1
+            else:
+                spans.append([start, i + 1])
+        runs = []
+        for start, end in spans:
+            while end < width and chars[end] == "":
+                end += 1
+            text: list[tuple[int, int, str]] = []
+            for i in range(start, end):
+                char = chars[i]
+                if char:
+                    text.append((i, pens[i], char))
+            run_pens = tuple(dict.fromkeys(pen for _, pen, _ in text))
+            runs.append(Run(y, start, end, run_pens, text))
+        return runs
+
+    def _encode(self, runs: list[Run]) -> tuple[str, int, int | None, int | None]:
+        """`runs` as output from the terminal's present state: (text, pen, cursor x, y)."""
+        out: list[str] = []
+        change = self.pens.change
+        pen, tx, ty = self.term_pen, self.tx, self.ty
+        width = self.width
+        for run in runs:
+            out.append(cursor_move(tx, ty, run.start, run.y))
+            for _, cell_pen, char in run.text:
+                if cell_pen != pen:
+                    out.append(change(pen, cell_pen))
+                    pen = cell_pen
+                out.append(char)
+            tx, ty = (run.end, run.y) if run.end < width else (None, None)
+        return "".join(out), pen, tx, ty
+
+    def _fill_cheaper(self, y: int, gap_start: int, gap_end: int, chars: Row,
+                      pens: PenRow) -> bool:
+        """Is re-sending the unchanged cells [gap_start, gap_end) shorter than moving over them?"""
+        if gap_start >= gap_end:
+            return True
+        if chars[gap_start] == "":
+            return False
+        change = self.pens.change
+        before = pens[gap_start - 1]  # the pen the previous run ends with
+        cost, pen = 0, before
+        for i in range(gap_start, gap_end):
+            char = chars[i]
+            if char is None:
+                return False
+            if char and pens[i] != pen:
+                cost += len(change(pen, pens[i]))
+                pen = pens[i]
+            cost += len(char.encode())
+        after = pens[gap_end]  # the pen the next run starts with: its change may differ
+        cost += len(change(pen, after)) - len(change(before, after))
+        return cost <= len(cursor_move(gap_start, y, gap_end, y))
+
+
+    # -- sequences that are not drawing ---------------------------------------------------
+
+    def _pass(self, seq: str, touched: dict[int, tuple[Row, PenRow]], out: list[str]) -> None:
+        """Send a non-drawing sequence in its place: after everything drawn before it."""
+        self._draw(touched, out)
+        out.append(seq)
+
+    def _mode(self, modes: list[str], on: bool, seq: str, touched: dict[int, tuple[Row, PenRow]],
+              out: list[str]) -> None:
+        if "6" in modes or "69" in modes:
+            raise Unmodellable("origin mode or side margins")
+        if "25" in modes and on:
+            self._draw(touched, out)
+            if self.x is not None and self.y is not None:
+                out.append(cursor_move(self.tx, self.ty, self.x, self.y))
+                self.tx, self.ty = self.x, self.y
+        self._pass(seq, touched, out)
+        if "25" in modes:
+            self.cursor_visible = on
+        if _SCREEN_MODES.intersection(modes):
+            self._reset(self.width, self.height)
+            self.x = self.y = None
+
+    def _erase(self, final: str, how: int, seq: str, touched: dict[int, tuple[Row, PenRow]],
+               out: list[str]) -> None:
+        """Clear screen / line: sent as is (cheaper than blanks), then modelled as blanks."""
+        if self.pen != DEFAULT:
+            raise Unmodellable("erase with a coloured pen")
+        if (how != 2 or final == "K") and (self.x is None or self.y is None):
+            raise Unmodellable("erase from an unknown cursor position")
+        self._draw(touched, out)
+        out.append(self.pens.change(self.term_pen, DEFAULT))
+        self.term_pen = DEFAULT
+        if self.x is not None and self.y is not None:
+            out.append(cursor_move(self.tx, self.ty, self.x, self.y))
+            self.tx, self.ty = self.x, self.y
+        out.append(seq)
+        x, y, width = self.x or 0, self.y or 0, self.width
+        spans: list[tuple[int, int, int]]
+        if final == "K":
+            spans = [(y, (x, 0, 0)[how], (width, x + 1, width)[how])]
+        elif how == 2:
+            spans = [(r, 0, width) for r in range(self.height)]
+        elif how == 0:
+            spans = [(y, x, width)] + [(r, 0, width) for r in range(y + 1, self.height)]
+        else:
+            spans = [(r, 0, width) for r in range(y)] + [(y, 0, x + 1)]
+        for r, a, b in spans:
+            self.chars[r][a:b] = [" "] * (b - a)
+            self.cell_pens[r][a:b] = [DEFAULT] * (b - a)
+            self._mend_wide(r, a, b)
+
+    def _mend_wide(self, r: int, a: int, b: int) -> None:
+        """An erase that cut a wide character in half: its other half is no longer known."""
+        row = self.chars[r]
+        if b < self.width and row[b] == "":
+            row[b] = None
+            self.cell_pens[r][b] = UNKNOWN
+        if a > 0 and row[a - 1] is not None and row[a] == " " and _width(row[a - 1] or " ") == 2:
+            row[a - 1] = None
+            self.cell_pens[r][a - 1] = UNKNOWN
+
+
+class Run(NamedTuple):
+    """Cells to send on row `y` from column `start` to `end`: (pen, character) each."""
+
+    y: int
+    start: int
+    end: int
+    pens: tuple[int, ...]
+    text: list[tuple[int, int, str]]  # (column, pen, character) per character
+
+
+def _split(run: Run) -> list[Run]:
+    """A run cut where its pen changes, into runs of one pen each."""
+    if len(run.pens) == 1:
+        return [run]
+    pieces: list[Run] = []
+    text = run.text
+    first = 0
+    for k in range(1, len(text) + 1):
+        if k == len(text) or text[k][1] != text[first][1]:
+            end = text[k][0] if k < len(text) else run.end
+            pieces.append(Run(run.y, text[first][0], end, (text[first][1],), text[first:k]))
+            first = k
+    return pieces
+
+
+def _by_pen(runs: list[Run], pen: int) -> list[Run]:
+    """The runs cut into runs of one pen and grouped by pen, each group in reading order,
+    starting with the pen the terminal has."""
+    groups: dict[tuple[int, ...], list[Run]] = {}
+    for run in runs:
+        for piece in _split(run):
+            groups.setdefault(piece.pens, []).append(piece)
+    ordered: list[Run] = []
+    while groups:
+        key = next((k for k in groups if k[0] == pen), next(iter(groups)))
+        ordered += groups.pop(key)
+        pen = key[-1]
+    return ordered
