@@ -70,11 +70,19 @@ class ScreenDiff:
         if size != (self.width, self.height):
             self._reset(*size)
         out: list[str] = []
+        pen, x, y = self.pen, self.x, self.y
+        term_pen, tx, ty = self.term_pen, self.tx, self.ty
         try:
             self._play(frame, out)
         except Unmodellable:
+            # Sent as is, from the pen and cursor Textual's own output would have left.
+            prefix = ""
+            if pen != UNKNOWN:
+                prefix = self.pens.change(term_pen, pen)
+            if x is not None and y is not None:
+                prefix += cursor_move(tx, ty, x, y)
             self._forwarded(frame)
-            return frame
+            return prefix + frame
         return "".join(out).replace(_EMPTY_SYNC, "")
 
     def row_text(self, y: int) -> str:
@@ -303,15 +311,21 @@ class ScreenDiff:
               out: list[str]) -> None:
         if "6" in modes or "69" in modes:
             raise Unmodellable("origin mode or side margins")
-        if "25" in modes and on:
+        screen = _SCREEN_MODES.intersection(modes)
+        if ("25" in modes and on) or (screen and not on):
+            # The cursor will show, or the main screen come back (and the shell draw on it
+            # after we quit): leave the cursor and pen as Textual's own output would.
             self._draw(touched, out)
-            if self.x is not None and self.y is not None:
+            if on and self.x is not None and self.y is not None:
                 out.append(cursor_move(self.tx, self.ty, self.x, self.y))
                 self.tx, self.ty = self.x, self.y
+            if not on and self.pen != UNKNOWN:
+                out.append(self.pens.change(self.term_pen, self.pen))
+                self.term_pen = self.pen
         self._pass(seq, touched, out)
         if "25" in modes:
             self.cursor_visible = on
-        if _SCREEN_MODES.intersection(modes):
+        if screen:
             self._reset(self.width, self.height)
             self.x = self.y = None
 

@@ -6,6 +6,7 @@ import fcntl
 import os
 import pty
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -62,6 +63,11 @@ class PtyApp:
                 return text in self.output
             self.read_for(0.2)
         return text in self.output
+
+    def resize(self, cols: int, rows: int) -> None:
+        """Change the terminal's size and tell the app, as a terminal window would."""
+        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        os.kill(self.proc.pid, signal.SIGWINCH)
 
     def send(self, data: bytes) -> None:
         os.write(self.master, data)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bwmon.tui import diff_driver  # noqa: E402
-from bwmon.tui.main import main  # noqa: E402
+from bwmon.tui import diff_driver
+from bwmon.tui.main import main
 
 
 def install(record: Path) -> None:
