@@ -2,8 +2,9 @@
 
   python3 bench/bench_tui.py [--rows 50] [--size 120x40] [--seconds 20] [--interval 1]
 
-Runs `bwmon-tui --demo ROWS` (every row's rates change every tick) and, as the baseline, a
-naive Textual app that shows the same rows by clearing and refilling a DataTable each tick.
+Runs `bwmon-tui --demo ROWS` (every row's rates change every tick), the same with
+BWMON_TUI_DIFF=0 (Textual's own output, no diff layer) and, as the baseline, a naive Textual
+app that shows the same rows by clearing and refilling a DataTable each tick.
 Both run in a pty of the given size; after a warm-up, it counts the bytes each writes to the
 terminal and the CPU time each uses, and prints bytes/s, CPU ms per tick and the ratios.
 """
@@ -11,6 +12,7 @@ terminal and the CPU time each uses, and prints bytes/s, CPU ms per tick and the
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -94,13 +96,20 @@ def main() -> None:
     base_cmd = [sys.executable, str(Path(__file__).resolve()), "--naive-child",
                 "--rows", str(args.rows), "--interval", str(args.interval)]
     ours = measure(ours_cmd, size, args.warmup, args.seconds, args.interval, env)
-    base = measure(base_cmd, size, args.warmup, args.seconds, args.interval, env)
+    plain = measure(ours_cmd, size, args.warmup, args.seconds, args.interval,
+                    {**env, "BWMON_TUI_DIFF": "0"})
+    base = measure(base_cmd, size, args.warmup, args.seconds, args.interval,
+                   {**env, "BWMON_TUI_DIFF": "0"})
     print(f"rows={args.rows} size={args.size} interval={args.interval}s "
           f"window={args.seconds}s (after {args.warmup}s warm-up)")
     print(f"{'':26}{'bytes/s':>10}{'CPU ms/tick':>14}")
-    print(f"{'bwmon-tui (in place)':26}{ours[0]:>10.0f}{ours[1]:>14.1f}")
-    print(f"{'naive rebuild baseline':26}{base[0]:>10.0f}{base[1]:>14.1f}")
-    print(f"{'ratio bwmon-tui/baseline':26}{ours[0] / base[0]:>10.2f}{ours[1] / base[1]:>14.2f}")
+    print(f"{'bwmon-tui (diff output)':30}{ours[0]:>10.0f}{ours[1]:>14.1f}")
+    print(f"{'bwmon-tui BWMON_TUI_DIFF=0':30}{plain[0]:>10.0f}{plain[1]:>14.1f}")
+    print(f"{'naive rebuild baseline':30}{base[0]:>10.0f}{base[1]:>14.1f}")
+    print(f"{'ratio bwmon-tui/baseline':30}{ours[0] / base[0]:>10.2f}{ours[1] / base[1]:>14.2f}")
+    print(f"{'ratio diff/BWMON_TUI_DIFF=0':30}{ours[0] / plain[0]:>10.2f}"
+          f"{ours[1] / plain[1]:>14.2f}")
+    print(f"load average {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

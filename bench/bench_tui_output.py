@@ -6,8 +6,9 @@ Two private network namespaces joined by a veth pair: a sink in one, and PROCS c
 processes in the other, each with a distinctive command line (`--tag app-NN`) and its own
 app group, opening connection after connection so every row's rates change every second.
 Then, one after the other with the traffic still running, `bwmon-tui` (ticking once a
-second) and `nethogs -d 1` on the veth run in a pseudo-terminal of the given size; after the
-warm-up it counts the bytes each writes to the terminal and its CPU time over `--seconds`.
+second; with its diff output layer, then with BWMON_TUI_DIFF=0, i.e. Textual's own output)
+and `nethogs -d 1` on the veth run in a pseudo-terminal of the given size; after the warm-up
+it counts the bytes each writes to the terminal and its CPU time over `--seconds`.
 bench_tui.py measures bwmon-tui against a naive Textual table on made-up data; this one
 measures it against the reference tool on a real workload.
 """
@@ -92,9 +93,10 @@ def main() -> None:
         env = {"BWMON_GENERAL__INTERVAL": "1"}
         try:
             time.sleep(3)
-            ours = measure(a.argv(sys.executable, "-m", "bwmon.tui.main", "--config",
-                                  str(config)), b"app-", (cols, lines), args.warmup,
-                           args.seconds, env)
+            tui = a.argv(sys.executable, "-m", "bwmon.tui.main", "--config", str(config))
+            ours = measure(tui, b"app-", (cols, lines), args.warmup, args.seconds, env)
+            plain = measure(tui, b"app-", (cols, lines), args.warmup, args.seconds,
+                            {**env, "BWMON_TUI_DIFF": "0"})
             hogs = measure(a.argv("nethogs", "-d", "1", veth), b"NetHogs", (cols, lines),
                            args.warmup, args.seconds, env)
         finally:
@@ -107,9 +109,13 @@ def main() -> None:
     print("| program | bytes/s to the terminal | CPU ms per second |")
     print("|---|---:|---:|")
     print(f"| bwmon-tui (1 s ticks) | {ours[0]:.0f} | {ours[1]:.1f} |")
+    print(f"| bwmon-tui, BWMON_TUI_DIFF=0 (Textual's output) | {plain[0]:.0f} | "
+          f"{plain[1]:.1f} |")
     print(f"| nethogs -d 1 | {hogs[0]:.0f} | {hogs[1]:.1f} |")
     print(f"| **ratio bwmon-tui / nethogs** | **{ours[0] / hogs[0]:.2f}** | "
           f"**{ours[1] / hogs[1]:.2f}** |")
+    print(f"| ratio bwmon-tui / BWMON_TUI_DIFF=0 | {ours[0] / plain[0]:.2f} | "
+          f"{ours[1] / plain[1]:.2f} |")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from bwmon.tui.alert_log import AlertLog
 from bwmon.tui.app_table import COLUMNS, TREND_WIDTH, AppTable
 from bwmon.tui.controller import Controller
 from bwmon.tui.detail_pane import DetailPane
+from bwmon.tui.diff_driver import DiffDriver
 from bwmon.tui.diff_driver import driver_class as diff_driver_class
 from bwmon.tui.findings import ConfirmFixScreen, FindingsPanel, fix_commands
 from bwmon.tui.group_editor import GroupEditor
@@ -85,6 +86,7 @@ class BwmonApp(App[None]):
         Binding("greater_than_sign", "sort_step(1)", "Sort →", show=False),
         *[Binding(str(n), f"sort_nth({n})", f"Sort {n}", show=False) for n in range(1, 8)],
         Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("ctrl+l", "redraw", "Redraw", show=False),
     ]
 
     def __init__(
@@ -246,6 +248,11 @@ class BwmonApp(App[None]):
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
+
+    def action_redraw(self) -> None:
+        """Ctrl+L: send the whole picture again, for a terminal something else wrote on."""
+        if isinstance(self._driver, DiffDriver):
+            self._driver.redraw()
 
     def action_sort_nth(self, n: int) -> None:
         order = self.table.order

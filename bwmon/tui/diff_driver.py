@@ -44,6 +44,13 @@ class DiffDriver(LinuxDriver):
         if out:
             super().write(out)
 
+    def redraw(self) -> None:
+        """Send the whole screen again on a cleared terminal (the curses Ctrl+L)."""
+        self.flush()
+        with self._lock:
+            out = self.screen_diff.redraw()
+        super().write(out)
+
     def _current_size(self) -> tuple[int, int]:
         """The terminal's size now (the frame was laid out for it, or a resize is on its way)."""
         try:

@@ -21,6 +21,7 @@ MAIN_KEYS = (
     ("g", "group editor"),
     ("l", "detail pane ↔ alert log (narrow terminals)"),
     ("f", "apply the doctor's fixes (as root, after confirmation)"),
+    ("Ctrl+L", "redraw the whole screen (if something else wrote on it)"),
     ("?", "this help"),
     ("q", "quit"),
 )

@@ -85,6 +85,20 @@ class ScreenDiff:
             return prefix + frame
         return "".join(out).replace(_EMPTY_SYNC, "")
 
+    def redraw(self) -> str:
+        """Clear the terminal and send everything again (Ctrl+L): for a screen that something
+        else wrote over (a `wall` message, a kernel console line)."""
+        out = [self.pens.change(self.term_pen, DEFAULT), "\x1b[2J"]
+        self.term_pen = DEFAULT
+        touched = {y: (self.chars[y], self.cell_pens[y]) for y in range(self.height)}
+        self.chars = [[None if c is None else " " for c in row] for row in self.chars]
+        self.cell_pens = [[UNKNOWN if c is None else DEFAULT for c in row] for row in self.chars]
+        self._draw(touched, out)
+        if self.cursor_visible and self.x is not None and self.y is not None:
+            out.append(cursor_move(self.tx, self.ty, self.x, self.y))
+            self.tx, self.ty = self.x, self.y
+        return "".join(out)
+
     def row_text(self, y: int) -> str:
         """The model's text of one row ("?" where unknown): for tests and debugging."""
         return "".join("?" if c is None else c for c in self.chars[y])

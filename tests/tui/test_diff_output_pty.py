@@ -1,6 +1,6 @@
 """bwmon-tui in a real pseudo-terminal with its diff output layer: every frame it sent, played
 on one emulator, shows what Textual's own output for that frame shows on another, through a
-resize; and it sent much less."""
+resize and a Ctrl+L redraw of a screen someone wrote over; and it sent much less."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ def test_diff_output_shows_the_same_screens_and_is_smaller(tmp_path: Path) -> No
         app.read_for(2.5)
         app.resize(100, 30)
         app.read_for(2.5)
+        app.send(b"\x0c")  # Ctrl+L: everything again
+        app.read_for(0.5)
         app.send(b"q")
         assert app.wait_exit() == 0
     finally:
@@ -34,17 +36,21 @@ def test_diff_output_shows_the_same_screens_and_is_smaller(tmp_path: Path) -> No
 
     raw_term, our_term = Terminal(120, 40), Terminal(120, 40)
     size = (120, 40)
-    drawn = 0
+    drawn, redrawn = 0, False
     for n, frame in enumerate(frames):
         if tuple(frame["size"]) != size:
             size = tuple(frame["size"])
             raw_term.resize(*size)
             our_term.resize(*size)
+        if frame.get("redraw"):
+            our_term.feed("\x1b[5;5H\x1b[31mwritten over by someone else")
+            redrawn = True
         raw_term.feed(frame["raw"])
         our_term.feed(frame["out"])
         problem = first_difference(our_term.cells(), raw_term.cells())
         assert problem is None, f"frame {n}: {problem}"
         drawn += "firefox" in frame["raw"]
+    assert redrawn, "Ctrl+L sent no redraw"
     assert drawn >= 4  # several full or partial redraws were compared, not just the first
     assert any("firefox" in line for line in our_term.text())  # the resized table is shown
 

@@ -126,6 +126,17 @@ def test_mode_sequences_pass_through_in_order() -> None:
     assert out.index("drawn") < out.index("\x1b]2;bwmon\x07")
 
 
+def test_redraw_repairs_a_screen_something_else_wrote_on() -> None:
+    pair = Pair(30, 4)
+    pair.show(table(["1 B", "2 B", "3 B"]))
+    pair.ours.feed("\x1b[2;3H\x1b[31mBroadcast message from root")  # e.g. wall(1)
+    assert first_difference(pair.ours.cells(), pair.raw.cells()) is not None
+    pair.ours.feed(pair.diff.redraw())
+    assert first_difference(pair.ours.cells(), pair.raw.cells()) is None
+    out = pair.show(table(["1 B", "9 B", "3 B"]))  # and the model still holds
+    assert "app" not in out and "9" in out
+
+
 def test_leaving_the_alternate_screen_restores_textuals_pen() -> None:
     """After quitting, the shell draws on the main screen with the pen we leave behind."""
     pair = Pair(30, 3)
