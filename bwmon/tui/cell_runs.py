@@ -1,0 +1,124 @@
+"""Runs of changed cells on a screen row, and their encoding as terminal output: one cursor
+move per run, an SGR only where the pen changes. Used by ScreenDiff to send a frame's changes."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from bwmon.tui.sgr import PenTable, cursor_move
+
+Row = list[str | None]  # one character (or "" right of a wide one) per cell; None = unknown
+PenRow = list[int]  # pen id per cell; UNKNOWN where the character is unknown
+_GAP_MAX = 8  # unchanged cells worth re-sending instead of moving the cursor
+
+
+class Run(NamedTuple):
+    """Cells to send on row `y` from column `start` to `end` (`pens`: the pens it uses)."""
+
+    y: int
+    start: int
+    end: int
+    pens: tuple[int, ...]
+    text: list[tuple[int, int, str]]  # (column, pen, character) per character
+
+
+def split(run: Run) -> list[Run]:
+    """A run cut where its pen changes, into runs of one pen each."""
+    if len(run.pens) == 1:
+        return [run]
+    pieces: list[Run] = []
+    text = run.text
+    first = 0
+    for k in range(1, len(text) + 1):
+        if k == len(text) or text[k][1] != text[first][1]:
+            end = text[k][0] if k < len(text) else run.end
+            pieces.append(Run(run.y, text[first][0], end, (text[first][1],), text[first:k]))
+            first = k
+    return pieces
+
+
+def by_pen(runs: list[Run], pen: int) -> list[Run]:
+    """The runs cut into runs of one pen and grouped by pen, each group in reading order,
+    starting with the pen the terminal has."""
+    groups: dict[tuple[int, ...], list[Run]] = {}
+    for run in runs:
+        for piece in split(run):
+            groups.setdefault(piece.pens, []).append(piece)
+    ordered: list[Run] = []
+    while groups:
+        key = next((k for k in groups if k[0] == pen), next(iter(groups)))
+        ordered += groups.pop(key)
+        pen = key[-1]
+    return ordered
+
+
+def row_runs(table: PenTable, y: int, chars: Row, pens: PenRow, have_chars: Row,
+         have_pens: PenRow) -> list[Run]:
+    """The runs of cells to send on one row: changed cells, whole wide characters, and
+    short unchanged gaps between them where re-sending is cheaper than moving."""
+    width = len(chars)
+    spans: list[list[int]] = []
+    for i in range(width):
+        if chars[i] == have_chars[i] and pens[i] == have_pens[i]:
+            continue
+        if spans and i == spans[-1][1]:
+            spans[-1][1] = i + 1
+            continue
+        start = i
+        while start and chars[start] == "":
+            start -= 1
+        if spans and start <= spans[-1][1] + _GAP_MAX and _fill_cheaper(
+                table, y, spans[-1][1], start, chars, pens):
+            spans[-1][1] = i + 1
+        else:
+            spans.append([start, i + 1])
+    runs = []
+    for start, end in spans:
+        while end < width and chars[end] == "":
+            end += 1
+        text: list[tuple[int, int, str]] = []
+        for i in range(start, end):
+            char = chars[i]
+            if char:
+                text.append((i, pens[i], char))
+        run_pens = tuple(dict.fromkeys(pen for _, pen, _ in text))
+        runs.append(Run(y, start, end, run_pens, text))
+    return runs
+
+def encode(table: PenTable, runs: list[Run], start: tuple[int, int | None, int | None],
+       width: int) -> tuple[str, int, int | None, int | None]:
+    """`runs` as output, from the terminal's pen and cursor `start`: (text, pen, cursor x, y)."""
+    out: list[str] = []
+    change = table.change
+    pen, tx, ty = start
+    for run in runs:
+        out.append(cursor_move(tx, ty, run.start, run.y))
+        for _, cell_pen, char in run.text:
+            if cell_pen != pen:
+                out.append(change(pen, cell_pen))
+                pen = cell_pen
+            out.append(char)
+        tx, ty = (run.end, run.y) if run.end < width else (None, None)
+    return "".join(out), pen, tx, ty
+
+def _fill_cheaper(table: PenTable, y: int, gap_start: int, gap_end: int, chars: Row,
+              pens: PenRow) -> bool:
+    """Is re-sending the unchanged cells [gap_start, gap_end) shorter than moving over them?"""
+    if gap_start >= gap_end:
+        return True
+    if chars[gap_start] == "":
+        return False
+    change = table.change
+    before = pens[gap_start - 1]  # the pen the previous run ends with
+    cost, pen = 0, before
+    for i in range(gap_start, gap_end):
+        char = chars[i]
+        if char is None:
+            return False
+        if char and pens[i] != pen:
+            cost += len(change(pen, pens[i]))
+            pen = pens[i]
+        cost += len(char.encode())
+    after = pens[gap_end]  # the pen the next run starts with: its change may differ
+    cost += len(change(pen, after)) - len(change(before, after))
+    return cost <= len(cursor_move(gap_start, y, gap_end, y))
