@@ -1,6 +1,7 @@
 """Terminal output of bwmon-tui beside nethogs, on the same screen with real traffic (root only).
 
     python3 bench/bench_tui_output.py [--procs 50] [--size 120x40] [--seconds 20] [--warmup 5]
+                                      [--rounds 1]
 
 Two private network namespaces joined by a veth pair: a sink in one, and PROCS client
 processes in the other, each with a distinctive command line (`--tag app-NN`) and its own
@@ -73,11 +74,17 @@ def measure(command: list[str], ready: bytes, size: tuple[int, int], warmup: flo
         app.close()
 
 
+def mean(samples: list[tuple[float, float]]) -> tuple[float, float]:
+    return (sum(b for b, _ in samples) / len(samples), sum(c for _, c in samples) / len(samples))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--procs", type=int, default=50)
     ap.add_argument("--size", default="120x40")
     ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="measure each program this many times, interleaved; report the mean")
     ap.add_argument("--warmup", type=float, default=5.0)
     args = ap.parse_args()
     cols, lines = (int(x) for x in args.size.split("x"))
@@ -90,22 +97,28 @@ def main() -> None:
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs = clients(a, host_b, args.procs)
         config = groups_file(Path(tmp) / "bwmon.toml", args.procs)
-        env = {"BWMON_GENERAL__INTERVAL": "1"}
+        # Ticks every second, as nethogs -d 1 refreshes: no spacing out by cpu_budget.
+        env = {"BWMON_GENERAL__INTERVAL": "1", "BWMON_GENERAL__CPU_BUDGET": "0"}
         try:
             time.sleep(3)
             tui = a.argv(sys.executable, "-m", "bwmon.tui.main", "--config", str(config))
-            ours = measure(tui, b"app-", (cols, lines), args.warmup, args.seconds, env)
-            plain = measure(tui, b"app-", (cols, lines), args.warmup, args.seconds,
-                            {**env, "BWMON_TUI_DIFF": "0"})
-            hogs = measure(a.argv("nethogs", "-d", "1", veth), b"NetHogs", (cols, lines),
-                           args.warmup, args.seconds, env)
+            runs: dict[str, list[tuple[float, float]]] = {"ours": [], "plain": [], "hogs": []}
+            for _ in range(args.rounds):  # interleaved, so load changes hit all three alike
+                runs["ours"].append(measure(tui, b"app-", (cols, lines), args.warmup,
+                                            args.seconds, env))
+                runs["plain"].append(measure(tui, b"app-", (cols, lines), args.warmup,
+                                             args.seconds, {**env, "BWMON_TUI_DIFF": "0"}))
+                runs["hogs"].append(measure(a.argv("nethogs", "-d", "1", veth), b"NetHogs",
+                                            (cols, lines), args.warmup, args.seconds, env))
+            ours, plain, hogs = (mean(runs[k]) for k in ("ours", "plain", "hogs"))
         finally:
             for p in [sink, *procs]:
                 with contextlib.suppress(ProcessLookupError):
                     p.kill()
                 p.wait()
     print(f"{args.procs} client processes moving traffic, {args.size}, window {args.seconds:g} s "
-          f"after {args.warmup:g} s warm-up, load average {os.getloadavg()[0]:.1f}\n")
+          f"after {args.warmup:g} s warm-up, {args.rounds} round(s), "
+          f"load average {os.getloadavg()[0]:.1f}\n")
     print("| program | bytes/s to the terminal | CPU ms per second |")
     print("|---|---:|---:|")
     print(f"| bwmon-tui (1 s ticks) | {ours[0]:.0f} | {ours[1]:.1f} |")
