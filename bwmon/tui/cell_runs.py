@@ -58,9 +58,9 @@ def row_runs(table: PenTable, y: int, chars: Row, pens: PenRow, have_chars: Row,
     short unchanged gaps between them where re-sending is cheaper than moving."""
     width = len(chars)
     spans: list[list[int]] = []
-    for i in range(width):
-        if chars[i] == have_chars[i] and pens[i] == have_pens[i]:
-            continue
+    changed = [i for i, (c, h, p, q) in enumerate(zip(chars, have_chars, pens, have_pens,
+                                                      strict=True)) if c != h or p != q]
+    for i in changed:
         if spans and i == spans[-1][1]:
             spans[-1][1] = i + 1
             continue

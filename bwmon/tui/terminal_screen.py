@@ -53,6 +53,7 @@ class ScreenDiff:
     def _reset(self, width: int, height: int) -> None:
         """Forget what the terminal shows (all unknown) at this size."""
         self.width, self.height = width, height
+        self._goto_cache: dict[str, tuple[int, int]] = {}
         self.chars: list[Row] = [[None] * width for _ in range(height)]
         self.cell_pens: list[PenRow] = [[UNKNOWN] * width for _ in range(height)]
         self.term_pen = UNKNOWN
@@ -115,18 +116,22 @@ class ScreenDiff:
 
     def _play(self, frame: str, out: list[str]) -> None:
         touched: dict[int, tuple[Row, PenRow]] = {}
+        goto = self._goto_cache
         for m in _TOKEN.finditer(frame):
-            text = m.group(4)
+            params, inter, final, text = m.groups()
             if text is not None:
                 self._text(text, touched)
                 continue
-            final = m.group(3)
             if final is not None:
-                params, inter = m.group(1), m.group(2)
                 if final == "m" and not inter and (not params or params[0] not in "<=>?"):
                     self.pen = self.pens.apply(self.pen, params)
-                elif final in "Hf" and not inter:
-                    self._goto(params)
+                elif final == "H" and not inter:
+                    place = goto.get(params)
+                    if place is None:
+                        place = goto[params] = self._goto(params)
+                    self.x, self.y = place
+                elif final == "f" and not inter:
+                    self.x, self.y = self._goto(params)
                 elif final in "ABCDGd" and not inter and not params.startswith("?"):
                     self._relative(final, int(params or 1) or 1)
                 elif final in "hl" and params.startswith("?") and not inter:
@@ -156,11 +161,12 @@ class ScreenDiff:
             out.append(cursor_move(self.tx, self.ty, self.x, self.y))
             self.tx, self.ty = self.x, self.y
 
-    def _goto(self, params: str) -> None:
+    def _goto(self, params: str) -> tuple[int, int]:
+        """Where `ESC [ row ; col H` puts the cursor (clamped to the screen, as terminals do)."""
         parts = params.split(";")
         y = int(parts[0] or 1) - 1
         x = int(parts[1] or 1) - 1 if len(parts) > 1 else 0
-        self.x, self.y = min(max(x, 0), self.width - 1), min(max(y, 0), self.height - 1)
+        return min(max(x, 0), self.width - 1), min(max(y, 0), self.height - 1)
 
     def _relative(self, final: str, n: int) -> None:
         if final == "G":
