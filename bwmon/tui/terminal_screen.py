@@ -44,6 +44,7 @@ class ScreenDiff:
     def __init__(self, width: int = 0, height: int = 0) -> None:
         self.pens = PenTable()
         self.forwarded_frames = 0  # frames passed on as they were (unmodellable)
+        self.errors = 0  # of those, frames where the model itself failed (a bug)
         self.cursor_visible = True
         self._reset(width, height)
         self.pen = DEFAULT  # Textual's pen, as its own output would have left it
@@ -71,7 +72,9 @@ class ScreenDiff:
         term_pen, tx, ty = self.term_pen, self.tx, self.ty
         try:
             self._play(frame, out)
-        except Unmodellable:
+        except Exception as exc:  # Unmodellable, or a bug here: never a broken screen
+            if not isinstance(exc, Unmodellable):
+                self.errors += 1
             # Sent as is, from the pen and cursor Textual's own output would have left.
             prefix = ""
             if pen != UNKNOWN:

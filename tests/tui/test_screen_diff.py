@@ -183,6 +183,21 @@ def test_random_frames_look_the_same_through_the_diff() -> None:
     assert pair.diff.forwarded_frames < 30  # most frames went through the model
 
 
+def test_a_failure_inside_the_model_still_shows_the_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    pair = Pair(30, 4)
+    pair.show(table(["1 B", "2 B"]))
+
+    def broken(*_: object) -> None:
+        raise IndexError("a bug")
+
+    monkeypatch.setattr(pair.diff, "_play", broken)
+    frame = table(["3 B", "4 B"])
+    assert pair.show(frame).endswith(frame)
+    assert pair.diff.errors == 1
+    monkeypatch.undo()
+    pair.show(table(["5 B", "6 B"]))
+
+
 @pytest.mark.parametrize(("frm", "to"), [((5, 3), (9, 3)), ((9, 3), (2, 3)), ((4, 2), (0, 3)),
                                          ((10, 6), (10, 1)), ((3, 1), (27, 7)), ((7, 4), (6, 4))])
 def test_cursor_moves_land_where_meant(frm: tuple[int, int], to: tuple[int, int]) -> None:
