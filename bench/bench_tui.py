@@ -1,6 +1,7 @@
 """Terminal output and CPU of bwmon-tui per tick, with N active rows, in a real pseudo-terminal.
 
   python3 bench/bench_tui.py [--rows 50] [--size 120x40] [--seconds 20] [--interval 1]
+                             [--env COLORTERM=truecolor]
 
 Runs `bwmon-tui --demo ROWS` (every row's rates change every tick), the same with
 BWMON_TUI_DIFF=0 (Textual's own output, no diff layer) and, as the baseline, a naive Textual
@@ -84,6 +85,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--interval", type=float, default=1.0)
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra environment for all three, e.g. COLORTERM=truecolor")
     parser.add_argument("--naive-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.naive_child:
@@ -91,7 +94,8 @@ def main() -> None:
         return
     cols, lines = (int(x) for x in args.size.split("x"))
     size = (cols, lines)
-    env = {"BWMON_GENERAL__INTERVAL": str(args.interval)}
+    env = {"BWMON_GENERAL__INTERVAL": str(args.interval),
+           **dict(item.split("=", 1) for item in args.env)}
     ours_cmd = [sys.executable, "-m", "bwmon.tui.main", "--demo", str(args.rows)]
     base_cmd = [sys.executable, str(Path(__file__).resolve()), "--naive-child",
                 "--rows", str(args.rows), "--interval", str(args.interval)]
@@ -101,7 +105,7 @@ def main() -> None:
     base = measure(base_cmd, size, args.warmup, args.seconds, args.interval,
                    {**env, "BWMON_TUI_DIFF": "0"})
     print(f"rows={args.rows} size={args.size} interval={args.interval}s "
-          f"window={args.seconds}s (after {args.warmup}s warm-up)")
+          f"window={args.seconds}s (after {args.warmup}s warm-up) env={args.env}")
     print(f"{'':26}{'bytes/s':>10}{'CPU ms/tick':>14}")
     print(f"{'bwmon-tui (diff output)':30}{ours[0]:>10.0f}{ours[1]:>14.1f}")
     print(f"{'bwmon-tui BWMON_TUI_DIFF=0':30}{plain[0]:>10.0f}{plain[1]:>14.1f}")
