@@ -5,8 +5,9 @@ sequences), plays it onto a copy of the rows it touches, and returns only the ce
 from what the terminal already shows: one cursor move per run of changed cells (none when the
 cursor is already there; plain text over short unchanged gaps when that is shorter) and an SGR
 only where the pen changes. Non-drawing sequences pass through in order. Anything it cannot
-model (scrolling, hyperlinks, writes off the screen, a new size) makes it forward the frame as
-it is and forget the cells it can no longer vouch for, so the terminal is never wrong.
+model (scrolling, hyperlinks, writes off the screen) makes it forward the frame as it is and
+forget what the terminal shows; so does a new size, after which every cell drawn is sent again.
+Either way the terminal is never left wrong.
 """
 
 from __future__ import annotations
