@@ -24,7 +24,7 @@ class TickPacer:
     interval: float
     budget: float  # share of one CPU; 0 = never space out
     max_interval: float
-    min_entries: int = 10_000  # tables smaller than this are read every interval
+    min_entries: int = 5_000  # tables smaller than this are read every interval
     cost: float | None = None  # smoothed CPU seconds per tick
     spacing: float = 0.0
 
