@@ -1,0 +1,224 @@
+"""The owner cache: per open flow, the usages of its last attribution.
+
+A flow whose counters move reuses the ends and owners it had, without a socket lookup; it is
+looked up again only when something could change the answer (see FlowOwners). This is what
+makes a tick cost in proportion to the flows that changed, not to the table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from bwmon.core.ends import EndKey, EndUsage, Match
+from bwmon.core.flows import FlowDelta
+from bwmon.core.model import ConntrackEntry, FlowKey, ProcKey
+
+# An unchanged flow with an end nobody owns is looked up again about this often (in ticks),
+# at most MAX_RETRIES times (later only when its counters change or an owner is learnt).
+RETRY_TICKS = 5
+MAX_RETRIES = 3
+# TCP states of a flow whose sockets are closed for good: no lookup can find an owner again.
+CLOSED_STATES = frozenset({"TIME_WAIT", "CLOSE"})
+
+
+
+@dataclass(slots=True)
+class _Cached:
+    """The usages a flow's last lookup gave, and whether a later one could do better."""
+
+    usages: tuple[EndUsage, ...]
+    sides: tuple[bool, ...]  # per usage: True for the initiator's end (or a forwarded flow)
+    firm: bool  # every end's owner came from its own socket (or the flow is forwarded)
+    retry: bool  # some local end has no owner at all: look it up again now and then
+    attempts: int = 0  # lookups so far that left an end without owner
+
+
+@dataclass(slots=True)
+class TickPlan:
+    """What a tick must do: flows to look up, usages reused without lookup, usages that end."""
+
+    lookup: list[FlowDelta]
+    reused: list[EndUsage]  # this tick's usages of flows whose owners were reused
+    closed: list[EndUsage]  # previous usages that end (flows gone, or looked up again)
+    replaced: list[tuple[EndUsage, EndUsage]]  # (previous, reused) usage of the same end
+
+
+class FlowOwners:
+    """Per open flow, the usages of its last attribution, so unchanged flows cost no lookup.
+
+    A flow is looked up again only when it is new, when its counters changed and some end's
+    owner was not firm (memory or listener), when an end has no owner (retried every
+    RETRY_TICKS ticks, or at once when events/eBPF learn an owner on its port), or when its
+    owner died. A settled flow whose counters changed reuses its ends and owners.
+    """
+
+    def __init__(self) -> None:
+        self._flows: dict[FlowKey, _Cached] = {}
+        self._unowned: dict[FlowKey, None] = {}  # flows with a `retry` end, oldest first
+        self._ports: dict[tuple[str, int], set[FlowKey]] = {}  # (proto, lport) of unowned ends
+        self._by_owner: dict[ProcKey, set[FlowKey]] = {}
+        self._due: set[FlowKey] = set()  # looked up next tick whatever their state
+        self._tries: dict[FlowKey, int] = {}  # this tick's retries: lookups done before
+        self.dead: set[ProcKey] = set()  # owners found dead (their flows were looked up again)
+
+    def __len__(self) -> int:
+        return len(self._flows)
+
+    def usages(self) -> Iterator[EndUsage]:
+        for cached in self._flows.values():
+            yield from cached.usages
+
+    def owners(self) -> set[ProcKey]:
+        """Owners of cached flows not yet known to be dead (for a liveness check)."""
+        self.dead &= self._by_owner.keys()
+        return self._by_owner.keys() - self.dead
+
+    def owner_died(self, key: ProcKey) -> None:
+        """Look its flows up again: another process may hold their sockets now."""
+        self.dead.add(key)
+        self._due.update(self._by_owner.get(key, ()))
+
+    def learnt(self, end: EndKey) -> None:
+        """An owner was learnt for `end`: flows left without owner there are due. An end
+        without remote (an unconnected socket seen by eBPF) stands for its whole port."""
+        keys = self._ports.get((end.proto, end.lport))
+        if not keys:
+            return
+        if not end.remote:
+            self._due.update(keys)
+            return
+        flows = self._flows
+        for key in keys:  # only the flow with that very end: others on the port gain nothing
+            cached = flows.get(key)
+            if cached is not None and any(u.end == end and u.owner is None
+                                          for u in cached.usages):
+                self._due.add(key)
+
+    def plan(self, changed: Sequence[FlowDelta], gone: Iterable[FlowKey], entry_of: Callable[
+            [FlowKey], ConntrackEntry | None], tick: int) -> TickPlan:
+        """Sort this tick's flows into lookups and reuses; collect the usages that end."""
+        plan = TickPlan([], [], [], [])
+        flows = self._flows
+        for key in gone:
+            cached = self._drop(key)
+            if cached is not None:
+                plan.closed.extend(cached.usages)
+        planned: set[FlowKey] = set()
+        tries: dict[FlowKey, int] = {}
+        due = self._due
+        for delta in changed:
+            key = delta.entry.key
+            planned.add(key)
+            cached = flows.get(key)
+            if cached is None:
+                plan.lookup.append(delta)
+                continue
+            if cached.firm and key not in due and not _reset(cached, delta):
+                reused = _reuse(cached, delta)
+                plan.reused.extend(reused)
+                plan.replaced.extend(zip(cached.usages, reused, strict=True))
+                if delta.open:  # same ends and owners: the indexes by owner and port hold
+                    flows[key] = _Cached(reused, cached.sides, True, False)
+                else:
+                    self._drop(key)
+                continue
+            plan.closed.extend(cached.usages)
+            self._drop(key)
+            plan.lookup.append(delta)
+        retry = list(self._due)
+        if self._unowned and tick % RETRY_TICKS == 0:
+            retry.extend(self._unowned)
+        self._due = set()
+        for key in retry:
+            if key in planned or key not in flows:
+                continue
+            entry = entry_of(key)
+            if entry is None:
+                continue
+            planned.add(key)
+            cached = self._drop(key)
+            if cached is not None:
+                plan.closed.extend(cached.usages)
+                tries[key] = cached.attempts + 1
+            plan.lookup.append(FlowDelta(entry, 0, 0))
+        self._tries = tries
+        return plan
+
+    def store(self, matches: Sequence[Match], usages: Sequence[EndUsage]) -> None:
+        """Cache the usages of looked-up open flows (matches and usages pair up in order)."""
+        start = 0
+        n = len(matches)
+        while start < n:
+            delta = matches[start].delta
+            stop = start + 1
+            while stop < n and matches[stop].delta is delta:
+                stop += 1
+            if delta.open:
+                group = matches[start:stop]
+                flow_usages = tuple(usages[start:stop])
+                key = delta.entry.key
+                attempts = self._tries.get(key, 0)
+                e = delta.entry
+                if e.state in CLOSED_STATES or e.proto not in ("tcp", "udp"):
+                    # sockets gone for good, or a protocol the socket table does not list:
+                    # no lookup can do better than this one (owners learnt still count)
+                    firm, retry = True, False
+                else:
+                    firm = all(m.end is None or m.firm for m in group)
+                    retry = attempts < MAX_RETRIES and any(
+                        u.end is not None and u.owner is None for u in flow_usages)
+                self._store(key, _Cached(flow_usages, tuple(m.initiator for m in group), firm,
+                                         retry, attempts))
+            start = stop
+
+    def _store(self, key: FlowKey, cached: _Cached) -> None:
+        self._flows[key] = cached
+        for u in cached.usages:
+            if u.owner is not None:
+                self._by_owner.setdefault(u.owner, set()).add(key)
+            elif u.end is not None:
+                self._ports.setdefault((u.end.proto, u.end.lport), set()).add(key)
+        if cached.retry:
+            self._unowned[key] = None
+
+    def _drop(self, key: FlowKey) -> _Cached | None:
+        cached = self._flows.pop(key, None)
+        if cached is None:
+            return None
+        for u in cached.usages:
+            if u.owner is not None:
+                keys = self._by_owner.get(u.owner)
+                if keys is not None:
+                    keys.discard(key)
+                    if not keys:
+                        del self._by_owner[u.owner]
+            elif u.end is not None:
+                port = (u.end.proto, u.end.lport)
+                keys = self._ports.get(port)
+                if keys is not None:
+                    keys.discard(key)
+                    if not keys:
+                        del self._ports[port]
+        self._unowned.pop(key, None)
+        return cached
+
+
+def _reset(cached: _Cached, delta: FlowDelta) -> bool:
+    """The tuple names a new flow (counters dropped, new conntrack id): new sockets too."""
+    old, new = cached.usages[0].entry, delta.entry
+    return (old.ct_id != new.ct_id or (new.orig_bytes or 0) < (old.orig_bytes or 0)
+            or (new.reply_bytes or 0) < (old.reply_bytes or 0))
+
+
+def _reuse(cached: _Cached, delta: FlowDelta) -> tuple[EndUsage, ...]:
+    """The cached ends and owners with this delta's bytes."""
+    d = delta
+    out = []
+    for u, initiator in zip(cached.usages, cached.sides, strict=True):
+        if u.end is None:
+            out.append(EndUsage(d.entry, None, None, d.d_orig, d.d_reply, False, d.open))
+        else:
+            d_in, d_out = (d.d_reply, d.d_orig) if initiator else (d.d_orig, d.d_reply)
+            out.append(EndUsage(d.entry, u.end, u.owner, d_in, d_out, u.loopback, d.open))
+    return tuple(out)
