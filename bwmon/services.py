@@ -1,4 +1,5 @@
-"""What runs around the engine in every front end: alert monitor, HTTP server, config reload.
+"""What runs around the engine in every front end: alert monitor, HTTP server, config reload,
+and the heap trimmer that keeps RSS at what is live.
 
 `bwmon run`, `bwmon serve` and `bwmon-tui` all use `engine_services`, so each starts and stops
 the same things in the same order.
@@ -29,8 +30,10 @@ async def engine_services(
     reload: Callable[[], Settings] | None = None,
 ) -> AsyncIterator[object | None]:
     """Start the alert monitor, the HTTP server (when `http.listen` is set) and the watcher
-    that applies an edited config file; stop them on exit. Yields the HTTP server (or None)."""
+    that applies an edited config file, and trim the heap every TRIM_SECONDS; stop them on
+    exit. Yields the HTTP server (or None)."""
     from bwmon.core.alertmonitor import attach
+    from bwmon.core.heap import trim_forever
     from bwmon.core.reload import ConfigReloader
 
     monitor, unsubscribe = (attach(engine, settings, stderr=alerts_stderr) if alerts
@@ -40,18 +43,18 @@ async def engine_services(
         from bwmon.http.server import start_http_from_settings
 
         server = await start_http_from_settings(engine, settings)
-    watcher: asyncio.Task[None] | None = None
+    tasks = [asyncio.create_task(trim_forever())]
     if config_path is not None and reload is not None:
         reloader = ConfigReloader(engine, config_path, reload, wall=time.time,
                                   on_alerts=monitor.update_rules if monitor else None)
-        watcher = asyncio.create_task(reloader.run())
+        tasks.append(asyncio.create_task(reloader.run()))
     try:
         yield server
     finally:
-        if watcher is not None:
-            watcher.cancel()
+        for task in tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+                await task
         if server is not None:
             await server.close()
         if unsubscribe is not None:
