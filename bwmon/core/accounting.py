@@ -431,11 +431,31 @@ class Accounting:
                                    rate(acc.d_out), acc.total_in, acc.total_out, acc.flows))
         return tuple(rows)
 
+    def forget_exited(self, now: float, alive: Callable[[ProcKey], bool]) -> int:
+        """Forget the rows of processes that exited and were idle for `linger` (no open flow):
+        no byte can reach them again, and theirs stay in their app's totals. Returns how many.
+
+        Without this an exited process is kept 10 × linger, which under process churn holds
+        every short-lived client of the last 20 minutes. `alive` is asked only about rows
+        already idle for `linger`.
+        """
+        horizon = now - self.linger
+        gone = [k for k, a in self._procs.items()
+                if not a.flows and a.last_active < horizon and not alive(k)]
+        for pkey in gone:
+            self._forget_process(pkey)
+        return len(gone)
+
+    def _forget_process(self, pkey: ProcKey) -> None:
+        del self._procs[pkey]
+        self._info.pop(pkey, None)
+        self._shown.pop(pkey, None)
+
     def _expire(self, now: float) -> None:
         """Forget rows, processes and flow ends inactive for 10 × linger (bounded memory)."""
         horizon = now - 10 * self.linger
         for pkey in [k for k, a in self._procs.items() if a.last_active < horizon and not a.flows]:
-            del self._procs[pkey]
+            self._forget_process(pkey)
         for name in [k for k, a in self._apps.items() if a.last_active < horizon and not a.flows]:
             if name not in (UNATTRIBUTED, FORWARDED):
                 del self._apps[name]

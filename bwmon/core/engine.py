@@ -33,7 +33,7 @@ from bwmon.core.pacing import TickPacer
 from bwmon.core.sockets import SocketIndex
 from bwmon.core.sources import SocketSource
 
-# Dead processes' cached facts are dropped this often (in ticks).
+# Exited processes' rows and cached facts are dropped this often (in ticks).
 EXPIRE_TICKS = 30
 # Owners of cached flows are checked for being alive this often (in ticks).
 ALIVE_TICKS = 10
@@ -243,6 +243,7 @@ class Engine(Publisher):
             usages, plan.closed, pipes, self.procs.info, now, elapsed, plan.replaced
         )
         if tick % EXPIRE_TICKS == 0:
+            self.accounting.forget_exited(now, self.procs.alive)
             self.procs.expire(self.accounting.live_processes())
         wall = self._wall()
         self._seq += 1
