@@ -20,6 +20,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Protocol
 
+from bwmon.core import heap
 from bwmon.core.attribution import EndKey
 from bwmon.core.discovery import DESCRIBED_MAX, Discovery, run_listeners, sockdiag_lookup
 from bwmon.core.model import (
@@ -120,6 +121,7 @@ async def _worker(proc_root: Path, events: bool, ebpf: str, conntrack_command: s
         while True:
             await asyncio.sleep(WORKER_EXPIRE)
             procs.expire()
+            heap.trim()  # and the pages their lookups used go back to the kernel
 
     expiry = asyncio.create_task(expire())
     await loop.run_in_executor(None, sys.stdin.buffer.read)  # EOF: the parent is gone
@@ -138,13 +140,21 @@ class RemoteSink(Protocol):
     def set_source_status(self, status: SourceStatus) -> None: ...
 
 
+def _info(owner: ProcKey, fields: list[Any]) -> ProcessInfo:
+    """A process's facts from a report, its strings interned: churn brings many processes of
+    one program (same name, user, often the same command line)."""
+    name, cmdline, user, uid, exe_base = fields
+    return ProcessInfo(owner, sys.intern(name), sys.intern(cmdline), sys.intern(user), uid,
+                       sys.intern(exe_base))
+
+
 def _dispatch(line: bytes, sink: RemoteSink,
               log_problem: Callable[[Level, str, str], None]) -> None:
     try:
         msg = json.loads(line)
         if "o" in msg:
             owner = ProcKey(*msg["p"])
-            info = None if msg["i"] is None else ProcessInfo(owner, *msg["i"])
+            info = None if msg["i"] is None else _info(owner, msg["i"])
             proto, local, lport, remote, rport = msg["o"]
             # interned: owner memory holds tens of thousands of these under churn
             end = EndKey(sys.intern(proto), sys.intern(local), lport, sys.intern(remote), rport)
