@@ -1,14 +1,16 @@
 """Soak: RSS of `bwmon run` and `bwmon-tui` over a long run of connection churn (root only).
 
-    python3 bench/bench_soak.py [--minutes 30] [--sample 10] [--rate 20] [--warmup 60]
+    python3 bench/bench_soak.py [--warmup 60] [--minutes 30] [--sample 10] [--rate 20]
 
 In a private network namespace: a sink, and client processes that each open `--rate` short TCP
 and UDP connections per second with new source ports (so conntrack sees a stream of new
 flows, TIME_WAIT entries and owners that come and go), plus a new client process every few
 seconds (so processes churn too). `bwmon run` (output thrown away) and `bwmon-tui` (in tmux
 at 120×40) both monitor that namespace. Every `--sample` seconds the resident set size of
-both is recorded; the table gives the first sample after `--warmup` seconds, the last, the
-maximum and the growth from first to last. Everything is removed at the end.
+both, and of their children (discovery worker, bpftrace, conntrack), is recorded. The run
+lasts `--warmup` seconds plus `--minutes` measured minutes; the table gives the first sample
+after the warm-up, the last, the maximum and the growth from first to last. Everything is
+removed at the end.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import psutil
 
@@ -47,6 +50,27 @@ def _find(pattern: str, after: float, timeout: float = 30.0) -> psutil.Process:
     raise SystemExit(f"no process matching {pattern!r} appeared")
 
 
+class Sample(NamedTuple):
+    """One sample: RSS of each monitor and of its children (discovery worker, bpftrace, …)."""
+
+    t: float
+    run: int
+    run_children: int
+    tui: int
+    tui_children: int
+    conntrack: int
+    load: float
+
+
+def _rss(p: psutil.Process) -> tuple[int, int]:
+    """RSS of a process, and the sum over its descendants (those that exit meanwhile skipped)."""
+    kids = 0
+    for c in p.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            kids += c.memory_info().rss
+    return p.memory_info().rss, kids
+
+
 def churn(ns: NetNS, rate: int, seconds: float) -> list[subprocess.Popen[bytes]]:
     """Client loops: each process lives ~`seconds` and opens `rate` connections a second."""
     loop = (
@@ -58,7 +82,8 @@ def churn(ns: NetNS, rate: int, seconds: float) -> list[subprocess.Popen[bytes]]
         f"--send 300 --recv 300 --count {int(rate * seconds / 4)}; "
         f"done"
     )
-    return [ns.popen(["sh", "-c", loop], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # bash, not sh: dash has no $RANDOM, and every client had the same command line
+    return [ns.popen(["bash", "-c", loop], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for _ in range(2)]
 
 
@@ -91,14 +116,16 @@ def main() -> None:
                            check=True, cwd=REPO)
             tui = _find("bwmon.tui.main", t0 - 1)
             start = time.monotonic()
-            samples: list[tuple[float, int, int, int]] = []
-            while time.monotonic() - start < args.minutes * 60:
+            samples: list[Sample] = []
+            while time.monotonic() - start < args.warmup + args.minutes * 60:
                 time.sleep(args.sample)
                 el = time.monotonic() - start
                 flows = len(ns.conntrack_text().splitlines())
-                samples.append((el, run.memory_info().rss, tui.memory_info().rss, flows))
-                print(f"{el:7.0f} s  run {samples[-1][1] / 2**20:6.1f} MiB  tui "
-                      f"{samples[-1][2] / 2**20:6.1f} MiB  conntrack {flows}", flush=True)
+                (r, rk), (u, uk) = _rss(run), _rss(tui)
+                samples.append(Sample(el, r, rk, u, uk, flows, os.getloadavg()[0]))
+                print(f"{el:7.0f} s  run {r / 2**20:6.1f} MiB (+children {rk / 2**20:6.1f})  "
+                      f"tui {u / 2**20:6.1f} MiB (+children {uk / 2**20:6.1f})  conntrack "
+                      f"{flows}  load {samples[-1].load:.1f}", flush=True)
             report(samples, args)
         finally:
             subprocess.run(["tmux", "-L", sock, "kill-server"], check=False,
@@ -109,17 +136,21 @@ def main() -> None:
                 p.wait()
 
 
-def report(samples: list[tuple[float, int, int, int]], args: argparse.Namespace) -> None:
+def report(samples: list[Sample], args: argparse.Namespace) -> None:
     if args.out:
-        args.out.write_text("seconds,run_rss,tui_rss,conntrack_entries\n" + "".join(
-            f"{t:.0f},{r},{u},{n}\n" for t, r, u, n in samples))
-    kept = [s for s in samples if s[0] >= args.warmup] or samples
-    print(f"\n{args.minutes:g} min of churn, RSS sampled every {args.sample:g} s; first sample "
-          f"at {kept[0][0]:.0f} s (after {args.warmup:g} s warm-up); conntrack entries "
-          f"{min(s[3] for s in kept)}–{max(s[3] for s in kept)}\n")
+        args.out.write_text(",".join(Sample._fields) + "\n" + "".join(
+            ",".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in s) + "\n"
+            for s in samples))
+    kept = [s for s in samples if s.t >= args.warmup] or samples
+    print(f"\n{args.warmup:g} s + {args.minutes:g} min of churn, RSS sampled every "
+          f"{args.sample:g} s; first sample at {kept[0].t:.0f} s (after {args.warmup:g} s "
+          f"warm-up); conntrack entries "
+          f"{min(s.conntrack for s in kept)}–{max(s.conntrack for s in kept)}; load average "
+          f"{min(s.load for s in kept):.1f}–{max(s.load for s in kept):.1f}\n")
     print("| process | first MiB | last MiB | max MiB | growth first→last |")
     print("|---|---:|---:|---:|---:|")
-    for i, name in ((1, "bwmon run"), (2, "bwmon-tui")):
+    for i, name in ((1, "bwmon run"), (2, "  its children"), (3, "bwmon-tui"),
+                    (4, "  its children")):
         first, last, top = kept[0][i], kept[-1][i], max(s[i] for s in kept)
         print(f"| {name} | {first / 2**20:.1f} | {last / 2**20:.1f} | {top / 2**20:.1f} | "
               f"{(last - first) / first:+.1%} |")

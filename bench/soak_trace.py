@@ -1,0 +1,170 @@
+"""What grows under churn: the engine in-process with tracemalloc, under the soak's workload.
+
+    python3 bench/soak_trace.py [--minutes 12] [--every 60] [--linger 120] [--rate 20]
+
+Runs bench_soak's workload (sink + churning clients in a private namespace) and, inside that
+namespace, an Engine (plus the history a TUI reads) with `tracemalloc` on. Every `--every`
+seconds it prints RSS (self and children), the traced total, the size of every long-lived
+container, and the allocation sites (file:line) that grew most since the first report.
+`--linger` shortens the row linger (and so the 10 × linger forgetting horizon) to reach the
+steady state sooner. Root only; everything is removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import os
+import signal
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+
+def _sizes(engine: Any) -> dict[str, int]:
+    """len() of every long-lived container of the engine and its parts."""
+    acc, att, fl, pt = engine.accounting, engine.attributor, engine.flows, engine.procs
+    cache = att.cache
+    return {
+        "flows._seen": len(fl._seen), "flows._vanished": len(fl._vanished),
+        "flows._tombstones": len(fl._tombstones),
+        "att._memory": len(att._memory), "cache._flows": len(cache._flows),
+        "cache._by_owner": len(cache._by_owner), "cache._ports": len(cache._ports),
+        "cache._unowned": len(cache._unowned), "cache.dead": len(cache.dead),
+        "acc._procs": len(acc._procs), "acc._apps": len(acc._apps),
+        "acc._ends": len(acc._ends), "acc._info": len(acc._info),
+        "acc._shown": len(acc._shown), "acc._open": len(acc._open),
+        "acc._app_ends": sum(len(v) for v in acc._app_ends.values()),
+        "procs._pids": len(pt._pids), "procs._owner": len(pt._owner),
+        "procs._info": len(pt._info), "procs._unfound": len(pt._unfound),
+        "history": sum(len(s) for s in engine.history._series.values()),
+        "history.rows": len(engine.history._series),
+        "log": len(engine.log._events),
+    }
+
+
+async def inner(args: argparse.Namespace) -> None:
+    """Inside the namespace: the engine with tracemalloc, reporting every `--every` s."""
+    from bwmon.core import accounting
+    from bwmon.core.config import Settings
+    from bwmon.core.engine import Engine
+
+    accounting.LINGER_SECONDS = args.linger
+    if args.trace:
+        tracemalloc.start(args.frames)
+    engine = Engine(Settings())
+    engine.accounting.linger = args.linger
+    me = psutil.Process()
+    task = asyncio.create_task(engine.run())
+    helpers: list[asyncio.Task[None]] = []  # held: the loop keeps only weak references
+    if args.trim:
+        from bwmon.core.heap import trim_forever
+
+        helpers.append(asyncio.create_task(trim_forever()))
+    start = time.monotonic()
+    base: tracemalloc.Snapshot | None = None
+    base_types: Counter[str] | None = None
+    filters = [tracemalloc.Filter(False, tracemalloc.__file__),
+               tracemalloc.Filter(False, "<frozen importlib._bootstrap*>")]
+    while time.monotonic() - start < args.minutes * 60:
+        await asyncio.sleep(args.every)
+        el = time.monotonic() - start
+        kids = sum(c.memory_info().rss for c in me.children(recursive=True))
+        cur, _ = tracemalloc.get_traced_memory()
+        print(f"\n=== {args.label} {el:5.0f} s  rss {me.memory_info().rss / 2**20:.1f} MiB  "
+              f"children {kids / 2**20:.1f} MiB  traced {cur / 2**20:.1f} MiB  "
+              f"ticks {engine.tick_count}  blocks {sys.getallocatedblocks()}",
+              flush=True)
+        print("  " + "  ".join(f"{k}={v}" for k, v in _sizes(engine).items()), flush=True)
+        if args.types:
+            types = Counter(type(o).__qualname__ for o in gc.get_objects())
+            if base_types is None:
+                base_types = types
+            else:
+                grew = sorted(((n - base_types.get(t, 0), t) for t, n in types.items()),
+                              reverse=True)[: args.top]
+                print("  grew: " + "  ".join(f"{t}{d:+d}" for d, t in grew if d), flush=True)
+        if not args.trace:
+            continue
+        snap = tracemalloc.take_snapshot().filter_traces(filters)
+        if base is None and el >= args.base:
+            base = snap
+            continue
+        if base is not None:
+            print("  largest now:", flush=True)
+            for st in snap.statistics("lineno")[: args.top]:
+                print(f"  {st.size / 1024:9.1f} KiB {st.count:7d}  "
+                      f"{st.traceback[0].filename.replace(str(REPO) + '/', '')}:"
+                      f"{st.traceback[0].lineno}", flush=True)
+            print("  grew since the baseline:", flush=True)
+            for stat in snap.compare_to(base, "lineno")[: args.top]:
+                print(f"  {stat.size_diff / 1024:+9.1f} KiB {stat.count_diff:+7d}  "
+                      f"{stat.traceback[0].filename.replace(str(REPO) + '/', '')}:"
+                      f"{stat.traceback[0].lineno}", flush=True)
+    engine.stop()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(task, 10)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=12.0)
+    ap.add_argument("--every", type=float, default=60.0)
+    ap.add_argument("--base", type=float, default=120.0, help="seconds before the baseline")
+    ap.add_argument("--linger", type=float, default=120.0)
+    ap.add_argument("--rate", type=int, default=20)
+    ap.add_argument("--top", type=int, default=15)
+    ap.add_argument("--frames", type=int, default=1)
+    ap.add_argument("--no-trace", dest="trace", action="store_false",
+                    help="no tracemalloc (RSS as a real run has it)")
+    ap.add_argument("--ab", action="store_true",
+                    help="two engines, untraced, one trimming the heap (bwmon.core.heap)")
+    ap.add_argument("--types", action="store_true",
+                    help="also count the gc-tracked objects by type and print what grew")
+    ap.add_argument("--trim", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--label", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.inner:
+        asyncio.run(inner(args))
+        return
+    from bench_soak import PY, TRAFFIC, churn
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up when stopped
+
+    from tests.helpers.netns import NetNS
+
+    with NetNS(prefix="bwtrace") as ns:
+        procs: list[subprocess.Popen[bytes]] = [
+            ns.popen([PY, TRAFFIC, "sink", "--port", "7001", "--reply", "20000"],
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+        try:
+            time.sleep(1)
+            procs += churn(ns, args.rate, 5.0)
+            env = dict(os.environ, PYTHONPATH=str(REPO), BWMON_GENERAL__INTERVAL="1")
+            variants = ([["--no-trace", "--label", "plain"],
+                         ["--no-trace", "--trim", "--label", "trim"]] if args.ab else [[]])
+            subs = [ns.popen([PY, __file__, "--inner", *sys.argv[1:], *v], env=env, cwd=REPO)
+                    for v in variants]
+            for sub in subs:
+                sub.wait()
+        finally:
+            for p in procs:
+                with contextlib.suppress(ProcessLookupError):
+                    p.kill()
+                p.wait()
+
+
+if __name__ == "__main__":
+    main()
