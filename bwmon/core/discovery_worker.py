@@ -140,6 +140,22 @@ class RemoteSink(Protocol):
     def set_source_status(self, status: SourceStatus) -> None: ...
 
 
+# Owners reported, one ProcKey object each: owner memory holds an entry per end (tens of
+# thousands under churn) but few distinct owners. Cleared when it exceeds this many.
+OWNERS_MAX = 4096
+_owners: dict[tuple[int, int], ProcKey] = {}
+
+
+def _owner(pid: int, start: int) -> ProcKey:
+    """The one ProcKey of a reported owner (a new one per report cost ~100 bytes an end)."""
+    key = _owners.get((pid, start))
+    if key is None:
+        if len(_owners) >= OWNERS_MAX:
+            _owners.clear()
+        key = _owners[(pid, start)] = ProcKey(pid, start)
+    return key
+
+
 def _info(owner: ProcKey, fields: list[Any]) -> ProcessInfo:
     """A process's facts from a report, its strings interned: churn brings many processes of
     one program (same name, user, often the same command line)."""
@@ -153,7 +169,7 @@ def _dispatch(line: bytes, sink: RemoteSink,
     try:
         msg = json.loads(line)
         if "o" in msg:
-            owner = ProcKey(*msg["p"])
+            owner = _owner(*msg["p"])
             info = None if msg["i"] is None else _info(owner, msg["i"])
             proto, local, lport, remote, rport = msg["o"]
             # interned: owner memory holds tens of thousands of these under churn

@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from bwmon.core import discovery_worker
 from bwmon.core.accounting import Accounting
 from bwmon.core.attribution import Attributor, EndKey, EndUsage
 from bwmon.core.config import Settings
@@ -135,6 +138,30 @@ def test_worker_reports_intern_the_facts_of_processes_of_one_program() -> None:
         _dispatch(json.dumps(line).encode(), Sink(), lambda *a: None)  # type: ignore[arg-type]
     a, b = got
     assert a.cmdline is b.cmdline and a.name is b.name and a.user is b.user
+
+
+def test_worker_reports_share_one_key_per_owner(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Owner memory keeps an entry per end; the ends of one owner share its key object."""
+    monkeypatch.setattr(discovery_worker, "OWNERS_MAX", 8)
+    monkeypatch.setattr(discovery_worker, "_owners", {})
+    owners: list[ProcKey] = []
+
+    class Sink:
+        def remember_owner(self, end: EndKey, owner: ProcKey,
+                           info: ProcessInfo | None = None) -> None:
+            owners.append(owner)
+
+        def flow_ended(self, entry: ConntrackEntry) -> None: ...
+        def set_source_status(self, status: object) -> None: ...
+
+    for port in range(40000, 40100):  # one busy owner, and a new process every 10 ends
+        for pid in (7, port // 10):
+            line = {"o": ["tcp", "127.0.0.1", port, "127.0.0.1", 7001], "p": [pid, 5], "i": None}
+            _dispatch(json.dumps(line).encode(), Sink(), lambda *a: None)  # type: ignore[arg-type]
+    sevens = [o for o in owners if o.pid == 7]
+    assert all(o == ProcKey(7, 5) for o in sevens)
+    assert len({id(o) for o in sevens}) <= 100 // 8 + 1  # shared, re-made only after a clear
+    assert len(discovery_worker._owners) <= 8
 
 
 async def test_engine_forgets_exited_clients_after_linger(tmp_path: Path) -> None:
