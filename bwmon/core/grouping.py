@@ -8,6 +8,9 @@ from collections.abc import Sequence
 from bwmon.core.config import GroupSettings
 from bwmon.core.model import ProcessInfo
 
+# Command lines whose app is cached (~300 B each); more live rows than this only cost
+# a regex search per row per tick. A host churning unique command lines stays bounded.
+APP_CACHE_MAX = 8192
 
 class Grouper:
     """Maps a process to an app name.
@@ -49,7 +52,7 @@ class Grouper:
                     app = info.exe_base or info.name or info.cmdline
                 else:
                     app = info.cmdline or info.name
-            if len(self._cache) > 50_000:
+            if len(self._cache) >= APP_CACHE_MAX:  # bounded: command lines churn for ever
                 self._cache.clear()
             self._cache[key] = app
         return app

@@ -191,3 +191,14 @@ async def test_engine_forgets_exited_clients_after_linger(tmp_path: Path) -> Non
         await e.tick()
     assert e.accounting.live_processes() == []
     assert e.procs._info == {}
+
+
+def test_app_cache_stays_bounded_under_command_line_churn() -> None:
+    from bwmon.core.grouping import APP_CACHE_MAX, Grouper
+    from bwmon.core.model import ProcessInfo, ProcKey
+
+    grouper = Grouper([], auto_group=True)
+    for i in range(APP_CACHE_MAX * 2 + 10):  # a job with a unique command line each run
+        info = ProcessInfo(ProcKey(i, i), "job", f"/usr/bin/job --run {i}", "root", 0, "job")
+        assert grouper.app_of(info) == "job"
+    assert len(grouper._cache) <= APP_CACHE_MAX
