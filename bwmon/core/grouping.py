@@ -12,6 +12,7 @@ from bwmon.core.model import ProcessInfo
 # a regex search per row per tick. A host churning unique command lines stays bounded.
 APP_CACHE_MAX = 8192
 
+
 class Grouper:
     """Maps a process to an app name.
 
