@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from rich.text import Text
+from textual.cache import LRUCache
 from textual.message import Message
 from textual.widgets import DataTable
 
@@ -60,6 +61,20 @@ def row_matches(row: AppRow, pattern: re.Pattern[str] | None) -> bool:
         pattern.search(p.cmdline) for p in row.processes)
 
 
+# Render caches of the table, in entries: DataTable sizes them for big static tables (10,000
+# cells); here most cells change every tick, so stale entries only filled them (~9 MiB with
+# 50 rows, bench/tui_trace.py). A screen shows < 100 rows: twice that is plenty.
+RENDER_CACHES = {"_cell_render_cache": 1000, "_row_render_cache": 200, "_line_cache": 200}
+
+
+def _shrink_render_caches(table: DataTable[Text]) -> None:
+    """Cap DataTable's private render caches; a Textual without them is left alone."""
+    for name, size in RENDER_CACHES.items():
+        cache = getattr(table, name, None)
+        if isinstance(cache, LRUCache):
+            cache.maxsize = size
+
+
 class AppTable(DataTable[Text]):
     """DataTable of AppRows with sticky sort, in-place updates and a row cap."""
 
@@ -71,6 +86,7 @@ class AppTable(DataTable[Text]):
 
     def __init__(self, *, max_rows: int = 200, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False, cell_padding=1)
+        _shrink_render_caches(self)
         self.max_rows = max_rows
         self.sort_column = "rate_in"
         self.sort_reverse = True  # numeric columns start biggest first

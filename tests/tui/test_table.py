@@ -170,3 +170,21 @@ async def test_selected_row_fills_the_detail_pane(app: BwmonApp) -> None:
         await pilot.press("down")
         body = app.query_one(DetailPane).body_plain
         assert "/usr/bin/chromium" in body
+
+
+async def test_render_caches_stay_small_while_every_cell_changes(controller: object) -> None:
+    """Fifty rows whose cells all change each tick: DataTable's render caches must not keep
+    thousands of stale cells (they were ~9 MiB of the TUI's memory)."""
+    from bwmon.tui.app_table import RENDER_CACHES
+    from bwmon.tui.controller import RecordingController
+
+    assert isinstance(controller, RecordingController)
+    feed = ManualFeed()
+    app = BwmonApp(feed, controller, is_root=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        for tick in range(40):
+            feed.push(demo_snapshot(tick, 50))
+            await pilot.pause()
+        assert len(app.table.rows) >= 50
+        for name, size in RENDER_CACHES.items():
+            assert 0 < len(getattr(app.table, name)) <= size
