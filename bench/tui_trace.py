@@ -27,6 +27,10 @@ async def main(args: argparse.Namespace) -> None:
 
     if args.trace:
         tracemalloc.start(args.frames)
+    if args.textual_caches:  # the baseline: DataTable's render caches at Textual's sizes
+        from bwmon.tui import app_table
+
+        app_table._shrink_render_caches = lambda table: None
     app = demo_app(Settings(), args.rows)
     me = psutil.Process()
     base: tracemalloc.Snapshot | None = None
@@ -57,4 +61,6 @@ if __name__ == "__main__":
     ap.add_argument("--top", type=int, default=20)
     ap.add_argument("--frames", type=int, default=1)
     ap.add_argument("--no-trace", dest="trace", action="store_false")
+    ap.add_argument("--textual-caches", action="store_true",
+                    help="leave DataTable's render caches at Textual's sizes (the baseline)")
     asyncio.run(main(ap.parse_args()))
