@@ -67,6 +67,11 @@ class _EndTotals:
     seen: float = 0.0
     open: int = 0  # open usages of this end (an open end never expires)
 
+    def add(self, u: EndUsage, now: float) -> None:
+        self.total_in += u.d_in
+        self.total_out += u.d_out
+        self.seen = now
+
 
 @dataclass(slots=True)
 class _Placed:
@@ -177,69 +182,28 @@ class Accounting:
             self._unplace(u)
         unattributed = self._apps.setdefault(UNATTRIBUTED, _Acc())
         forwarded = self._apps.setdefault(FORWARDED, _Acc())
-        host_in = host_out = loop = 0
         added = list(added)
-        opened = self._open
+        moved: list[EndUsage] = []
         for old, u in replaced:
-            placed = opened.pop(id(old), None)
-            if placed is None or not u.open:  # not counted (yet), or its flow ended
-                if placed is not None:
-                    opened[id(old)] = placed
-                    self._unplace(old)
-                added.append(u)
-                continue
-            end_tot = placed.ends
-            if u.end is not None:
-                if not u.loopback:
-                    host_in += u.d_in
-                    host_out += u.d_out
-                elif u.end.local == u.entry.orig.src and u.end.lport == u.entry.orig.sport:
-                    loop += u.d_in + u.d_out
-                    host_in += u.d_in
-                    host_out += u.d_out
-                if end_tot is not None:
-                    end_tot.total_in += u.d_in
-                    end_tot.total_out += u.d_out
-                    end_tot.seen = now
-            else:
-                host_in += u.d_in
-                host_out += u.d_out
-            if u.d_in or u.d_out:
-                for acc in placed.accs:
-                    acc.add(u.d_in, u.d_out)
-                    acc.last_active = now
-                if placed.owner is not None:
-                    placed.accs[1].procs.add(placed.owner)
-            placed.usage = u
-            opened[id(u)] = placed
-            app = placed.app
-            if app is not None and u.end is not None:
-                self._app_ends[app][u.end] = u
-                touched = self._touched.get(app)
-                if touched is None:
-                    touched = self._touched[app] = set()
-                touched.add(u.end)
+            (moved if self._replace(old, u, now) else added).append(u)
         for u in added:
-            # host totals: each flow once — from its initiator's side when that end is local
             end_tot = None
-            if u.end is None:
-                host_in += u.d_in
-                host_out += u.d_out
-            else:
-                if not u.loopback:
-                    host_in += u.d_in
-                    host_out += u.d_out
-                elif u.end.local == u.entry.orig.src and u.end.lport == u.entry.orig.sport:
-                    loop += u.d_in + u.d_out
-                    host_in += u.d_in
-                    host_out += u.d_out
+            if u.end is not None:
                 end_tot = self._ends.get(u.end)
                 if end_tot is None:
                     end_tot = self._ends[u.end] = _EndTotals()
-                end_tot.total_in += u.d_in
-                end_tot.total_out += u.d_out
-                end_tot.seen = now
+                end_tot.add(u, now)
             self._place(u, end_tot, now)
+        host_in = host_out = loop = 0
+        for usages in (moved, added):
+            for u in usages:  # host totals: each flow once, from its initiator's side if local
+                if u.end is None or not u.loopback:
+                    host_in += u.d_in
+                    host_out += u.d_out
+                elif u.end.local == u.entry.orig.src and u.end.lport == u.entry.orig.sport:
+                    loop += u.d_in + u.d_out
+                    host_in += u.d_in
+                    host_out += u.d_out
         for acc in (unattributed, forwarded):
             if acc.flows:
                 acc.last_active = now
@@ -260,6 +224,36 @@ class Accounting:
             self._expire(now)
             self._next_expire = now + self.linger / 8
         return apps, procs, self.host, filtered
+
+    def _replace(self, old: EndUsage, u: EndUsage, now: float) -> bool:
+        """Count `u` where `old` (same end and owner, still open) was counted: only its bytes
+        change. False when it cannot be: `old` was not counted, or `u`'s flow ended (then
+        `old` is taken out and `u` must be placed as a new usage)."""
+        opened = self._open
+        placed = opened.pop(id(old), None)
+        if placed is None or not u.open:
+            if placed is not None:
+                opened[id(old)] = placed
+                self._unplace(old)
+            return False
+        if placed.ends is not None:
+            placed.ends.add(u, now)
+        if u.d_in or u.d_out:
+            for acc in placed.accs:
+                acc.add(u.d_in, u.d_out)
+                acc.last_active = now
+            if placed.owner is not None:
+                placed.accs[1].procs.add(placed.owner)
+        placed.usage = u
+        opened[id(u)] = placed
+        app = placed.app
+        if app is not None and u.end is not None:
+            self._app_ends[app][u.end] = u
+            touched = self._touched.get(app)
+            if touched is None:
+                touched = self._touched[app] = set()
+            touched.add(u.end)
+        return True
 
     def _row_of(self, owner: ProcKey) -> tuple[str, bool]:
         cached = self._shown.get(owner)
