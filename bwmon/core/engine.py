@@ -17,6 +17,7 @@ from bwmon.core.attribution import Attributor, EndKey, EndUsage
 from bwmon.core.config import GroupSettings, Settings
 from bwmon.core.feed import Publisher
 from bwmon.core.flows import FlowDelta, FlowTracker
+from bwmon.core.gcpause import collection_deferred
 from bwmon.core.grouping import Grouper, MonitorFilters, ProcessFilter
 from bwmon.core.model import (
     ConntrackEntry,
@@ -205,6 +206,10 @@ class Engine(Publisher):
 
     async def tick(self) -> Snapshot:
         """Read every source once, account, publish and return the snapshot."""
+        with collection_deferred():
+            return await self._tick()
+
+    async def _tick(self) -> Snapshot:
         self.tick_count += 1
         tick = self.tick_count
         entries = await self._read_conntrack()
