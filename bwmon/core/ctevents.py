@@ -17,7 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bwmon.core.conntrack import TOOL_FIX, parse_line, tool_argv
+from bwmon.core.conntrack import parse_line
+from bwmon.core.conntrack_source import TOOL_FIX, tool_argv
 from bwmon.core.model import ConntrackEntry
 
 __all__ = ["EVENT_KINDS", "ConntrackEvents", "CtEvent", "parse_event_line"]

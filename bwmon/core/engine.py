@@ -60,7 +60,7 @@ class Engine(Publisher):
             history_capacity=max(10, int(g.history_seconds / g.interval)),
             log_capacity=settings.tui.log_lines,
         )
-        from bwmon.core.conntrack import ConntrackSource
+        from bwmon.core.conntrack_source import ConntrackSource
         from bwmon.core.processes import ProcessTable
 
         self.settings = settings
@@ -276,7 +276,7 @@ class Engine(Publisher):
                 cache.owner_died(key)
 
     async def _read_conntrack(self) -> list[ConntrackEntry] | None:
-        from bwmon.core.conntrack import SourceError
+        from bwmon.core.conntrack_source import SourceError
 
         try:
             entries = await self.conntrack.read()

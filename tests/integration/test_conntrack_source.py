@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bwmon.core.conntrack import ConntrackSource
+from bwmon.core.conntrack_source import ConntrackSource
 from bwmon.core.model import ConntrackEntry
 from tests.conftest import TRAFFIC
 from tests.helpers.netns import NetNS

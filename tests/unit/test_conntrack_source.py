@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bwmon.core import conntrack
-from bwmon.core.conntrack import ConntrackSource, SourceError, parse_conntrack
+from bwmon.core import conntrack_source
+from bwmon.core.conntrack import parse_conntrack
+from bwmon.core.conntrack_source import ConntrackSource, SourceError
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures" / "conntrack"
 
@@ -83,11 +84,11 @@ async def test_unreadable_file_says_run_as_root(tmp_path: Path,
     def refuse(*args: object, **kw: object) -> object:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(conntrack.aiofiles, "open", refuse)
+    monkeypatch.setattr(conntrack_source.aiofiles, "open", refuse)
     src = ConntrackSource(proc_tree(tmp_path, "nf_conntrack"))
     with pytest.raises(SourceError) as err:
         await src.read()
-    assert err.value.fix == conntrack.ROOT_FIX and "permission denied" in str(err.value)
+    assert err.value.fix == conntrack_source.ROOT_FIX and "permission denied" in str(err.value)
 
 
 async def test_vanished_file_falls_back_to_the_tool(tmp_path: Path) -> None:
