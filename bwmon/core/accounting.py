@@ -8,11 +8,12 @@ Time is an argument; nothing here reads a clock.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from bwmon.core.attribution import EndKey, EndUsage
+from bwmon.core.connections import MAX_CONNECTIONS as MAX_CONNECTIONS
+from bwmon.core.connections import AppConnections
 from bwmon.core.grouping import Grouper, MonitorFilters, ProcessFilter
 from bwmon.core.model import (
     FORWARDED,
@@ -31,8 +32,6 @@ from bwmon.core.model import (
 
 # A row without traffic or open flows disappears after this many seconds.
 LINGER_SECONDS = 120.0
-# Connections listed per app row (largest first) for the detail pane.
-MAX_CONNECTIONS = 50
 
 
 @dataclass(slots=True)
@@ -84,10 +83,6 @@ class _Placed:
     ends: _EndTotals | None
 
 
-def _fmt_endpoint(addr: str, port: int) -> str:
-    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
-
-
 class Accounting:
     """Accumulates usage across ticks and builds rows.
 
@@ -116,9 +111,7 @@ class Accounting:
         self._ends: dict[EndKey, _EndTotals] = {}
         self._info: dict[ProcKey, ProcessInfo] = {}
         self._open: dict[int, _Placed] = {}
-        self._app_ends: dict[str, dict[EndKey, EndUsage]] = {}  # open, shown ends per app
-        self._top: dict[str, list[EndKey]] = {}  # per app: the ends its connection list shows
-        self._touched: dict[str, set[EndKey]] = {}  # per app: ends added this tick
+        self._conns = AppConnections()
         self._shown: dict[ProcKey, tuple[str, bool]] = {}
         self._next_expire = 0.0
         self._info_fn: Callable[[ProcKey], ProcessInfo | None] = lambda key: None
@@ -176,7 +169,7 @@ class Accounting:
         for acc in (*self._procs.values(), *self._apps.values(), *self._pipes.values()):
             acc.reset_tick()
         self.filtered.reset_tick()
-        self._touched = {}
+        self._conns.new_tick()
         self._info_fn = info
         for u in closed:
             self._unplace(u)
@@ -246,13 +239,8 @@ class Accounting:
                 placed.accs[1].procs.add(placed.owner)
         placed.usage = u
         opened[id(u)] = placed
-        app = placed.app
-        if app is not None and u.end is not None:
-            self._app_ends[app][u.end] = u
-            touched = self._touched.get(app)
-            if touched is None:
-                touched = self._touched[app] = set()
-            touched.add(u.end)
+        if placed.app is not None and u.end is not None:
+            self._conns.put(placed.app, u.end, u)
         return True
 
     def _row_of(self, owner: ProcKey) -> tuple[str, bool]:
@@ -308,8 +296,7 @@ class Accounting:
             aacc = accs[1]
             aacc.open_procs[owner] = aacc.open_procs.get(owner, 0) + 1
             if u.end is not None:
-                self._app_ends.setdefault(app, {})[u.end] = u
-                self._touched.setdefault(app, set()).add(u.end)
+                self._conns.put(app, u.end, u)
         if end_tot is not None:
             end_tot.open += 1
         self._open[id(u)] = _Placed(u, accs, owner, app, end_tot)
@@ -328,11 +315,8 @@ class Accounting:
                 aacc.open_procs[placed.owner] = left
             else:
                 aacc.open_procs.pop(placed.owner, None)
-            ends = self._app_ends.get(placed.app)
-            if ends is not None and u.end is not None and ends.get(u.end) is u:
-                del ends[u.end]
-                if not ends:
-                    del self._app_ends[placed.app]
+            if u.end is not None:
+                self._conns.remove(placed.app, u.end, u)
         if placed.ends is not None:
             placed.ends.open -= 1
 
@@ -380,36 +364,11 @@ class Accounting:
         return tuple(rows)
 
     def _connections(self, app: str) -> tuple[Connection, ...]:
-        """The app's open connections, largest first, at most MAX_CONNECTIONS of them.
+        return self._conns.listed(app, self._end_totals)
 
-        Totals only grow, so an end outside the previous list can only enter it if it moved
-        bytes this tick: the list is redone from the previous one plus this tick's ends, and
-        from every open end only when one of the listed ends closed.
-        """
-        ends = self._app_ends.get(app)
-        if not ends:
-            self._top.pop(app, None)
-            return ()
-        totals = self._ends
-        top = self._top.get(app)
-        if len(ends) <= MAX_CONNECTIONS or top is None or any(k not in ends for k in top):
-            candidates: Iterable[EndKey] = ends
-        else:
-            candidates = set(top).union(self._touched.get(app, ()))
-
-        def size(k: EndKey) -> int:
-            t = totals[k]
-            return t.total_in + t.total_out
-
-        chosen = heapq.nlargest(MAX_CONNECTIONS, candidates, key=size)
-        self._top[app] = chosen
-        out = []
-        for k in chosen:
-            t, u = totals[k], ends[k]
-            out.append(Connection(k.proto, _fmt_endpoint(k.local, k.lport),
-                                  _fmt_endpoint(k.remote, k.rport), t.total_in, t.total_out,
-                                  u.entry.state))
-        return tuple(out)
+    def _end_totals(self, end: EndKey) -> tuple[int, int]:
+        t = self._ends[end]
+        return t.total_in, t.total_out
 
     def _process_rows(self, now: float, rate: Callable[[int], float]) -> tuple[ProcessRow, ...]:
         rows: list[ProcessRow] = []
@@ -453,8 +412,7 @@ class Accounting:
         for name in [k for k, a in self._apps.items() if a.last_active < horizon and not a.flows]:
             if name not in (UNATTRIBUTED, FORWARDED):
                 del self._apps[name]
-        for app in [a for a in self._top if a not in self._apps]:
-            del self._top[app]
+        self._conns.forget_apps(self._apps.__contains__)
         if len(self._info) > len(self._procs) + 1024:
             self._info = {k: v for k, v in self._info.items() if k in self._procs}
             self._shown = {k: v for k, v in self._shown.items() if k in self._info}
