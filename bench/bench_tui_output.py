@@ -1,7 +1,8 @@
 """Terminal output of bwmon-tui beside nethogs, on the same screen with real traffic (root only).
 
     python3 bench/bench_tui_output.py [--procs 50] [--size 120x40] [--seconds 20] [--warmup 5]
-                                      [--rounds 1]
+                                      [--rounds 1] [--baseline DIR] [--no-plain]
+                                      [--record FRAMES.jsonl]
 
 Two private network namespaces joined by a veth pair: a sink in one, and PROCS client
 processes in the other, each with a distinctive command line (`--tag app-NN`) and its own
@@ -12,6 +13,11 @@ and `nethogs -d 1` on the veth run in a pseudo-terminal of the given size; after
 it counts the bytes each writes to the terminal and its CPU time over `--seconds`.
 bench_tui.py measures bwmon-tui against a naive Textual table on made-up data; this one
 measures it against the reference tool on a real workload.
+
+`--baseline DIR` also measures the bwmon-tui of another checkout (e.g. `git archive` of the
+previous commit unpacked in DIR), in the same rounds, for a before/after ratio on one load.
+`--record FILE` runs bwmon-tui through tests/tui/record_frames.py, which writes every frame
+(what Textual wrote and what was sent) as JSON lines, to split the bytes by screen region.
 """
 
 from __future__ import annotations
@@ -34,6 +40,10 @@ from tests.helpers.netns import NetNS, link  # noqa: E402
 from tests.tui.ptyrun import PtyApp  # noqa: E402
 
 TRAFFIC = str(REPO / "tests" / "helpers" / "traffic.py")
+RECORDER = REPO / "tests" / "tui" / "record_frames.py"
+# bwmon-tui imported from the checkout named by argv[1] (before the current directory).
+BASELINE = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
+            "from bwmon.tui.main import main; sys.exit(main(sys.argv[1:]))")
 
 
 def groups_file(path: Path, procs: int) -> Path:
@@ -86,6 +96,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=1,
                     help="measure each program this many times, interleaved; report the mean")
     ap.add_argument("--warmup", type=float, default=5.0)
+    ap.add_argument("--baseline", type=Path, help="another checkout's bwmon-tui to measure too")
+    ap.add_argument("--no-plain", action="store_true",
+                    help="skip the BWMON_TUI_DIFF=0 measurement")
+    ap.add_argument("--record", type=Path, help="record bwmon-tui's frames to this file")
     args = ap.parse_args()
     cols, lines = (int(x) for x in args.size.split("x"))
     with NetNS(prefix="bwtuo") as a, NetNS(prefix="bwtuo") as b, \
@@ -101,16 +115,24 @@ def main() -> None:
         env = {"BWMON_GENERAL__INTERVAL": "1", "BWMON_GENERAL__CPU_BUDGET": "0"}
         try:
             time.sleep(3)
-            tui = a.argv(sys.executable, "-m", "bwmon.tui.main", "--config", str(config))
-            runs: dict[str, list[tuple[float, float]]] = {"ours": [], "plain": [], "hogs": []}
-            for _ in range(args.rounds):  # interleaved, so load changes hit all three alike
+            start = ([str(RECORDER), str(args.record.resolve())] if args.record
+                     else ["-m", "bwmon.tui.main"])
+            tui = a.argv(sys.executable, *start, "--config", str(config))
+            runs: dict[str, list[tuple[float, float]]] = {
+                "ours": [], "plain": [], "hogs": [], "base": []}
+            for _ in range(args.rounds):  # interleaved, so load changes hit all alike
                 runs["ours"].append(measure(tui, b"app-", (cols, lines), args.warmup,
                                             args.seconds, env))
-                runs["plain"].append(measure(tui, b"app-", (cols, lines), args.warmup,
-                                             args.seconds, {**env, "BWMON_TUI_DIFF": "0"}))
+                if args.baseline:
+                    runs["base"].append(measure(
+                        a.argv(sys.executable, "-c", BASELINE, str(args.baseline.resolve()),
+                               "--config", str(config)),
+                        b"app-", (cols, lines), args.warmup, args.seconds, env))
+                if not args.no_plain:
+                    runs["plain"].append(measure(tui, b"app-", (cols, lines), args.warmup,
+                                                 args.seconds, {**env, "BWMON_TUI_DIFF": "0"}))
                 runs["hogs"].append(measure(a.argv("nethogs", "-d", "1", veth), b"NetHogs",
                                             (cols, lines), args.warmup, args.seconds, env))
-            ours, plain, hogs = (mean(runs[k]) for k in ("ours", "plain", "hogs"))
         finally:
             for p in [sink, *procs]:
                 with contextlib.suppress(ProcessLookupError):
@@ -119,16 +141,30 @@ def main() -> None:
     print(f"{args.procs} client processes moving traffic, {args.size}, window {args.seconds:g} s "
           f"after {args.warmup:g} s warm-up, {args.rounds} round(s), "
           f"load average {os.getloadavg()[0]:.1f}\n")
-    print("| program | bytes/s to the terminal | CPU ms per second |")
-    print("|---|---:|---:|")
-    print(f"| bwmon-tui (1 s ticks) | {ours[0]:.0f} | {ours[1]:.1f} |")
-    print(f"| bwmon-tui, BWMON_TUI_DIFF=0 (Textual's output) | {plain[0]:.0f} | "
-          f"{plain[1]:.1f} |")
-    print(f"| nethogs -d 1 | {hogs[0]:.0f} | {hogs[1]:.1f} |")
-    print(f"| **ratio bwmon-tui / nethogs** | **{ours[0] / hogs[0]:.2f}** | "
-          f"**{ours[1] / hogs[1]:.2f}** |")
-    print(f"| ratio bwmon-tui / BWMON_TUI_DIFF=0 | {ours[0] / plain[0]:.2f} | "
-          f"{ours[1] / plain[1]:.2f} |")
+    report(runs)
+
+
+def report(runs: dict[str, list[tuple[float, float]]]) -> None:
+    """The means as a Markdown table, with each round's bytes/s, and the ratios."""
+    names = {"ours": "bwmon-tui (1 s ticks)", "base": "bwmon-tui of --baseline",
+             "plain": "bwmon-tui, BWMON_TUI_DIFF=0 (Textual's output)",
+             "hogs": "nethogs -d 1"}
+    print("| program | bytes/s to the terminal | (each round) | CPU ms per second |")
+    print("|---|---:|---:|---:|")
+    for key, name in names.items():
+        if runs[key]:
+            b, c = mean(runs[key])
+            rounds = " / ".join(f"{x:.0f}" for x, _ in runs[key])
+            print(f"| {name} | {b:.0f} | {rounds} | {c:.1f} |")
+    ours = mean(runs["ours"])
+    for key, name in (("hogs", "**ratio bwmon-tui / nethogs**"),
+                      ("base", "ratio bwmon-tui / baseline"),
+                      ("plain", "ratio bwmon-tui / BWMON_TUI_DIFF=0")):
+        if runs[key]:
+            other = mean(runs[key])
+            each = " / ".join(f"{o[0] / t[0]:.2f}" for o, t in zip(runs["ours"], runs[key],
+                                                                   strict=True))
+            print(f"| {name} | {ours[0] / other[0]:.2f} | {each} | {ours[1] / other[1]:.2f} |")
 
 
 if __name__ == "__main__":
