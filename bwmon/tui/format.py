@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from bwmon.core.units import human_bytes, human_rate
 
-__all__ = ["clock", "human_bytes", "human_rate", "trend"]
+__all__ = ["clock", "human_bytes", "human_rate", "shown_bytes", "trend"]
 
 _BLOCKS = "▁▂▃▄▅▆▇█"
 
@@ -38,6 +38,17 @@ def bucketed(values: Sequence[float], width: int) -> list[float]:
     size = len(data) / width
     return [max(data[int(i * size):max(int(i * size) + 1, int((i + 1) * size))])
             for i in range(width)]
+
+
+_PREFIX = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
+           "PiB": 1 << 50}
+
+
+def shown_bytes(value: float) -> float:
+    """The figure `human_bytes(value)` shows, as bytes: what the table sorts by, so rows that
+    show the same figure do not swap places on differences too small to see."""
+    number, unit = human_bytes(value).split()
+    return float(number) * _PREFIX[unit]
 
 
 def clock(epoch: float) -> str:
