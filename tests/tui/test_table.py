@@ -223,3 +223,22 @@ async def test_rows_showing_the_same_rate_keep_their_places(controller: object) 
         feed.push(tick(5, 3000.0, 1000.0) if first[0] == "beta" else tick(5, 1000.0, 3000.0))
         await pilot.pause()
         assert names(app) == first[::-1]
+
+
+async def test_trend_shows_the_last_eight_ticks_when_ticks_run_late(
+        controller: object) -> None:
+    """Ticks 1.2 s apart on a loaded machine (each reporting ~1 s elapsed): the trend still
+    has a bar for each of the last 8 ticks, not a gap that comes and goes at its left end."""
+    from bwmon.tui.app_table import TREND_WIDTH
+    from bwmon.tui.controller import RecordingController
+
+    assert isinstance(controller, RecordingController)
+    base = demo_snapshot(5, 3)
+    feed = ManualFeed()
+    app = BwmonApp(feed, controller, is_root=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        for n in range(12):
+            feed.push(dataclasses.replace(base, seq=n, time=base.time + 1.2 * n, elapsed=1.0))
+            await pilot.pause()
+        trend = app.table.get_cell(base.apps[0].name, "trend").plain
+        assert len(trend) == TREND_WIDTH and " " not in trend, repr(trend)
