@@ -18,18 +18,25 @@ measures it against the reference tool on a real workload.
 previous commit unpacked in DIR), in the same rounds, for a before/after ratio on one load.
 `--record FILE` runs bwmon-tui through tests/tui/record_frames.py, which writes every frame
 (what Textual wrote and what was sent) as JSON lines, to split the bytes by screen region.
+
+`--replay TICKS.jsonl` needs no root and no traffic: it replays snapshots recorded with
+`bwmon run --json` (one per second, times shifted to now) into this checkout's bwmon-tui and,
+with `--baseline DIR`, into the other's. Every run sees the same data, so the before/after
+ratio does not depend on how the machine's load starved the traffic clients.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -84,6 +91,90 @@ def measure(command: list[str], ready: bytes, size: tuple[int, int], warmup: flo
         app.close()
 
 
+def replay_child(tree: str, ticks: str) -> None:
+    """Child process: bwmon-tui of checkout `tree`, fed the snapshots of `ticks` once a
+    second, in a loop (`bwmon run --json` lines; other lines are skipped)."""
+    sys.path.insert(0, tree)
+    import asyncio
+
+    from bwmon.core.config import Settings
+    from bwmon.core.feed import ManualFeed
+    from bwmon.core.model import (
+        AppRow,
+        Connection,
+        HostTotals,
+        ProcessInfo,
+        ProcessRow,
+        ProcKey,
+        RowKind,
+        Snapshot,
+        SourceStatus,
+        Totals,
+        Unit,
+    )
+    from bwmon.tui.app import BwmonApp
+    from bwmon.tui.controller import RecordingController
+
+    records = [d for d in map(json.loads, Path(ticks).read_text().splitlines()) if "apps" in d]
+    if os.environ.get("BWMON_BENCH_RECORD"):  # --record: this checkout's frames
+        sys.path.insert(1, str(REPO))
+        from tests.tui.record_frames import install
+        install(Path(os.environ["BWMON_BENCH_RECORD"]))
+
+    def snapshot(d: dict[str, Any], seq: int, now: float) -> Snapshot:
+        infos = {p["pid"]: ProcessInfo(ProcKey(p["pid"], p["start"]), p["name"], p["cmdline"],
+                                       p["user"], p["uid"]) for p in d["processes"]}
+
+        def row(a: dict[str, Any]) -> AppRow:
+            return AppRow(a["name"], RowKind(a["kind"]), Unit(a["unit"]), a["rate_in"],
+                          a["rate_out"], a["total_in"], a["total_out"], a["flows"],
+                          tuple(infos[p] for p in a.get("pids", ()) if p in infos),
+                          tuple(Connection(**c) for c in a.get("connections", ())))
+
+        apps = [row(a) for a in d["apps"]]
+        apps += [row(d[k]) for k in ("unattributed", "forwarded") if isinstance(d.get(k), dict)]
+        procs = tuple(ProcessRow(infos[p["pid"]], p["app"], p["rate_in"], p["rate_out"],
+                                 p["total_in"], p["total_out"], p["flows"])
+                      for p in d["processes"])
+        return Snapshot(seq, now, d["elapsed"], tuple(apps), procs, HostTotals(**d["host"]),
+                        Totals(**d["filtered"]),
+                        tuple(SourceStatus(**x) for x in d.get("sources", ())))
+
+    feed = ManualFeed()
+    stop = asyncio.Event()
+
+    async def run() -> None:
+        seq = 0
+        while not stop.is_set():
+            feed.push(snapshot(records[seq % len(records)], seq, time.time()))
+            seq += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+
+    BwmonApp(feed, RecordingController(Settings(), []), engine_runner=run,
+             engine_stopper=stop.set).run()
+
+
+def replay(args: argparse.Namespace, size: tuple[int, int]) -> None:
+    """The same recorded ticks into this checkout's bwmon-tui and the baseline's."""
+    runs: dict[str, list[tuple[float, float]]] = {"ours": [], "plain": [], "hogs": [],
+                                                  "base": []}
+    trees = {"ours": REPO, "base": args.baseline}
+    for _ in range(args.rounds):
+        for key, tree in trees.items():
+            if tree is not None:
+                command = [sys.executable, str(Path(__file__).resolve()), "--replay-child",
+                           str(tree.resolve()), str(args.replay.resolve())]
+                env = ({"BWMON_BENCH_RECORD": str(args.record.resolve())}
+                       if args.record and key == "ours" else {})
+                runs[key].append(measure(command, b"app-", size, args.warmup, args.seconds,
+                                         env))
+    print(f"replay of {args.replay} ({args.size}, window {args.seconds:g} s after "
+          f"{args.warmup:g} s warm-up, {args.rounds} round(s), "
+          f"load average {os.getloadavg()[0]:.1f})\n")
+    report(runs)
+
+
 def mean(samples: list[tuple[float, float]]) -> tuple[float, float]:
     return (sum(b for b, _ in samples) / len(samples), sum(c for _, c in samples) / len(samples))
 
@@ -100,8 +191,16 @@ def main() -> None:
     ap.add_argument("--no-plain", action="store_true",
                     help="skip the BWMON_TUI_DIFF=0 measurement")
     ap.add_argument("--record", type=Path, help="record bwmon-tui's frames to this file")
+    ap.add_argument("--replay", type=Path, help="replay `bwmon run --json` ticks instead")
+    ap.add_argument("--replay-child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.replay_child:
+        replay_child(*args.replay_child)
+        return
     cols, lines = (int(x) for x in args.size.split("x"))
+    if args.replay:
+        replay(args, (cols, lines))
+        return
     with NetNS(prefix="bwtuo") as a, NetNS(prefix="bwtuo") as b, \
             tempfile.TemporaryDirectory() as tmp:
         _, host_b = link(a, b, index=7)
