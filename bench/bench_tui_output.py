@@ -20,7 +20,8 @@ previous commit unpacked in DIR), in the same rounds, for a before/after ratio o
 (what Textual wrote and what was sent) as JSON lines, to split the bytes by screen region.
 
 `--replay TICKS.jsonl` needs no root and no traffic: it replays snapshots recorded with
-`bwmon run --json` (one per second, times shifted to now) into this checkout's bwmon-tui and,
+`bwmon run --json` (one per second, times shifted to now; `--save-ticks TICKS.jsonl` records
+them on this workload) into this checkout's bwmon-tui and,
 with `--baseline DIR`, into the other's. Every run sees the same data, so the before/after
 ratio does not depend on how the machine's load starved the traffic clients.
 """
@@ -192,6 +193,8 @@ def main() -> None:
                     help="skip the BWMON_TUI_DIFF=0 measurement")
     ap.add_argument("--record", type=Path, help="record bwmon-tui's frames to this file")
     ap.add_argument("--replay", type=Path, help="replay `bwmon run --json` ticks instead")
+    ap.add_argument("--save-ticks", type=Path,
+                    help="only write --seconds ticks of `bwmon run --json` on the workload")
     ap.add_argument("--replay-child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.replay_child:
@@ -214,6 +217,13 @@ def main() -> None:
         env = {"BWMON_GENERAL__INTERVAL": "1", "BWMON_GENERAL__CPU_BUDGET": "0"}
         try:
             time.sleep(3)
+            if args.save_ticks:  # input for --replay: the same workload, as data
+                with args.save_ticks.open("w") as out:
+                    subprocess.run(a.argv(sys.executable, "-m", "bwmon", "run", "--config",
+                                          str(config), "--json", "--interval", "1",
+                                          "--count", str(int(args.seconds))),
+                                   stdout=out, stderr=subprocess.DEVNULL, cwd=REPO, check=True)
+                return
             start = ([str(RECORDER), str(args.record.resolve())] if args.record
                      else ["-m", "bwmon.tui.main"])
             tui = a.argv(sys.executable, *start, "--config", str(config))
