@@ -1,7 +1,8 @@
 """Terminal output of bwmon-tui beside nethogs, on the same screen with real traffic (root only).
 
     python3 bench/bench_tui_output.py [--procs 50] [--size 120x40] [--seconds 20] [--warmup 5]
-                                      [--rounds 1]
+                                      [--rounds 1] [--baseline DIR] [--no-plain]
+                                      [--record FRAMES.jsonl]
 
 Two private network namespaces joined by a veth pair: a sink in one, and PROCS client
 processes in the other, each with a distinctive command line (`--tag app-NN`) and its own
@@ -12,18 +13,31 @@ and `nethogs -d 1` on the veth run in a pseudo-terminal of the given size; after
 it counts the bytes each writes to the terminal and its CPU time over `--seconds`.
 bench_tui.py measures bwmon-tui against a naive Textual table on made-up data; this one
 measures it against the reference tool on a real workload.
+
+`--baseline DIR` also measures the bwmon-tui of another checkout (e.g. `git archive` of the
+previous commit unpacked in DIR), in the same rounds, for a before/after ratio on one load.
+`--record FILE` runs bwmon-tui through tests/tui/record_frames.py, which writes every frame
+(what Textual wrote and what was sent) as JSON lines, to split the bytes by screen region.
+
+`--replay TICKS.jsonl` needs no root and no traffic: it replays snapshots recorded with
+`bwmon run --json` (one per second, times shifted to now; `--save-ticks TICKS.jsonl` records
+them on this workload) into this checkout's bwmon-tui and,
+with `--baseline DIR`, into the other's. Every run sees the same data, so the before/after
+ratio does not depend on how the machine's load starved the traffic clients.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -34,6 +48,10 @@ from tests.helpers.netns import NetNS, link  # noqa: E402
 from tests.tui.ptyrun import PtyApp  # noqa: E402
 
 TRAFFIC = str(REPO / "tests" / "helpers" / "traffic.py")
+RECORDER = REPO / "tests" / "tui" / "record_frames.py"
+# bwmon-tui imported from the checkout named by argv[1] (before the current directory).
+BASELINE = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
+            "from bwmon.tui.main import main; sys.exit(main(sys.argv[1:]))")
 
 
 def groups_file(path: Path, procs: int) -> Path:
@@ -74,6 +92,90 @@ def measure(command: list[str], ready: bytes, size: tuple[int, int], warmup: flo
         app.close()
 
 
+def replay_child(tree: str, ticks: str) -> None:
+    """Child process: bwmon-tui of checkout `tree`, fed the snapshots of `ticks` once a
+    second, in a loop (`bwmon run --json` lines; other lines are skipped)."""
+    sys.path.insert(0, tree)
+    import asyncio
+
+    from bwmon.core.config import Settings
+    from bwmon.core.feed import ManualFeed
+    from bwmon.core.model import (
+        AppRow,
+        Connection,
+        HostTotals,
+        ProcessInfo,
+        ProcessRow,
+        ProcKey,
+        RowKind,
+        Snapshot,
+        SourceStatus,
+        Totals,
+        Unit,
+    )
+    from bwmon.tui.app import BwmonApp
+    from bwmon.tui.controller import RecordingController
+
+    records = [d for d in map(json.loads, Path(ticks).read_text().splitlines()) if "apps" in d]
+    if os.environ.get("BWMON_BENCH_RECORD"):  # --record: this checkout's frames
+        sys.path.insert(1, str(REPO))
+        from tests.tui.record_frames import install
+        install(Path(os.environ["BWMON_BENCH_RECORD"]))
+
+    def snapshot(d: dict[str, Any], seq: int, now: float) -> Snapshot:
+        infos = {p["pid"]: ProcessInfo(ProcKey(p["pid"], p["start"]), p["name"], p["cmdline"],
+                                       p["user"], p["uid"]) for p in d["processes"]}
+
+        def row(a: dict[str, Any]) -> AppRow:
+            return AppRow(a["name"], RowKind(a["kind"]), Unit(a["unit"]), a["rate_in"],
+                          a["rate_out"], a["total_in"], a["total_out"], a["flows"],
+                          tuple(infos[p] for p in a.get("pids", ()) if p in infos),
+                          tuple(Connection(**c) for c in a.get("connections", ())))
+
+        apps = [row(a) for a in d["apps"]]
+        apps += [row(d[k]) for k in ("unattributed", "forwarded") if isinstance(d.get(k), dict)]
+        procs = tuple(ProcessRow(infos[p["pid"]], p["app"], p["rate_in"], p["rate_out"],
+                                 p["total_in"], p["total_out"], p["flows"])
+                      for p in d["processes"])
+        return Snapshot(seq, now, d["elapsed"], tuple(apps), procs, HostTotals(**d["host"]),
+                        Totals(**d["filtered"]),
+                        tuple(SourceStatus(**x) for x in d.get("sources", ())))
+
+    feed = ManualFeed()
+    stop = asyncio.Event()
+
+    async def run() -> None:
+        seq = 0
+        while not stop.is_set():
+            feed.push(snapshot(records[seq % len(records)], seq, time.time()))
+            seq += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+
+    BwmonApp(feed, RecordingController(Settings(), []), engine_runner=run,
+             engine_stopper=stop.set).run()
+
+
+def replay(args: argparse.Namespace, size: tuple[int, int]) -> None:
+    """The same recorded ticks into this checkout's bwmon-tui and the baseline's."""
+    runs: dict[str, list[tuple[float, float]]] = {"ours": [], "plain": [], "hogs": [],
+                                                  "base": []}
+    trees = {"ours": REPO, "base": args.baseline}
+    for _ in range(args.rounds):
+        for key, tree in trees.items():
+            if tree is not None:
+                command = [sys.executable, str(Path(__file__).resolve()), "--replay-child",
+                           str(tree.resolve()), str(args.replay.resolve())]
+                env = ({"BWMON_BENCH_RECORD": str(args.record.resolve())}
+                       if args.record and key == "ours" else {})
+                runs[key].append(measure(command, b"app-", size, args.warmup, args.seconds,
+                                         env))
+    print(f"replay of {args.replay} ({args.size}, window {args.seconds:g} s after "
+          f"{args.warmup:g} s warm-up, {args.rounds} round(s), "
+          f"load average {os.getloadavg()[0]:.1f})\n")
+    report(runs)
+
+
 def mean(samples: list[tuple[float, float]]) -> tuple[float, float]:
     return (sum(b for b, _ in samples) / len(samples), sum(c for _, c in samples) / len(samples))
 
@@ -86,8 +188,22 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=1,
                     help="measure each program this many times, interleaved; report the mean")
     ap.add_argument("--warmup", type=float, default=5.0)
+    ap.add_argument("--baseline", type=Path, help="another checkout's bwmon-tui to measure too")
+    ap.add_argument("--no-plain", action="store_true",
+                    help="skip the BWMON_TUI_DIFF=0 measurement")
+    ap.add_argument("--record", type=Path, help="record bwmon-tui's frames to this file")
+    ap.add_argument("--replay", type=Path, help="replay `bwmon run --json` ticks instead")
+    ap.add_argument("--save-ticks", type=Path,
+                    help="only write --seconds ticks of `bwmon run --json` on the workload")
+    ap.add_argument("--replay-child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.replay_child:
+        replay_child(*args.replay_child)
+        return
     cols, lines = (int(x) for x in args.size.split("x"))
+    if args.replay:
+        replay(args, (cols, lines))
+        return
     with NetNS(prefix="bwtuo") as a, NetNS(prefix="bwtuo") as b, \
             tempfile.TemporaryDirectory() as tmp:
         _, host_b = link(a, b, index=7)
@@ -101,16 +217,31 @@ def main() -> None:
         env = {"BWMON_GENERAL__INTERVAL": "1", "BWMON_GENERAL__CPU_BUDGET": "0"}
         try:
             time.sleep(3)
-            tui = a.argv(sys.executable, "-m", "bwmon.tui.main", "--config", str(config))
-            runs: dict[str, list[tuple[float, float]]] = {"ours": [], "plain": [], "hogs": []}
-            for _ in range(args.rounds):  # interleaved, so load changes hit all three alike
+            if args.save_ticks:  # input for --replay: the same workload, as data
+                with args.save_ticks.open("w") as out:
+                    subprocess.run(a.argv(sys.executable, "-m", "bwmon", "run", "--config",
+                                          str(config), "--json", "--interval", "1",
+                                          "--count", str(int(args.seconds))),
+                                   stdout=out, stderr=subprocess.DEVNULL, cwd=REPO, check=True)
+                return
+            start = ([str(RECORDER), str(args.record.resolve())] if args.record
+                     else ["-m", "bwmon.tui.main"])
+            tui = a.argv(sys.executable, *start, "--config", str(config))
+            runs: dict[str, list[tuple[float, float]]] = {
+                "ours": [], "plain": [], "hogs": [], "base": []}
+            for _ in range(args.rounds):  # interleaved, so load changes hit all alike
                 runs["ours"].append(measure(tui, b"app-", (cols, lines), args.warmup,
                                             args.seconds, env))
-                runs["plain"].append(measure(tui, b"app-", (cols, lines), args.warmup,
-                                             args.seconds, {**env, "BWMON_TUI_DIFF": "0"}))
+                if args.baseline:
+                    runs["base"].append(measure(
+                        a.argv(sys.executable, "-c", BASELINE, str(args.baseline.resolve()),
+                               "--config", str(config)),
+                        b"app-", (cols, lines), args.warmup, args.seconds, env))
+                if not args.no_plain:
+                    runs["plain"].append(measure(tui, b"app-", (cols, lines), args.warmup,
+                                                 args.seconds, {**env, "BWMON_TUI_DIFF": "0"}))
                 runs["hogs"].append(measure(a.argv("nethogs", "-d", "1", veth), b"NetHogs",
                                             (cols, lines), args.warmup, args.seconds, env))
-            ours, plain, hogs = (mean(runs[k]) for k in ("ours", "plain", "hogs"))
         finally:
             for p in [sink, *procs]:
                 with contextlib.suppress(ProcessLookupError):
@@ -119,16 +250,30 @@ def main() -> None:
     print(f"{args.procs} client processes moving traffic, {args.size}, window {args.seconds:g} s "
           f"after {args.warmup:g} s warm-up, {args.rounds} round(s), "
           f"load average {os.getloadavg()[0]:.1f}\n")
-    print("| program | bytes/s to the terminal | CPU ms per second |")
-    print("|---|---:|---:|")
-    print(f"| bwmon-tui (1 s ticks) | {ours[0]:.0f} | {ours[1]:.1f} |")
-    print(f"| bwmon-tui, BWMON_TUI_DIFF=0 (Textual's output) | {plain[0]:.0f} | "
-          f"{plain[1]:.1f} |")
-    print(f"| nethogs -d 1 | {hogs[0]:.0f} | {hogs[1]:.1f} |")
-    print(f"| **ratio bwmon-tui / nethogs** | **{ours[0] / hogs[0]:.2f}** | "
-          f"**{ours[1] / hogs[1]:.2f}** |")
-    print(f"| ratio bwmon-tui / BWMON_TUI_DIFF=0 | {ours[0] / plain[0]:.2f} | "
-          f"{ours[1] / plain[1]:.2f} |")
+    report(runs)
+
+
+def report(runs: dict[str, list[tuple[float, float]]]) -> None:
+    """The means as a Markdown table, with each round's bytes/s, and the ratios."""
+    names = {"ours": "bwmon-tui (1 s ticks)", "base": "bwmon-tui of --baseline",
+             "plain": "bwmon-tui, BWMON_TUI_DIFF=0 (Textual's output)",
+             "hogs": "nethogs -d 1"}
+    print("| program | bytes/s to the terminal | (each round) | CPU ms per second |")
+    print("|---|---:|---:|---:|")
+    for key, name in names.items():
+        if runs[key]:
+            b, c = mean(runs[key])
+            rounds = " / ".join(f"{x:.0f}" for x, _ in runs[key])
+            print(f"| {name} | {b:.0f} | {rounds} | {c:.1f} |")
+    ours = mean(runs["ours"])
+    for key, name in (("hogs", "**ratio bwmon-tui / nethogs**"),
+                      ("base", "ratio bwmon-tui / baseline"),
+                      ("plain", "ratio bwmon-tui / BWMON_TUI_DIFF=0")):
+        if runs[key]:
+            other = mean(runs[key])
+            each = " / ".join(f"{o[0] / t[0]:.2f}" for o, t in zip(runs["ours"], runs[key],
+                                                                   strict=True))
+            print(f"| {name} | {ours[0] / other[0]:.2f} | {each} | {ours[1] / other[1]:.2f} |")
 
 
 if __name__ == "__main__":

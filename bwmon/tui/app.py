@@ -217,9 +217,11 @@ class BwmonApp(App[None]):
             rows = self._rows(snap)
             trends: dict[str, list[float]] = {}
             if table.show_trend:
-                seconds = TREND_WIDTH * max(snap.elapsed, 1.0)
+                # The last TREND_WIDTH ticks: ticks late by a fraction of a second (a loaded
+                # machine) must not drop the oldest bar, so look back twice as far.
+                seconds = 2 * TREND_WIDTH * max(snap.elapsed, 1.0)
                 for row in rows:
-                    points = self.feed.history.points(row.name, seconds)
+                    points = self.feed.history.points(row.name, seconds)[-TREND_WIDTH:]
                     trends[row.name] = [p.rate_in + p.rate_out for p in points]
             table.show(rows, trends)
             self._set_view(hidden_rows=table.hidden_by_filter)

@@ -17,7 +17,7 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from bwmon.core.model import AppRow, RowKind, Unit
-from bwmon.tui.format import human_bytes, trend
+from bwmon.tui.format import human_bytes, shown_bytes, trend
 
 MORE_KEY = "(more)"
 
@@ -33,10 +33,12 @@ class Column:
 
 COLUMNS: dict[str, Column] = {c.key: c for c in (
     Column("app", "App", 12, False, lambda r: r.name.lower()),
-    Column("rate_in", "In/s", 10, True, lambda r: r.rate_in),
-    Column("rate_out", "Out/s", 10, True, lambda r: r.rate_out),
-    Column("total_in", "Tot in", 9, True, lambda r: r.total_in),
-    Column("total_out", "Tot out", 9, True, lambda r: r.total_out),
+    # Byte columns sort by the figure shown (3 significant digits): rows showing the same
+    # figure stay in name order instead of swapping places every tick.
+    Column("rate_in", "In/s", 10, True, lambda r: shown_bytes(r.rate_in)),
+    Column("rate_out", "Out/s", 10, True, lambda r: shown_bytes(r.rate_out)),
+    Column("total_in", "Tot in", 9, True, lambda r: shown_bytes(r.total_in)),
+    Column("total_out", "Tot out", 9, True, lambda r: shown_bytes(r.total_out)),
     Column("procs", "Proc", 6, True, lambda r: len(r.processes)),
     Column("flows", "Conn", 6, True, lambda r: r.flows),
 )}

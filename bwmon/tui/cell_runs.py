@@ -53,9 +53,11 @@ def by_pen(runs: list[Run], pen: int) -> list[Run]:
 
 
 def row_runs(table: PenTable, y: int, chars: Row, pens: PenRow, have_chars: Row,
-         have_pens: PenRow) -> list[Run]:
+         have_pens: PenRow, same_pen: bool = False) -> list[Run]:
     """The runs of cells to send on one row: changed cells, whole wide characters, and
-    short unchanged gaps between them where re-sending is cheaper than moving."""
+    short unchanged gaps between them where re-sending is cheaper than moving. `same_pen`:
+    fill only gaps between cells of one pen (runs sent grouped by pen are cut at every pen
+    change, so a gap filled up to a cell of another pen would be sent for nothing)."""
     width = len(chars)
     spans: list[list[int]] = []
     changed = [i for i, (c, h, p, q) in enumerate(zip(chars, have_chars, pens, have_pens,
@@ -67,7 +69,8 @@ def row_runs(table: PenTable, y: int, chars: Row, pens: PenRow, have_chars: Row,
         start = i
         while start and chars[start] == "":
             start -= 1
-        if spans and start <= spans[-1][1] + _GAP_MAX and _fill_cheaper(
+        if spans and start <= spans[-1][1] + _GAP_MAX and (
+                not same_pen or len(set(pens[spans[-1][1] - 1:start + 1])) == 1) and _fill_cheaper(
                 table, y, spans[-1][1], start, chars, pens):
             spans[-1][1] = i + 1
         else:

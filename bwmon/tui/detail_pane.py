@@ -3,6 +3,8 @@ processes (pid, user, command line) and its connections (local, remote, protocol
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -10,7 +12,7 @@ from textual.widgets import Label, Static
 
 from bwmon.core.history import History
 from bwmon.core.model import AppRow, RowKind, Unit
-from bwmon.tui.format import bucketed, human_bytes, human_rate, trend
+from bwmon.tui.format import bars, clock_buckets, human_bytes, human_rate
 
 WINDOWS = ((120, "2m"), (600, "10m"))
 MAX_LISTED = 50  # processes / connections listed per app (the rest are counted)
@@ -70,19 +72,30 @@ class _Lines:
 
 
 class RateGraph(Static):
-    """A one-line bar graph of rates, drawn as ONE styled run of block characters.
+    """A one-line bar graph of the rates of the last `window` seconds, drawn as ONE styled
+    run of block characters, one bar per `window / width` seconds of the clock.
 
     (Textual's Sparkline styles every bar separately; over SSH that costs ~20 bytes of escape
-    codes per column on every tick.)
+    codes per column on every tick. Bars aligned to the clock keep their place between ticks,
+    where bars counted back from the newest point would all slide each tick.)
     """
 
-    def __init__(self, *, id: str, classes: str) -> None:
+    def __init__(self, *, id: str, classes: str, window: float = 120.0) -> None:
         super().__init__("", id=id, classes=classes)
-        self.data: list[float] = []
-        self._drawn = ""
+        self.window = window
+        self.samples: Sequence[tuple[float, float]] = ()  # (time, rate), oldest first
+        self.drawn = ""  # the bars as last drawn
 
-    def show(self, values: list[float]) -> None:
-        self.data = values
+    @property
+    def data(self) -> list[float]:
+        """The rates of the last `window` seconds, oldest first."""
+        cutoff = self.samples[-1][0] - self.window if self.samples else 0.0
+        return [rate for t, rate in self.samples if t > cutoff]
+
+    def show(self, samples: Sequence[tuple[float, float]]) -> None:
+        """Draw (time, rate) samples, oldest first; the bars of the last `window` seconds
+        show (the oldest bar whole, so older samples may be passed too)."""
+        self.samples = samples
         self._draw()
 
     def on_resize(self) -> None:
@@ -90,9 +103,9 @@ class RateGraph(Static):
 
     def _draw(self) -> None:
         width = max(1, self.size.width or 40)
-        line = trend(bucketed(self.data, width), width) if self.data else " " * width
-        if line != self._drawn:
-            self._drawn = line
+        line = bars(clock_buckets(self.samples, self.window, width)).rjust(width)
+        if line != self.drawn:
+            self.drawn = line
             self.update(line)
 
 
@@ -110,7 +123,7 @@ class DetailPane(Vertical):
                 with Horizontal(classes="spark-row"):
                     yield Label(f"{direction:<3} {label:>3}", classes="spark-label")
                     yield RateGraph(id=f"spark-{direction}-{seconds}",
-                                    classes=f"spark spark-{direction}")
+                                    classes=f"spark spark-{direction}", window=seconds)
         with VerticalScroll(id="detail-scroll"):
             yield Static("", id="detail-body")
 
@@ -119,11 +132,14 @@ class DetailPane(Vertical):
         if title.plain != self._title:
             self._title = title.plain
             self.query_one("#detail-title", Static).update(title)
+        # A little more than the longest window: its oldest bar starts before it.
+        longest = max(s for s, _ in WINDOWS)
+        points = history.points(row.name, longest * 1.1) if row is not None else ()
+        rates_in = [(p.time, p.rate_in) for p in points]
+        rates_out = [(p.time, p.rate_out) for p in points]
         for seconds, _label in WINDOWS:
-            points = history.points(row.name, seconds) if row is not None else ()
-            self.query_one(f"#spark-in-{seconds}", RateGraph).show([p.rate_in for p in points])
-            self.query_one(f"#spark-out-{seconds}", RateGraph).show(
-                [p.rate_out for p in points])
+            self.query_one(f"#spark-in-{seconds}", RateGraph).show(rates_in)
+            self.query_one(f"#spark-out-{seconds}", RateGraph).show(rates_out)
         body = detail_body(row)
         if body.plain != self.body_plain or body.spans != self._body_spans:
             self.body_plain = body.plain  # unchanged text: no redraw, no bytes to the terminal

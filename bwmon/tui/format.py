@@ -6,12 +6,14 @@ the app name still fit in 80 columns.
 
 from __future__ import annotations
 
+import math
 import time as _time
 from collections.abc import Sequence
 
 from bwmon.core.units import human_bytes, human_rate
 
-__all__ = ["clock", "human_bytes", "human_rate", "trend"]
+__all__ = ["bars", "clock", "clock_buckets", "human_bytes", "human_rate", "shown_bytes",
+           "trend"]
 
 _BLOCKS = "▁▂▃▄▅▆▇█"
 
@@ -30,14 +32,45 @@ def trend(values: Sequence[float], width: int = 8) -> str:
     return "".join(chars).rjust(width)
 
 
-def bucketed(values: Sequence[float], width: int) -> list[float]:
-    """At most `width` values: the maximum of each of `width` equal buckets (newest last)."""
-    data = list(values)
-    if width <= 0 or len(data) <= width:
-        return data
-    size = len(data) / width
-    return [max(data[int(i * size):max(int(i * size) + 1, int((i + 1) * size))])
-            for i in range(width)]
+def clock_buckets(samples: Sequence[tuple[float, float]], window: float,
+                  width: int) -> list[float | None]:
+    """The peak of each of `width` buckets of `window / width` seconds, newest last.
+
+    Buckets are aligned to the clock (bucket k covers [k·size, (k+1)·size) of epoch time),
+    so a sample stays in its bar: between two ticks only the newest bar can change, and the
+    graph moves one bar left when a bucket is complete. None: no sample in that bucket.
+    """
+    if not samples or width <= 0 or window <= 0:
+        return []
+    size = window / width
+    first = math.floor(samples[-1][0] / size) - width + 1
+    peaks: list[float | None] = [None] * width
+    for t, value in samples:
+        k = math.floor(t / size) - first
+        if 0 <= k < width:
+            old = peaks[k]
+            peaks[k] = value if old is None or value > old else old
+    return peaks
+
+
+def bars(values: Sequence[float | None]) -> str:
+    """Block characters scaled to the largest value; a blank where there is no value."""
+    known = [v for v in values if v is not None]
+    top = max(known, default=0.0)
+    last = len(_BLOCKS) - 1
+    return "".join(" " if v is None else _BLOCKS[min(last, int(v / top * last + 0.5))]
+                   if top > 0 else _BLOCKS[0] for v in values)
+
+
+_PREFIX = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
+           "PiB": 1 << 50}
+
+
+def shown_bytes(value: float) -> float:
+    """The figure `human_bytes(value)` shows, as bytes: what the table sorts by, so rows that
+    show the same figure do not swap places on differences too small to see."""
+    number, unit = human_bytes(value).split()
+    return float(number) * _PREFIX[unit]
 
 
 def clock(epoch: float) -> str:

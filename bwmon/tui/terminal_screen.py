@@ -32,6 +32,7 @@ _SCREEN_MODES = {"1049", "1047", "47"}  # alternate screen: contents change whol
 _UNMODELLED_CSI = set("@LMPSTXZbrs")  # insert/delete/scroll/repeat/margins/save
 _EMPTY_SYNC = "\x1b[?2026h\x1b[?2026l"  # a synchronized update that changes nothing
 _LAST_SGR = re.compile(r"\x1b\[([0-9;:]*)m")
+_MARGINS = re.compile(r"\x1b\[([0-9;]*)r")  # DECSTBM: set (or with no rows, reset) margins
 
 
 @lru_cache(maxsize=4096)
@@ -47,6 +48,9 @@ class ScreenDiff:
         self.forwarded_frames = 0  # frames passed on as they were (unmodellable)
         self.errors = 0  # of those, frames where the model itself failed (a bug)
         self.cursor_visible = True
+        # Scrolling margins left set by a forwarded frame: relative moves would stop at them,
+        # so frames are forwarded as they are until the margins are reset.
+        self.margins = False
         self._reset(width, height)
         self.pen = DEFAULT  # Textual's pen, as its own output would have left it
         self.x: int | None = None  # Textual's cursor (None = unknown)
@@ -113,12 +117,17 @@ class ScreenDiff:
         shown, hidden = frame.rfind("\x1b[?25h"), frame.rfind("\x1b[?25l")
         if shown != hidden:
             self.cursor_visible = shown > hidden
+        margins = _MARGINS.findall(frame)
+        if margins:
+            self.margins = margins[-1].strip(";") != ""
         last = next(iter(reversed(_LAST_SGR.findall(frame))), None)
         if last is not None:
             self.pen = DEFAULT if last in ("", "0") else UNKNOWN
         self.x = self.y = None
 
     def _play(self, frame: str, out: list[str]) -> None:
+        if self.margins:
+            raise Unmodellable("scrolling margins are set")
         touched: dict[int, tuple[Row, PenRow]] = {}
         goto = self._goto_cache
         for m in _TOKEN.finditer(frame):
@@ -231,19 +240,23 @@ class ScreenDiff:
         (e.g. all white digits, then all green graph bars: one colour change, not two per
         line), and the shorter encoding is sent. Either leaves the same screen."""
         runs: list[Run] = []
+        one_pen_runs: list[Run] = []  # gaps filled only within one pen: for by_pen
         for y in sorted(touched):
             chars, pens = touched[y]
             have_chars, have_pens = self.chars[y], self.cell_pens[y]
             if chars != have_chars or pens != have_pens:
                 runs += row_runs(self.pens, y, chars, pens, have_chars, have_pens)
+                one_pen_runs += row_runs(self.pens, y, chars, pens, have_chars, have_pens,
+                                         same_pen=True)
                 self.chars[y], self.cell_pens[y] = chars, pens
         touched.clear()
         if not runs:
             return
         start = (self.term_pen, self.tx, self.ty)
         best = encode(self.pens, runs, start, self.width)
-        if len({run.pens for run in runs}) > 1:
-            grouped = encode(self.pens, by_pen(runs, self.term_pen), start, self.width)
+        if len({pen for run in runs for pen in run.pens}) > 1:  # two pens or more
+            grouped = encode(self.pens, by_pen(one_pen_runs, self.term_pen), start,
+                             self.width)
             if len(grouped[0]) < len(best[0]):
                 best = grouped
         out.append(best[0])

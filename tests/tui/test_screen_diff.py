@@ -4,6 +4,7 @@ Textual's own output would, with fewer bytes. Checked on two independent emulato
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 
@@ -57,6 +58,19 @@ def test_only_changed_cells_are_sent() -> None:
     assert "app-00" in first
     assert "5" in out and "app" not in out and "1.00" not in out
     assert len(out) * 5 < len(frame)
+
+
+def test_changes_in_two_colours_on_many_rows_are_sent_one_colour_at_a_time() -> None:
+    """A number and the graph beside it change on ten rows: all digits, then all bars,
+    two colour changes in all (not two per row), and the unchanged blanks between them
+    are not re-sent."""
+    pair = Pair(40, 12)
+    pair.show(table([f"{i}.00" for i in range(10)], "▁▂▃"))
+    out = pair.show(table([f"{i}.05" for i in range(10)], "▃▂▃"))
+    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]|\x08", "", out)
+    assert text == "▃" * 10 + "5" * 10, repr(out)
+    assert out.count("\x1b[38;5;") <= 2, repr(out)
+    assert "5  " not in out, repr(out)
 
 
 def test_a_frame_that_changes_nothing_sends_nothing() -> None:
@@ -152,6 +166,15 @@ def test_sequences_it_cannot_model_forward_the_frame_unchanged() -> None:
     assert pair.show(frame).endswith(frame)
     assert pair.diff.forwarded_frames == 1
     pair.show(table(["4 B", "5 B", "6 B"]))  # drawn right although the model was lost
+    # The margins the forwarded frame left would stop relative moves: frames go as they are
+    # until the margins are reset, then through the model again.
+    pair.show(table(["7 B", "8 B", "9 B"], "▃▂▁"))
+    assert pair.diff.forwarded_frames == 3
+    pair.show("\x1b[r")
+    pair.show(table(["4 B", "5 B", "6 B"]))
+    assert pair.diff.forwarded_frames == 4
+    assert len(pair.show(table(["4 B", "5 B", "7 B"]))) < 25  # the one changed cell
+    assert pair.diff.forwarded_frames == 4
 
 
 def test_random_frames_look_the_same_through_the_diff() -> None:

@@ -12,6 +12,7 @@ from bwmon.core.model import RowKind, Snapshot
 from bwmon.tui.app import BwmonApp
 from bwmon.tui.app_table import MORE_KEY, AppTable
 from bwmon.tui.demo import demo_snapshot
+from bwmon.tui.format import shown_bytes
 
 
 def header_x(table: AppTable, key: str) -> int:
@@ -34,9 +35,11 @@ def ordinary(app: BwmonApp) -> list[str]:
 
 
 def rates_in(app: BwmonApp) -> list[float]:
+    """The rates in, as shown (the table sorts by the figures it shows), top to bottom."""
     snap = app.shown
     assert snap is not None
-    return [next(a.rate_in for a in snap.apps if a.name == n) for n in ordinary(app)]
+    return [shown_bytes(next(a.rate_in for a in snap.apps if a.name == n))
+            for n in ordinary(app)]
 
 
 async def click_header(pilot: Pilot[None], app: BwmonApp, key: str) -> None:
@@ -71,13 +74,16 @@ async def test_number_keys_sort_and_repeat_reverses(app: BwmonApp) -> None:
         await pilot.press("4")  # Tot in, biggest first
         snap = app.shown
         assert snap is not None
-        totals = [snap.app(n).total_in for n in ordinary(app)]  # type: ignore[union-attr]
+        totals = [shown_bytes(snap.app(n).total_in)  # type: ignore[union-attr]
+                  for n in ordinary(app)]
         assert totals == sorted(totals, reverse=True)
         await pilot.press("4")
-        totals = [snap.app(n).total_in for n in ordinary(app)]  # type: ignore[union-attr]
+        totals = [shown_bytes(snap.app(n).total_in)  # type: ignore[union-attr]
+                  for n in ordinary(app)]
         assert totals == sorted(totals)
         await pilot.press("r")
-        totals = [snap.app(n).total_in for n in ordinary(app)]  # type: ignore[union-attr]
+        totals = [shown_bytes(snap.app(n).total_in)  # type: ignore[union-attr]
+                  for n in ordinary(app)]
         assert totals == sorted(totals, reverse=True)
 
 
@@ -188,3 +194,51 @@ async def test_render_caches_stay_small_while_every_cell_changes(controller: obj
         assert len(app.table.rows) >= 50
         for name, size in RENDER_CACHES.items():
             assert 0 < len(getattr(app.table, name)) <= size
+
+
+async def test_rows_showing_the_same_rate_keep_their_places(controller: object) -> None:
+    """Two apps both showing 1.60 KiB/s whose exact rates swap every tick: they stay put
+    (the table sorts by the figure shown); a difference the user can see still moves them."""
+    from bwmon.tui.controller import RecordingController
+
+    assert isinstance(controller, RecordingController)
+    base = demo_snapshot(5, 3)
+    template = base.apps[0]
+
+    def tick(n: int, alpha: float, beta: float) -> Snapshot:
+        apps = (dataclasses.replace(template, name="alpha", rate_in=alpha),
+                dataclasses.replace(template, name="beta", rate_in=beta))
+        return dataclasses.replace(base, seq=n, time=base.time + n, apps=apps)
+
+    feed = ManualFeed()
+    feed.push(tick(0, 1640.2, 1640.9))
+    app = BwmonApp(feed, controller, is_root=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        first = names(app)
+        for n in range(1, 5):  # the exact rates swap each tick, the shown ones do not
+            feed.push(tick(n, 1640.9, 1640.2) if n % 2 else tick(n, 1640.2, 1640.9))
+            await pilot.pause()
+            assert names(app) == first
+        feed.push(tick(5, 3000.0, 1000.0) if first[0] == "beta" else tick(5, 1000.0, 3000.0))
+        await pilot.pause()
+        assert names(app) == first[::-1]
+
+
+async def test_trend_shows_the_last_eight_ticks_when_ticks_run_late(
+        controller: object) -> None:
+    """Ticks 1.2 s apart on a loaded machine (each reporting ~1 s elapsed): the trend still
+    has a bar for each of the last 8 ticks, not a gap that comes and goes at its left end."""
+    from bwmon.tui.app_table import TREND_WIDTH
+    from bwmon.tui.controller import RecordingController
+
+    assert isinstance(controller, RecordingController)
+    base = demo_snapshot(5, 3)
+    feed = ManualFeed()
+    app = BwmonApp(feed, controller, is_root=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        for n in range(12):
+            feed.push(dataclasses.replace(base, seq=n, time=base.time + 1.2 * n, elapsed=1.0))
+            await pilot.pause()
+        trend = app.table.get_cell(base.apps[0].name, "trend").plain
+        assert len(trend) == TREND_WIDTH and " " not in trend, repr(trend)

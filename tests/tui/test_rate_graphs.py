@@ -1,0 +1,61 @@
+"""The detail pane's rate graphs: one bar per slice of the clock, so between two ticks inside
+one slice only the newest bar changes, and a completed slice moves the graph one bar left."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from bwmon.core.feed import ManualFeed
+from bwmon.core.model import Snapshot
+from bwmon.tui.app import BwmonApp
+from bwmon.tui.controller import RecordingController
+from bwmon.tui.demo import demo_snapshot
+from bwmon.tui.detail_pane import RateGraph
+from bwmon.tui.format import bars, clock_buckets
+
+RATES = [4000.0, 1000.0, 3000.0, 500.0, 2500.0, 1500.0, 3500.0, 800.0]
+
+
+def snapshot(base: Snapshot, t: float, rate: float) -> Snapshot:
+    row = dataclasses.replace(base.apps[0], name="alpha", rate_in=rate, rate_out=rate / 2)
+    return dataclasses.replace(base, time=t, apps=(row,))
+
+
+async def test_older_bars_stay_put_inside_a_bucket_and_shift_when_it_completes(
+        controller: RecordingController) -> None:
+    base = demo_snapshot(5, 1)
+    feed = ManualFeed()
+    feed.push(snapshot(base, 1_000_000.0, RATES[0]))
+    app = BwmonApp(feed, controller, is_root=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        graph = app.query_one("#spark-in-120", RateGraph)
+        size = graph.window / graph.size.width  # seconds per bar
+        assert size > 1  # several ticks per bar: the case this is about
+        start = (math.floor(1_000_000.0 / size) + 1) * size  # a bucket boundary
+        same = shifted = 0
+        before, t_before = graph.drawn, 1_000_000.0
+        for n in range(24):
+            t = start + n  # one tick a second
+            feed.push(snapshot(base, t, RATES[n % len(RATES)]))
+            await pilot.pause()
+            after = graph.drawn
+            if math.floor(t / size) == math.floor(t_before / size):
+                assert after[:-1] == before[:-1], f"tick {n}: an older bar changed"
+                same += 1
+            else:  # a new bucket: everything one bar left, the new one at the right
+                assert after[:-1] == before[1:], f"tick {n}: not shifted by one bar"
+                assert after[-1] != " "
+                shifted += 1
+            before, t_before = after, t
+        assert same >= 8 and shifted >= 8  # both cases really happened
+
+
+def test_buckets_hold_the_peak_of_their_slice_of_the_clock() -> None:
+    samples = [(100.0, 5.0), (101.0, 9.0), (102.0, 1.0), (103.5, 2.0), (104.0, 7.0)]
+    # 3 bars of 2 s: [100, 102), [102, 104), [104, 106)
+    assert clock_buckets(samples, 6, 3) == [9.0, 2.0, 7.0]
+    # 4 bars: one slice before the first sample is empty, and shows blank
+    assert clock_buckets(samples, 8, 4) == [None, 9.0, 2.0, 7.0]
+    assert bars([None, 9.0, 2.0, 7.0])[0] == " " and bars([None, 9.0, 2.0, 7.0])[1] == "█"
