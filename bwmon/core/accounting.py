@@ -364,11 +364,7 @@ class Accounting:
         return tuple(rows)
 
     def _connections(self, app: str) -> tuple[Connection, ...]:
-        return self._conns.listed(app, self._end_totals)
-
-    def _end_totals(self, end: EndKey) -> tuple[int, int]:
-        t = self._ends[end]
-        return t.total_in, t.total_out
+        return self._conns.listed(app, self._ends)
 
     def _process_rows(self, now: float, rate: Callable[[int], float]) -> tuple[ProcessRow, ...]:
         rows: list[ProcessRow] = []

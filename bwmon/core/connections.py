@@ -8,13 +8,21 @@ redone each tick from the previous list plus the ends that moved, not from every
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Protocol
 
 from bwmon.core.ends import EndKey, EndUsage
 from bwmon.core.model import Connection
 
 # Connections listed per app row (largest first) for the detail pane.
 MAX_CONNECTIONS = 50
+
+
+class EndTotals(Protocol):
+    """What the list needs of an end's totals (the accounting's per-end record)."""
+
+    total_in: int
+    total_out: int
 
 
 def _fmt_endpoint(addr: str, port: int) -> str:
@@ -51,8 +59,7 @@ class AppConnections:
             if not ends:
                 del self._ends[app]
 
-    def listed(self, app: str, totals: Callable[[EndKey], tuple[int, int]]
-               ) -> tuple[Connection, ...]:
+    def listed(self, app: str, totals: Mapping[EndKey, EndTotals]) -> tuple[Connection, ...]:
         """The app's open connections, largest first, at most MAX_CONNECTIONS of them.
 
         Totals only grow, so an end outside the previous list can only enter it if it moved
@@ -68,13 +75,18 @@ class AppConnections:
             candidates: Iterable[EndKey] = ends
         else:
             candidates = set(top).union(self._touched.get(app, ()))
-        chosen = heapq.nlargest(MAX_CONNECTIONS, candidates, key=lambda k: sum(totals(k)))
+
+        def size(k: EndKey) -> int:
+            t = totals[k]
+            return t.total_in + t.total_out
+
+        chosen = heapq.nlargest(MAX_CONNECTIONS, candidates, key=size)
         self._top[app] = chosen
         out = []
         for k in chosen:
-            total_in, total_out = totals(k)
+            t = totals[k]
             out.append(Connection(k.proto, _fmt_endpoint(k.local, k.lport),
-                                  _fmt_endpoint(k.remote, k.rport), total_in, total_out,
+                                  _fmt_endpoint(k.remote, k.rport), t.total_in, t.total_out,
                                   ends[k].entry.state))
         return tuple(out)
 
