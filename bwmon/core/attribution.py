@@ -11,14 +11,14 @@ themselves are in bwmon.core.ends, the per-flow owner cache in bwmon.core.owner_
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from typing import Protocol
 
 from bwmon.core.ends import EndKey as EndKey
 from bwmon.core.ends import EndUsage as EndUsage
 from bwmon.core.ends import Match
+from bwmon.core.ends import SocketLookup as SocketLookup
 from bwmon.core.ends import is_loopback as is_loopback
 from bwmon.core.flows import FlowDelta
-from bwmon.core.model import ProcKey, SocketEntry
+from bwmon.core.model import ProcKey
 from bwmon.core.owner_cache import RETRY_TICKS as RETRY_TICKS
 from bwmon.core.owner_cache import FlowOwners
 
@@ -29,14 +29,6 @@ MEMORY_TICKS = 300
 # At most this many remembered ends: a storm of short connections (events and eBPF report every
 # one) then forgets its oldest ends first instead of growing without bound.
 MEMORY_MAX = 200_000
-
-
-class SocketLookup(Protocol):
-    def find(
-        self, proto: str, local: str, lport: int, remote: str, rport: int
-    ) -> SocketEntry | None: ...
-
-    def listener(self, proto: str, local: str, lport: int) -> SocketEntry | None: ...
 
 
 class Attributor:

@@ -9,10 +9,20 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from bwmon.core.flows import FlowDelta
 from bwmon.core.model import ConntrackEntry, ProcKey, SocketEntry
+
+
+class SocketLookup(Protocol):
+    """The socket table as attribution asks it (bwmon.core.sockets.SocketIndex)."""
+
+    def find(
+        self, proto: str, local: str, lport: int, remote: str, rport: int
+    ) -> SocketEntry | None: ...
+
+    def listener(self, proto: str, local: str, lport: int) -> SocketEntry | None: ...
 
 
 class EndKey(NamedTuple):

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from bwmon.core.accounting import Accounting
-from bwmon.core.attribution import Attributor, EndKey, EndUsage
+from bwmon.core.attribution import Attributor, EndKey, EndUsage, SocketLookup
 from bwmon.core.config import GroupSettings, Settings
 from bwmon.core.feed import Publisher
 from bwmon.core.flows import FlowDelta, FlowTracker
@@ -230,9 +230,13 @@ class Engine(Publisher):
             self._check_owners()
         plan = cache.plan(changed, gone, self.flows.entry, tick)
         usages: list[EndUsage] = []
+        index: SocketLookup = _NO_SOCKETS
+        if plan.probe:  # unowned flows due a retry: only those with a new socket are looked up
+            index = await self.sockets.index()
+            cache.probe(plan, index, self.flows.entry)
         if plan.lookup:  # only new flows and flows whose owner is unsure need the socket table
-            index = await self.sockets.index() if any(
-                d.entry.proto in ("tcp", "udp") for d in plan.lookup) else _NO_SOCKETS
+            if index is _NO_SOCKETS and any(d.entry.proto in ("tcp", "udp") for d in plan.lookup):
+                index = await self.sockets.index()
             matches, inodes, uids = self.attributor.match(
                 plan.lookup, index, self.sockets.local_addresses
             )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from bwmon.core.ends import EndKey, EndUsage, Match
+from bwmon.core.ends import EndKey, EndUsage, Match, SocketLookup
 from bwmon.core.flows import FlowDelta
 from bwmon.core.model import ConntrackEntry, FlowKey, ProcKey
 
@@ -42,6 +42,7 @@ class TickPlan:
     reused: list[EndUsage]  # this tick's usages of flows whose owners were reused
     closed: list[EndUsage]  # previous usages that end (flows gone, or looked up again)
     replaced: list[tuple[EndUsage, EndUsage]]  # (previous, reused) usage of the same end
+    probe: list[FlowKey]  # unowned flows due a periodic retry: see FlowOwners.probe
 
 
 class FlowOwners:
@@ -98,7 +99,7 @@ class FlowOwners:
     def plan(self, changed: Sequence[FlowDelta], gone: Iterable[FlowKey], entry_of: Callable[
             [FlowKey], ConntrackEntry | None], tick: int) -> TickPlan:
         """Sort this tick's flows into lookups and reuses; collect the usages that end."""
-        plan = TickPlan([], [], [], [])
+        plan = TickPlan([], [], [], [], [])
         flows = self._flows
         for key in gone:
             cached = self._drop(key)
@@ -126,24 +127,46 @@ class FlowOwners:
             plan.closed.extend(cached.usages)
             self._drop(key)
             plan.lookup.append(delta)
-        retry = list(self._due)
-        if self._unowned and tick % RETRY_TICKS == 0:
-            retry.extend(self._unowned)
+        for key in self._due:
+            if key not in planned and key in flows:
+                planned.add(key)
+                self._look_again(key, entry_of, plan, tries)
         self._due = set()
-        for key in retry:
-            if key in planned or key not in flows:
-                continue
-            entry = entry_of(key)
-            if entry is None:
-                continue
-            planned.add(key)
-            cached = self._drop(key)
-            if cached is not None:
-                plan.closed.extend(cached.usages)
-                tries[key] = cached.attempts + 1
-            plan.lookup.append(FlowDelta(entry, 0, 0))
+        if self._unowned and tick % RETRY_TICKS == 0:
+            plan.probe = [key for key in self._unowned if key not in planned]
         self._tries = tries
         return plan
+
+    def probe(self, plan: TickPlan, sockets: SocketLookup,
+              entry_of: Callable[[FlowKey], ConntrackEntry | None]) -> None:
+        """The periodic retry of unowned flows: only a flow with something new to find (a
+        socket with an inode at an unowned end, or a listener behind it) is looked up again;
+        the others keep their usages and count the attempt. Most unowned flows have no socket
+        left at all, and looking them up in full re-accounted each of them for nothing."""
+        tries = self._tries
+        for key in plan.probe:
+            cached = self._flows.get(key)
+            if cached is None:
+                continue
+            if _could_improve(cached, sockets):
+                self._look_again(key, entry_of, plan, tries)
+                continue
+            cached.attempts += 1
+            if cached.attempts >= MAX_RETRIES:
+                cached.retry = False
+                self._unowned.pop(key, None)
+        plan.probe = []
+
+    def _look_again(self, key: FlowKey, entry_of: Callable[[FlowKey], ConntrackEntry | None],
+                    plan: TickPlan, tries: dict[FlowKey, int]) -> None:
+        entry = entry_of(key)
+        if entry is None:
+            return
+        cached = self._drop(key)
+        if cached is not None:
+            plan.closed.extend(cached.usages)
+            tries[key] = cached.attempts + 1
+        plan.lookup.append(FlowDelta(entry, 0, 0))
 
     def store(self, matches: Sequence[Match], usages: Sequence[EndUsage]) -> None:
         """Cache the usages of looked-up open flows (matches and usages pair up in order)."""
@@ -202,6 +225,20 @@ class FlowOwners:
                         del self._ports[port]
         self._unowned.pop(key, None)
         return cached
+
+
+def _could_improve(cached: _Cached, sockets: SocketLookup) -> bool:
+    """Whether a lookup now could find an owner for one of the flow's unowned ends."""
+    for u, initiator in zip(cached.usages, cached.sides, strict=True):
+        end = u.end
+        if end is None or u.owner is not None:
+            continue
+        sock = sockets.find(end.proto, end.local, end.lport, end.remote, end.rport)
+        if sock is not None and sock.inode:
+            return True
+        if not initiator and sockets.listener(end.proto, end.local, end.lport) is not None:
+            return True
+    return False
 
 
 def _reset(cached: _Cached, delta: FlowDelta) -> bool:

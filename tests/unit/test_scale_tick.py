@@ -21,6 +21,7 @@ from bwmon.core.engine import ALIVE_TICKS, Engine
 from bwmon.core.flows import FlowTracker
 from bwmon.core.grouping import Grouper
 from bwmon.core.model import UNATTRIBUTED, Snapshot
+from bwmon.core.owner_cache import MAX_RETRIES
 from bwmon.core.processes import ProcessTable
 from bwmon.core.sockets import SocketIndex, read_proc_sockets
 
@@ -177,6 +178,30 @@ async def test_unowned_flow_is_retried_until_its_socket_shows_up(tree: Tree) -> 
         snap = await e.tick()
     assert apps(snap)["curl"][2] == 1
     assert snap.app(UNATTRIBUTED).flows == 0  # type: ignore[union-attr]
+
+
+async def test_retry_finding_no_new_socket_looks_nothing_up(tree: Tree) -> None:
+    """Most unowned flows have no socket left: their periodic retries only probe the socket
+    table, they are not looked up and re-accounted again; the retries still end."""
+    tree.open(40000, 101)
+    tree.flows[40000][3] = 0  # the socket is listed without inode: nobody can own it now
+    tree.write()
+    e = engine(tree)
+    looked_up: list[int] = []
+    match = e.attributor.match
+
+    def counting(deltas, *args):  # type: ignore[no-untyped-def]
+        looked_up.append(len(deltas))
+        return match(deltas, *args)
+
+    e.attributor.match = counting  # type: ignore[method-assign]
+    await e.tick()
+    assert looked_up == [1]
+    for _ in range(RETRY_TICKS * (MAX_RETRIES + 2)):
+        snap = await e.tick()
+    assert looked_up == [1]
+    assert e.socket_reads == 1 + MAX_RETRIES  # one probe per retry, then no more
+    assert apps(snap)[UNATTRIBUTED][2] == 1
 
 
 async def test_owner_learnt_from_events_applies_at_the_next_tick(tree: Tree) -> None:
