@@ -40,6 +40,8 @@ EXPIRE_TICKS = 30
 ALIVE_TICKS = 10
 # Ticks at the start whose cost says nothing about the steady state (adaptive polling).
 STARTUP_TICKS = 2
+# Flows looked up between two returns to the event loop (bwmon-tui draws on the same loop).
+LOOKUP_CHUNK = 5000
 # Flows of protocols without sockets (icmp, sctp, ...) are matched against no socket at all.
 _NO_SOCKETS = SocketIndex(())
 
@@ -237,13 +239,19 @@ class Engine(Publisher):
         if plan.lookup:  # only new flows and flows whose owner is unsure need the socket table
             if index is _NO_SOCKETS and any(d.entry.proto in ("tcp", "udp") for d in plan.lookup):
                 index = await self.sockets.index()
-            matches, inodes, uids = self.attributor.match(
-                plan.lookup, index, self.sockets.local_addresses
-            )
-            owners = await self.procs.owners(inodes, uids) if inodes else {}
-            found = self.attributor.attribute(matches, owners, tick)
-            cache.store(matches, found)
-            usages = found
+            for start in range(0, len(plan.lookup), LOOKUP_CHUNK):
+                if start:  # a long lookup (the first tick of a huge table): let a screen
+                    await asyncio.sleep(0)  # sharing the event loop draw and take keys
+                chunk = plan.lookup[start:start + LOOKUP_CHUNK]
+                matches, inodes, uids = self.attributor.match(
+                    chunk, index, self.sockets.local_addresses
+                )
+                owners = await self.procs.owners(inodes, uids) if inodes else {}
+                found = self.attributor.attribute(matches, owners, tick)
+                cache.store(matches, found)
+                usages.extend(found)
+            if len(plan.lookup) > LOOKUP_CHUNK:
+                await asyncio.sleep(0)
         self.attributor.refresh(plan.reused, tick)
         pipes: list[PipeCounters] = (
             self.pipes.counters() if self.pipes is not None else []  # type: ignore[attr-defined]

@@ -7,12 +7,14 @@ counts, owners — against a straightforward full recomputation, while counting 
 
 from __future__ import annotations
 
+import asyncio
 import random
 import shutil
 from pathlib import Path
 
 import pytest
 
+from bwmon.core import engine as engine_module
 from bwmon.core.accounting import Accounting
 from bwmon.core.attribution import RETRY_TICKS, Attributor, EndKey
 from bwmon.core.config import Settings
@@ -202,6 +204,31 @@ async def test_retry_finding_no_new_socket_looks_nothing_up(tree: Tree) -> None:
     assert looked_up == [1]
     assert e.socket_reads == 1 + MAX_RETRIES  # one probe per retry, then no more
     assert apps(snap)[UNATTRIBUTED][2] == 1
+
+
+async def test_long_lookup_returns_to_the_event_loop_between_chunks(
+        tree: Tree, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bwmon-tui draws on the engine's event loop: the first tick of a huge table looks every
+    flow up, and must let the screen run now and then instead of holding it for seconds."""
+    monkeypatch.setattr(engine_module, "LOOKUP_CHUNK", 100)
+    for sport in range(40000, 40400):
+        tree.open(sport, 101 + sport % 3)
+    tree.write()
+    e = engine(tree)
+    cached: list[int] = []  # flows in the owner cache each time the loop ran something else
+    stop = asyncio.Event()
+
+    async def watch() -> None:
+        while not stop.is_set():
+            cached.append(len(e.attributor.cache))
+            await asyncio.sleep(0)
+
+    watcher = asyncio.create_task(watch())
+    snap = await e.tick()
+    stop.set()
+    await watcher
+    assert {100, 200, 300} <= set(cached)
+    assert sum(flows for _in, _out, flows in apps(snap).values()) == 400
 
 
 async def test_owner_learnt_from_events_applies_at_the_next_tick(tree: Tree) -> None:
