@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from bwmon.core.startup import prepare
+
+    prepare()  # before the subcommands import asyncio: ssl loaded on use, C heap settings
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -10,6 +10,11 @@ still shows its command line. The child ends when its stdin closes (the engine s
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # the child process: before asyncio is imported
+    from bwmon.core.startup import prepare
+
+    prepare()
+
 import asyncio
 import contextlib
 import json

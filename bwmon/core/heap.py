@@ -8,14 +8,19 @@ whole free page; where the C library has none (musl), trimming is a no-op.
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 from collections.abc import Callable
 
 # Seconds between two trims: one costs a few milliseconds on a heap of ~100 MiB.
 TRIM_SECONDS = 30.0
+# glibc's mallopt parameters (malloc.h) and bwmon's values for them, set at start-up.
+M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
+ARENA_MAX = 1  # threads (aiofiles, to_thread) allocate in the main arena instead of their own
+MMAP_THRESHOLD = 256 << 10  # fixed: larger blocks (a tick's table) always mmap'd, never in heap
 
 _Trim = Callable[[int], int]
+_Opt = Callable[[int, int], int]
 
 
 def _load_trim() -> _Trim | None:
@@ -30,7 +35,31 @@ def _load_trim() -> _Trim | None:
     return trim
 
 
+def _load_mallopt() -> _Opt | None:
+    """The C library's `mallopt`, or None where there is none."""
+    try:
+        fn = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int]
+    fn.restype = ctypes.c_int
+    opt: _Opt = fn
+    return opt
+
+
 _TRIM = _load_trim()
+_MALLOPT = _load_mallopt()
+
+
+def tune(arena_max: int = ARENA_MAX, mmap_threshold: int = MMAP_THRESHOLD) -> bool:
+    """Set glibc's arena cap and a fixed mmap threshold; True if the C library took both.
+
+    Call at start-up, before threads start: an arena made before the cap stays.
+    """
+    if _MALLOPT is None:
+        return False
+    return bool(_MALLOPT(M_ARENA_MAX, arena_max)) and bool(
+        _MALLOPT(M_MMAP_THRESHOLD, mmap_threshold))
 
 
 def trim() -> bool:
@@ -40,6 +69,8 @@ def trim() -> bool:
 
 async def trim_forever(interval: float = TRIM_SECONDS) -> None:
     """Trim every `interval` seconds until cancelled (a task beside the tick loop)."""
+    import asyncio  # here: bwmon.core.startup imports this module before asyncio
+
     while True:
         await asyncio.sleep(interval)
         trim()

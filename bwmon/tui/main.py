@@ -5,7 +5,12 @@ Settings errors print one line and exit 2; SIGHUP (the SSH session dropped) and 
 the app exit cleanly, which stops the engine and its pipe children.
 """
 
+# ruff: noqa: E402  (the start-up call must come before asyncio is imported)
 from __future__ import annotations
+
+from bwmon.core.startup import prepare
+
+prepare()  # first, before anything imports asyncio (ssl loaded on use; C heap settings)
 
 import argparse
 import asyncio
