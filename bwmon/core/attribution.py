@@ -23,9 +23,15 @@ from bwmon.core.owner_cache import RETRY_TICKS as RETRY_TICKS
 from bwmon.core.owner_cache import FlowOwners
 
 # An end whose owner was not seen for this many ticks is forgotten (bounded memory). Ends of
-# flows still in the table are refreshed from the flow cache, so this only has to outlive a
-# closed flow's conntrack entry (TIME_WAIT 120 s, UDP up to 180 s) at 1 s ticks.
-MEMORY_TICKS = 300
+# flows still in the table (TIME_WAIT included) are refreshed from the flow cache at every
+# sweep, so an end is kept at least MEMORY_TICKS - SWEEP_TICKS ticks after its flow left the
+# table: 44 ticks where a DESTROY handled late needs it for VANISHED_TICKS (10), and an owner
+# learnt from events or eBPF for the one tick until the flow is polled.
+MEMORY_TICKS = 60
+SWEEP_TICKS = 16  # ticks between two sweeps (refresh from the cache, then expire)
+# An end without remote (an unconnected socket seen once by eBPF) stands for its port and is
+# not refreshed by flows: it keeps the longer horizon it always had.
+PORT_MEMORY_TICKS = 300
 # At most this many remembered ends: a storm of short connections (events and eBPF report every
 # one) then forgets its oldest ends first instead of growing without bound.
 MEMORY_MAX = 200_000
@@ -34,8 +40,10 @@ MEMORY_MAX = 200_000
 class Attributor:
     """Owner memory plus the per-tick attribution of flow deltas to local ends."""
 
-    def __init__(self, memory_ticks: int = MEMORY_TICKS) -> None:
+    def __init__(self, memory_ticks: int = MEMORY_TICKS,
+                 port_memory_ticks: int = PORT_MEMORY_TICKS) -> None:
         self.memory_ticks = memory_ticks
+        self.port_memory_ticks = port_memory_ticks
         self._memory: dict[EndKey, tuple[ProcKey, int]] = {}
         self.cache = FlowOwners()
 
@@ -132,14 +140,15 @@ class Attributor:
             d_in, d_out = (d.d_reply, d.d_orig) if m.initiator else (d.d_orig, d.d_reply)
             loop = is_loopback(m.end.local) or m.end.local == m.end.remote
             out.append(EndUsage(d.entry, m.end, owner, d_in, d_out, loop, d.open))
-        if tick % 64 == 0:
+        if tick % SWEEP_TICKS == 0:
             self._expire(tick)
         return out
 
     def _expire(self, tick: int) -> None:
         self.refresh(self.cache.usages(), tick)  # ends of cached open flows are in use
-        limit = tick - self.memory_ticks
-        stale = [k for k, (_, t) in self._memory.items() if t < limit]
+        limit, port_limit = tick - self.memory_ticks, tick - self.port_memory_ticks
+        stale = [k for k, (_, t) in self._memory.items()
+                 if t < limit and (k.remote or t < port_limit)]
         for k in stale:
             del self._memory[k]
 
