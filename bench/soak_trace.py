@@ -1,36 +1,47 @@
 """What grows under churn: the engine in-process with tracemalloc, under the soak's workload.
 
     python3 bench/soak_trace.py [--minutes 12] [--every 60] [--linger 120] [--rate 20]
+    python3 bench/soak_trace.py --no-trace --variants trim trim,arena=1 trim,memory=60
 
 Runs bench_soak's workload (sink + churning clients in a private namespace) and, inside that
 namespace, an Engine (plus the history a TUI reads) with `tracemalloc` on. Every `--every`
 seconds it prints RSS (self and children), the traced total, the size of every long-lived
 container, and the allocation sites (file:line) that grew most since the first report.
 `--linger` shortens the row linger (and so the 10 × linger forgetting horizon) to reach the
-steady state sooner. Root only; everything is removed at the end.
+steady state sooner. `--variants` runs one engine per spec side by side under the same
+workload (an A/B in one run); a spec is comma-separated levers: `trim` (heap trim every 30 s),
+`arena=N` / `mmap=BYTES` (glibc's MALLOC_ARENA_MAX / MALLOC_MMAP_THRESHOLD_), `tune` (bwmon's
+start-up malloc tuning, bwmon.core.heap.tune), `memory=TICKS` (owner memory horizon),
+`lazyssl` (ssl loaded on first use), `pymalloc=off` (PYTHONMALLOC=malloc). Root only;
+everything is removed at the end.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import contextlib
-import gc
 import os
-import signal
-import subprocess
 import sys
-import time
-import tracemalloc
-from collections import Counter
 from pathlib import Path
-from typing import Any
-
-import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
+if os.environ.get("SOAK_LAZYSSL"):  # before asyncio is imported, as bwmon's start-up does it
+    from bwmon.core.startup import defer_ssl
+
+    defer_ssl()
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import contextlib  # noqa: E402
+import gc  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+import tracemalloc  # noqa: E402
+from collections import Counter  # noqa: E402
+from typing import Any  # noqa: E402
+
+import psutil  # noqa: E402
 
 
 def _sizes(engine: Any) -> dict[str, int]:
@@ -64,8 +75,14 @@ async def inner(args: argparse.Namespace) -> None:
     accounting.LINGER_SECONDS = args.linger
     if args.trace:
         tracemalloc.start(args.frames)
+    if args.tune:
+        from bwmon.core.heap import tune
+
+        tune()
     engine = Engine(Settings())
     engine.accounting.linger = args.linger
+    if args.memory is not None:
+        engine.attributor.memory_ticks = args.memory
     me = psutil.Process()
     task = asyncio.create_task(engine.run())
     helpers: list[asyncio.Task[None]] = []  # held: the loop keeps only weak references
@@ -118,6 +135,30 @@ async def inner(args: argparse.Namespace) -> None:
         await asyncio.wait_for(task, 10)
 
 
+def _variant(spec: str, env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """The inner process's extra flags and environment for one `--variants` spec."""
+    flags, env = ["--no-trace", "--label", spec], dict(env)
+    for lever in spec.split(","):
+        name, _, value = lever.partition("=")
+        if name == "trim":
+            flags.append("--trim")
+        elif name == "tune":
+            flags.append("--tune")
+        elif name == "memory":
+            flags += ["--memory", value]
+        elif name == "arena":
+            env["MALLOC_ARENA_MAX"] = value
+        elif name == "mmap":
+            env["MALLOC_MMAP_THRESHOLD_"] = value
+        elif name == "lazyssl":
+            env["SOAK_LAZYSSL"] = "1"
+        elif name == "pymalloc" and value == "off":
+            env["PYTHONMALLOC"] = "malloc"
+        elif name != "plain":
+            raise SystemExit(f"unknown lever {lever!r} in {spec!r}")
+    return flags, env
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--minutes", type=float, default=12.0)
@@ -130,7 +171,11 @@ def main() -> None:
     ap.add_argument("--no-trace", dest="trace", action="store_false",
                     help="no tracemalloc (RSS as a real run has it)")
     ap.add_argument("--ab", action="store_true",
-                    help="two engines, untraced, one trimming the heap (bwmon.core.heap)")
+                    help="two engines, untraced, one trimming the heap (= --variants plain trim)")
+    ap.add_argument("--variants", nargs="+", metavar="SPEC",
+                    help="one engine per SPEC, side by side (levers: see the docstring)")
+    ap.add_argument("--memory", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--tune", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--types", action="store_true",
                     help="also count the gc-tracked objects by type and print what grew")
     ap.add_argument("--trim", action="store_true", help=argparse.SUPPRESS)
@@ -153,10 +198,10 @@ def main() -> None:
             time.sleep(1)
             procs += churn(ns, args.rate, 5.0)
             env = dict(os.environ, PYTHONPATH=str(REPO), BWMON_GENERAL__INTERVAL="1")
-            variants = ([["--no-trace", "--label", "plain"],
-                         ["--no-trace", "--trim", "--label", "trim"]] if args.ab else [[]])
-            subs = [ns.popen([PY, __file__, "--inner", *sys.argv[1:], *v], env=env, cwd=REPO)
-                    for v in variants]
+            specs = ["plain", "trim"] if args.ab else args.variants or []
+            runs = [_variant(spec, env) for spec in specs] or [([], env)]
+            subs = [ns.popen([PY, __file__, "--inner", *sys.argv[1:], *v], env=e, cwd=REPO)
+                    for v, e in runs]
             for sub in subs:
                 sub.wait()
         finally:
