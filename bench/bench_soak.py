@@ -147,13 +147,32 @@ def report(samples: list[Sample], args: argparse.Namespace) -> None:
           f"warm-up); conntrack entries "
           f"{min(s.conntrack for s in kept)}–{max(s.conntrack for s in kept)}; load average "
           f"{min(s.load for s in kept):.1f}–{max(s.load for s in kept):.1f}\n")
-    print("| process | first MiB | last MiB | max MiB | growth first→last |")
-    print("|---|---:|---:|---:|---:|")
+    print("| process | first MiB | last MiB | min–max MiB | growth first→last | "
+          "5-min means, first → last |")
+    print("|---|---:|---:|---:|---:|---:|")
     for i, name in ((1, "bwmon run"), (2, "  its children"), (3, "bwmon-tui"),
                     (4, "  its children")):
-        first, last, top = kept[0][i], kept[-1][i], max(s[i] for s in kept)
-        print(f"| {name} | {first / 2**20:.1f} | {last / 2**20:.1f} | {top / 2**20:.1f} | "
-              f"{(last - first) / first:+.1%} |")
+        first, last = kept[0][i], kept[-1][i]
+        low, top = min(s[i] for s in kept), max(s[i] for s in kept)
+        means = window_means(kept, i, args.warmup)
+        print(f"| {name} | {first / 2**20:.1f} | {last / 2**20:.1f} | {low / 2**20:.1f}–"
+              f"{top / 2**20:.1f} | {(last - first) / first:+.1%} | {means[0] / 2**20:.1f} → "
+              f"{means[-1] / 2**20:.1f} ({(means[-1] - means[0]) / means[0]:+.1%}) |")
+    print("\n5-min means (run / tui MiB, conntrack entries): " + " · ".join(
+        f"{r / 2**20:.1f} / {u / 2**20:.1f} ({c:,.0f})" for r, u, c in zip(
+            window_means(kept, 1, args.warmup), window_means(kept, 3, args.warmup),
+            window_means(kept, 5, args.warmup), strict=True)))
+
+
+def window_means(kept: list[Sample], field: int, start: float,
+                 window: float = 300.0) -> list[float]:
+    """Mean of one field per `window` seconds of the measured part (a stray last sample or
+    partial window joins the one before)."""
+    last = max(0, int((kept[-1].t - start) // window) - 1)
+    groups: dict[int, list[float]] = {}
+    for s in kept:
+        groups.setdefault(min(last, int((s.t - start) // window)), []).append(float(s[field]))
+    return [sum(v) / len(v) for _, v in sorted(groups.items())]
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ steady state sooner. `--variants` runs one engine per spec side by side under th
 workload (an A/B in one run); a spec is comma-separated levers: `trim` (heap trim every 30 s),
 `arena=N` / `mmap=BYTES` (glibc's MALLOC_ARENA_MAX / MALLOC_MMAP_THRESHOLD_), `tune` (bwmon's
 start-up malloc tuning, bwmon.core.heap.tune), `memory=TICKS` (owner memory horizon),
+`ctprune` (the conntrack parser's reuse dicts pruned to a table's worth of slack), `gc` (a
+full garbage collection every 30 s),
 `lazyssl` (ssl loaded on first use), `pymalloc=off` (PYTHONMALLOC=malloc). Root only;
 everything is removed at the end.
 """
@@ -48,6 +50,7 @@ def _sizes(engine: Any) -> dict[str, int]:
     """len() of every long-lived container of the engine and its parts."""
     acc, att, fl, pt = engine.accounting, engine.attributor, engine.flows, engine.procs
     cache = att.cache
+    parser = getattr(engine.conntrack, "_parser", None)
     return {
         "flows._seen": len(fl._seen), "flows._vanished": len(fl._vanished),
         "flows._tombstones": len(fl._tombstones),
@@ -63,6 +66,8 @@ def _sizes(engine: Any) -> dict[str, int]:
         "history": sum(len(s) for s in engine.history._series.values()),
         "history.rows": len(engine.history._series),
         "log": len(engine.log._events),
+        **{f"parser.{k}": len(getattr(parser, k, ()))
+           for k in ("_entries", "_flows", "_tuples")},
     }
 
 
@@ -79,6 +84,8 @@ async def inner(args: argparse.Namespace) -> None:
         from bwmon.core.heap import tune
 
         tune()
+    if args.ctprune:
+        _prune_parser_caches()
     engine = Engine(Settings())
     engine.accounting.linger = args.linger
     if args.memory is not None:
@@ -90,6 +97,8 @@ async def inner(args: argparse.Namespace) -> None:
         from bwmon.core.heap import trim_forever
 
         helpers.append(asyncio.create_task(trim_forever()))
+    if args.collect:
+        helpers.append(asyncio.create_task(_collect_forever()))
     start = time.monotonic()
     base: tracemalloc.Snapshot | None = None
     base_types: Counter[str] | None = None
@@ -135,6 +144,35 @@ async def inner(args: argparse.Namespace) -> None:
         await asyncio.wait_for(task, 10)
 
 
+async def _collect_forever(interval: float = 30.0) -> None:
+    """The `gc` lever: a full collection every `interval` s, with what it found."""
+    while True:
+        await asyncio.sleep(interval)
+        t0 = time.perf_counter()
+        found = gc.collect()
+        print(f"  [gc] {found} unreachable, {(time.perf_counter() - t0) * 1000:.0f} ms",
+              flush=True)
+
+
+def _prune_parser_caches() -> None:
+    """The `ctprune` lever: ConntrackParser's reuse dicts forget gone flows' lines sooner
+    (a table's worth of slack instead of 1-3 tables plus 4,096 before they are cleared)."""
+    from bwmon.core.conntrack import ConntrackParser
+
+    parse = ConntrackParser.parse
+
+    def pruned(self: ConntrackParser, text: str) -> list[Any]:
+        out = parse(self, text)
+        n = len(self._entries)
+        if len(self._flows) > n + 512:
+            self._flows.clear()
+        if len(self._tuples) > 2 * n + 1024:
+            self._tuples.clear()
+        return out
+
+    ConntrackParser.parse = pruned  # type: ignore[method-assign]
+
+
 def _variant(spec: str, env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
     """The inner process's extra flags and environment for one `--variants` spec."""
     flags, env = ["--no-trace", "--label", spec], dict(env)
@@ -144,6 +182,10 @@ def _variant(spec: str, env: dict[str, str]) -> tuple[list[str], dict[str, str]]
             flags.append("--trim")
         elif name == "tune":
             flags.append("--tune")
+        elif name == "ctprune":
+            flags.append("--ctprune")
+        elif name == "gc":
+            flags.append("--collect")
         elif name == "memory":
             flags += ["--memory", value]
         elif name == "arena":
@@ -176,6 +218,8 @@ def main() -> None:
                     help="one engine per SPEC, side by side (levers: see the docstring)")
     ap.add_argument("--memory", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--tune", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--ctprune", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--collect", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--types", action="store_true",
                     help="also count the gc-tracked objects by type and print what grew")
     ap.add_argument("--trim", action="store_true", help=argparse.SUPPRESS)

@@ -5,20 +5,26 @@
 Runs `bwmon-tui --demo ROWS` (made-up snapshots at 1 s) headless at 120×40 and every
 `--every` seconds prints RSS, the traced total and the allocation sites (file:line) that grew
 most since the first report. Needs no root: it measures Textual and the widgets alone.
+bwmon-tui's start-up (bwmon.core.startup.prepare) runs first unless `--no-prepare`.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import sys
-import tracemalloc
 from pathlib import Path
-
-import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+if "--no-prepare" not in sys.argv:  # as bwmon-tui starts: before asyncio is imported
+    from bwmon.core.startup import prepare
+
+    prepare()
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import tracemalloc  # noqa: E402
+
+import psutil  # noqa: E402
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -41,6 +47,18 @@ async def main(args: argparse.Namespace) -> None:
             print(f"=== {(n + 1) * args.every:5.0f} s  rss {me.memory_info().rss / 2**20:.1f} MiB"
                   f"  traced {cur / 2**20:.1f} MiB  blocks {sys.getallocatedblocks()}",
                   flush=True)
+            if args.collect:  # what a full collection (and a heap trim) would give back now
+                import gc
+                import time
+
+                from bwmon.core import heap
+
+                t0 = time.perf_counter()
+                found = gc.collect()
+                took = time.perf_counter() - t0
+                heap.trim()
+                print(f"      gc.collect(): {found} unreachable in {took * 1000:.0f} ms; rss "
+                      f"after it and a trim {me.memory_info().rss / 2**20:.1f} MiB", flush=True)
             if not args.trace:
                 continue
             snap = tracemalloc.take_snapshot()
@@ -61,6 +79,10 @@ if __name__ == "__main__":
     ap.add_argument("--top", type=int, default=20)
     ap.add_argument("--frames", type=int, default=1)
     ap.add_argument("--no-trace", dest="trace", action="store_false")
+    ap.add_argument("--collect", action="store_true",
+                    help="at each report, a full gc.collect() and a heap trim (their effect)")
+    ap.add_argument("--no-prepare", action="store_true",
+                    help="skip bwmon-tui's start-up settings (ssl on use, malloc arenas)")
     ap.add_argument("--textual-caches", action="store_true",
                     help="leave DataTable's render caches at Textual's sizes (the baseline)")
     asyncio.run(main(ap.parse_args()))
