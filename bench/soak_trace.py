@@ -9,13 +9,12 @@ seconds it prints RSS (self and children), the traced total, the size of every l
 container, and the allocation sites (file:line) that grew most since the first report.
 `--linger` shortens the row linger (and so the 10 × linger forgetting horizon) to reach the
 steady state sooner. `--variants` runs one engine per spec side by side under the same
-workload (an A/B in one run); a spec is comma-separated levers: `trim` (heap trim every 30 s),
-`arena=N` / `mmap=BYTES` (glibc's MALLOC_ARENA_MAX / MALLOC_MMAP_THRESHOLD_), `tune` (bwmon's
-start-up malloc tuning, bwmon.core.heap.tune), `memory=TICKS` (owner memory horizon),
-`ctprune` (the conntrack parser's reuse dicts pruned to a table's worth of slack), `gc` (a
-full garbage collection every 30 s),
-`lazyssl` (ssl loaded on first use), `pymalloc=off` (PYTHONMALLOC=malloc). Root only;
-everything is removed at the end.
+workload (an A/B in one run); a spec is comma-separated levers: `trim` (heap trim every 30 s,
+or `trim=SECONDS`), `tune` (bwmon's start-up malloc settings, bwmon.core.heap.tune), `arena=N`
+and `mmap=BYTES` (glibc's MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_), `lazyssl` (ssl loaded on
+first use), `memory=TICKS` (owner memory horizon), `ctprune` (the conntrack parser's reuse
+dicts pruned to a table's worth of slack), `gc` (a full collection every 30 s), `pymalloc=off`
+(PYTHONMALLOC=malloc). Root only; everything is removed at the end.
 """
 
 from __future__ import annotations
@@ -96,7 +95,7 @@ async def inner(args: argparse.Namespace) -> None:
     if args.trim:
         from bwmon.core.heap import trim_forever
 
-        helpers.append(asyncio.create_task(trim_forever()))
+        helpers.append(asyncio.create_task(trim_forever(args.trim_every)))
     if args.collect:
         helpers.append(asyncio.create_task(_collect_forever()))
     start = time.monotonic()
@@ -179,7 +178,7 @@ def _variant(spec: str, env: dict[str, str]) -> tuple[list[str], dict[str, str]]
     for lever in spec.split(","):
         name, _, value = lever.partition("=")
         if name == "trim":
-            flags.append("--trim")
+            flags += ["--trim", "--trim-every", value or "30"]
         elif name == "tune":
             flags.append("--tune")
         elif name == "ctprune":
@@ -223,6 +222,7 @@ def main() -> None:
     ap.add_argument("--types", action="store_true",
                     help="also count the gc-tracked objects by type and print what grew")
     ap.add_argument("--trim", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--trim-every", type=float, default=30.0, help=argparse.SUPPRESS)
     ap.add_argument("--label", default="", help=argparse.SUPPRESS)
     ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
