@@ -13,7 +13,7 @@ import pytest
 
 from bwmon.core import discovery_worker
 from bwmon.core.accounting import Accounting
-from bwmon.core.attribution import Attributor, EndKey, EndUsage
+from bwmon.core.attribution import SWEEP_TICKS, Attributor, EndKey, EndUsage
 from bwmon.core.config import Settings
 from bwmon.core.discovery_worker import _dispatch
 from bwmon.core.engine import EXPIRE_TICKS, Engine
@@ -116,7 +116,7 @@ def test_owner_memory_forgets_ends_not_needed_for_memory_ticks() -> None:
     attr = Attributor(memory_ticks=10)
     for port in range(5000):
         attr.remember(EndKey("tcp", "192.0.2.10", port, "198.51.100.7", 443), ProcKey(9, 1), 1)
-    attr.attribute([], {}, 64)  # owner memory is swept every 64 ticks
+    attr.attribute([], {}, 4 * SWEEP_TICKS)  # owner memory is swept every SWEEP_TICKS ticks
     assert len(attr) == 0
 
 
