@@ -87,6 +87,36 @@ def churn(ns: NetNS, rate: int, seconds: float) -> list[subprocess.Popen[bytes]]
             for _ in range(2)]
 
 
+# The monitors with ConntrackParser's reuse dicts pruned to a table's worth of slack (the
+# `ctprune` lever of bench/soak_trace.py: a proposed change in conntrack.py), nothing imported
+# beyond what the monitors import anyway.
+_PATCHED = """import sys
+from bwmon.core.startup import prepare
+prepare()
+from bwmon.core.conntrack import ConntrackParser
+_parse = ConntrackParser.parse
+def _pruned(self, text):
+    out = _parse(self, text)
+    n = len(self._entries)
+    if len(self._flows) > n + 512:
+        self._flows.clear()
+    if len(self._tuples) > 2 * n + 1024:
+        self._tuples.clear()
+    return out
+ConntrackParser.parse = _pruned
+from {module} import main
+sys.exit(main({argv}))
+"""
+
+
+def _monitors(ctprune: bool) -> tuple[list[str], list[str]]:
+    """Command lines of `bwmon run` and `bwmon-tui` (patched with `--ctprune`)."""
+    if not ctprune:
+        return [PY, "-m", "bwmon", "run"], [PY, "-m", "bwmon.tui.main"]
+    return ([PY, "-c", _PATCHED.format(module="bwmon.cli", argv="['run']")],
+            [PY, "-c", _PATCHED.format(module="bwmon.tui.main", argv="[]")])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--minutes", type=float, default=30.0)
@@ -94,6 +124,9 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=60.0)
     ap.add_argument("--rate", type=int, default=20, help="connections per second per client")
     ap.add_argument("--out", type=Path, help="also write the samples here (CSV)")
+    ap.add_argument("--ctprune", action="store_true",
+                    help="monitors with the conntrack parser's reuse dicts pruned (a change "
+                    "proposed for conntrack.py, applied at start)")
     args = ap.parse_args()
     if os.geteuid() != 0 or shutil.which("tmux") is None:
         raise SystemExit("needs root and tmux")
@@ -108,11 +141,12 @@ def main() -> None:
             time.sleep(1)
             procs += churn(ns, args.rate, 5.0)
             t0 = time.time()
-            procs.append(ns.popen([PY, "-m", "bwmon", "run"], stdout=subprocess.DEVNULL,
+            run_argv, tui_argv = _monitors(args.ctprune)
+            procs.append(ns.popen(run_argv, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL, env=env, cwd=REPO))
-            run = _find("-m bwmon run", t0 - 1)
+            run = _find("-m bwmon run" if not args.ctprune else "main(['run'])", t0 - 1)
             subprocess.run(["tmux", "-L", sock, "new-session", "-d", "-x", "120", "-y", "40",
-                            "-e", f"PYTHONPATH={REPO}", *ns.argv(PY, "-m", "bwmon.tui.main")],
+                            "-e", f"PYTHONPATH={REPO}", *ns.argv(*tui_argv)],
                            check=True, cwd=REPO)
             tui = _find("bwmon.tui.main", t0 - 1)
             start = time.monotonic()
