@@ -12,7 +12,7 @@ import ctypes
 from collections.abc import Callable
 
 # Seconds between two trims: one took under 0.1 ms on ~70 MiB of fragmented small blocks.
-TRIM_SECONDS = 10.0
+TRIM_SECONDS = 30.0
 # glibc's mallopt parameters (malloc.h) and bwmon's values for them, set at start-up.
 M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
