@@ -59,7 +59,7 @@ def _sizes(engine: Any) -> dict[str, int]:
         "acc._procs": len(acc._procs), "acc._apps": len(acc._apps),
         "acc._ends": len(acc._ends), "acc._info": len(acc._info),
         "acc._shown": len(acc._shown), "acc._open": len(acc._open),
-        "acc._app_ends": sum(len(v) for v in acc._app_ends.values()),
+        "acc._conns._ends": sum(len(v) for v in acc._conns._ends.values()),
         "procs._pids": len(pt._pids), "procs._owner": len(pt._owner),
         "procs._info": len(pt._info), "procs._unfound": len(pt._unfound),
         "history": sum(len(s) for s in engine.history._series.values()),

@@ -82,3 +82,23 @@ def test_moved_counters_give_the_full_parsers_entries(name: str) -> None:
         assert got == want
         assert parser.reused < len(want) // 2  # the counters really moved
         assert any(e.orig_bytes and e.orig_bytes > 1000 for e in got)
+
+
+def _table(first: int, n: int = 300, grown: int = 0) -> str:
+    return "".join(
+        f"ipv4     2 tcp      6 431999 ESTABLISHED src=10.0.0.1 dst=10.0.0.2 sport={p} "
+        f"dport=443 packets=1 bytes={p + grown} src=10.0.0.2 dst=10.0.0.1 sport=443 dport={p} "
+        "packets=1 bytes=7 [ASSURED] mark=0 zone=0 use=2\n" for p in range(first, first + n))
+
+
+def test_lines_of_gone_flows_are_forgotten_under_churn() -> None:
+    """Each read of a churning table brings new flows: what the parser keeps of flows that
+    left the table stays within a fraction of the table instead of piling up."""
+    parser = ConntrackParser()
+    for gen in range(60):  # 50 flows replaced per read
+        parser.parse(_table(1000 + gen * 50))
+    assert len(parser._flows) <= 300 + 300 // 8 + 512
+    last = 1000 + 59 * 50
+    moved = _table(last, grown=5000)  # counters of every live flow moved: still exact
+    want = [dataclasses.replace(e, timeout=None) for e in parse_conntrack(moved)]
+    assert parser.parse(moved) == want
