@@ -27,7 +27,9 @@ def test_bwmon_tui_starts_without_openssl_and_is_smaller_for_it() -> None:
     lazy = _child(f"import sys, bwmon.tui.main\nprint('_ssl' in sys.modules, {_rss_mib()})")
     eager = _child(f"import ssl, bwmon.tui.main\nprint({_rss_mib()})")
     assert lazy[0] == "False"
-    assert float(eager[0]) - float(lazy[1]) > 2.0  # MiB
+    # ~4 MiB where nothing else loads OpenSSL; ~1 MiB (the ssl module alone) where libcrypto
+    # is loaded anyway: pydantic 2.14 imports `secrets`, hence hashlib and _hashlib
+    assert float(eager[0]) - float(lazy[1]) > 0.5  # MiB
 
 
 def test_bwmon_command_starts_without_openssl() -> None:
