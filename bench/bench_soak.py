@@ -125,8 +125,9 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=20, help="connections per second per client")
     ap.add_argument("--out", type=Path, help="also write the samples here (CSV)")
     ap.add_argument("--ctprune", action="store_true",
-                    help="monitors with the conntrack parser's reuse dicts pruned (a change "
-                    "proposed for conntrack.py, applied at start)")
+                    help="monitors with the conntrack parser's reuse dicts cleared at a "
+                    "table's worth (the A/B of session 3; ConntrackParser now forgets gone "
+                    "flows' lines itself, so this only adds the cruder clear on top)")
     args = ap.parse_args()
     if os.geteuid() != 0 or shutil.which("tmux") is None:
         raise SystemExit("needs root and tmux")
