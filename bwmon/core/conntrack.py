@@ -262,7 +262,9 @@ class ConntrackParser:
     """
 
     def __init__(self) -> None:
-        self._entries: dict[tuple[str, str], ConntrackEntry | None] = {}
+        # a line without its timeout ("head\trest", a str: not tracked by the garbage collector,
+        # unlike a tuple, which matters at 50k lines a tick) -> its entry
+        self._entries: dict[str, ConntrackEntry | None] = {}
         self._tuples: dict[str, Tuple5] = {}
         # a line with its counters left out -> its last entry (for lines whose counters moved)
         self._flows: dict[tuple[str, ...], ConntrackEntry] = {}
@@ -272,13 +274,13 @@ class ConntrackParser:
         """The table's entries, in order; garbage lines are skipped."""
         if "delta-time=" in text:
             text = _DELTA.sub("", text)
-        keys: list[tuple[str, str]] = _KEY.findall(text)
+        keys: list[str] = list(map("\t".join, _KEY.findall(text)))
         found = list(map(self._entries.get, keys))
         misses = list(compress(range(len(keys)), map(not_, found)))
         tuples, flows = self._tuples, self._flows
         split = _COUNTERS.split
         for i in misses:
-            head, rest = keys[i]
+            head, rest = keys[i].split("\t", 1)
             parts = split(rest)
             if len(parts) == 7:  # both directions counted: maybe only the counters moved
                 ident = (head, parts[0], parts[3], parts[6])
