@@ -93,7 +93,11 @@ class ConntrackSource:
                 text = await self._run_tool()
         else:
             text = await self._run_tool()
-        return self._parser.parse(text)
+        if len(text) < THREAD_PARSE_CHARS:
+            return self._parser.parse(text)
+        # A big table's parse takes a second or more (the first one, with nothing to reuse,
+        # several): in a worker thread, bwmon-tui's screen sharing this loop still gets turns.
+        return await asyncio.to_thread(self._parser.parse, text)
 
     async def _read_file(self, path: Path) -> str:
         try:
@@ -135,3 +139,5 @@ class ConntrackSource:
 
 
 _LIST_ARGS = ("-L", "-o", "extended,id")
+# Tables longer than this (about 1,000 lines) are parsed in a worker thread.
+THREAD_PARSE_CHARS = 256 * 1024

@@ -100,6 +100,10 @@ async def read_proc_sockets(proc_root: Path) -> list[SocketEntry]:
     texts = await asyncio.gather(*(_read(proc_root / "net" / name) for name in names))
     if texts[0] is None:
         raise FileNotFoundError(f"{proc_root / 'net' / 'tcp'} is missing: is procfs mounted there?")
+    return await asyncio.to_thread(_parse_all, texts)  # seconds on a busy host: off the loop
+
+
+def _parse_all(texts: list[str | None]) -> list[SocketEntry]:
     entries: list[SocketEntry] = []
     for (_, proto), text in zip(PROC_NET_FILES, texts, strict=True):
         if text is not None:

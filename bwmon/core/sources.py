@@ -22,13 +22,15 @@ class SocketSource:
         self._reads = 0
 
     async def entries(self) -> list[SocketEntry]:
+        """The table's rows. The netlink dump and the parse run in a worker thread: on a busy
+        host they take seconds, and bwmon-tui's screen shares this event loop."""
         from bwmon.core.sockets import read_proc_sockets
 
         if self.kind == "sock_diag":
             from bwmon.core.sockdiag import dump_sockets
 
             try:
-                return dump_sockets()
+                return await asyncio.to_thread(dump_sockets)
             except OSError:
                 self.kind = "procfs"
         return await read_proc_sockets(self.proc_root)
@@ -41,4 +43,4 @@ class SocketSource:
         if self._reads % ADDRESS_REFRESH == 0:
             self.local_addresses = await asyncio.to_thread(read_local_addresses, self.proc_root)
         self._reads += 1
-        return SocketIndex(await self.entries())
+        return await asyncio.to_thread(SocketIndex, await self.entries())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -229,6 +230,51 @@ async def test_long_lookup_returns_to_the_event_loop_between_chunks(
     await watcher
     assert {100, 200, 300} <= set(cached)
     assert sum(flows for _in, _out, flows in apps(snap).values()) == 400
+
+
+async def test_table_parse_and_socket_index_leave_the_event_loop_free(
+        tree: Tree, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A big table's parse and the socket table's read and index take seconds on a busy
+    host; they run in worker threads, so the screen sharing the loop keeps drawing. Each
+    step here waits (up to 5 s) for the loop to take a turn while it runs: on the loop's own
+    thread it would wait in vain."""
+    from bwmon.core import conntrack_source, sockets
+    from bwmon.core.conntrack import ConntrackParser
+
+    monkeypatch.setattr(conntrack_source, "THREAD_PARSE_CHARS", 0)  # the fixture is small
+    running: list[str] = []  # the step running now, if any
+    turns = threading.Event()
+    waited: dict[str, bool] = {}
+
+    def needs_a_turn(name: str, fn):  # type: ignore[no-untyped-def]
+        def step(*args, **kwargs):  # type: ignore[no-untyped-def]
+            turns.clear()
+            running.append(name)
+            waited[name] = turns.wait(5)
+            running.remove(name)
+            return fn(*args, **kwargs)
+        return step
+
+    monkeypatch.setattr(ConntrackParser, "parse", needs_a_turn("parse", ConntrackParser.parse))
+    monkeypatch.setattr(sockets, "_parse_all", needs_a_turn("sockets", sockets._parse_all))
+    monkeypatch.setattr(sockets, "SocketIndex", needs_a_turn("index", sockets.SocketIndex))
+    tree.open(40000, 101)
+    tree.write()
+    e = engine(tree)
+    stop = asyncio.Event()
+
+    async def watch() -> None:
+        while not stop.is_set():
+            if running:
+                turns.set()
+            await asyncio.sleep(0.001)
+
+    watcher = asyncio.create_task(watch())
+    snap = await e.tick()
+    stop.set()
+    await watcher
+    assert waited == {"parse": True, "sockets": True, "index": True}
+    assert apps(snap)["curl"] == (1000, 100, 1)
 
 
 async def test_owner_learnt_from_events_applies_at_the_next_tick(tree: Tree) -> None:
