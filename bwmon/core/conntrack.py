@@ -11,13 +11,14 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable
-from itertools import compress
+from dataclasses import dataclass
+from itertools import compress, repeat
 from operator import not_
 from typing import Any, TypeVar
 
 from bwmon.core.model import ConntrackEntry, Tuple5
 
-__all__ = ["ConntrackParser", "normalise_address", "parse_conntrack", "parse_line"]
+__all__ = ["ConntrackParser", "TableChange", "normalise_address", "parse_conntrack", "parse_line"]
 
 _ADDR = r"([0-9A-Fa-f.:]+)"
 _TUPLE = rf"(src={_ADDR} dst={_ADDR} sport=(\d+) dport=(\d+))"
@@ -252,6 +253,16 @@ _DELTA = re.compile(r"delta-time=\d+ +")
 _COUNTERS = re.compile(r" packets=(\d+) bytes=(\d+)")
 
 
+@dataclass(slots=True)
+class TableChange:
+    """How one parse of a table differs from the parse before it (see FlowTracker.read)."""
+
+    base: int  # serial of the parse before (-2: no account, check every entry)
+    serial: int  # serial of this parse
+    fresh: list[ConntrackEntry]  # entries built by this parse: every other one is reused
+    dropped: list[ConntrackEntry]  # the previous parse's entries whose lines are gone
+
+
 class ConntrackParser:
     """Parses successive reads of one table, reusing what did not change.
 
@@ -262,6 +273,7 @@ class ConntrackParser:
     """
 
     def __init__(self) -> None:
+        self.change = TableChange(0, 0, [], [])  # how the last parse differs from the one before
         # a line without its timeout ("head\trest", a str: not tracked by the garbage collector,
         # unlike a tuple, which matters at 50k lines a tick) -> its entry
         self._entries: dict[str, ConntrackEntry | None] = {}
@@ -275,7 +287,9 @@ class ConntrackParser:
         if "delta-time=" in text:
             text = _DELTA.sub("", text)
         keys: list[str] = list(map("\t".join, _KEY.findall(text)))
-        found = list(map(self._entries.get, keys))
+        previous = self._entries
+        # popped, so what is left of `previous` afterwards is exactly the lines gone or changed
+        found = list(map(previous.pop, keys, repeat(None)))
         misses = list(compress(range(len(keys)), map(not_, found)))
         tuples, flows = self._tuples, self._flows
         split = _COUNTERS.split
@@ -296,14 +310,19 @@ class ConntrackParser:
                     flows[ident] = entry
                 continue
             found[i] = _parse_one(f"{head} {rest}", tuples)
-        self._entries = dict(zip(keys, found, strict=True))
+        current = self._entries = dict(zip(keys, found, strict=True))
+        serial = self.change.serial
+        self.change = TableChange(
+            # a line listed twice (a read racing a table resize) was built twice: no account
+            serial if len(current) == len(keys) else -2, serial + 1,
+            [e for e in map(found.__getitem__, misses) if e is not None],
+            [e for e in previous.values() if e is not None])
         if len(flows) > len(keys) + len(keys) // 8 + 512:
             self._forget_gone(found)
         self.reused = len(keys) - len(misses)
         if len(misses) == 0:
             return found  # type: ignore[return-value]  # no None: every key was a hit
         return [e for e in found if e is not None]
-
 
     def _forget_gone(self, current: list[ConntrackEntry | None]) -> None:
         """Drop the lines of flows no longer in the table: each flow's line maps to its

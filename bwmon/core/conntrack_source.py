@@ -14,7 +14,7 @@ from pathlib import Path
 
 import aiofiles
 
-from bwmon.core.conntrack import ConntrackParser
+from bwmon.core.conntrack import ConntrackParser, TableChange
 from bwmon.core.model import ConntrackEntry
 
 
@@ -80,6 +80,11 @@ class ConntrackSource:
             if path.exists():
                 return "file", str(path)
         return "tool", shlex.join([*tool_argv(self.command, self.argv_prefix), *_LIST_ARGS])
+
+    @property
+    def change(self) -> TableChange:
+        """How the last read differs from the one before (for FlowTracker.read)."""
+        return self._parser.change
 
     async def read(self) -> list[ConntrackEntry]:
         """All entries now; raises SourceError (message + fix) when the table is unreadable."""

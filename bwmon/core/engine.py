@@ -224,7 +224,7 @@ class Engine(Publisher):
         gone: list[FlowKey] = []
         if entries is not None:
             self._table_size = len(entries)
-            read = self.flows.read(entries, tick)
+            read = self.flows.read(entries, tick, self.conntrack.change)
             changed.extend(read.deltas)
             gone = read.gone
         cache = self.attributor.cache
