@@ -15,6 +15,7 @@ from operator import not_
 
 from bwmon.core.conntrack import TableChange
 from bwmon.core.model import ConntrackEntry, FlowKey
+from bwmon.core.slots import fast_constructor
 
 # How many ticks the final counters of a destroyed flow are remembered, so that a poll that was
 # read before the DESTROY event was handled cannot count the flow a second time.
@@ -32,6 +33,9 @@ class FlowDelta:
     d_orig: int  # bytes in the original direction (from the flow's initiator)
     d_reply: int  # bytes in the reply direction
     open: bool = True  # False for a flow that ended (DESTROY event)
+
+
+_new_delta = fast_constructor(FlowDelta, ("entry", "d_orig", "d_reply", "open"))
 
 
 @dataclass(slots=True)
@@ -141,8 +145,6 @@ class FlowTracker:
             orig = entry.orig_bytes or 0
             reply = entry.reply_bytes or 0
             old = seen.get(key)
-            if old is not None:
-                by_id.pop(id(old.entry), None)
             if old is None:
                 stone = tombstones.get(key)
                 if stone is not None and orig <= stone[0] and reply <= stone[1]:
@@ -151,15 +153,20 @@ class FlowTracker:
                     by_id[id(entry)] = key
                     continue
                 d_orig, d_reply = (orig, reply) if count_new else (0, 0)
-            elif orig < old.orig or reply < old.reply or (
-                entry.ct_id is not None and old.ct_id is not None and entry.ct_id != old.ct_id
-            ):
-                d_orig, d_reply = orig, reply  # the tuple now names a new flow
+                seen[key] = _Seen(orig, reply, entry.ct_id, entry)
             else:
-                d_orig, d_reply = orig - old.orig, reply - old.reply
-            seen[key] = _Seen(orig, reply, entry.ct_id, entry)
+                # keep the held key and record: nothing new outlives the tick for a flow
+                # whose counters moved (the collector after each tick scans what survives)
+                key = by_id.pop(id(old.entry), key)
+                if orig < old.orig or reply < old.reply or (
+                    entry.ct_id is not None and old.ct_id is not None and entry.ct_id != old.ct_id
+                ):
+                    d_orig, d_reply = orig, reply  # the tuple now names a new flow
+                else:
+                    d_orig, d_reply = orig - old.orig, reply - old.reply
+                old.orig, old.reply, old.ct_id, old.entry = orig, reply, entry.ct_id, entry
             by_id[id(entry)] = key
-            deltas.append(FlowDelta(entry, d_orig, d_reply))
+            deltas.append(_new_delta(entry, d_orig, d_reply, True))
         return deltas
 
     def _vanish(self, stale_ids: Iterable[int], tick: int) -> list[FlowKey]:

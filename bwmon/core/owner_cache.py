@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from bwmon.core.ends import EndKey, EndUsage, Match, SocketLookup
 from bwmon.core.flows import FlowDelta
 from bwmon.core.model import ConntrackEntry, FlowKey, ProcKey
+from bwmon.core.slots import fast_constructor
 
 # An unchanged flow with an end nobody owns is looked up again about this often (in ticks),
 # at most MAX_RETRIES times (later only when its counters change or an owner is learnt).
@@ -20,6 +21,9 @@ RETRY_TICKS = 5
 MAX_RETRIES = 3
 # TCP states of a flow whose sockets are closed for good: no lookup can find an owner again.
 CLOSED_STATES = frozenset({"TIME_WAIT", "CLOSE"})
+
+_new_usage = fast_constructor(
+    EndUsage, ("entry", "end", "owner", "d_in", "d_out", "loopback", "open"))
 
 
 
@@ -120,7 +124,8 @@ class FlowOwners:
                 plan.reused.extend(reused)
                 plan.replaced.extend(zip(cached.usages, reused, strict=True))
                 if delta.open:  # same ends and owners: the indexes by owner and port hold
-                    flows[key] = _Cached(reused, cached.sides, True, False)
+                    cached.usages, cached.firm, cached.retry, cached.attempts = (
+                        reused, True, False, 0)  # in place: nothing new outlives the tick
                 else:
                     self._drop(key)
                 continue
@@ -254,8 +259,8 @@ def _reuse(cached: _Cached, delta: FlowDelta) -> tuple[EndUsage, ...]:
     out = []
     for u, initiator in zip(cached.usages, cached.sides, strict=True):
         if u.end is None:
-            out.append(EndUsage(d.entry, None, None, d.d_orig, d.d_reply, False, d.open))
+            out.append(_new_usage(d.entry, None, None, d.d_orig, d.d_reply, False, d.open))
         else:
             d_in, d_out = (d.d_reply, d.d_orig) if initiator else (d.d_orig, d.d_reply)
-            out.append(EndUsage(d.entry, u.end, u.owner, d_in, d_out, u.loopback, d.open))
+            out.append(_new_usage(d.entry, u.end, u.owner, d_in, d_out, u.loopback, d.open))
     return tuple(out)

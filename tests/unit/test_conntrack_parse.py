@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bwmon.core import conntrack
 from bwmon.core.conntrack import ConntrackParser, normalise_address, parse_conntrack, parse_line
 from bwmon.core.model import ConntrackEntry, Tuple5
+from bwmon.core.slots import fast_constructor
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures" / "conntrack"
 TABLES = ["acct.nf_conntrack", "acct.conntrack-L", "noacct.nf_conntrack", "noacct.conntrack-L"]
@@ -183,7 +183,7 @@ def test_garbage_never_raises() -> None:
 
 def test_fast_constructor_builds_equal_objects_and_steps_aside_when_fields_change() -> None:
     fields = tuple(f.name for f in dataclasses.fields(ConntrackEntry))
-    make = conntrack._fast_constructor(ConntrackEntry, fields)
+    make = fast_constructor(ConntrackEntry, fields)
     assert make is not ConntrackEntry
     t = Tuple5("10.0.0.1", "10.0.0.2", 1, 2)
     values = (4, "tcp", 6, t, t, 1, 2, 3, 4, "ESTABLISHED", None, frozenset(), 0, 0, None)
@@ -193,4 +193,4 @@ def test_fast_constructor_builds_equal_objects_and_steps_aside_when_fields_chang
     with pytest.raises(dataclasses.FrozenInstanceError):
         built.proto = "x"  # type: ignore[misc]
     # a model with other fields than expected gets its own constructor back
-    assert conntrack._fast_constructor(ConntrackEntry, fields[:-1]) is ConntrackEntry
+    assert fast_constructor(ConntrackEntry, fields[:-1]) is ConntrackEntry
