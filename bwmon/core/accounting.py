@@ -65,10 +65,12 @@ class _EndTotals:
     total_out: int = 0
     seen: float = 0.0
     open: int = 0  # open usages of this end (an open end never expires)
+    total: int = 0  # total_in + total_out (connection lists rank by it)
 
     def add(self, u: EndUsage, now: float) -> None:
         self.total_in += u.d_in
         self.total_out += u.d_out
+        self.total += u.d_in + u.d_out
         self.seen = now
 
 

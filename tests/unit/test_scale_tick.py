@@ -388,6 +388,13 @@ async def test_incremental_rows_equal_a_full_recomputation(tree: Tree) -> None:
         rows, *_ = acc.step(usages, [], procs.info, float(tick), 1.0)
         want = {a.name: (a.total_in, a.total_out, a.flows) for a in rows}
         assert apps(snap) == want, f"tick {tick}"
+        # every open flow is listed under its app with the flow's own counters (the lists
+        # are kept across ticks and their rows reused while unchanged)
+        listed = {(a.name, c.local, c.bytes_in, c.bytes_out) for a in snap.apps
+                  for c in a.connections}
+        names = {101: "curl", 102: "wget", 103: "rsync"}
+        assert listed == {(names[pid], f"{HERE}:{sport}", reply, orig)
+                          for sport, (pid, orig, reply, _inode) in tree.flows.items()}, tick
     assert e.socket_reads < 39  # ticks without new flows read no socket table
 
 
