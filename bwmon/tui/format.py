@@ -12,29 +12,15 @@ from collections.abc import Sequence
 
 from bwmon.core.units import human_bytes, human_rate
 
-__all__ = ["bars", "clock", "clock_buckets", "human_bytes", "human_rate", "shown_bytes",
-           "trend"]
+__all__ = ["bars", "clock", "clock_buckets", "human_bytes", "human_rate", "shown_bytes"]
 
 _BLOCKS = "▁▂▃▄▅▆▇█"
 
 
-def trend(values: Sequence[float], width: int = 8) -> str:
-    """A tiny block-character sparkline of the last `width` values (scaled to their maximum)."""
-    tail = list(values)[-width:]
-    if not tail:
-        return " " * width
-    top = max(tail)
-    if top <= 0:
-        chars = [_BLOCKS[0]] * len(tail)
-    else:
-        chars = [_BLOCKS[min(len(_BLOCKS) - 1, int(v / top * (len(_BLOCKS) - 1) + 0.5))]
-                 for v in tail]
-    return "".join(chars).rjust(width)
-
-
 def clock_buckets(samples: Sequence[tuple[float, float]], window: float,
-                  width: int) -> list[float | None]:
-    """The peak of each of `width` buckets of `window / width` seconds, newest last.
+                  width: int, mean: bool = False) -> list[float | None]:
+    """The peak (or with `mean`, the average) of each of `width` buckets of `window / width`
+    seconds, newest last.
 
     Buckets are aligned to the clock (bucket k covers [k·size, (k+1)·size) of epoch time),
     so a sample stays in its bar: between two ticks only the newest bar can change, and the
@@ -45,11 +31,17 @@ def clock_buckets(samples: Sequence[tuple[float, float]], window: float,
     size = window / width
     first = math.floor(samples[-1][0] / size) - width + 1
     peaks: list[float | None] = [None] * width
+    sums = [0.0] * width
+    counts = [0] * width
     for t, value in samples:
         k = math.floor(t / size) - first
         if 0 <= k < width:
             old = peaks[k]
             peaks[k] = value if old is None or value > old else old
+            sums[k] += value
+            counts[k] += 1
+    if mean:
+        return [sums[k] / counts[k] if counts[k] else None for k in range(width)]
     return peaks
 
 
