@@ -38,7 +38,7 @@ from bwmon.tui.detail_pane import DetailPane
 from bwmon.tui.diff_driver import DiffDriver
 from bwmon.tui.diff_driver import driver_class as diff_driver_class
 from bwmon.tui.findings import ConfirmFixScreen, FindingsPanel, fix_commands
-from bwmon.tui.format import clock_buckets
+from bwmon.tui.format import clock_buckets, fill_gaps
 from bwmon.tui.group_editor import GroupEditor
 from bwmon.tui.groups_file import default_config_path
 from bwmon.tui.help_screen import HelpScreen
@@ -221,9 +221,9 @@ class BwmonApp(App[None]):
                 window = TREND_WIDTH * TREND_SLICE
                 for row in rows:
                     points = self.feed.history.points(row.name, window + TREND_SLICE)
-                    trends[row.name] = clock_buckets(
+                    trends[row.name] = fill_gaps(clock_buckets(
                         [(p.time, p.rate_in + p.rate_out) for p in points], window,
-                        TREND_WIDTH, mean=True)
+                        TREND_WIDTH, mean=True))
             table.show(rows, trends)
             self._set_view(hidden_rows=table.hidden_by_filter)
             self.query_one("#findings", FindingsPanel).show(

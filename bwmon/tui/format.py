@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 from bwmon.core.units import human_bytes, human_rate
 
-__all__ = ["bars", "clock", "clock_buckets", "human_bytes", "human_rate", "shown_bytes"]
+__all__ = ["bars", "clock", "clock_buckets", "fill_gaps", "human_bytes", "human_rate",
+           "shown_bytes"]
 
 _BLOCKS = "▁▂▃▄▅▆▇█"
 
@@ -43,6 +44,26 @@ def clock_buckets(samples: Sequence[tuple[float, float]], window: float,
     if mean:
         return [sums[k] / counts[k] if counts[k] else None for k in range(width)]
     return peaks
+
+
+def fill_gaps(values: Sequence[float | None]) -> list[float | None]:
+    """Empty buckets between two measured ones take the value of the next one: a rate is
+    the mean over the time since the previous tick, so when ticks ran late (a loaded
+    machine) the next measurement covers the empty bucket. Leading ones stay empty."""
+    out = list(values)
+    after: float | None = None
+    seen_before = [False] * len(out)
+    seen = False
+    for i, v in enumerate(out):
+        seen_before[i] = seen
+        seen = seen or v is not None
+    for i in range(len(out) - 1, -1, -1):
+        if out[i] is None:
+            if after is not None and seen_before[i]:
+                out[i] = after
+        else:
+            after = out[i]
+    return out
 
 
 def bars(values: Sequence[float | None]) -> str:

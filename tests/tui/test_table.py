@@ -306,3 +306,23 @@ async def test_trend_cells_are_fixed_slices_of_the_clock(controller: object) -> 
                 assert cells[i][:-1] == cells[i - 1][1:], (i, cells[i - 1], cells[i])
                 shifts += 1
         assert shifts == TREND_WIDTH - 1
+
+
+async def test_trend_has_no_holes_when_ticks_come_further_apart_than_a_slice(
+        controller: object) -> None:
+    """On a starved machine ticks can come 5 s apart, leaving 4-s slices without a tick of
+    their own: the next tick's rate (its mean since the previous one) covers them, so the
+    trend shows no hole."""
+    from bwmon.tui.app_table import TREND_WIDTH
+    from bwmon.tui.controller import RecordingController
+
+    assert isinstance(controller, RecordingController)
+    base = demo_snapshot(5, 3)
+    feed = ManualFeed()
+    app = BwmonApp(feed, controller, is_root=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        for n in range(10):
+            feed.push(dataclasses.replace(base, seq=n, time=base.time + 5.0 * n, elapsed=5.0))
+            await pilot.pause()
+        trend = app.table.get_cell(base.apps[0].name, "trend").plain
+        assert len(trend) == TREND_WIDTH and " " not in trend, repr(trend)
