@@ -38,9 +38,9 @@ EDITOR_KEYS = (
 
 
 READING = (
-    "Order: a row passes the one above it when its figure is more than 1.5 times as big, or",
-    "bigger two updates running; choosing a sort (key, click) orders exactly at once.",
-    "Trend: one cell per 4 s of the clock, the mean rate in + out; the last 32 s.",
+    "Order: a row passes the one above when its figure is over 1.5 times as big,",
+    "or bigger two updates running; choosing a sort orders exactly at once.",
+    "Trend: one cell per 4 s of the clock (mean rate in + out): the last 32 s.",
 )
 
 
