@@ -3,6 +3,7 @@
     python3 bench/bench_tui_output.py [--procs 50] [--size 120x40] [--seconds 20] [--warmup 5]
                                       [--rounds 1] [--baseline DIR] [--no-plain]
                                       [--record FRAMES.jsonl]
+    python3 bench/bench_tui_output.py --replay TICKS.jsonl [--offline] [--baseline DIR] ...
 
 Two private network namespaces joined by a veth pair: a sink in one, and PROCS client
 processes in the other, each with a distinctive command line (`--tag app-NN`) and its own
@@ -24,6 +25,12 @@ previous commit unpacked in DIR), in the same rounds, for a before/after ratio o
 them on this workload) into this checkout's bwmon-tui and,
 with `--baseline DIR`, into the other's. Every run sees the same data, so the before/after
 ratio does not depend on how the machine's load starved the traffic clients.
+
+`--replay TICKS.jsonl --offline` needs no pseudo-terminal and no clock: each checkout's
+bwmon-tui runs in-process with a driver that feeds what Textual writes through its output
+layer (as for TERM=xterm-256color), the recorded ticks pushed one after the other with times
+1 s apart; it reports the bytes per tick over --seconds ticks after --warmup ticks. The same
+input gives the same bytes every time, so a change of the output shows in seconds, exactly.
 """
 
 from __future__ import annotations
@@ -100,6 +107,108 @@ def replay_child(tree: str, ticks: str) -> None:
 
     from bwmon.core.config import Settings
     from bwmon.core.feed import ManualFeed
+    from bwmon.tui.app import BwmonApp
+    from bwmon.tui.controller import RecordingController
+
+    records = [d for d in map(json.loads, Path(ticks).read_text().splitlines()) if "apps" in d]
+    if os.environ.get("BWMON_BENCH_RECORD"):  # --record: this checkout's frames
+        sys.path.insert(1, str(REPO))
+        from tests.tui.record_frames import install
+        install(Path(os.environ["BWMON_BENCH_RECORD"]))
+    snapshot = _snapshot_maker()
+
+    feed = ManualFeed()
+    stop = asyncio.Event()
+
+    async def run() -> None:
+        seq = 0
+        while not stop.is_set():
+            feed.push(snapshot(records[seq % len(records)], seq, time.time()))
+            seq += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+
+    BwmonApp(feed, RecordingController(Settings(), []), engine_runner=run,
+             engine_stopper=stop.set).run()
+
+
+def offline_child(tree: str, ticks: str, size: str, count: int, skip: int) -> None:
+    """Child process: checkout `tree`'s bwmon-tui, headless but with its output layer, fed
+    the recorded ticks 1 s apart (snapshot times, not the clock); prints bytes per tick."""
+    os.environ["TERM"] = "xterm-256color"
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    sys.path.insert(0, tree)
+    import asyncio
+    import inspect
+
+    from textual.drivers.headless_driver import HeadlessDriver
+
+    from bwmon.core.config import Settings
+    from bwmon.core.feed import ManualFeed
+    from bwmon.tui import diff_driver
+    from bwmon.tui.app import BwmonApp
+    from bwmon.tui.controller import RecordingController
+    from bwmon.tui.terminal_screen import ScreenDiff
+
+    cols, lines = (int(x) for x in size.split("x"))
+    params = inspect.signature(ScreenDiff).parameters
+    caps: dict[str, Any] = {}
+    if hasattr(diff_driver, "terminal_caps"):  # REP and tabs, where the checkout has them
+        found = diff_driver.terminal_caps("xterm-256color")
+        caps = {k: getattr(found, k) for k in ("rep", "tabs") if k in params}
+    sent: list[int] = []
+
+    class CountingDriver(HeadlessDriver):
+        """A headless driver that still draws: frames go through ScreenDiff, bytes counted."""
+
+        def __init__(self, *a: Any, **k: Any) -> None:
+            super().__init__(*a, **k)
+            self.diff = ScreenDiff(**caps)
+            self.pending: list[str] = ["\x1b[?25l"]  # as LinuxDriver starts
+
+        @property
+        def is_headless(self) -> bool:
+            return False
+
+        def write(self, data: str) -> None:
+            self.pending.append(data)
+
+        def flush(self) -> None:
+            frame = "".join(self.pending)
+            self.pending.clear()
+            if frame:
+                sent.append(len(self.diff.feed(frame, (cols, lines)).encode()))
+
+    records = [d for d in map(json.loads, Path(ticks).read_text().splitlines())
+               if "apps" in d]
+    snapshot = _snapshot_maker()
+
+    async def run() -> tuple[float, float]:
+        feed = ManualFeed()
+        app = BwmonApp(feed, RecordingController(Settings(), []), is_root=False)
+        app.driver_class = CountingDriver
+        t0 = 1_800_000_000.0
+        total = 0
+        cpu = 0.0
+        async with app.run_test(headless=False, size=(cols, lines)) as pilot:
+            await pilot.pause()
+            for seq in range(skip + count):
+                before, c0 = sum(sent), time.process_time()
+                feed.push(snapshot(records[seq % len(records)], seq, t0 + seq))
+                await pilot.pause()
+                await pilot.pause(0.05)
+                if seq >= skip:
+                    total += sum(sent) - before
+                    cpu += time.process_time() - c0
+        return total / count, cpu * 1000 / count
+
+    per_tick, cpu_ms = asyncio.run(run())
+    print(json.dumps({"bytes_per_tick": per_tick, "cpu_ms_per_tick": cpu_ms}))
+
+
+def _snapshot_maker() -> Any:
+    """snapshot(record, seq, time): a Snapshot from one `bwmon run --json` line."""
     from bwmon.core.model import (
         AppRow,
         Connection,
@@ -113,14 +222,6 @@ def replay_child(tree: str, ticks: str) -> None:
         Totals,
         Unit,
     )
-    from bwmon.tui.app import BwmonApp
-    from bwmon.tui.controller import RecordingController
-
-    records = [d for d in map(json.loads, Path(ticks).read_text().splitlines()) if "apps" in d]
-    if os.environ.get("BWMON_BENCH_RECORD"):  # --record: this checkout's frames
-        sys.path.insert(1, str(REPO))
-        from tests.tui.record_frames import install
-        install(Path(os.environ["BWMON_BENCH_RECORD"]))
 
     def snapshot(d: dict[str, Any], seq: int, now: float) -> Snapshot:
         infos = {p["pid"]: ProcessInfo(ProcKey(p["pid"], p["start"]), p["name"], p["cmdline"],
@@ -141,19 +242,32 @@ def replay_child(tree: str, ticks: str) -> None:
                         Totals(**d["filtered"]),
                         tuple(SourceStatus(**x) for x in d.get("sources", ())))
 
-    feed = ManualFeed()
-    stop = asyncio.Event()
+    return snapshot
 
-    async def run() -> None:
-        seq = 0
-        while not stop.is_set():
-            feed.push(snapshot(records[seq % len(records)], seq, time.time()))
-            seq += 1
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 1.0)
 
-    BwmonApp(feed, RecordingController(Settings(), []), engine_runner=run,
-             engine_stopper=stop.set).run()
+def offline(args: argparse.Namespace) -> None:
+    """Bytes per tick of this checkout and the baseline on the same ticks, no pty, no clock."""
+    trees = {"bwmon-tui": REPO, "bwmon-tui of --baseline": args.baseline}
+    results = {}
+    for label, tree in trees.items():
+        if tree is None:
+            continue
+        done = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "--offline-child",
+             str(Path(tree).resolve()), str(args.replay.resolve()), args.size,
+             str(int(args.seconds)), str(int(args.warmup))],
+            capture_output=True, text=True, check=True)
+        results[label] = json.loads(done.stdout.splitlines()[-1])
+    print(f"offline replay of {args.replay} ({args.size}, {int(args.seconds)} ticks after "
+          f"{int(args.warmup)})\n")
+    print("| program | bytes per tick | CPU ms per tick |")
+    print("|---|---:|---:|")
+    for label, r in results.items():
+        print(f"| {label} | {r['bytes_per_tick']:.0f} | {r['cpu_ms_per_tick']:.1f} |")
+    if len(results) == 2:
+        ours, base = results.values()
+        print(f"| ratio | {ours['bytes_per_tick'] / base['bytes_per_tick']:.2f} | "
+              f"{ours['cpu_ms_per_tick'] / base['cpu_ms_per_tick']:.2f} |")
 
 
 def replay(args: argparse.Namespace, size: tuple[int, int]) -> None:
@@ -195,10 +309,20 @@ def main() -> None:
     ap.add_argument("--replay", type=Path, help="replay `bwmon run --json` ticks instead")
     ap.add_argument("--save-ticks", type=Path,
                     help="only write --seconds ticks of `bwmon run --json` on the workload")
+    ap.add_argument("--offline", action="store_true",
+                    help="with --replay: in-process, no pty or clock; bytes per tick")
     ap.add_argument("--replay-child", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--offline-child", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.replay_child:
         replay_child(*args.replay_child)
+        return
+    if args.offline_child:
+        tree, ticks, size, count, skip = args.offline_child
+        offline_child(tree, ticks, size, int(count), int(skip))
+        return
+    if args.replay and args.offline:
+        offline(args)
         return
     cols, lines = (int(x) for x in args.size.split("x"))
     if args.replay:

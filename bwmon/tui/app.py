@@ -32,12 +32,13 @@ from bwmon.core.model import (
     Unit,
 )
 from bwmon.tui.alert_log import AlertLog
-from bwmon.tui.app_table import COLUMNS, TREND_WIDTH, AppTable
+from bwmon.tui.app_table import COLUMNS, TREND_SLICE, TREND_WIDTH, AppTable
 from bwmon.tui.controller import Controller
 from bwmon.tui.detail_pane import DetailPane
 from bwmon.tui.diff_driver import DiffDriver
 from bwmon.tui.diff_driver import driver_class as diff_driver_class
 from bwmon.tui.findings import ConfirmFixScreen, FindingsPanel, fix_commands
+from bwmon.tui.format import clock_buckets, fill_gaps
 from bwmon.tui.group_editor import GroupEditor
 from bwmon.tui.groups_file import default_config_path
 from bwmon.tui.help_screen import HelpScreen
@@ -215,14 +216,14 @@ class BwmonApp(App[None]):
         table = self.table
         with self.batch_update():
             rows = self._rows(snap)
-            trends: dict[str, list[float]] = {}
+            trends: dict[str, list[float | None]] = {}
             if table.show_trend:
-                # The last TREND_WIDTH ticks: ticks late by a fraction of a second (a loaded
-                # machine) must not drop the oldest bar, so look back twice as far.
-                seconds = 2 * TREND_WIDTH * max(snap.elapsed, 1.0)
+                window = TREND_WIDTH * TREND_SLICE
                 for row in rows:
-                    points = self.feed.history.points(row.name, seconds)[-TREND_WIDTH:]
-                    trends[row.name] = [p.rate_in + p.rate_out for p in points]
+                    points = self.feed.history.points(row.name, window + TREND_SLICE)
+                    trends[row.name] = fill_gaps(clock_buckets(
+                        [(p.time, p.rate_in + p.rate_out) for p in points], window,
+                        TREND_WIDTH, mean=True))
             table.show(rows, trends)
             self._set_view(hidden_rows=table.hidden_by_filter)
             self.query_one("#findings", FindingsPanel).show(

@@ -17,7 +17,8 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from bwmon.core.model import AppRow, RowKind, Unit
-from bwmon.tui.format import human_bytes, shown_bytes, trend
+from bwmon.tui.format import bars, human_bytes, shown_bytes
+from bwmon.tui.steady_order import steady_order
 
 MORE_KEY = "(more)"
 
@@ -43,6 +44,9 @@ COLUMNS: dict[str, Column] = {c.key: c for c in (
     Column("flows", "Conn", 6, True, lambda r: r.flows),
 )}
 TREND_WIDTH = 8
+# Each trend cell is the mean rate of a fixed 4-second slice of the clock (8 cells: the last
+# ~half minute): the cells stand still between slices, only the newest one fills in.
+TREND_SLICE = 4.0
 BANDWIDTH_ORDER = ("app", "rate_in", "rate_out", "total_in", "total_out", "procs", "flows")
 TRAFFIC_ORDER = ("app", "total_in", "total_out", "rate_in", "rate_out", "procs", "flows")
 _PINNED = {RowKind.UNATTRIBUTED: 1, RowKind.FORWARDED: 2}
@@ -97,7 +101,9 @@ class AppTable(DataTable[Text]):
         self.pattern: re.Pattern[str] | None = None
         self.hidden_by_filter = 0
         self._source: list[AppRow] = []
-        self._trends: Mapping[str, Sequence[float]] = {}
+        self._before: dict[str, AppRow] = {}  # the previous tick's rows, for steady_order
+        self._order: list[str] = []  # the rows as last shown; [] = sort exactly
+        self._trends: Mapping[str, Sequence[float | None]] = {}
         self._shown: dict[str, AppRow] = {}
         self._cells: dict[str, tuple[str, ...]] = {}
         self._built_for: tuple[tuple[str, ...], bool, int] | None = None
@@ -122,8 +128,11 @@ class AppTable(DataTable[Text]):
         """The app names as displayed, top to bottom."""
         return [str(r.key.value) for r in self.ordered_rows]
 
-    def show(self, rows: Sequence[AppRow], trends: Mapping[str, Sequence[float]]) -> None:
-        """Bring the table up to date with one snapshot's rows (in place)."""
+    def show(self, rows: Sequence[AppRow],
+             trends: Mapping[str, Sequence[float | None]]) -> None:
+        """Bring the table up to date with one snapshot's rows (in place); `trends`: per row,
+        the mean rate of each of the last TREND_WIDTH clock slices (None: no data)."""
+        self._before = {r.name: r for r in self._source}
         self._source = list(rows)
         self._trends = trends
         self._refresh_rows()
@@ -139,6 +148,7 @@ class AppTable(DataTable[Text]):
         else:
             self.sort_reverse = COLUMNS[column].numeric
         self.sort_column = column
+        self._order = []  # a new sort is exact at once
         self._update_labels()
         self._refresh_rows()
         self.post_message(self.SortChanged(column, self.sort_reverse))
@@ -154,6 +164,7 @@ class AppTable(DataTable[Text]):
         if not on:
             swap = {v: k for k, v in swap.items()}
         self.sort_column = swap.get(self.sort_column, self.sort_column)
+        self._order = []
         self._refresh_rows()
         self._update_labels()
 
@@ -172,13 +183,21 @@ class AppTable(DataTable[Text]):
             self.set_sort(key)
 
     def _ordered(self, rows: list[AppRow]) -> list[AppRow]:
-        def key(row: AppRow) -> tuple[int, float | str, str]:
-            pin = _pin(row)
-            if pin:  # pinned rows: last, in fixed order, whatever the direction
-                return (-pin if self.sort_reverse else pin, "" if not COLUMNS[
-                    self.sort_column].numeric else 0.0, row.name)
-            return (0, COLUMNS[self.sort_column].value(row), row.name.lower())
-        return sorted(rows, key=key, reverse=self.sort_reverse)
+        """Ordinary rows by the sort column, steadily (see steady_order) for a numeric one;
+        then the pinned rows, in fixed order, whatever the direction."""
+        column = COLUMNS[self.sort_column]
+        plain = [r for r in rows if not _pin(r)]
+        pinned = sorted((r for r in rows if _pin(r)), key=_pin)
+        if column.numeric:
+            def figure(row: AppRow) -> float:
+                return float(column.value(row))
+            before = {n: figure(r) for n, r in self._before.items()}
+            plain = steady_order(plain, lambda r: r.name, figure, self._order, before,
+                                 self.sort_reverse)
+        else:
+            plain.sort(key=lambda r: (column.value(r), r.name.lower()),
+                       reverse=self.sort_reverse)
+        return plain + pinned
 
     def _visible(self) -> list[AppRow]:
         """Filtered, sorted and capped rows; the overflow is summed into one summary row."""
@@ -197,7 +216,7 @@ class AppTable(DataTable[Text]):
             sum(r.total_in for r in rest), sum(r.total_out for r in rest),
             sum(r.flows for r in rest),
         )
-        return self._ordered([*keep, *pinned, more])
+        return [*keep, *pinned, more]
 
     def _layout(self) -> tuple[tuple[str, ...], bool, int]:
         width = self.size.width or 80
@@ -247,7 +266,7 @@ class AppTable(DataTable[Text]):
             else:
                 cells.append(str(row.flows))
         if self.show_trend:
-            cells.append(trend(self._trends.get(row.name, ()), TREND_WIDTH))
+            cells.append(bars(self._trends.get(row.name, ())).rjust(TREND_WIDTH))
         return tuple(cells)
 
     def _styled(self, row: AppRow, cells: tuple[str, ...]) -> list[Text]:
@@ -301,6 +320,7 @@ class AppTable(DataTable[Text]):
                             self.update_cell(row.name, key, text)
                 self._shown[row.name] = row
                 self._cells[row.name] = cells
+            self._order = [r.name for r in visible]
             rank = {r.name: i for i, r in enumerate(visible)}
             current = [str(r.key.value) for r in self.ordered_rows]
             if current != [r.name for r in visible]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from rich.cells import get_character_cell_size
+
 from bwmon.tui.sgr import PenTable, cursor_move
 
 Row = list[str | None]  # one character (or "" right of a wide one) per cell; None = unknown
@@ -53,7 +55,7 @@ def by_pen(runs: list[Run], pen: int) -> list[Run]:
 
 
 def row_runs(table: PenTable, y: int, chars: Row, pens: PenRow, have_chars: Row,
-         have_pens: PenRow, same_pen: bool = False) -> list[Run]:
+             have_pens: PenRow, same_pen: bool = False, tabs: int = 0) -> list[Run]:
     """The runs of cells to send on one row: changed cells, whole wide characters, and
     short unchanged gaps between them where re-sending is cheaper than moving. `same_pen`:
     fill only gaps between cells of one pen (runs sent grouped by pen are cut at every pen
@@ -71,7 +73,7 @@ def row_runs(table: PenTable, y: int, chars: Row, pens: PenRow, have_chars: Row,
             start -= 1
         if spans and start <= spans[-1][1] + _GAP_MAX and (
                 not same_pen or len(set(pens[spans[-1][1] - 1:start + 1])) == 1) and _fill_cheaper(
-                table, y, spans[-1][1], start, chars, pens):
+                table, y, spans[-1][1], start, chars, pens, tabs):
             spans[-1][1] = i + 1
         else:
             spans.append([start, i + 1])
@@ -88,24 +90,50 @@ def row_runs(table: PenTable, y: int, chars: Row, pens: PenRow, have_chars: Row,
         runs.append(Run(y, start, end, run_pens, text))
     return runs
 
+
 def encode(table: PenTable, runs: list[Run], start: tuple[int, int | None, int | None],
-       width: int) -> tuple[str, int, int | None, int | None]:
-    """`runs` as output, from the terminal's pen and cursor `start`: (text, pen, cursor x, y)."""
+           width: int, rep: bool = False, tabs: int = 0
+           ) -> tuple[str, int, int | None, int | None]:
+    """`runs` as output, from the terminal's pen and cursor `start`: (text, pen, cursor x, y).
+    `rep`: the terminal repeats the last character on `ESC [ n b` (REP), used where that is
+    shorter than sending the copies (runs of blanks, of one bar character); `tabs`: tab
+    stops every `tabs` columns, used to move where that is shorter (0: none)."""
     out: list[str] = []
     change = table.change
     pen, tx, ty = start
     for run in runs:
-        out.append(cursor_move(tx, ty, run.start, run.y))
-        for _, cell_pen, char in run.text:
+        out.append(cursor_move(tx, ty, run.start, run.y, tabs, width))
+        text = run.text
+        i, n = 0, len(text)
+        while i < n:
+            col, cell_pen, char = text[i]
             if cell_pen != pen:
                 out.append(change(pen, cell_pen))
                 pen = cell_pen
             out.append(char)
+            i += 1
+            if rep and i < n and text[i][2] == char and text[i][1] == cell_pen:
+                j = i
+                while j < n and text[j][2] == char and text[j][1] == cell_pen and \
+                        text[j][0] == col + j - i + 1:
+                    j += 1
+                copies = j - i
+                seq = f"\x1b[{copies}b"
+                if copies and _width(char) == 1 and len(seq) < copies * len(char.encode()):
+                    out.append(seq)
+                    i = j
         tx, ty = (run.end, run.y) if run.end < width else (None, None)
     return "".join(out), pen, tx, ty
 
+
+def _width(char: str) -> int:
+    """Cells of a character we may repeat: only plain one-cell ones (no combining marks)."""
+    return 1 if len(char) == 1 and char.isprintable() and get_character_cell_size(char) == 1 \
+        else 0
+
+
 def _fill_cheaper(table: PenTable, y: int, gap_start: int, gap_end: int, chars: Row,
-              pens: PenRow) -> bool:
+                  pens: PenRow, tabs: int = 0) -> bool:
     """Is re-sending the unchanged cells [gap_start, gap_end) shorter than moving over them?"""
     if gap_start >= gap_end:
         return True
@@ -124,4 +152,4 @@ def _fill_cheaper(table: PenTable, y: int, gap_start: int, gap_end: int, chars: 
         cost += len(char.encode())
     after = pens[gap_end]  # the pen the next run starts with: its change may differ
     cost += len(change(pen, after)) - len(change(before, after))
-    return cost <= len(cursor_move(gap_start, y, gap_end, y))
+    return cost <= len(cursor_move(gap_start, y, gap_end, y, tabs, len(chars)))

@@ -10,8 +10,9 @@ for a terminal that misbehaves with it.
 from __future__ import annotations
 
 import os
+import termios
 import threading
-from typing import Any
+from typing import Any, NamedTuple
 
 from textual.driver import Driver
 from textual.drivers.linux_driver import LinuxDriver
@@ -26,7 +27,12 @@ class DiffDriver(LinuxDriver):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.screen_diff = ScreenDiff()
+        try:  # the tty Textual writes to (stderr): does it expand tabs?
+            out_fd: int | None = self._file.fileno() if self._file is not None else None
+        except (AttributeError, OSError, ValueError):
+            out_fd = None
+        caps = terminal_caps(os.environ.get("TERM", ""), out_fd)
+        self.screen_diff = ScreenDiff(rep=caps.rep, tabs=caps.tabs)
         self._pending: list[str] = []
         self._lock = threading.Lock()
 
@@ -66,6 +72,42 @@ class DiffDriver(LinuxDriver):
     def close(self) -> None:
         self.flush()
         super().close()
+
+
+class TerminalCaps(NamedTuple):
+    """What the output may use beyond plain moves: REP, and tab stops every `tabs` columns."""
+
+    rep: bool = False
+    tabs: int = 0
+
+
+def terminal_caps(term: str, fileno: int | None = None) -> TerminalCaps:
+    """TERM's capabilities from terminfo, as curses would use them: REP (`rep`: xterm,
+    alacritty...; not tmux, screen, the Linux console), and tabs (`ht` with `it#8`, unless
+    the tty expands tabs into spaces). Unknown TERM: neither. (Python's curses reads one
+    terminfo entry per process: the first TERM asked about.)"""
+    if not term:
+        return TerminalCaps()
+    try:
+        import curses
+
+        fd = os.open(os.devnull, os.O_WRONLY)
+        try:
+            curses.setupterm(term, fd)
+        finally:
+            os.close(fd)
+        rep = curses.tigetstr("rep") is not None
+        tabs = curses.tigetnum("it") if curses.tigetstr("ht") == b"\t" else 0
+    except Exception:  # no curses module, no terminfo entry: plain moves only
+        return TerminalCaps()
+    if fileno is not None and tabs > 0:
+        try:
+            oflag = termios.tcgetattr(fileno)[1]
+        except termios.error:
+            oflag = 0
+        if oflag & termios.OPOST and oflag & termios.TABDLY == termios.TAB3:
+            tabs = 0  # the tty turns tabs into spaces, which would overwrite cells
+    return TerminalCaps(rep, tabs if tabs == 8 else 0)
 
 
 def driver_class(environ: dict[str, str] | None = None) -> type[Driver] | None:

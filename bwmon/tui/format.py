@@ -12,29 +12,16 @@ from collections.abc import Sequence
 
 from bwmon.core.units import human_bytes, human_rate
 
-__all__ = ["bars", "clock", "clock_buckets", "human_bytes", "human_rate", "shown_bytes",
-           "trend"]
+__all__ = ["bars", "clock", "clock_buckets", "fill_gaps", "human_bytes", "human_rate",
+           "shown_bytes"]
 
 _BLOCKS = "▁▂▃▄▅▆▇█"
 
 
-def trend(values: Sequence[float], width: int = 8) -> str:
-    """A tiny block-character sparkline of the last `width` values (scaled to their maximum)."""
-    tail = list(values)[-width:]
-    if not tail:
-        return " " * width
-    top = max(tail)
-    if top <= 0:
-        chars = [_BLOCKS[0]] * len(tail)
-    else:
-        chars = [_BLOCKS[min(len(_BLOCKS) - 1, int(v / top * (len(_BLOCKS) - 1) + 0.5))]
-                 for v in tail]
-    return "".join(chars).rjust(width)
-
-
 def clock_buckets(samples: Sequence[tuple[float, float]], window: float,
-                  width: int) -> list[float | None]:
-    """The peak of each of `width` buckets of `window / width` seconds, newest last.
+                  width: int, mean: bool = False) -> list[float | None]:
+    """The peak (or with `mean`, the average) of each of `width` buckets of `window / width`
+    seconds, newest last.
 
     Buckets are aligned to the clock (bucket k covers [k·size, (k+1)·size) of epoch time),
     so a sample stays in its bar: between two ticks only the newest bar can change, and the
@@ -45,12 +32,38 @@ def clock_buckets(samples: Sequence[tuple[float, float]], window: float,
     size = window / width
     first = math.floor(samples[-1][0] / size) - width + 1
     peaks: list[float | None] = [None] * width
+    sums = [0.0] * width
+    counts = [0] * width
     for t, value in samples:
         k = math.floor(t / size) - first
         if 0 <= k < width:
             old = peaks[k]
             peaks[k] = value if old is None or value > old else old
+            sums[k] += value
+            counts[k] += 1
+    if mean:
+        return [sums[k] / counts[k] if counts[k] else None for k in range(width)]
     return peaks
+
+
+def fill_gaps(values: Sequence[float | None]) -> list[float | None]:
+    """Empty buckets between two measured ones take the value of the next one: a rate is
+    the mean over the time since the previous tick, so when ticks ran late (a loaded
+    machine) the next measurement covers the empty bucket. Leading ones stay empty."""
+    out = list(values)
+    after: float | None = None
+    seen_before = [False] * len(out)
+    seen = False
+    for i, v in enumerate(out):
+        seen_before[i] = seen
+        seen = seen or v is not None
+    for i in range(len(out) - 1, -1, -1):
+        if out[i] is None:
+            if after is not None and seen_before[i]:
+                out[i] = after
+        else:
+            after = out[i]
+    return out
 
 
 def bars(values: Sequence[float | None]) -> str:

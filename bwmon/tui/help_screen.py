@@ -37,9 +37,17 @@ EDITOR_KEYS = (
 )
 
 
+READING = (
+    "Order: a row passes the one above when its figure is over 1.5 times as big,",
+    "or bigger two updates running; choosing a sort orders exactly at once.",
+    "Trend: one cell per 4 s of the clock (mean rate in + out): the last 32 s.",
+)
+
+
 def help_text() -> str:
     lines = ["[b]Main screen[/b]"]
     lines += [f"  [b]{k:<16}[/b] {v}" for k, v in MAIN_KEYS]
+    lines += ["", *(f"  {line}" for line in READING)]
     lines += ["", "[b]Group editor[/b]"]
     lines += [f"  [b]{k:<16}[/b] {v}" for k, v in EDITOR_KEYS]
     lines += ["", "Esc, q or ? closes this page."]

@@ -7,6 +7,7 @@ parameter text Textual sent (`38;5;253`, `38;2;1;2;3`), so the colour depth is n
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import NamedTuple
 
 
@@ -135,8 +136,12 @@ class PenTable:
         return relative if len(relative) < len(reset) else reset
 
 
-def cursor_move(cx: int | None, cy: int | None, x: int, y: int) -> str:
-    """The shortest sequence moving the cursor from (cx, cy) (None = unknown) to (x, y)."""
+@lru_cache(maxsize=1 << 16)
+def cursor_move(cx: int | None, cy: int | None, x: int, y: int, tabs: int = 0,
+                width: int = 0) -> str:
+    """The shortest sequence moving the cursor from (cx, cy) (None = unknown) to (x, y).
+    `tabs`: the terminal has a tab stop every `tabs` columns (0: do not use tabs), on a
+    screen `width` columns wide."""
     if cx == x and cy == y:
         return ""
     best = f"\x1b[{y + 1};{x + 1}H" if x else (f"\x1b[{y + 1}H" if y else "\x1b[H")
@@ -158,6 +163,23 @@ def cursor_move(cx: int | None, cy: int | None, x: int, y: int) -> str:
         options = [f"\x1b[{n}{'C' if dx > 0 else 'D'}", f"\x1b[{x + 1}G"]
         if -3 <= dx < 0:
             options.append("\b" * -dx)
+        if tabs:
+            options += _tab_moves(cx, x, tabs, width)
+            options += ["\r" + move for move in _tab_moves(0, x, tabs, width)]
         horizontal = min(options, key=len)
     relative = vertical + horizontal
     return relative if len(relative) < len(best) else best
+
+
+def _tab_moves(cx: int, x: int, tabs: int, width: int) -> list[str]:
+    """Moves right from column cx to x with tabs (HT goes to the next stop, every `tabs`
+    columns): to the last stop before x then right, or to the stop after x then back."""
+    stops = x // tabs - cx // tabs
+    if x <= cx or stops < 1:
+        return []
+    rest = x % tabs
+    moves = ["\t" * stops + ("" if not rest else "\x1b[C" if rest == 1 else f"\x1b[{rest}C")]
+    back = tabs - rest
+    if rest and x + back < width and back <= 3:
+        moves.append("\t" * (stops + 1) + "\b" * back)
+    return moves

@@ -43,8 +43,11 @@ def _width(char: str) -> int:
 class ScreenDiff:
     """The terminal's screen as last drawn by us, and the encoder of the next frame's changes."""
 
-    def __init__(self, width: int = 0, height: int = 0) -> None:
+    def __init__(self, width: int = 0, height: int = 0, *, rep: bool = False,
+                 tabs: int = 0) -> None:
         self.pens = PenTable()
+        self.rep = rep  # the terminal has REP (repeat the last character): see encode
+        self.tabs = tabs  # tab stops every `tabs` columns, used for moves (0: not used)
         self.forwarded_frames = 0  # frames passed on as they were (unmodellable)
         self.errors = 0  # of those, frames where the model itself failed (a bug)
         self.cursor_visible = True
@@ -85,7 +88,7 @@ class ScreenDiff:
             if pen != UNKNOWN:
                 prefix = self.pens.change(term_pen, pen)
             if x is not None and y is not None:
-                prefix += cursor_move(tx, ty, x, y)
+                prefix += cursor_move(tx, ty, x, y, self.tabs, self.width)
             self._forwarded(frame)
             return prefix + frame
         return "".join(out).replace(_EMPTY_SYNC, "")
@@ -100,7 +103,7 @@ class ScreenDiff:
         self.cell_pens = [[UNKNOWN if c is None else DEFAULT for c in row] for row in self.chars]
         self._draw(touched, out)
         if self.cursor_visible and self.x is not None and self.y is not None:
-            out.append(cursor_move(self.tx, self.ty, self.x, self.y))
+            out.append(cursor_move(self.tx, self.ty, self.x, self.y, self.tabs, self.width))
             self.tx, self.ty = self.x, self.y
         return "".join(out)
 
@@ -171,7 +174,7 @@ class ScreenDiff:
                 raise Unmodellable(repr(seq))
         self._draw(touched, out)
         if self.cursor_visible and self.x is not None and self.y is not None:
-            out.append(cursor_move(self.tx, self.ty, self.x, self.y))
+            out.append(cursor_move(self.tx, self.ty, self.x, self.y, self.tabs, self.width))
             self.tx, self.ty = self.x, self.y
 
     def _goto(self, params: str) -> tuple[int, int]:
@@ -245,18 +248,19 @@ class ScreenDiff:
             chars, pens = touched[y]
             have_chars, have_pens = self.chars[y], self.cell_pens[y]
             if chars != have_chars or pens != have_pens:
-                runs += row_runs(self.pens, y, chars, pens, have_chars, have_pens)
+                runs += row_runs(self.pens, y, chars, pens, have_chars, have_pens,
+                                 tabs=self.tabs)
                 one_pen_runs += row_runs(self.pens, y, chars, pens, have_chars, have_pens,
-                                         same_pen=True)
+                                         same_pen=True, tabs=self.tabs)
                 self.chars[y], self.cell_pens[y] = chars, pens
         touched.clear()
         if not runs:
             return
         start = (self.term_pen, self.tx, self.ty)
-        best = encode(self.pens, runs, start, self.width)
+        best = encode(self.pens, runs, start, self.width, self.rep, self.tabs)
         if len({pen for run in runs for pen in run.pens}) > 1:  # two pens or more
             grouped = encode(self.pens, by_pen(one_pen_runs, self.term_pen), start,
-                             self.width)
+                             self.width, self.rep, self.tabs)
             if len(grouped[0]) < len(best[0]):
                 best = grouped
         out.append(best[0])
@@ -279,7 +283,7 @@ class ScreenDiff:
             # after we quit): leave the cursor and pen as Textual's own output would.
             self._draw(touched, out)
             if on and self.x is not None and self.y is not None:
-                out.append(cursor_move(self.tx, self.ty, self.x, self.y))
+                out.append(cursor_move(self.tx, self.ty, self.x, self.y, self.tabs, self.width))
                 self.tx, self.ty = self.x, self.y
             if not on and self.pen != UNKNOWN:
                 out.append(self.pens.change(self.term_pen, self.pen))
@@ -302,7 +306,7 @@ class ScreenDiff:
         out.append(self.pens.change(self.term_pen, DEFAULT))
         self.term_pen = DEFAULT
         if self.x is not None and self.y is not None:
-            out.append(cursor_move(self.tx, self.ty, self.x, self.y))
+            out.append(cursor_move(self.tx, self.ty, self.x, self.y, self.tabs, self.width))
             self.tx, self.ty = self.x, self.y
         out.append(seq)
         x, y, width = self.x or 0, self.y or 0, self.width

@@ -10,6 +10,10 @@ import pyte
 # their last letter; a real terminal does not show them.
 _UNKNOWN_TO_PYTE = re.compile(r"\x1b\[[<>=][0-9;]*[a-zA-Z]")
 
+# REP (repeat the preceding character n times), which pyte does not know: expanded here. Our
+# output always sends it right after the character it repeats.
+_REP = re.compile(r"([^\x00-\x1f\x7f])\x1b\[([0-9]*)b")
+
 Cell = tuple[str, str, str, bool, bool, bool, bool, bool, bool]
 
 
@@ -21,6 +25,7 @@ class Terminal:
         self.stream = pyte.Stream(self.screen)
 
     def feed(self, data: str) -> None:
+        data = _REP.sub(lambda m: m.group(1) * (1 + int(m.group(2) or 1)), data)
         self.stream.feed(_UNKNOWN_TO_PYTE.sub("", data))
 
     def resize(self, cols: int, rows: int) -> None:

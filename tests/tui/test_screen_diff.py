@@ -25,9 +25,9 @@ def line(y: int, x: int, *parts: tuple[str, str]) -> str:
 class Pair:
     """The same frames shown raw on one emulator and through ScreenDiff on another."""
 
-    def __init__(self, cols: int, rows: int) -> None:
+    def __init__(self, cols: int, rows: int, *, rep: bool = False, tabs: int = 0) -> None:
         self.size = (cols, rows)
-        self.diff = ScreenDiff()
+        self.diff = ScreenDiff(rep=rep, tabs=tabs)
         self.raw = Terminal(cols, rows)
         self.ours = Terminal(cols, rows)
 
@@ -177,14 +177,16 @@ def test_sequences_it_cannot_model_forward_the_frame_unchanged() -> None:
     assert pair.diff.forwarded_frames == 4
 
 
-def test_random_frames_look_the_same_through_the_diff() -> None:
-    """Textual-like frames of random text, widths and pens: every frame, both screens agree."""
+@pytest.mark.parametrize(("rep", "tabs"), [(False, 0), (True, 8)])
+def test_random_frames_look_the_same_through_the_diff(rep: bool, tabs: int) -> None:
+    """Textual-like frames of random text, widths and pens: every frame, both screens agree
+    (also with REP and tab moves, which runs of one character make worth using)."""
     rng = random.Random(8)
     pens = [ROW, GRAPH, "\x1b[1;38;5;195;48;5;32m", "\x1b[7m", "\x1b[38;2;10;20;30m", "",
             "\x1b[1;2;3;4m", "\x1b[2;9;97;101m"]
-    alphabet = "abc 123.▁▂▇█中→é"
-    pair = Pair(30, 8)
-    sent = raw = 0
+    alphabet = "abc 123.▁▂▇█中→é" + "    ▇▇▇"
+    pair = Pair(30, 8, rep=rep, tabs=tabs)
+    sent = raw = used_rep = used_tab = 0
     for n in range(150):
         parts = []
         for _ in range(rng.randint(1, 6)):
@@ -200,10 +202,13 @@ def test_random_frames_look_the_same_through_the_diff() -> None:
             parts.append(line(y, x, (rng.choice(pens), text)))
         frame = "".join(parts)
         out = pair.show(frame)
+        used_rep += len(re.findall(r"\x1b\[[0-9]*b", out))
+        used_tab += out.count("\t")
         if n:
             sent, raw = sent + len(out), raw + len(frame)
     assert sent < raw
     assert pair.diff.forwarded_frames < 30  # most frames went through the model
+    assert (used_rep > 0) == rep and (used_tab > 0) == bool(tabs)
 
 
 def test_a_failure_inside_the_model_still_shows_the_frame(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,6 +13,7 @@ from bwmon.tui.app import BwmonApp
 from bwmon.tui.app_table import MORE_KEY, AppTable
 from bwmon.tui.demo import demo_snapshot
 from bwmon.tui.format import shown_bytes
+from bwmon.tui.steady_order import MARGIN
 
 
 def header_x(table: AppTable, key: str) -> int:
@@ -40,6 +41,13 @@ def rates_in(app: BwmonApp) -> list[float]:
     assert snap is not None
     return [shown_bytes(next(a.rate_in for a in snap.apps if a.name == n))
             for n in ordinary(app)]
+
+
+def steadily_sorted(figures: list[float], descending: bool = True) -> bool:
+    """No figure is clearly ahead of (by more than MARGIN) a figure shown above it."""
+    sign = 1.0 if descending else -1.0
+    return all(not (sign * (low - up) > MARGIN * min(abs(low), abs(up)))
+               for i, up in enumerate(figures) for low in figures[i + 1:])
 
 
 async def click_header(pilot: Pilot[None], app: BwmonApp, key: str) -> None:
@@ -99,7 +107,7 @@ async def test_sort_and_selection_survive_refreshes(app: BwmonApp, feed: ManualF
             feed.push(demo_snapshot(tick, 10))
             await pilot.pause()
             assert app.table.selected_key == chosen
-            assert rates_in(app) == sorted(rates_in(app), reverse=True)
+            assert steadily_sorted(rates_in(app))
             moved = moved or names(app) != before
         assert moved, "the demo data should make rows change places"
         await pilot.press("1")  # re-sort by name: selection follows the row
@@ -225,10 +233,86 @@ async def test_rows_showing_the_same_rate_keep_their_places(controller: object) 
         assert names(app) == first[::-1]
 
 
-async def test_trend_shows_the_last_eight_ticks_when_ticks_run_late(
+async def test_rates_that_take_turns_keep_their_rows_and_a_sort_key_sorts_exactly(
         controller: object) -> None:
-    """Ticks 1.2 s apart on a loaded machine (each reporting ~1 s elapsed): the trend still
-    has a bar for each of the last 8 ticks, not a gap that comes and goes at its left end."""
+    """Two apps whose rates take turns being ahead (1.2 vs 1.0 KiB/s, then the other way):
+    they keep their rows instead of swapping every tick; a clearly bigger rate (double)
+    passes at once; choosing the sort again sorts exactly at once."""
+    from bwmon.tui.controller import RecordingController
+
+    assert isinstance(controller, RecordingController)
+    base = demo_snapshot(5, 3)
+    template = base.apps[0]
+
+    def tick(n: int, alpha: float, beta: float) -> Snapshot:
+        apps = (dataclasses.replace(template, name="alpha", rate_in=alpha),
+                dataclasses.replace(template, name="beta", rate_in=beta))
+        return dataclasses.replace(base, seq=n, time=base.time + n, apps=apps)
+
+    feed = ManualFeed()
+    feed.push(tick(0, 1200.0, 1000.0))
+    app = BwmonApp(feed, controller, is_root=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert names(app)[:2] == ["alpha", "beta"]
+        for n in range(1, 8):  # beta ahead on odd ticks, alpha on even ones
+            feed.push(tick(n, 1000.0, 1200.0) if n % 2 else tick(n, 1200.0, 1000.0))
+            await pilot.pause()
+            assert names(app)[:2] == ["alpha", "beta"], n
+        await pilot.press("2", "2")  # In/s again: reversed, then back: exact order at once
+        assert names(app)[:2] == ["beta", "alpha"]
+        feed.push(tick(8, 1000.0, 1200.0))
+        await pilot.pause()
+        feed.push(tick(9, 2500.0, 1000.0))  # more than 1.5 times: passes at once
+        await pilot.pause()
+        assert names(app)[:2] == ["alpha", "beta"]
+
+
+async def test_trend_cells_are_fixed_slices_of_the_clock(controller: object) -> None:
+    """Each trend cell is the mean rate of one TREND_SLICE-second slice of the clock: within
+    a slice only the newest cell changes; when a slice is over, the cells move one left. With
+    ticks running late (1.2 s apart) no cell is left empty."""
+    from bwmon.tui.app_table import TREND_SLICE, TREND_WIDTH
+    from bwmon.tui.controller import RecordingController
+
+    assert isinstance(controller, RecordingController)
+    base = demo_snapshot(5, 3)
+    name = base.apps[0].name
+    feed = ManualFeed()
+    app = BwmonApp(feed, controller, is_root=False)
+    start = (base.time // TREND_SLICE + 1) * TREND_SLICE  # the start of a slice
+    async with app.run_test(size=(120, 40)) as pilot:
+        cells: list[str] = []
+        times: list[float] = []
+        n = 0
+        while start + 1.2 * n < start + TREND_WIDTH * TREND_SLICE:
+            t = start + 1.2 * n
+            # The first slice is the busiest, so the scale stays put while it is shown.
+            rate = 50_000.0 if t < start + TREND_SLICE else (n * 37 % 11 + 1) * 1000.0
+            apps = (dataclasses.replace(base.apps[0], rate_in=rate, rate_out=0.0),
+                    *base.apps[1:])
+            feed.push(dataclasses.replace(base, seq=n, time=t, apps=apps, elapsed=1.0))
+            await pilot.pause()
+            cells.append(app.table.get_cell(name, "trend").plain)
+            times.append(t)
+            n += 1
+        assert len(cells[-1]) == TREND_WIDTH and " " not in cells[-1], repr(cells[-1])
+        assert cells[-1][0] == "█"  # the busy first slice, now the oldest cell
+        shifts = 0
+        for i in range(1, len(cells)):
+            if times[i] // TREND_SLICE == times[i - 1] // TREND_SLICE:
+                assert cells[i][:-1] == cells[i - 1][:-1], (i, cells[i - 1], cells[i])
+            else:  # a new slice: the cells moved one to the left
+                assert cells[i][:-1] == cells[i - 1][1:], (i, cells[i - 1], cells[i])
+                shifts += 1
+        assert shifts == TREND_WIDTH - 1
+
+
+async def test_trend_has_no_holes_when_ticks_come_further_apart_than_a_slice(
+        controller: object) -> None:
+    """On a starved machine ticks can come 5 s apart, leaving 4-s slices without a tick of
+    their own: the next tick's rate (its mean since the previous one) covers them, so the
+    trend shows no hole."""
     from bwmon.tui.app_table import TREND_WIDTH
     from bwmon.tui.controller import RecordingController
 
@@ -237,8 +321,8 @@ async def test_trend_shows_the_last_eight_ticks_when_ticks_run_late(
     feed = ManualFeed()
     app = BwmonApp(feed, controller, is_root=False)
     async with app.run_test(size=(120, 40)) as pilot:
-        for n in range(12):
-            feed.push(dataclasses.replace(base, seq=n, time=base.time + 1.2 * n, elapsed=1.0))
+        for n in range(10):
+            feed.push(dataclasses.replace(base, seq=n, time=base.time + 5.0 * n, elapsed=5.0))
             await pilot.pause()
         trend = app.table.get_cell(base.apps[0].name, "trend").plain
         assert len(trend) == TREND_WIDTH and " " not in trend, repr(trend)
