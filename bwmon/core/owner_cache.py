@@ -112,17 +112,21 @@ class FlowOwners:
         planned: set[FlowKey] = set()
         tries: dict[FlowKey, int] = {}
         due = self._due
+        # which flows were planned matters only to flows due or probed in this same tick
+        marking = bool(due) or bool(self._unowned and tick % RETRY_TICKS == 0)
+        reused_all, replaced = plan.reused, plan.replaced
         for delta in changed:
             key = delta.entry.key
-            planned.add(key)
+            if marking:
+                planned.add(key)
             cached = flows.get(key)
             if cached is None:
                 plan.lookup.append(delta)
                 continue
             if cached.firm and key not in due and not _reset(cached, delta):
                 reused = _reuse(cached, delta)
-                plan.reused.extend(reused)
-                plan.replaced.extend(zip(cached.usages, reused, strict=True))
+                reused_all.extend(reused)
+                replaced.extend(zip(cached.usages, reused, strict=True))
                 if delta.open:  # same ends and owners: the indexes by owner and port hold
                     cached.usages, cached.firm, cached.retry, cached.attempts = (
                         reused, True, False, 0)  # in place: nothing new outlives the tick
