@@ -249,7 +249,12 @@ class Engine(Publisher):
                 owners = await self.procs.owners(inodes, uids) if inodes else {}
                 found = self.attributor.attribute(matches, owners, tick)
                 cache.store(matches, found)
-                usages.extend(found)
+                if elapsed == 0.0 and len(plan.lookup) > LOOKUP_CHUNK:
+                    # the first tick of a huge table: account chunk by chunk too, so the
+                    # screen gets turns (no rates yet, so nothing of this tick is lost)
+                    self.accounting.step_changes(found, (), (), self.procs.info, now, 0.0)
+                else:
+                    usages.extend(found)
             if len(plan.lookup) > LOOKUP_CHUNK:
                 await asyncio.sleep(0)
         self.attributor.refresh(plan.reused, tick)

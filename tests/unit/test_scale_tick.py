@@ -217,11 +217,13 @@ async def test_long_lookup_returns_to_the_event_loop_between_chunks(
     tree.write()
     e = engine(tree)
     cached: list[int] = []  # flows in the owner cache each time the loop ran something else
+    counted: list[int] = []  # and flows counted in the rows
     stop = asyncio.Event()
 
     async def watch() -> None:
         while not stop.is_set():
             cached.append(len(e.attributor.cache))
+            counted.append(len(e.accounting._open))
             await asyncio.sleep(0)
 
     watcher = asyncio.create_task(watch())
@@ -229,7 +231,12 @@ async def test_long_lookup_returns_to_the_event_loop_between_chunks(
     stop.set()
     await watcher
     assert {100, 200, 300} <= set(cached)
+    assert {100, 200, 300} <= set(counted)  # the first tick's accounting goes by chunks too
     assert sum(flows for _in, _out, flows in apps(snap).values()) == 400
+    assert apps(snap) == {name: (sum(r for p, _o, r, _i in tree.flows.values() if p == pid),
+                                 sum(o for p, o, _r, _i in tree.flows.values() if p == pid),
+                                 sum(1 for p, *_ in tree.flows.values() if p == pid))
+                          for pid, name in ((101, "curl"), (102, "wget"), (103, "rsync"))}
 
 
 async def test_table_parse_and_socket_index_leave_the_event_loop_free(
