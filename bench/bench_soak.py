@@ -1,15 +1,17 @@
 """Soak: RSS of `bwmon run` and `bwmon-tui` over a long run of connection churn (root only).
 
-    python3 bench/bench_soak.py [--warmup 60] [--minutes 30] [--sample 10] [--rate 20]
+    python3 bench/bench_soak.py [--warmup 60] [--minutes 30] [--sample 10] [--rate 28]
 
-In a private network namespace: a sink, and client processes that each open `--rate` short TCP
-and UDP connections per second with new source ports (so conntrack sees a stream of new
-flows, TIME_WAIT entries and owners that come and go), plus a new client process every few
-seconds (so processes churn too). `bwmon run` (output thrown away) and `bwmon-tui` (in tmux
-at 120×40) both monitor that namespace. Every `--sample` seconds the resident set size of
-both, and of their children (discovery worker, bpftrace, conntrack), is recorded. The run
-lasts `--warmup` seconds plus `--minutes` measured minutes; the table gives the first sample
-after the warm-up, the last, the maximum and the growth from first to last. Everything is
+In a private network namespace: a sink, and the paced churn of bench/soak_churn.py: `--rate`
+short TCP connections a second in all (and a quarter as many UDP exchanges) with new source
+ports, at deadlines on the wall clock so the rate — and the conntrack table — holds whatever
+the machine's load, from two new client processes every 5 s (owners come and go).
+`bwmon run` (output thrown away) and `bwmon-tui` (in tmux at 120×40) both monitor that
+namespace. Every `--sample` seconds the resident set size of both, and of their children
+(discovery worker, bpftrace, conntrack), is recorded with the table's size. The run lasts
+`--warmup` seconds plus `--minutes` measured minutes; the report gives the first sample after
+the warm-up, the last, the range, 5-minute means with the table's mean size and RSS per
+entry, and a least-squares fit of RSS against table size and time. Everything is
 removed at the end.
 """
 
