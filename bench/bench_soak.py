@@ -1,15 +1,17 @@
 """Soak: RSS of `bwmon run` and `bwmon-tui` over a long run of connection churn (root only).
 
-    python3 bench/bench_soak.py [--warmup 60] [--minutes 30] [--sample 10] [--rate 20]
+    python3 bench/bench_soak.py [--warmup 60] [--minutes 30] [--sample 10] [--rate 28]
 
-In a private network namespace: a sink, and client processes that each open `--rate` short TCP
-and UDP connections per second with new source ports (so conntrack sees a stream of new
-flows, TIME_WAIT entries and owners that come and go), plus a new client process every few
-seconds (so processes churn too). `bwmon run` (output thrown away) and `bwmon-tui` (in tmux
-at 120×40) both monitor that namespace. Every `--sample` seconds the resident set size of
-both, and of their children (discovery worker, bpftrace, conntrack), is recorded. The run
-lasts `--warmup` seconds plus `--minutes` measured minutes; the table gives the first sample
-after the warm-up, the last, the maximum and the growth from first to last. Everything is
+In a private network namespace: a sink, and the paced churn of bench/soak_churn.py: `--rate`
+short TCP connections a second in all (and a quarter as many UDP exchanges) with new source
+ports, at deadlines on the wall clock so the rate — and the conntrack table — holds whatever
+the machine's load, from two new client processes every 5 s (owners come and go).
+`bwmon run` (output thrown away) and `bwmon-tui` (in tmux at 120×40) both monitor that
+namespace. Every `--sample` seconds the resident set size of both, and of their children
+(discovery worker, bpftrace, conntrack), is recorded with the table's size. The run lasts
+`--warmup` seconds plus `--minutes` measured minutes; the report gives the first sample after
+the warm-up, the last, the range, 5-minute means with the table's mean size and RSS per
+entry, and a least-squares fit of RSS against table size and time. Everything is
 removed at the end.
 """
 
@@ -34,6 +36,7 @@ sys.path.insert(0, str(REPO))
 from tests.helpers.netns import NetNS  # noqa: E402
 
 TRAFFIC = str(REPO / "tests" / "helpers" / "traffic.py")
+CHURN = str(REPO / "bench" / "soak_churn.py")
 PY = sys.executable
 
 
@@ -71,20 +74,11 @@ def _rss(p: psutil.Process) -> tuple[int, int]:
     return p.memory_info().rss, kids
 
 
-def churn(ns: NetNS, rate: int, seconds: float) -> list[subprocess.Popen[bytes]]:
-    """Client loops: each process lives ~`seconds` and opens `rate` connections a second."""
-    loop = (
-        f"while true; do "
-        f"{PY} {TRAFFIC} client --tag soak-tcp-$RANDOM --host 127.0.0.1 --port 7001 "
-        f"--proto tcp --send 2000 --recv 20000 --count {int(rate * seconds)} --hold "
-        f"{1 / rate:.3f}; "
-        f"{PY} {TRAFFIC} client --tag soak-udp-$RANDOM --host ::1 --port 7001 --proto udp "
-        f"--send 300 --recv 300 --count {int(rate * seconds / 4)}; "
-        f"done"
-    )
-    # bash, not sh: dash has no $RANDOM, and every client had the same command line
-    return [ns.popen(["bash", "-c", loop], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            for _ in range(2)]
+def churn(ns: NetNS, rate: float) -> subprocess.Popen[bytes]:
+    """The paced churn (bench/soak_churn.py): `rate` TCP connections a second in all, a
+    quarter as many UDP exchanges, two new client processes every 5 s of wall time."""
+    return ns.popen([PY, CHURN, "churn", "--port", "7001", "--rate", str(rate)],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 # The monitors with ConntrackParser's reuse dicts pruned to a table's worth of slack (the
@@ -122,7 +116,8 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=30.0)
     ap.add_argument("--sample", type=float, default=10.0)
     ap.add_argument("--warmup", type=float, default=60.0)
-    ap.add_argument("--rate", type=int, default=20, help="connections per second per client")
+    ap.add_argument("--rate", type=float, default=28.0,
+                    help="new TCP connections a second, in all, paced to the wall clock")
     ap.add_argument("--out", type=Path, help="also write the samples here (CSV)")
     ap.add_argument("--ctprune", action="store_true",
                     help="monitors with the conntrack parser's reuse dicts cleared at a "
@@ -140,7 +135,7 @@ def main() -> None:
         env = dict(os.environ, PYTHONPATH=str(REPO), BWMON_GENERAL__INTERVAL="1")
         try:
             time.sleep(1)
-            procs += churn(ns, args.rate, 5.0)
+            procs.append(churn(ns, args.rate))
             t0 = time.time()
             run_argv, tui_argv = _monitors(args.ctprune)
             procs.append(ns.popen(run_argv, stdout=subprocess.DEVNULL,
@@ -193,10 +188,38 @@ def report(samples: list[Sample], args: argparse.Namespace) -> None:
         print(f"| {name} | {first / 2**20:.1f} | {last / 2**20:.1f} | {low / 2**20:.1f}–"
               f"{top / 2**20:.1f} | {(last - first) / first:+.1%} | {means[0] / 2**20:.1f} → "
               f"{means[-1] / 2**20:.1f} ({(means[-1] - means[0]) / means[0]:+.1%}) |")
-    print("\n5-min means (run / tui MiB, conntrack entries): " + " · ".join(
-        f"{r / 2**20:.1f} / {u / 2**20:.1f} ({c:,.0f})" for r, u, c in zip(
-            window_means(kept, 1, args.warmup), window_means(kept, 3, args.warmup),
-            window_means(kept, 5, args.warmup), strict=True)))
+    runs, tuis, ents = (window_means(kept, i, args.warmup) for i in (1, 3, 5))
+    print("\n| 5-min window | bwmon run MiB | bwmon-tui MiB | conntrack entries | run KiB/entry "
+          "| tui KiB/entry |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for w, (r, u, c) in enumerate(zip(runs, tuis, ents, strict=True)):
+        print(f"| {w * 5}–{w * 5 + 5} min | {r / 2**20:.1f} | {u / 2**20:.1f} | {c:,.0f} | "
+              f"{r / 1024 / c:.1f} | {u / 1024 / c:.1f} |")
+    span = (kept[-1].t - kept[0].t) / 60
+    print(f"\nLeast squares over the {len(kept)} samples, RSS = a + b × entries + c × time "
+          "(growth with the table told from growth with time):")
+    for i, name in ((1, "bwmon run"), (3, "bwmon-tui")):
+        b, c = fit(kept, i)
+        mean = sum(s[i] for s in kept) / len(kept)
+        print(f"  {name}: b = {b / 1024:+.2f} KiB per entry, c = {c * 60 * span / 2**20:+.2f} "
+              f"MiB over {span:.0f} min ({c * 60 * span / mean:+.1%} of its mean)")
+
+
+def fit(kept: list[Sample], field: int) -> tuple[float, float]:
+    """Least-squares b, c of RSS = a + b·entries + c·seconds (0, 0 when degenerate)."""
+    n = len(kept)
+    xs = [s.conntrack - sum(k.conntrack for k in kept) / n for s in kept]
+    ts = [s.t - sum(k.t for k in kept) / n for s in kept]
+    ys = [s[field] - sum(k[field] for k in kept) / n for s in kept]
+    sxx = sum(x * x for x in xs)
+    stt = sum(t * t for t in ts)
+    sxt = sum(x * t for x, t in zip(xs, ts, strict=True))
+    sxy = sum(x * y for x, y in zip(xs, ys, strict=True))
+    sty = sum(t * y for t, y in zip(ts, ys, strict=True))
+    det = sxx * stt - sxt * sxt
+    if det == 0:
+        return 0.0, 0.0
+    return (sxy * stt - sty * sxt) / det, (sty * sxx - sxy * sxt) / det
 
 
 def window_means(kept: list[Sample], field: int, start: float,

@@ -1,6 +1,6 @@
 """What grows under churn: the engine in-process with tracemalloc, under the soak's workload.
 
-    python3 bench/soak_trace.py [--minutes 12] [--every 60] [--linger 120] [--rate 20]
+    python3 bench/soak_trace.py [--minutes 12] [--every 60] [--linger 120] [--rate 28]
     python3 bench/soak_trace.py --no-trace --variants trim trim,arena=1 trim,memory=60
 
 Runs bench_soak's workload (sink + churning clients in a private namespace) and, inside that
@@ -206,7 +206,8 @@ def main() -> None:
     ap.add_argument("--every", type=float, default=60.0)
     ap.add_argument("--base", type=float, default=120.0, help="seconds before the baseline")
     ap.add_argument("--linger", type=float, default=120.0)
-    ap.add_argument("--rate", type=int, default=20)
+    ap.add_argument("--rate", type=float, default=28.0,
+                    help="new TCP connections a second, in all (bench_soak's paced churn)")
     ap.add_argument("--top", type=int, default=15)
     ap.add_argument("--frames", type=int, default=1)
     ap.add_argument("--no-trace", dest="trace", action="store_false",
@@ -240,7 +241,7 @@ def main() -> None:
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
         try:
             time.sleep(1)
-            procs += churn(ns, args.rate, 5.0)
+            procs.append(churn(ns, args.rate))
             env = dict(os.environ, PYTHONPATH=str(REPO), BWMON_GENERAL__INTERVAL="1")
             specs = ["plain", "trim"] if args.ab else args.variants or []
             runs = [_variant(spec, env) for spec in specs] or [([], env)]

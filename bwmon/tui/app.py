@@ -39,8 +39,6 @@ from bwmon.tui.diff_driver import DiffDriver
 from bwmon.tui.diff_driver import driver_class as diff_driver_class
 from bwmon.tui.findings import ConfirmFixScreen, FindingsPanel, fix_commands
 from bwmon.tui.format import clock_buckets, fill_gaps
-from bwmon.tui.group_editor import GroupEditor
-from bwmon.tui.groups_file import default_config_path
 from bwmon.tui.help_screen import HelpScreen
 from bwmon.tui.messages import SnapshotReady
 from bwmon.tui.totals_header import TotalsHeader, ViewState
@@ -343,6 +341,10 @@ class BwmonApp(App[None]):
     # -- groups and fixes --------------------------------------------------------------------
 
     def action_groups(self) -> None:
+        # imported on first use: the editor and tomlkit cost ~0.8 MiB that most sessions skip
+        from bwmon.tui.group_editor import GroupEditor
+        from bwmon.tui.groups_file import default_config_path
+
         path = self.config_path or default_config_path()
         editor = GroupEditor(self.groups, self.controller.running_processes(), path)
         self.push_screen(editor, self._groups_saved)
@@ -350,6 +352,8 @@ class BwmonApp(App[None]):
     def _groups_saved(self, groups: list[GroupSettings] | None) -> None:
         if groups is None:
             return
+        from bwmon.tui.groups_file import default_config_path  # loaded with the editor
+
         self.groups = groups
         self.config_path = self.config_path or default_config_path()
         self.controller.set_groups(groups)
