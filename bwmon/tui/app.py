@@ -18,6 +18,7 @@ from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
+from textual.css.query import NoMatches
 from textual.widgets import DataTable, Footer, Input, Static
 
 from bwmon.cli.errors import UserError
@@ -203,8 +204,14 @@ class BwmonApp(App[None]):
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
         self.pending = message.snapshot
-        if not self.view.paused:
+        if self.view.paused:
+            return
+        try:
             self._apply(message.snapshot)
+        except NoMatches:
+            if self._exit:  # a snapshot that arrived while quitting: the widgets are gone
+                return
+            raise
 
     def _rows(self, snap: Snapshot) -> list[AppRow]:
         return process_rows(snap) if self.view.processes else list(snap.apps)

@@ -75,3 +75,26 @@ async def test_panel_hides_once_measuring_works(feed: ManualFeed) -> None:
         app.feed.push(demo_snapshot(4, 5))  # type: ignore[attr-defined]
         await pilot.pause()
         assert not app.query_one(FindingsPanel).display
+
+
+async def test_snapshot_arriving_while_quitting_is_dropped_quietly() -> None:
+    """A snapshot can reach the app after its widgets were taken down at quit: dropped, no
+    traceback; while running, a missing widget is still an error."""
+    from textual.css.query import NoMatches
+
+    from bwmon.tui.alert_log import AlertLog as Log
+    from bwmon.tui.messages import SnapshotReady
+
+    app = BwmonApp(broken_feed(), RecordingController(), is_root=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await app.query_one(Log).remove()
+        snap = demo_snapshot(4, 0)
+        try:
+            app.on_snapshot_ready(SnapshotReady(snap))
+        except NoMatches:
+            pass
+        else:
+            raise AssertionError("a missing widget while running must not pass silently")
+        app.exit()
+        app.on_snapshot_ready(SnapshotReady(snap))  # quitting: no exception
