@@ -204,19 +204,22 @@ async def test_render_caches_stay_small_while_every_cell_changes(controller: obj
             assert 0 < len(getattr(app.table, name)) <= size
 
 
+def _two_apps(n: int, alpha: float, beta: float) -> Snapshot:
+    """Tick n of a snapshot holding two apps, alpha and beta, with these rates in."""
+    base = demo_snapshot(5, 3)
+    template = base.apps[0]
+    apps = (dataclasses.replace(template, name="alpha", rate_in=alpha),
+            dataclasses.replace(template, name="beta", rate_in=beta))
+    return dataclasses.replace(base, seq=n, time=base.time + n, apps=apps)
+
+
 async def test_rows_showing_the_same_rate_keep_their_places(controller: object) -> None:
     """Two apps both showing 1.60 KiB/s whose exact rates swap every tick: they stay put
     (the table sorts by the figure shown); a difference the user can see still moves them."""
     from bwmon.tui.controller import RecordingController
 
     assert isinstance(controller, RecordingController)
-    base = demo_snapshot(5, 3)
-    template = base.apps[0]
-
-    def tick(n: int, alpha: float, beta: float) -> Snapshot:
-        apps = (dataclasses.replace(template, name="alpha", rate_in=alpha),
-                dataclasses.replace(template, name="beta", rate_in=beta))
-        return dataclasses.replace(base, seq=n, time=base.time + n, apps=apps)
+    tick = _two_apps
 
     feed = ManualFeed()
     feed.push(tick(0, 1640.2, 1640.9))
@@ -241,13 +244,7 @@ async def test_rates_that_take_turns_keep_their_rows_and_a_sort_key_sorts_exactl
     from bwmon.tui.controller import RecordingController
 
     assert isinstance(controller, RecordingController)
-    base = demo_snapshot(5, 3)
-    template = base.apps[0]
-
-    def tick(n: int, alpha: float, beta: float) -> Snapshot:
-        apps = (dataclasses.replace(template, name="alpha", rate_in=alpha),
-                dataclasses.replace(template, name="beta", rate_in=beta))
-        return dataclasses.replace(base, seq=n, time=base.time + n, apps=apps)
+    tick = _two_apps
 
     feed = ManualFeed()
     feed.push(tick(0, 1200.0, 1000.0))
