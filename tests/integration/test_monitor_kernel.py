@@ -62,16 +62,26 @@ class Bwmon:
         self.err = ""
         self._out = threading.Thread(target=self._read, daemon=True)
         self._out.start()
+        self._err = threading.Thread(target=self._read_err, daemon=True)
+        self._err.start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             self.lines.append(line)
 
+    def _read_err(self) -> None:
+        assert self.proc.stderr is not None
+        self.err = self.proc.stderr.read()
+
     def stop(self) -> list[dict]:
+        """Stop bwmon and parse every line it wrote. Only the reader threads read its pipes:
+        `communicate()` would read stdout too, and a line split between two readers came out
+        cut in half."""
         self.proc.send_signal(signal.SIGTERM)
-        _, self.err = self.proc.communicate(timeout=20)
-        self._out.join(5)
+        self.proc.wait(timeout=20)
+        self._out.join(10)
+        self._err.join(10)
         assert self.proc.returncode == 0, self.err
         assert "Traceback" not in self.err, self.err
         return [json.loads(line) for line in self.lines if line.strip()]
