@@ -51,14 +51,21 @@ class Monitor:
             env={**os.environ, "PYTHONPATH": str(REPO)},
         )
         self.ticks: list[dict] = []
+        self.err = ""
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        self._err_reader = threading.Thread(target=self._read_err, daemon=True)
+        self._err_reader.start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             if line.strip():
                 self.ticks.append(json.loads(line))
+
+    def _read_err(self) -> None:
+        assert self.proc.stderr is not None
+        self.err = self.proc.stderr.read()
 
     def wait_active(self, source: str, timeout: float = 30.0) -> None:
         """Until a tick says `source` is active (eBPF: the probes are attached)."""
@@ -67,7 +74,9 @@ class Monitor:
             if self.ticks and any(s["name"] == source and s["active"]
                                   for s in self.ticks[-1]["sources"]):
                 return
-            assert self.proc.poll() is None, self.proc.stderr and self.proc.stderr.read()
+            if self.proc.poll() is not None:
+                self._err_reader.join(5)
+                raise AssertionError(f"bwmon exited: {self.err}")
             time.sleep(0.1)
         raise AssertionError(f"source {source} not active after {timeout} s: "
                              f"{self.ticks[-1]['sources'] if self.ticks else 'no tick'}")
@@ -75,8 +84,12 @@ class Monitor:
     def stop(self) -> dict[str, int]:
         """Stop; each app's in+out bytes at its largest (totals are cumulative)."""
         self.proc.send_signal(signal.SIGTERM)
-        _, err = self.proc.communicate(timeout=20)
-        self._reader.join(5)
+        # only the reader threads read the pipes: communicate() would read stdout too, and
+        # a line split between two readers came out cut in half
+        self.proc.wait(timeout=20)
+        self._reader.join(10)
+        self._err_reader.join(10)
+        err = self.err
         assert self.proc.returncode == 0, err
         assert "Traceback" not in err, err
         best: dict[str, int] = {}
