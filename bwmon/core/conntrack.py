@@ -223,8 +223,16 @@ def parse_conntrack(text: str) -> list[ConntrackEntry]:
     return out
 
 
-# For ConntrackParser: (head, rest) of each line, leaving out the timeout; one C-level findall.
-_KEY = re.compile(r"^((?:ipv[46] +\d+ +)?[a-z][a-z0-9]* +\d+) +(?:\d+ +)?(\S[^\n]*)$", re.M)
+# For ConntrackParser: each line without its timeout, found by one C-level findall. A tcp or udp
+# line (the common shapes) is keyed by what follows its timeout alone: tcp always prints a
+# state there and udp never does (the lookaheads check it), and the addresses' form tells the
+# family, so that text is unique to the line and `_rebuilt` restores what parsing needs. Any
+# other line is keyed whole (see ConntrackParser._others). Each match ends with its newline, so
+# the next one starts at once (a `^` with re.M would be tried at every character: +50 %).
+_KEY = re.compile(
+    r"(?:ipv[46] +1?\d +(?:tcp +6 +\d+ +(?=[A-Z])|udp +17 +\d+ +(?=src=)))?(\S[^\n]*)\n")
+# A line's head and rest around its timeout (for lines keyed whole).
+_AROUND_TIMEOUT = re.compile(r"^((?:ipv[46] +\d+ +)?[a-z][a-z0-9]* +\d+) +(?:\d+ +)?(\S.*)$")
 _DELTA = re.compile(r"delta-time=\d+ +")
 # Both directions' counters: splitting a line on them leaves the flow's identity around them.
 _COUNTERS = re.compile(r" packets=(\d+) bytes=(\d+)")
@@ -251,52 +259,77 @@ class ConntrackParser:
 
     def __init__(self) -> None:
         self.change = TableChange(0, 0, [], [])  # how the last parse differs from the one before
-        # a line without its timeout ("head\trest", a str: not tracked by the garbage collector,
-        # unlike a tuple, which matters at 50k lines a tick) -> its entry
+        # a line's key (see _KEY; a str: not tracked by the garbage collector, unlike a tuple,
+        # which matters at 50k lines a tick) -> its entry
         self._entries: dict[str, ConntrackEntry | None] = {}
         self._tuples: dict[str, Tuple5] = {}
         # a line with its counters left out -> its last entry (for lines whose counters moved)
-        self._flows: dict[tuple[str, ...], ConntrackEntry] = {}
+        self._flows: dict[tuple[str, str, str], ConntrackEntry] = {}
+        # lines keyed whole (see _KEY), without their timeout -> entry
+        self._others: dict[str, ConntrackEntry | None] = {}
         self.reused = 0  # entries of the last parse that were reused (for benchmarks, tests)
 
     def parse(self, text: str) -> list[ConntrackEntry]:
         """The table's entries, in order; garbage lines are skipped."""
         if "delta-time=" in text:
             text = _DELTA.sub("", text)
-        keys: list[str] = list(map("\t".join, _KEY.findall(text)))
+        if text and not text.endswith("\n"):
+            text += "\n"
+        keys: list[str] = _KEY.findall(text)
         previous = self._entries
         # popped, so what is left of `previous` afterwards is exactly the lines gone or changed
         found = list(map(previous.pop, keys, repeat(None)))
         misses = list(compress(range(len(keys)), map(not_, found)))
         tuples, flows = self._tuples, self._flows
         split = _COUNTERS.split
+        fresh: list[ConntrackEntry] = []
+        others, others_before = {}, self._others
+        whole: list[str] = []
         for i in misses:
-            head, rest = keys[i].split("\t", 1)
-            parts = split(rest)
+            key = keys[i]
+            if not (key.startswith("src=") or "A" <= key[0] <= "Z"):  # keyed whole (see _KEY)
+                whole.append(key)
+                m = _AROUND_TIMEOUT.match(key)
+                plain = f"{m[1]} {m[2]}" if m else key
+                entry = others_before.pop(plain, None)
+                if entry is None:
+                    entry = _parse_one(plain, tuples)
+                    if entry is not None:
+                        fresh.append(entry)
+                found[i] = others[plain] = entry
+                continue
+            parts = split(key)
             if len(parts) == 7:  # both directions counted: maybe only the counters moved
-                ident = (head, parts[0], parts[3], parts[6])
+                ident = (parts[0], parts[3], parts[6])
                 old = flows.get(ident)
                 if old is not None:
-                    found[i] = flows[ident] = _new_entry(
+                    found[i] = flows[ident] = entry = _new_entry(
                         old.family, old.proto, old.protonum, old.orig, old.reply,
                         int(parts[1]), int(parts[2]), int(parts[4]), int(parts[5]), old.state,
                         None, old.flags, old.zone, old.mark, old.ct_id)
+                    fresh.append(entry)
                     continue
-                entry = found[i] = _parse_one(f"{head} {rest}", tuples)
+                entry = found[i] = _parse_one(_rebuilt(key), tuples)
                 if entry is not None:
                     flows[ident] = entry
+                    fresh.append(entry)
                 continue
-            found[i] = _parse_one(f"{head} {rest}", tuples)
+            entry = found[i] = _parse_one(_rebuilt(key), tuples)
+            if entry is not None:
+                fresh.append(entry)
         current = self._entries = dict(zip(keys, found, strict=True))
+        # a line listed twice (a read racing a table resize) was built twice: no account
+        listed_once = len(current) == len(keys) and len(others) == len(whole)
+        for key in whole:  # found through `_others` next time
+            current.pop(key, None)
+        self._others = others
         serial = self.change.serial
         self.change = TableChange(
-            # a line listed twice (a read racing a table resize) was built twice: no account
-            serial if len(current) == len(keys) else -2, serial + 1,
-            [e for e in map(found.__getitem__, misses) if e is not None],
-            [e for e in previous.values() if e is not None])
+            serial if listed_once else -2, serial + 1, fresh,
+            [e for e in (*previous.values(), *others_before.values()) if e is not None])
         if len(flows) > len(keys) + len(keys) // 8 + 512:
             self._forget_gone(found)
-        self.reused = len(keys) - len(misses)
+        self.reused = len(keys) - len(fresh)
         if all(found):  # a C scan (entries have no __bool__); garbage lines are rare
             return found  # type: ignore[return-value]
         return [e for e in found if e is not None]
@@ -309,6 +342,14 @@ class ConntrackParser:
         self._flows = {k: e for k, e in self._flows.items() if id(e) in live}
         if len(self._tuples) > 2 * len(current) + 1024:
             self._tuples.clear()  # shared tuples only save memory: rebuilt as lines change
+
+
+def _rebuilt(key: str) -> str:
+    """A parsable line from the key of a tcp or udp line (see _KEY). The family comes from the
+    raw source address: an IPv4-mapped IPv6 address loses its colons when normalised."""
+    i = key.find("src=")
+    family = "ipv6 10 " if ":" in key[i + 4:key.find(" ", i)] else "ipv4 2 "
+    return family + ("udp 17 " if i == 0 else "tcp 6 ") + key
 
 
 def _parse_one(line: str, tuples: dict[str, Tuple5]) -> ConntrackEntry | None:

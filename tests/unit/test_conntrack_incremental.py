@@ -102,3 +102,32 @@ def test_lines_of_gone_flows_are_forgotten_under_churn() -> None:
     moved = _table(last, grown=5000)  # counters of every live flow moved: still exact
     want = [dataclasses.replace(e, timeout=None) for e in parse_conntrack(moved)]
     assert parser.parse(moved) == want
+
+
+def test_lines_alike_after_the_timeout_stay_apart() -> None:
+    """tcp and udp lines are keyed by the text after their timeout alone: a line of another
+    protocol with the very same text there (sctp beside tcp, udplite beside udp), or of the old
+    format without a family, must still give its own entry, read after read."""
+    tup = ("src=10.9.0.1 dst=10.9.0.2 sport=4000 dport=5000 packets=3 bytes=300 "
+           "src=10.9.0.2 dst=10.9.0.1 sport=5000 dport=4000 packets=2 bytes=200 mark=0 use=2")
+    lines = [f"ipv4     2 tcp      6 300 ESTABLISHED {tup}",
+             f"ipv4     2 sctp     132 300 ESTABLISHED {tup}",
+             f"ipv4     2 udp      17 30 {tup}",
+             f"ipv4     2 udplite  136 30 {tup}",
+             f"tcp      6 300 ESTABLISHED {tup}"]
+    parser = ConntrackParser()
+    for tick in range(3):
+        text = "\n".join(lines) + "\n"
+        got = parser.parse(later(text, tick) if tick else text)
+        want = [dataclasses.replace(e, timeout=None) for e in parse_conntrack(text)]
+        assert got == want
+        assert [e.proto for e in got] == ["tcp", "sctp", "udp", "udplite", "tcp"]
+        assert parser.reused == (0 if tick == 0 else len(lines))  # idle: every entry kept
+        lines[-1] = lines[-1].replace(f" {300 - tick} ", f" {299 - tick} ")  # later() skips it
+
+
+def test_last_line_without_a_newline_is_read() -> None:
+    text = (FIX / "acct.nf_conntrack").read_text()
+    parser = ConntrackParser()
+    assert parser.parse(text.rstrip("\n")) == parser.parse(text)
+    assert len(parser.parse(text.rstrip("\n"))) == len(text.splitlines())
