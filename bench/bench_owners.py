@@ -27,7 +27,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bwmon.core.model import ProcKey
-from bwmon.core.processes import ProcessTable, parse_start
+from bwmon.core.proc_text import parse_start
+from bwmon.core.processes import ProcessTable
 from bwmon.core.sockdiag import dump_sockets
 from bwmon.core.sockets import read_proc_sockets
 

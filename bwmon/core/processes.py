@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import os
 import pwd
-import re
 import sys
 from collections.abc import Collection, Generator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bwmon.core.model import ProcessInfo, ProcKey
+from bwmon.core.proc_text import command_line, parse_start, parse_uid
 
 _SOCKET = "socket:["
 # The walk runs on the event loop in slices (a worker thread costs more in hand-offs than the
@@ -32,57 +32,6 @@ MAX_INFO = 8192  # cached ProcessInfo entries at most (dead ones go first)
 UNFOUND_RETRY_CALLS = 10
 HOT_PIDS = 8  # processes remembered as recent openers of sockets, looked at before the rest
 _UNREAD = (0, 0, 0)  # signature of a pid seen but never read: it always counts as changed
-
-
-def parse_start(stat_text: str) -> int:
-    """Field 22 of /proc/PID/stat (start time in clock ticks); comm may hold spaces or ')'."""
-    return int(stat_text[stat_text.rindex(")") + 2 :].split()[19])
-
-
-def parse_uid(status_text: str) -> int | None:
-    """The real uid from /proc/PID/status ("Uid:\treal\teffective\tsaved\tfs")."""
-    for line in status_text.splitlines():
-        if line.startswith("Uid:"):
-            return int(line.split()[1])
-    return None
-
-
-# Interpreters whose own name says little: auto-grouping names the script or module they run.
-_INTERPRETER = re.compile(r"^(python|pypy|perl|ruby|node|nodejs|php|bash|sh|dash|zsh|java)"
-                          r"[0-9.]*$")
-# Interpreter options that take a value (the next argument is not the script).
-_VALUE_OPTS = {"-W", "-X", "-I", "-r", "-cp", "-classpath", "--require"}
-
-
-def _program_name(argv: list[str]) -> str:
-    """The name auto-grouping uses: argv[0]'s basename, or for an interpreter running a script
-    or module (`python3 -m http.server`, `perl x.pl`, `java -jar app.jar`) that script's."""
-    base = os.path.basename(argv[0].split(" ")[0]).lstrip("-")
-    if not _INTERPRETER.match(base):
-        return base
-    args = iter(argv[1:])
-    for arg in args:
-        if arg in ("-m", "-jar"):
-            return os.path.basename(next(args, base))
-        if arg == "-c" or (arg in ("-e", "-E") and not base.endswith("sh")):
-            return base  # inline code: the interpreter is all we know
-        if arg in _VALUE_OPTS:
-            next(args, None)
-            continue
-        if not arg.startswith("-"):
-            return os.path.basename(arg) or base
-    return base
-
-
-def command_line(raw: bytes, comm: str) -> tuple[str, str]:
-    """(cmdline, exe_base): argv joined by spaces, "[comm]" when empty (kernel thread, zombie);
-    exe_base is the program's name for auto-grouping (see `_program_name`)."""
-    args = raw.rstrip(b"\0").split(b"\0") if raw.strip(b"\0") else []
-    if not args:
-        return f"[{comm}]", comm
-    argv = [a.decode(errors="replace") for a in args]
-    line = " ".join(argv)
-    return sys.intern(line), sys.intern(_program_name(argv) or comm)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from bwmon.core.model import ProcKey, SocketEntry
-from bwmon.core.processes import ProcessTable, parse_start
+from bwmon.core.proc_text import parse_start
+from bwmon.core.processes import ProcessTable
 from bwmon.core.sockdiag import dump_sockets, dump_tcp_counters, lookup_socket
 from bwmon.core.sockets import SocketIndex, read_proc_sockets
 from tests.helpers.netns import NetNS
