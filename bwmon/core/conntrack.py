@@ -285,6 +285,7 @@ class ConntrackParser:
         fresh: list[ConntrackEntry] = []
         others, others_before = {}, self._others
         whole: list[str] = []
+        kept = 0  # entries of lines keyed whole given again
         for i in misses:
             key = keys[i]
             if not (key.startswith("src=") or "A" <= key[0] <= "Z"):  # keyed whole (see _KEY)
@@ -292,7 +293,9 @@ class ConntrackParser:
                 m = _AROUND_TIMEOUT.match(key)
                 plain = f"{m[1]} {m[2]}" if m else key
                 entry = others_before.pop(plain, None)
-                if entry is None:
+                if entry is not None:
+                    kept += 1
+                else:
                     entry = _parse_one(plain, tuples)
                     if entry is not None:
                         fresh.append(entry)
@@ -329,7 +332,7 @@ class ConntrackParser:
             [e for e in (*previous.values(), *others_before.values()) if e is not None])
         if len(flows) > len(keys) + len(keys) // 8 + 512:
             self._forget_gone(found)
-        self.reused = len(keys) - len(fresh)
+        self.reused = len(keys) - len(misses) + kept
         if all(found):  # a C scan (entries have no __bool__); garbage lines are rare
             return found  # type: ignore[return-value]
         return [e for e in found if e is not None]
