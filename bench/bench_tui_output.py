@@ -155,8 +155,11 @@ def offline_child(tree: str, ticks: str, size: str, count: int, skip: int) -> No
     params = inspect.signature(ScreenDiff).parameters
     caps: dict[str, Any] = {}
     if hasattr(diff_driver, "terminal_caps"):  # REP and tabs, where the checkout has them
-        found = diff_driver.terminal_caps("xterm-256color")
-        caps = {k: getattr(found, k) for k in ("rep", "tabs") if k in params}
+        found = diff_driver.terminal_caps("xterm-256color")._replace(newline=True) \
+            if "newline" in params else diff_driver.terminal_caps("xterm-256color")
+        # newline: as on a tty with ONLCR (the default), which sends a line feed as CR LF
+        caps = {k: getattr(found, k) for k in ("rep", "tabs", "set_tabs", "newline")
+                if k in params}
     sent: list[int] = []
     ticks_pushed: list[int] = []
     path = os.environ.get("BWMON_BENCH_RECORD")  # --record: every frame, with its tick
@@ -182,7 +185,7 @@ def offline_child(tree: str, ticks: str, size: str, count: int, skip: int) -> No
             self.pending.clear()
             if frame:
                 out = self.diff.feed(frame, (cols, lines))
-                sent.append(len(out.encode()))
+                sent.append(len(out.encode()) + out.count("\n"))  # ONLCR: LF goes as CR LF
                 if record is not None:
                     record.write(json.dumps({"raw": frame, "out": out, "size": (cols, lines),
                                              "tick": len(ticks_pushed) - 1}) + "\n")

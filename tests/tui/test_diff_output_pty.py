@@ -50,8 +50,9 @@ def test_diff_output_shows_the_same_screens_and_is_smaller(tmp_path: Path) -> No
         if frame.get("redraw"):
             our_term.feed("\x1b[5;5H\x1b[31mwritten over by someone else")
             redrawn = True
-        raw_term.feed(frame["raw"])
-        our_term.feed(frame["out"])
+        # as the terminal gets them: the tty sends a line feed as CR LF (ONLCR)
+        raw_term.feed(frame["raw"].replace("\n", "\r\n"))
+        our_term.feed(frame["out"].replace("\n", "\r\n"))
         problem = first_difference(our_term.cells(), raw_term.cells())
         assert problem is None, f"frame {n}: {problem}"
         drawn += "firefox" in frame["raw"]
