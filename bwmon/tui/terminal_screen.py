@@ -82,6 +82,8 @@ class ScreenDiff:
             self._reset(*size)
             if self.stops != self.tabs:  # our stops: a resize may have reset them (tmux)
                 self.stops = 0
+            if self.tuner is not None:  # moves of the old layout say nothing of the new
+                self.tuner = StopTuner()
         out: list[str] = []
         self._tune_stops(out)
         head = "".join(out)
