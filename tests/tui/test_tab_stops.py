@@ -119,3 +119,29 @@ def test_moves_with_own_stops_land_where_meant(stops: tuple[int, ...], frm: tupl
 def test_tab_moves_never_tab_past_the_last_stop() -> None:
     assert tab_moves(60, 70, (13, 35, 59), 80) == []
     assert tab_moves(0, 35, (13, 35, 59), 80) == ["\t\t"]
+
+
+def test_bwmon_tui_sets_its_stops_and_puts_them_back_on_quitting() -> None:
+    """In a real pty (TERM=xterm-256color, ONLCR): the terminal gets its own stops while the
+    demo runs, and every 8 columns again after `q`."""
+    from tests.tui.ptyrun import PtyApp
+
+    app = PtyApp(["--demo", "30"], size=(120, 40), env={"BWMON_GENERAL__INTERVAL": "0.25"})
+    try:
+        assert app.wait_for(b"firefox", timeout=60), bytes(app.output[-300:])
+        term = Terminal(120, 40)
+        seen = 0
+        for _ in range(40):  # ~16 drawn frames are needed; a loaded machine draws fewer
+            app.read_for(0.5)
+            term.feed(bytes(app.output[seen:]).decode("utf-8", "replace"))
+            seen = len(app.output)
+            if term.screen.tabstops != DEFAULT_STOPS:
+                break
+        assert term.screen.tabstops != DEFAULT_STOPS  # set while it runs
+        app.send(b"q")
+        assert app.wait_exit() == 0, bytes(app.output[-500:])
+    finally:
+        app.close()
+    term = Terminal(120, 40)
+    term.feed(bytes(app.output).decode("utf-8", "replace"))
+    assert term.screen.tabstops == DEFAULT_STOPS
