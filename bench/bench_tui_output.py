@@ -155,9 +155,15 @@ def offline_child(tree: str, ticks: str, size: str, count: int, skip: int) -> No
     params = inspect.signature(ScreenDiff).parameters
     caps: dict[str, Any] = {}
     if hasattr(diff_driver, "terminal_caps"):  # REP and tabs, where the checkout has them
-        found = diff_driver.terminal_caps("xterm-256color")
-        caps = {k: getattr(found, k) for k in ("rep", "tabs") if k in params}
+        found = diff_driver.terminal_caps("xterm-256color")._replace(newline=True) \
+            if "newline" in params else diff_driver.terminal_caps("xterm-256color")
+        # newline: as on a tty with ONLCR (the default), which sends a line feed as CR LF
+        caps = {k: getattr(found, k) for k in ("rep", "tabs", "set_tabs", "newline")
+                if k in params}
     sent: list[int] = []
+    ticks_pushed: list[int] = []
+    path = os.environ.get("BWMON_BENCH_RECORD")  # --record: every frame, with its tick
+    record = open(path, "w", encoding="utf-8") if path else None  # noqa: SIM115
 
     class CountingDriver(HeadlessDriver):
         """A headless driver that still draws: frames go through ScreenDiff, bytes counted."""
@@ -178,7 +184,11 @@ def offline_child(tree: str, ticks: str, size: str, count: int, skip: int) -> No
             frame = "".join(self.pending)
             self.pending.clear()
             if frame:
-                sent.append(len(self.diff.feed(frame, (cols, lines)).encode()))
+                out = self.diff.feed(frame, (cols, lines))
+                sent.append(len(out.encode()) + out.count("\n"))  # ONLCR: LF goes as CR LF
+                if record is not None:
+                    record.write(json.dumps({"raw": frame, "out": out, "size": (cols, lines),
+                                             "tick": len(ticks_pushed) - 1}) + "\n")
 
     records = [d for d in map(json.loads, Path(ticks).read_text().splitlines())
                if "apps" in d]
@@ -195,6 +205,7 @@ def offline_child(tree: str, ticks: str, size: str, count: int, skip: int) -> No
             await pilot.pause()
             for seq in range(skip + count):
                 before, c0 = sum(sent), time.process_time()
+                ticks_pushed.append(seq)
                 feed.push(snapshot(records[seq % len(records)], seq, t0 + seq))
                 await pilot.pause()
                 await pilot.pause(0.05)
@@ -204,6 +215,8 @@ def offline_child(tree: str, ticks: str, size: str, count: int, skip: int) -> No
         return total / count, cpu * 1000 / count
 
     per_tick, cpu_ms = asyncio.run(run())
+    if record is not None:
+        record.close()
     print(json.dumps({"bytes_per_tick": per_tick, "cpu_ms_per_tick": cpu_ms}))
 
 
@@ -252,11 +265,15 @@ def offline(args: argparse.Namespace) -> None:
     for label, tree in trees.items():
         if tree is None:
             continue
+        env = dict(os.environ)
+        if args.record:  # FILE for this checkout, FILE.base for the baseline
+            env["BWMON_BENCH_RECORD"] = str(args.record.resolve()) + (
+                "" if tree == REPO else ".base")
         done = subprocess.run(
             [sys.executable, str(Path(__file__).resolve()), "--offline-child",
              str(Path(tree).resolve()), str(args.replay.resolve()), args.size,
              str(int(args.seconds)), str(int(args.warmup))],
-            capture_output=True, text=True, check=True)
+            capture_output=True, text=True, check=True, env=env)
         results[label] = json.loads(done.stdout.splitlines()[-1])
     print(f"offline replay of {args.replay} ({args.size}, {int(args.seconds)} ticks after "
           f"{int(args.warmup)})\n")

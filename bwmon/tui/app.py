@@ -223,12 +223,15 @@ class BwmonApp(App[None]):
             rows = self._rows(snap)
             trends: dict[str, list[float | None]] = {}
             if table.show_trend:
-                window = TREND_WIDTH * TREND_SLICE
+                # The finished slices only: the running one (last) would change its mean on
+                # every tick, one more bar to re-send per row. It and two older slices (first)
+                # are computed only so that late ticks leave no gap (see fill_gaps).
+                slices = TREND_WIDTH + 3
                 for row in rows:
-                    points = self.feed.history.points(row.name, window + TREND_SLICE)
+                    points = self.feed.history.points(row.name, (slices + 1) * TREND_SLICE)
                     trends[row.name] = fill_gaps(clock_buckets(
-                        [(p.time, p.rate_in + p.rate_out) for p in points], window,
-                        TREND_WIDTH, mean=True))
+                        [(p.time, p.rate_in + p.rate_out) for p in points],
+                        slices * TREND_SLICE, slices, mean=True))[2:-1]
             table.show(rows, trends)
             self._set_view(hidden_rows=table.hidden_by_filter)
             self.query_one("#findings", FindingsPanel).show(

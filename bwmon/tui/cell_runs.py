@@ -8,6 +8,7 @@ from typing import NamedTuple
 from rich.cells import get_character_cell_size
 
 from bwmon.tui.sgr import PenTable, cursor_move
+from bwmon.tui.tab_stops import Tabs
 
 Row = list[str | None]  # one character (or "" right of a wide one) per cell; None = unknown
 PenRow = list[int]  # pen id per cell; UNKNOWN where the character is unknown
@@ -55,7 +56,7 @@ def by_pen(runs: list[Run], pen: int) -> list[Run]:
 
 
 def row_runs(table: PenTable, y: int, chars: Row, pens: PenRow, have_chars: Row,
-             have_pens: PenRow, same_pen: bool = False, tabs: int = 0) -> list[Run]:
+             have_pens: PenRow, same_pen: bool = False, tabs: Tabs = 0) -> list[Run]:
     """The runs of cells to send on one row: changed cells, whole wide characters, and
     short unchanged gaps between them where re-sending is cheaper than moving. `same_pen`:
     fill only gaps between cells of one pen (runs sent grouped by pen are cut at every pen
@@ -92,17 +93,21 @@ def row_runs(table: PenTable, y: int, chars: Row, pens: PenRow, have_chars: Row,
 
 
 def encode(table: PenTable, runs: list[Run], start: tuple[int, int | None, int | None],
-           width: int, rep: bool = False, tabs: int = 0
+           width: int, rep: bool = False, tabs: Tabs = 0, newline: bool = False,
+           moves: list[tuple[int | None, int | None, int, int]] | None = None
            ) -> tuple[str, int, int | None, int | None]:
     """`runs` as output, from the terminal's pen and cursor `start`: (text, pen, cursor x, y).
     `rep`: the terminal repeats the last character on `ESC [ n b` (REP), used where that is
-    shorter than sending the copies (runs of blanks, of one bar character); `tabs`: tab
-    stops every `tabs` columns, used to move where that is shorter (0: none)."""
+    shorter than sending the copies (runs of blanks, of one bar character); `tabs`: the tab
+    stops, used to move where that is shorter (0: none); `newline`: see cursor_move.
+    `moves`: if given, gets each cursor move made (from x, from y, to x, to y)."""
     out: list[str] = []
     change = table.change
     pen, tx, ty = start
     for run in runs:
-        out.append(cursor_move(tx, ty, run.start, run.y, tabs, width))
+        out.append(cursor_move(tx, ty, run.start, run.y, tabs, width, newline))
+        if moves is not None:
+            moves.append((tx, ty, run.start, run.y))
         text = run.text
         i, n = 0, len(text)
         while i < n:
@@ -133,7 +138,7 @@ def _width(char: str) -> int:
 
 
 def _fill_cheaper(table: PenTable, y: int, gap_start: int, gap_end: int, chars: Row,
-                  pens: PenRow, tabs: int = 0) -> bool:
+                  pens: PenRow, tabs: Tabs = 0) -> bool:
     """Is re-sending the unchanged cells [gap_start, gap_end) shorter than moving over them?"""
     if gap_start >= gap_end:
         return True

@@ -3,7 +3,7 @@ processes (pid, user, command line) and its connections (local, remote, protocol
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -11,8 +11,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Label, Static
 
 from bwmon.core.history import History
-from bwmon.core.model import AppRow, RowKind, Unit
-from bwmon.tui.format import bars, clock_buckets, human_bytes, human_rate
+from bwmon.core.model import AppRow, Connection, RowKind, Unit
+from bwmon.tui.format import bars, clock_buckets, human_bytes, human_rate, shown_bytes
 
 WINDOWS = ((120, "2m"), (600, "10m"))
 MAX_LISTED = 50  # processes / connections listed per app (the rest are counted)
@@ -27,8 +27,26 @@ def detail_title(row: AppRow | None) -> Text:
     return text
 
 
-def detail_body(row: AppRow | None) -> Text:
-    """Processes then connections of `row`, one per line."""
+def connection_key(c: Connection) -> tuple[str, str, str]:
+    return c.proto, c.local, c.remote
+
+
+def steady_connections(connections: Sequence[Connection],
+                       before: Mapping[tuple[str, str, str], int]) -> list[Connection]:
+    """Largest first by the figure shown (in + out, three significant digits), and among
+    connections showing the same figure, each on its line of the previous update (`before`:
+    key -> line), new ones after them in the order given. The core lists equal connections
+    in no fixed order; re-listing them every second made the lines jump."""
+    late = len(before)
+    return [c for _, _, c in sorted(
+        (-shown_bytes(c.bytes_in + c.bytes_out), before.get(connection_key(c), late + i), c)
+        for i, c in enumerate(connections))]
+
+
+def detail_body(row: AppRow | None,
+                before: Mapping[tuple[str, str, str], int] | None = None) -> Text:
+    """Processes then connections of `row`, one per line (connections in steady places
+    relative to `before`, see steady_connections)."""
     table = _Lines()
     if row is None:
         return table.text
@@ -45,7 +63,7 @@ def detail_body(row: AppRow | None) -> Text:
             table.add_row(Text(f"… {len(row.processes) - MAX_LISTED} more", style="dim"))
     if row.connections:
         table.add_row(Text("PROTO LOCAL → REMOTE  IN / OUT", style="bold underline"))
-        for c in row.connections[:MAX_LISTED]:
+        for c in steady_connections(row.connections, before or {})[:MAX_LISTED]:
             state = f" {c.state}" if c.state else ""
             style = "" if c.open else "dim"
             table.add_row(Text(
@@ -114,6 +132,8 @@ class DetailPane(Vertical):
 
     body_plain = ""  # what the body shows, as plain text
     _title = ""
+    _app: str | None = None  # the app whose connections `_lines` places
+    _lines: dict[tuple[str, str, str], int] = {}  # noqa: RUF012 - replaced, never mutated
     _body_spans: list[object] = []  # noqa: RUF012 - replaced, never mutated
 
     def compose(self) -> ComposeResult:
@@ -140,7 +160,11 @@ class DetailPane(Vertical):
         for seconds, _label in WINDOWS:
             self.query_one(f"#spark-in-{seconds}", RateGraph).show(rates_in)
             self.query_one(f"#spark-out-{seconds}", RateGraph).show(rates_out)
-        body = detail_body(row)
+        if row is None or row.name != self._app:
+            self._app, self._lines = (row.name if row is not None else None), {}
+        connections = steady_connections(row.connections, self._lines) if row else []
+        self._lines = {connection_key(c): i for i, c in enumerate(connections)}
+        body = detail_body(row, self._lines)
         if body.plain != self.body_plain or body.spans != self._body_spans:
             self.body_plain = body.plain  # unchanged text: no redraw, no bytes to the terminal
             self._body_spans = list(body.spans)

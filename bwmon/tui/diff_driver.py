@@ -32,7 +32,8 @@ class DiffDriver(LinuxDriver):
         except (AttributeError, OSError, ValueError):
             out_fd = None
         caps = terminal_caps(os.environ.get("TERM", ""), out_fd)
-        self.screen_diff = ScreenDiff(rep=caps.rep, tabs=caps.tabs)
+        self.screen_diff = ScreenDiff(rep=caps.rep, tabs=caps.tabs, set_tabs=caps.set_tabs,
+                                      newline=caps.newline)
         self._pending: list[str] = []
         self._lock = threading.Lock()
 
@@ -66,6 +67,11 @@ class DiffDriver(LinuxDriver):
         return size.columns, size.lines
 
     def stop_application_mode(self) -> None:
+        self.flush()
+        with self._lock:
+            restore = self.screen_diff.restore_tabs()  # the shell expects stops every 8
+        if restore:
+            super().write(restore)
         super().stop_application_mode()
         self.flush()
 
@@ -75,17 +81,21 @@ class DiffDriver(LinuxDriver):
 
 
 class TerminalCaps(NamedTuple):
-    """What the output may use beyond plain moves: REP, and tab stops every `tabs` columns."""
+    """What the output may use beyond plain moves: REP, tab stops every `tabs` columns, its
+    own tab stops (`set_tabs`), and a line feed to column 0 of the next row (`newline`)."""
 
     rep: bool = False
     tabs: int = 0
+    set_tabs: bool = False
+    newline: bool = False
 
 
 def terminal_caps(term: str, fileno: int | None = None) -> TerminalCaps:
     """TERM's capabilities from terminfo, as curses would use them: REP (`rep`: xterm,
-    alacritty...; not tmux, screen, the Linux console), and tabs (`ht` with `it#8`, unless
-    the tty expands tabs into spaces). Unknown TERM: neither. (Python's curses reads one
-    terminfo entry per process: the first TERM asked about.)"""
+    alacritty...; not tmux, screen, the Linux console), tabs (`ht` with `it#8`, unless the
+    tty expands tabs into spaces) and setting them (`hts` and `tbc`: all four). From the
+    tty: a line feed goes to column 0 (OPOST with ONLCR, no OCRNL). Unknown TERM: none.
+    (Python's curses reads one terminfo entry per process: the first TERM asked about.)"""
     if not term:
         return TerminalCaps()
     try:
@@ -98,16 +108,22 @@ def terminal_caps(term: str, fileno: int | None = None) -> TerminalCaps:
             os.close(fd)
         rep = curses.tigetstr("rep") is not None
         tabs = curses.tigetnum("it") if curses.tigetstr("ht") == b"\t" else 0
+        settable = curses.tigetstr("hts") == b"\x1bH" and curses.tigetstr("tbc") == b"\x1b[3g"
     except Exception:  # no curses module, no terminfo entry: plain moves only
         return TerminalCaps()
-    if fileno is not None and tabs > 0:
+    newline = False
+    if fileno is not None:
         try:
             oflag = termios.tcgetattr(fileno)[1]
         except termios.error:
             oflag = 0
         if oflag & termios.OPOST and oflag & termios.TABDLY == termios.TAB3:
             tabs = 0  # the tty turns tabs into spaces, which would overwrite cells
-    return TerminalCaps(rep, tabs if tabs == 8 else 0)
+        newline = bool(oflag & termios.OPOST and oflag & termios.ONLCR
+                       and not oflag & (termios.OCRNL | termios.ONLRET)
+                       and oflag & termios.NLDLY == termios.NL0)
+    tabs = tabs if tabs == 8 else 0
+    return TerminalCaps(rep, tabs, settable and tabs > 0, newline)
 
 
 def driver_class(environ: dict[str, str] | None = None) -> type[Driver] | None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import NamedTuple
 
+from bwmon.tui.tab_stops import Tabs, tab_moves
+
 
 class Unmodellable(Exception):
     """The output holds something the screen model cannot follow: forward it as it is."""
@@ -137,11 +139,13 @@ class PenTable:
 
 
 @lru_cache(maxsize=1 << 16)
-def cursor_move(cx: int | None, cy: int | None, x: int, y: int, tabs: int = 0,
-                width: int = 0) -> str:
+def cursor_move(cx: int | None, cy: int | None, x: int, y: int, tabs: Tabs = 0,
+                width: int = 0, newline: bool = False) -> str:
     """The shortest sequence moving the cursor from (cx, cy) (None = unknown) to (x, y).
-    `tabs`: the terminal has a tab stop every `tabs` columns (0: do not use tabs), on a
-    screen `width` columns wide."""
+    `tabs`: the terminal's tab stops (every n columns, or at these columns; 0: do not use
+    tabs), on a screen `width` columns wide. `newline`: a line feed lands in column 0 of
+    the next row (the tty adds the CR, ONLCR: two bytes on the wire); never at the bottom
+    margin, since the cursor only ever moves down onto a row of the screen."""
     if cx == x and cy == y:
         return ""
     best = f"\x1b[{y + 1};{x + 1}H" if x else (f"\x1b[{y + 1}H" if y else "\x1b[H")
@@ -153,33 +157,30 @@ def cursor_move(cx: int | None, cy: int | None, x: int, y: int, tabs: int = 0,
         dy = y - cy
         n = "" if abs(dy) == 1 else str(abs(dy))
         vertical = min(f"\x1b[{n}{'B' if dy > 0 else 'A'}", f"\x1b[{y + 1}d", key=len)
-    if cx == x:
-        horizontal = ""
-    elif x == 0:
-        horizontal = "\r"
-    else:
-        dx = x - cx
-        n = "" if abs(dx) == 1 else str(abs(dx))
-        options = [f"\x1b[{n}{'C' if dx > 0 else 'D'}", f"\x1b[{x + 1}G"]
-        if -3 <= dx < 0:
-            options.append("\b" * -dx)
-        if tabs:
-            options += _tab_moves(cx, x, tabs, width)
-            options += ["\r" + move for move in _tab_moves(0, x, tabs, width)]
-        horizontal = min(options, key=len)
+    horizontal = "" if cx == x else _horizontal(cx, x, tabs, width)
     relative = vertical + horizontal
-    return relative if len(relative) < len(best) else best
+    if newline and y == cy + 1:
+        down = "\n" + ("" if x == 0 else _horizontal(0, x, tabs, width).removeprefix("\r"))
+        if _wire(down) < _wire(relative):
+            relative = down
+    return relative if _wire(relative) < len(best) else best
 
 
-def _tab_moves(cx: int, x: int, tabs: int, width: int) -> list[str]:
-    """Moves right from column cx to x with tabs (HT goes to the next stop, every `tabs`
-    columns): to the last stop before x then right, or to the stop after x then back."""
-    stops = x // tabs - cx // tabs
-    if x <= cx or stops < 1:
-        return []
-    rest = x % tabs
-    moves = ["\t" * stops + ("" if not rest else "\x1b[C" if rest == 1 else f"\x1b[{rest}C")]
-    back = tabs - rest
-    if rest and x + back < width and back <= 3:
-        moves.append("\t" * (stops + 1) + "\b" * back)
-    return moves
+def _wire(move: str) -> int:
+    """Bytes a move costs on the wire: the tty sends a line feed as CR LF."""
+    return len(move) + move.count("\n")
+
+
+def _horizontal(cx: int, x: int, tabs: Tabs, width: int) -> str:
+    """The shortest move along a row from column cx to x."""
+    if x == 0:
+        return "\r"
+    dx = x - cx
+    n = "" if abs(dx) == 1 else str(abs(dx))
+    options = [f"\x1b[{n}{'C' if dx > 0 else 'D'}", f"\x1b[{x + 1}G"]
+    if -3 <= dx < 0:
+        options.append("\b" * -dx)
+    if tabs:
+        options += tab_moves(cx, x, tabs, width)
+        options += ["\r" + move for move in tab_moves(0, x, tabs, width)]
+    return min(options, key=len)

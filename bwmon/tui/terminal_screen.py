@@ -19,6 +19,7 @@ from rich.cells import get_character_cell_size
 
 from bwmon.tui.cell_runs import PenRow, Row, Run, by_pen, encode, row_runs
 from bwmon.tui.sgr import DEFAULT, UNKNOWN, PenTable, Unmodellable, cursor_move
+from bwmon.tui.tab_stops import StopTuner, Tabs, set_stops_sequence, stop_columns
 
 _TOKEN = re.compile(
     r"\x1b\[([0-?]*)([ -/]*)([@-~])"  # CSI: parameters, intermediates, final
@@ -44,10 +45,14 @@ class ScreenDiff:
     """The terminal's screen as last drawn by us, and the encoder of the next frame's changes."""
 
     def __init__(self, width: int = 0, height: int = 0, *, rep: bool = False,
-                 tabs: int = 0) -> None:
+                 tabs: int = 0, set_tabs: bool = False, newline: bool = False) -> None:
         self.pens = PenTable()
         self.rep = rep  # the terminal has REP (repeat the last character): see encode
-        self.tabs = tabs  # tab stops every `tabs` columns, used for moves (0: not used)
+        self.tabs = tabs  # the terminal's own tab stops: every `tabs` columns (0: not used)
+        self.stops: Tabs = tabs  # the stops moves use now (ours once set: see _tune_stops)
+        # May set its own tab stops (terminfo `hts`, `tbc`): see tab_stops.StopTuner.
+        self.tuner = StopTuner() if set_tabs and tabs else None
+        self.newline = newline  # a line feed lands in column 0 of the next row (ONLCR)
         self.forwarded_frames = 0  # frames passed on as they were (unmodellable)
         self.errors = 0  # of those, frames where the model itself failed (a bug)
         self.cursor_visible = True
@@ -75,7 +80,13 @@ class ScreenDiff:
         """The bytes to send instead of `frame`, for a terminal of `size` (columns, rows)."""
         if size != (self.width, self.height):
             self._reset(*size)
+            if self.stops != self.tabs:  # our stops: a resize may have reset them (tmux)
+                self.stops = 0
+            if self.tuner is not None:  # moves of the old layout say nothing of the new
+                self.tuner = StopTuner()
         out: list[str] = []
+        self._tune_stops(out)
+        head = "".join(out)
         pen, x, y = self.pen, self.x, self.y
         term_pen, tx, ty = self.term_pen, self.tx, self.ty
         try:
@@ -88,24 +99,55 @@ class ScreenDiff:
             if pen != UNKNOWN:
                 prefix = self.pens.change(term_pen, pen)
             if x is not None and y is not None:
-                prefix += cursor_move(tx, ty, x, y, self.tabs, self.width)
+                prefix += cursor_move(tx, ty, x, y, self.stops, self.width, self.newline)
             self._forwarded(frame)
-            return prefix + frame
+            return head + prefix + frame
         return "".join(out).replace(_EMPTY_SYNC, "")
 
     def redraw(self) -> str:
         """Clear the terminal and send everything again (Ctrl+L): for a screen that something
         else wrote over (a `wall` message, a kernel console line)."""
         out = [self.pens.change(self.term_pen, DEFAULT), "\x1b[2J"]
+        if self.stops != self.tabs and isinstance(self.stops, tuple):
+            out.append(self._send_stops(self.stops))  # something may have reset them
         self.term_pen = DEFAULT
         touched = {y: (self.chars[y], self.cell_pens[y]) for y in range(self.height)}
         self.chars = [[None if c is None else " " for c in row] for row in self.chars]
         self.cell_pens = [[UNKNOWN if c is None else DEFAULT for c in row] for row in self.chars]
         self._draw(touched, out)
         if self.cursor_visible and self.x is not None and self.y is not None:
-            out.append(cursor_move(self.tx, self.ty, self.x, self.y, self.tabs, self.width))
+            out.append(cursor_move(self.tx, self.ty, self.x, self.y, self.stops, self.width,
+                                   self.newline))
             self.tx, self.ty = self.x, self.y
         return "".join(out)
+
+    def restore_tabs(self) -> str:
+        """What puts the terminal's tab stops back to every `tabs` columns if we changed
+        them (to send on leaving: the shell after us expects them)."""
+        if self.stops == self.tabs:
+            return ""
+        out = self._send_stops(stop_columns(self.tabs, self.width))
+        self.stops = self.tabs
+        return out
+
+    def _tune_stops(self, out: list[str]) -> None:
+        """Set tab stops where this screen's moves go, when the tuner finds it pays; after a
+        resize that may have reset ours, the default ones again (known state)."""
+        if self.tuner is None or not self.width:
+            return
+        if self.stops == 0:  # ours were set, then the size changed: state unknown
+            out.append(self._send_stops(stop_columns(self.tabs, self.width)))
+            self.stops = self.tabs
+            return
+        chosen = self.tuner.propose(self.stops, self.width, self.newline)
+        if chosen is not None:
+            out.append(self._send_stops(chosen))
+            self.stops = chosen
+
+    def _send_stops(self, stops: tuple[int, ...]) -> str:
+        row = self.ty if self.ty is not None else 0
+        self.tx, self.ty = (max(stops) if stops else 0), row
+        return set_stops_sequence(stops, row)
 
     def row_text(self, y: int) -> str:
         """The model's text of one row ("?" where unknown): for tests and debugging."""
@@ -174,7 +216,8 @@ class ScreenDiff:
                 raise Unmodellable(repr(seq))
         self._draw(touched, out)
         if self.cursor_visible and self.x is not None and self.y is not None:
-            out.append(cursor_move(self.tx, self.ty, self.x, self.y, self.tabs, self.width))
+            out.append(cursor_move(self.tx, self.ty, self.x, self.y, self.stops, self.width,
+                                   self.newline))
             self.tx, self.ty = self.x, self.y
 
     def _goto(self, params: str) -> tuple[int, int]:
@@ -249,20 +292,25 @@ class ScreenDiff:
             have_chars, have_pens = self.chars[y], self.cell_pens[y]
             if chars != have_chars or pens != have_pens:
                 runs += row_runs(self.pens, y, chars, pens, have_chars, have_pens,
-                                 tabs=self.tabs)
+                                 tabs=self.stops)
                 one_pen_runs += row_runs(self.pens, y, chars, pens, have_chars, have_pens,
-                                         same_pen=True, tabs=self.tabs)
+                                         same_pen=True, tabs=self.stops)
                 self.chars[y], self.cell_pens[y] = chars, pens
         touched.clear()
         if not runs:
             return
         start = (self.term_pen, self.tx, self.ty)
-        best = encode(self.pens, runs, start, self.width, self.rep, self.tabs)
+        moves: list[tuple[int | None, int | None, int, int]] = []
+        best = encode(self.pens, runs, start, self.width, self.rep, self.stops, self.newline,
+                      moves)
         if len({pen for run in runs for pen in run.pens}) > 1:  # two pens or more
+            grouped_moves: list[tuple[int | None, int | None, int, int]] = []
             grouped = encode(self.pens, by_pen(one_pen_runs, self.term_pen), start,
-                             self.width, self.rep, self.tabs)
+                             self.width, self.rep, self.stops, self.newline, grouped_moves)
             if len(grouped[0]) < len(best[0]):
-                best = grouped
+                best, moves = grouped, grouped_moves
+        if self.tuner is not None:
+            self.tuner.record(moves)
         out.append(best[0])
         self.term_pen, self.tx, self.ty = best[1], best[2], best[3]
 
@@ -283,7 +331,8 @@ class ScreenDiff:
             # after we quit): leave the cursor and pen as Textual's own output would.
             self._draw(touched, out)
             if on and self.x is not None and self.y is not None:
-                out.append(cursor_move(self.tx, self.ty, self.x, self.y, self.tabs, self.width))
+                out.append(cursor_move(self.tx, self.ty, self.x, self.y, self.stops, self.width,
+                                   self.newline))
                 self.tx, self.ty = self.x, self.y
             if not on and self.pen != UNKNOWN:
                 out.append(self.pens.change(self.term_pen, self.pen))
@@ -306,7 +355,8 @@ class ScreenDiff:
         out.append(self.pens.change(self.term_pen, DEFAULT))
         self.term_pen = DEFAULT
         if self.x is not None and self.y is not None:
-            out.append(cursor_move(self.tx, self.ty, self.x, self.y, self.tabs, self.width))
+            out.append(cursor_move(self.tx, self.ty, self.x, self.y, self.stops, self.width,
+                                   self.newline))
             self.tx, self.ty = self.x, self.y
         out.append(seq)
         x, y, width = self.x or 0, self.y or 0, self.width

@@ -1,6 +1,6 @@
 """Run bwmon-tui with its diff driver recording every frame: what Textual wrote (raw) and what
-the driver sent instead (out), one JSON line per flush (and per Ctrl+L redraw), so a test can
-play both onto two terminal emulators and compare.
+the driver sent instead (out), one JSON line per flush (and per Ctrl+L redraw, and for the tab
+stops put back on leaving), so a test can play both onto two terminal emulators and compare.
 
     python3 tests/tui/record_frames.py RECORD.jsonl [bwmon-tui args...]
 """
@@ -42,6 +42,18 @@ def install(record: Path) -> None:
         sink.flush()
         return out
 
+    restore_original = diff_driver.ScreenDiff.restore_tabs
+
+    def restore_tabs(self: diff_driver.ScreenDiff) -> str:
+        out = restore_original(self)
+        if out:
+            sink.write(json.dumps({"raw": "", "out": out, "size": (self.width, self.height),
+                                   "ns": 0, "forwarded": self.forwarded_frames,
+                                   "restore": True}) + "\n")
+            sink.flush()
+        return out
+
+    diff_driver.ScreenDiff.restore_tabs = restore_tabs  # type: ignore[method-assign]
     diff_driver.ScreenDiff.feed = feed  # type: ignore[method-assign]
     diff_driver.ScreenDiff.redraw = redraw  # type: ignore[method-assign]
 

@@ -50,8 +50,9 @@ def test_diff_output_shows_the_same_screens_and_is_smaller(tmp_path: Path) -> No
         if frame.get("redraw"):
             our_term.feed("\x1b[5;5H\x1b[31mwritten over by someone else")
             redrawn = True
-        raw_term.feed(frame["raw"])
-        our_term.feed(frame["out"])
+        # as the terminal gets them: the tty sends a line feed as CR LF (ONLCR)
+        raw_term.feed(frame["raw"].replace("\n", "\r\n"))
+        our_term.feed(frame["out"].replace("\n", "\r\n"))
         problem = first_difference(our_term.cells(), raw_term.cells())
         assert problem is None, f"frame {n}: {problem}"
         drawn += "firefox" in frame["raw"]
@@ -59,6 +60,11 @@ def test_diff_output_shows_the_same_screens_and_is_smaller(tmp_path: Path) -> No
     assert any("this help" in f["raw"] for f in frames)  # the modal help was compared too
     assert drawn >= 4  # several full or partial redraws were compared, not just the first
     assert any("firefox" in line for line in our_term.text())  # the resized table is shown
+
+    # It set its own tab stops on the way (xterm-256color has hts and tbc), and leaves the
+    # terminal with stops every 8 columns (set again at the resize, or put back on leaving).
+    assert any("\x1bH" in f["out"] for f in frames if not f.get("restore"))
+    assert our_term.screen.tabstops == set(range(8, 100, 8))
 
     # What the terminal got is exactly the diff output (the tty turns \n into \r\n).
     sent = "".join(f["out"] for f in frames).encode().replace(b"\n", b"\r\n")

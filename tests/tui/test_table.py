@@ -266,9 +266,10 @@ async def test_rates_that_take_turns_keep_their_rows_and_a_sort_key_sorts_exactl
 
 
 async def test_trend_cells_are_fixed_slices_of_the_clock(controller: object) -> None:
-    """Each trend cell is the mean rate of one TREND_SLICE-second slice of the clock: within
-    a slice only the newest cell changes; when a slice is over, the cells move one left. With
-    ticks running late (1.2 s apart) no cell is left empty."""
+    """Each trend cell is the mean rate of one finished TREND_SLICE-second slice of the clock:
+    within a slice no cell changes (the running slice is not shown, its mean would change
+    every tick); when a slice is over, the cells move one left. With ticks running late
+    (1.2 s apart) no cell is left empty."""
     from bwmon.tui.app_table import TREND_SLICE, TREND_WIDTH
     from bwmon.tui.controller import RecordingController
 
@@ -282,7 +283,7 @@ async def test_trend_cells_are_fixed_slices_of_the_clock(controller: object) -> 
         cells: list[str] = []
         times: list[float] = []
         n = 0
-        while start + 1.2 * n < start + TREND_WIDTH * TREND_SLICE:
+        while start + 1.2 * n < start + (TREND_WIDTH + 1) * TREND_SLICE:
             t = start + 1.2 * n
             # The first slice is the busiest, so the scale stays put while it is shown.
             rate = 50_000.0 if t < start + TREND_SLICE else (n * 37 % 11 + 1) * 1000.0
@@ -298,11 +299,11 @@ async def test_trend_cells_are_fixed_slices_of_the_clock(controller: object) -> 
         shifts = 0
         for i in range(1, len(cells)):
             if times[i] // TREND_SLICE == times[i - 1] // TREND_SLICE:
-                assert cells[i][:-1] == cells[i - 1][:-1], (i, cells[i - 1], cells[i])
+                assert cells[i] == cells[i - 1], (i, cells[i - 1], cells[i])
             else:  # a new slice: the cells moved one to the left
                 assert cells[i][:-1] == cells[i - 1][1:], (i, cells[i - 1], cells[i])
                 shifts += 1
-        assert shifts == TREND_WIDTH - 1
+        assert shifts == TREND_WIDTH
 
 
 async def test_trend_has_no_holes_when_ticks_come_further_apart_than_a_slice(

@@ -19,10 +19,15 @@ _PROBE = """
 import json, os, pty, sys, termios
 from bwmon.tui.diff_driver import terminal_caps
 fd = None
-if sys.argv[2] == "tab3":  # a tty that expands tabs into spaces
+if sys.argv[2] != "plain":
     master, fd = pty.openpty()
     attrs = termios.tcgetattr(fd)
-    attrs[1] = (attrs[1] & ~termios.TABDLY) | termios.TAB3 | termios.OPOST
+    if sys.argv[2] == "tab3":  # a tty that expands tabs into spaces
+        attrs[1] = (attrs[1] & ~termios.TABDLY) | termios.TAB3 | termios.OPOST
+    elif sys.argv[2] == "raw":  # no output processing: a line feed keeps the column
+        attrs[1] &= ~termios.OPOST
+    else:  # "onlcr": as a tty normally is, a line feed goes out as CR LF
+        attrs[1] |= termios.OPOST | termios.ONLCR
     termios.tcsetattr(fd, termios.TCSANOW, attrs)
 print(json.dumps(terminal_caps(sys.argv[1], fd)))
 """
@@ -35,13 +40,17 @@ def caps(term: str, tty: str = "plain") -> list[object]:
     return list(json.loads(done.stdout))
 
 
+# [REP, tab stops every n, may set its own stops, line feed lands in column 0]
 @pytest.mark.parametrize(("term", "tty", "expected"), [
-    ("xterm-256color", "plain", [True, 8]),
-    ("tmux-256color", "plain", [False, 8]),  # tmux's terminfo has no REP
-    ("linux", "plain", [False, 8]),
-    ("xterm-256color", "tab3", [True, 0]),  # tabs would arrive as spaces over the cells
-    ("no-such-terminal", "plain", [False, 0]),
-    ("", "plain", [False, 0]),
+    ("xterm-256color", "plain", [True, 8, True, False]),
+    ("tmux-256color", "plain", [False, 8, True, False]),  # tmux's terminfo has no REP
+    ("linux", "plain", [False, 8, True, False]),
+    ("vt52", "plain", [False, 8, False, False]),  # tabs, but no hts/tbc to set them
+    ("xterm-256color", "tab3", [True, 0, False, True]),  # tabs would arrive as spaces
+    ("xterm-256color", "onlcr", [True, 8, True, True]),
+    ("xterm-256color", "raw", [True, 8, True, False]),
+    ("no-such-terminal", "plain", [False, 0, False, False]),
+    ("", "plain", [False, 0, False, False]),
 ])
 def test_capabilities_come_from_terminfo(term: str, tty: str, expected: list[object]) -> None:
     assert caps(term, tty) == expected

@@ -1,0 +1,147 @@
+"""The output layer's own tab stops and line feeds: set where a screen's figures keep changing,
+so that the moves between them cost a byte or two; the terminal shows exactly the same, the
+stops are put back when the program leaves, and a resize (tmux resets stops) is safe."""
+
+from __future__ import annotations
+
+import pytest
+
+from bwmon.tui.sgr import cursor_move
+from bwmon.tui.tab_stops import TUNE_EVERY, set_stops_sequence, tab_moves
+from bwmon.tui.terminal_screen import ScreenDiff
+from tests.tui.emulator import Terminal, first_difference
+from tests.tui.test_screen_diff import ROW, line
+
+DEFAULT_STOPS = set(range(8, 120, 8))
+
+
+class TtyPair:
+    """Frames shown raw on one emulator and through ScreenDiff on another, both as a tty
+    with ONLCR delivers them (a line feed arrives as CR LF)."""
+
+    def __init__(self, cols: int, rows: int, **options: bool) -> None:
+        self.size = (cols, rows)
+        self.diff = ScreenDiff(tabs=8, **options)
+        self.raw = Terminal(cols, rows)
+        self.ours = Terminal(cols, rows)
+
+    def show(self, frame: str) -> str:
+        out = self.diff.feed(frame, self.size)
+        self.raw.feed(frame)
+        self.ours.feed(out.replace("\n", "\r\n"))
+        problem = first_difference(self.ours.cells(), self.raw.cells())
+        assert problem is None, f"screens differ at {problem}; sent {out!r}"
+        return out
+
+
+def figures(tick: int, rows: int = 12) -> str:
+    """A table whose figures change on every row each tick, at a few fixed columns, as
+    bwmon-tui's rate, total and connection columns do."""
+    return "".join(line(y, 0, (ROW, f"app-{y:02d}      {tick * 7 + y:4d} KiB{' ' * 15}"
+                                    f"{tick * 3 + y:4d} MiB{' ' * 17}{tick % 9 + y:3d}"
+                                    f"{' ' * 15}{(tick + y) % 10}"))
+                   for y in range(rows))
+
+
+def wire(out: str) -> int:
+    return len(out.encode()) + out.count("\n")
+
+
+def test_own_tab_stops_make_a_changing_table_cheaper_and_look_the_same() -> None:
+    tuned, plain = TtyPair(120, 14, set_tabs=True, newline=True), TtyPair(120, 14)
+    cost = {"tuned": 0, "plain": 0}
+    for tick in range(3 * TUNE_EVERY):
+        frame = figures(tick)
+        out = tuned.show(frame)
+        sent = plain.show(frame)
+        if tick >= 2 * TUNE_EVERY:  # after the tuner has looked
+            cost["tuned"] += wire(out)
+            cost["plain"] += wire(sent)
+    stops = tuned.ours.screen.tabstops
+    assert stops != DEFAULT_STOPS and len(stops) < len(DEFAULT_STOPS), sorted(stops)
+    assert cost["tuned"] < 0.8 * cost["plain"], cost
+    # Leaving: the terminal's stops are every 8 columns again, for the shell.
+    tuned.ours.feed(tuned.diff.restore_tabs())
+    assert tuned.ours.screen.tabstops == DEFAULT_STOPS
+    assert tuned.diff.restore_tabs() == ""  # nothing more to put back
+
+
+def test_no_own_stops_without_the_capability() -> None:
+    pair = TtyPair(120, 14)
+    for tick in range(2 * TUNE_EVERY + 1):
+        out = pair.show(figures(tick))
+        assert "\x1bH" not in out and "\x1b[3g" not in out
+    assert pair.diff.restore_tabs() == ""
+
+
+def test_after_a_resize_the_default_stops_are_set_again_before_tabs_are_used() -> None:
+    """tmux resets a pane's tab stops when it is resized, xterm keeps them: either way,
+    after a resize our stops are unknown, so the defaults are set again (known state)."""
+    pair = TtyPair(120, 14, set_tabs=True)
+    for tick in range(2 * TUNE_EVERY + 1):
+        pair.show(figures(tick))
+    assert pair.ours.screen.tabstops != DEFAULT_STOPS
+    pair.ours.screen.tabstops = set(range(8, 120, 8))  # as tmux does on a resize
+    for term in (pair.raw, pair.ours):
+        term.resize(110, 14)
+        term.feed("\x1b[2J")
+    pair.size = (110, 14)
+    out = pair.show("\x1b[2J" + figures(99))
+    assert out.startswith("\x1b[3g")
+    assert pair.ours.screen.tabstops == set(range(8, 110, 8))
+
+
+def test_line_feed_moves_to_the_next_row_only_where_the_tty_adds_the_cr() -> None:
+    on, off = TtyPair(100, 6, newline=True), TtyPair(100, 6)
+    for pair in (on, off):
+        pair.show(figures(0, 4))
+    assert "\n" in on.show(figures(1, 4))
+    assert "\n" not in off.show(figures(1, 4))
+
+
+@pytest.mark.parametrize(("stops", "frm", "to"), [
+    ((13, 35, 59), (0, 2), (35, 2)),
+    ((13, 35, 59), (14, 2), (58, 2)),  # to the stop after it, one back
+    ((13, 35, 59), (60, 2), (70, 2)),  # past the last stop: no tab
+    ((13, 35, 59), (40, 1), (13, 2)),  # next row, from column 0
+])
+def test_moves_with_own_stops_land_where_meant(stops: tuple[int, ...], frm: tuple[int, int],
+                                               to: tuple[int, int]) -> None:
+    term = Terminal(80, 4)
+    term.feed(set_stops_sequence(stops, 0))
+    assert term.screen.tabstops == set(stops)
+    term.feed(cursor_move(None, None, *frm))
+    move = cursor_move(*frm, *to, stops, 80, True)
+    term.feed(move.replace("\n", "\r\n"))
+    assert (term.screen.cursor.x, term.screen.cursor.y) == to, repr(move)
+
+
+def test_tab_moves_never_tab_past_the_last_stop() -> None:
+    assert tab_moves(60, 70, (13, 35, 59), 80) == []
+    assert tab_moves(0, 35, (13, 35, 59), 80) == ["\t\t"]
+
+
+def test_bwmon_tui_sets_its_stops_and_puts_them_back_on_quitting() -> None:
+    """In a real pty (TERM=xterm-256color, ONLCR): the terminal gets its own stops while the
+    demo runs, and every 8 columns again after `q`."""
+    from tests.tui.ptyrun import PtyApp
+
+    app = PtyApp(["--demo", "30"], size=(120, 40), env={"BWMON_GENERAL__INTERVAL": "0.25"})
+    try:
+        assert app.wait_for(b"firefox", timeout=60), bytes(app.output[-300:])
+        term = Terminal(120, 40)
+        seen = 0
+        for _ in range(40):  # ~16 drawn frames are needed; a loaded machine draws fewer
+            app.read_for(0.5)
+            term.feed(bytes(app.output[seen:]).decode("utf-8", "replace"))
+            seen = len(app.output)
+            if term.screen.tabstops != DEFAULT_STOPS:
+                break
+        assert term.screen.tabstops != DEFAULT_STOPS  # set while it runs
+        app.send(b"q")
+        assert app.wait_exit() == 0, bytes(app.output[-500:])
+    finally:
+        app.close()
+    term = Terminal(120, 40)
+    term.feed(bytes(app.output).decode("utf-8", "replace"))
+    assert term.screen.tabstops == DEFAULT_STOPS
