@@ -1,7 +1,7 @@
 """Terminal output of bwmon-tui beside nethogs, on the same screen with real traffic (root only).
 
     python3 bench/bench_tui_output.py [--procs 50] [--size 120x40] [--seconds 20] [--warmup 5]
-                                      [--rounds 1] [--baseline DIR] [--no-plain]
+                                      [--rounds 1] [--baseline DIR] [--no-plain] [--tabstops]
                                       [--record FRAMES.jsonl]
     python3 bench/bench_tui_output.py --replay TICKS.jsonl [--offline] [--baseline DIR] ...
 
@@ -320,6 +320,8 @@ def main() -> None:
                     help="measure each program this many times, interleaved; report the mean")
     ap.add_argument("--warmup", type=float, default=5.0)
     ap.add_argument("--baseline", type=Path, help="another checkout's bwmon-tui to measure too")
+    ap.add_argument("--tabstops", action="store_true",
+                    help="also measure bwmon-tui with BWMON_TUI_TABSTOPS=1 (its own tab stops)")
     ap.add_argument("--no-plain", action="store_true",
                     help="skip the BWMON_TUI_DIFF=0 measurement")
     ap.add_argument("--record", type=Path, help="record bwmon-tui's frames to this file")
@@ -369,7 +371,7 @@ def main() -> None:
                      else ["-m", "bwmon.tui.main"])
             tui = a.argv(sys.executable, *start, "--config", str(config))
             runs: dict[str, list[tuple[float, float]]] = {
-                "ours": [], "plain": [], "hogs": [], "base": []}
+                "ours": [], "tabs": [], "plain": [], "hogs": [], "base": []}
             for _ in range(args.rounds):  # interleaved, so load changes hit all alike
                 runs["ours"].append(measure(tui, b"app-", (cols, lines), args.warmup,
                                             args.seconds, env))
@@ -378,6 +380,9 @@ def main() -> None:
                         a.argv(sys.executable, "-c", BASELINE, str(args.baseline.resolve()),
                                "--config", str(config)),
                         b"app-", (cols, lines), args.warmup, args.seconds, env))
+                if args.tabstops:
+                    runs["tabs"].append(measure(tui, b"app-", (cols, lines), args.warmup,
+                                                args.seconds, {**env, "BWMON_TUI_TABSTOPS": "1"}))
                 if not args.no_plain:
                     runs["plain"].append(measure(tui, b"app-", (cols, lines), args.warmup,
                                                  args.seconds, {**env, "BWMON_TUI_DIFF": "0"}))
@@ -396,7 +401,8 @@ def main() -> None:
 
 def report(runs: dict[str, list[tuple[float, float]]]) -> None:
     """The means as a Markdown table, with each round's bytes/s, and the ratios."""
-    names = {"ours": "bwmon-tui (1 s ticks)", "base": "bwmon-tui of --baseline",
+    names = {"ours": "bwmon-tui (1 s ticks)", "tabs": "bwmon-tui, BWMON_TUI_TABSTOPS=1",
+             "base": "bwmon-tui of --baseline",
              "plain": "bwmon-tui, BWMON_TUI_DIFF=0 (Textual's output)",
              "hogs": "nethogs -d 1"}
     print("| program | bytes/s to the terminal | (each round) | CPU ms per second |")
@@ -407,6 +413,12 @@ def report(runs: dict[str, list[tuple[float, float]]]) -> None:
             rounds = " / ".join(f"{x:.0f}" for x, _ in runs[key])
             print(f"| {name} | {b:.0f} | {rounds} | {c:.1f} |")
     ours = mean(runs["ours"])
+    if runs["tabs"] and runs["hogs"]:
+        tabs, hogs = mean(runs["tabs"]), mean(runs["hogs"])
+        each = " / ".join(f"{t[0] / h[0]:.2f}" for t, h in zip(runs["tabs"], runs["hogs"],
+                                                               strict=True))
+        print(f"| ratio with BWMON_TUI_TABSTOPS=1 / nethogs | {tabs[0] / hogs[0]:.2f} | {each} "
+              f"| {tabs[1] / hogs[1]:.2f} |")
     for key, name in (("hogs", "**ratio bwmon-tui / nethogs**"),
                       ("base", "ratio bwmon-tui / baseline"),
                       ("plain", "ratio bwmon-tui / BWMON_TUI_DIFF=0")):

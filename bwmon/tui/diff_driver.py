@@ -4,7 +4,10 @@ Textual re-sends every changed line region whole, with a full colour sequence pe
 over a slow SSH link that is most of the bytes. `DiffDriver` collects what Textual writes
 until each flush (one flush per frame), plays it onto `ScreenDiff` and writes only the
 changed cells. `BWMON_TUI_DIFF=0` in the environment turns it off (plain Textual output),
-for a terminal that misbehaves with it.
+for a terminal that misbehaves with it. `BWMON_TUI_TABSTOPS=1` lets it set the terminal's tab
+stops where the figures are (fewer bytes); off by default, because stops set by a program
+that dies without putting them back (SIGKILL, a dropped SSH connection) stay in the user's
+terminal, where curses programs assume stops every 8 columns.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from textual.drivers.linux_driver import LinuxDriver
 from bwmon.tui.terminal_screen import ScreenDiff
 
 ENV_SWITCH = "BWMON_TUI_DIFF"
+ENV_TABSTOPS = "BWMON_TUI_TABSTOPS"
 
 
 class DiffDriver(LinuxDriver):
@@ -32,7 +36,8 @@ class DiffDriver(LinuxDriver):
         except (AttributeError, OSError, ValueError):
             out_fd = None
         caps = terminal_caps(os.environ.get("TERM", ""), out_fd)
-        self.screen_diff = ScreenDiff(rep=caps.rep, tabs=caps.tabs, set_tabs=caps.set_tabs,
+        self.screen_diff = ScreenDiff(rep=caps.rep, tabs=caps.tabs,
+                                      set_tabs=caps.set_tabs and own_tab_stops(os.environ),
                                       newline=caps.newline)
         self._pending: list[str] = []
         self._lock = threading.Lock()
@@ -124,6 +129,11 @@ def terminal_caps(term: str, fileno: int | None = None) -> TerminalCaps:
                        and oflag & termios.NLDLY == termios.NL0)
     tabs = tabs if tabs == 8 else 0
     return TerminalCaps(rep, tabs, settable and tabs > 0, newline)
+
+
+def own_tab_stops(environ: dict[str, str] | os._Environ[str]) -> bool:
+    """Whether the user asked for the terminal's tab stops to be set (`BWMON_TUI_TABSTOPS`)."""
+    return environ.get(ENV_TABSTOPS, "0").strip().lower() in ("1", "yes", "on", "true")
 
 
 def driver_class(environ: dict[str, str] | None = None) -> type[Driver] | None:

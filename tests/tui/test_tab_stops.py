@@ -122,11 +122,12 @@ def test_tab_moves_never_tab_past_the_last_stop() -> None:
 
 
 def test_bwmon_tui_sets_its_stops_and_puts_them_back_on_quitting() -> None:
-    """In a real pty (TERM=xterm-256color, ONLCR): the terminal gets its own stops while the
-    demo runs, and every 8 columns again after `q`."""
+    """In a real pty (TERM=xterm-256color, ONLCR), asked to (BWMON_TUI_TABSTOPS=1): the
+    terminal gets its own stops while the demo runs, and every 8 columns again after `q`."""
     from tests.tui.ptyrun import PtyApp
 
-    app = PtyApp(["--demo", "30"], size=(120, 40), env={"BWMON_GENERAL__INTERVAL": "0.25"})
+    app = PtyApp(["--demo", "30"], size=(120, 40),
+                 env={"BWMON_GENERAL__INTERVAL": "0.25", "BWMON_TUI_TABSTOPS": "1"})
     try:
         assert app.wait_for(b"firefox", timeout=60), bytes(app.output[-300:])
         term = Terminal(120, 40)
@@ -145,3 +146,21 @@ def test_bwmon_tui_sets_its_stops_and_puts_them_back_on_quitting() -> None:
     term = Terminal(120, 40)
     term.feed(bytes(app.output).decode("utf-8", "replace"))
     assert term.screen.tabstops == DEFAULT_STOPS
+
+
+def test_bwmon_tui_leaves_the_tab_stops_alone_unless_asked() -> None:
+    """By default the terminal's tab stops are never touched: a program killed, or an SSH
+    connection dropped, must not leave the user's terminal with stops of its own."""
+    from tests.tui.ptyrun import PtyApp
+
+    app = PtyApp(["--demo", "30"], size=(120, 40), env={"BWMON_GENERAL__INTERVAL": "0.25"})
+    try:
+        assert app.wait_for(b"firefox", timeout=60), bytes(app.output[-300:])
+        app.read_for(5)  # ~20 frames: more than the tuner needs to set stops when allowed
+        app.send(b"q")
+        assert app.wait_exit() == 0, bytes(app.output[-500:])
+    finally:
+        app.close()
+    out = bytes(app.output)
+    assert b"\x1bH" not in out and b"\x1b[3g" not in out
+    assert b"\t" in out  # tabs are still used, with the terminal's stops every 8 columns
