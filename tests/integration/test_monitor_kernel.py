@@ -124,12 +124,13 @@ def test_bytes_per_generator_match_conntrack_and_are_conserved(tmp_path: Path) -
         by_port[e.orig.dport] = (o + (e.orig_bytes or 0), r + (e.reply_bytes or 0), n + 1)
 
     sink_in = sink_out = 0
+    summary = {a["name"][:40]: (a["total_in"], a["total_out"]) for a in last["apps"]}
     for name, (_proto, _host, port, send, _recv, count, _hold) in GENERATORS.items():
         orig, reply, flows = by_port[port]
         assert flows == count
         assert orig > send  # conntrack counts whole IP packets: payload plus headers
-        row = apps[f"gen-{name}"]
-        summary = {a["name"][:40]: (a["total_in"], a["total_out"]) for a in last["apps"]}
+        row = apps.get(f"gen-{name}")
+        assert row is not None, (name, summary, bwmon.err[-2000:])
         assert row["total_out"] == pytest.approx(orig, rel=0.01), (name, summary)
         assert row["total_in"] == pytest.approx(reply, rel=0.01), (name, summary)
         cmdlines = [p["cmdline"] for p in last["processes"] if p["pid"] in row["pids"]]
