@@ -158,6 +158,9 @@ def offline_child(tree: str, ticks: str, size: str, count: int, skip: int) -> No
         found = diff_driver.terminal_caps("xterm-256color")._replace(newline=True) \
             if "newline" in params else diff_driver.terminal_caps("xterm-256color")
         # newline: as on a tty with ONLCR (the default), which sends a line feed as CR LF
+        if hasattr(diff_driver, "own_tab_stops"):  # own stops only when asked, as the driver
+            found = found._replace(set_tabs=found.set_tabs
+                                   and diff_driver.own_tab_stops(os.environ))
         caps = {k: getattr(found, k) for k in ("rep", "tabs", "set_tabs", "newline")
                 if k in params}
     sent: list[int] = []
