@@ -283,34 +283,33 @@ class ConntrackParser:
         tuples, flows = self._tuples, self._flows
         split = _COUNTERS.split
         fresh: list[ConntrackEntry] = []
-        others, others_before = {}, self._others
+        others: dict[str, ConntrackEntry | None] = {}
+        others_before = self._others
         whole: list[str] = []
+        entry: ConntrackEntry | None
         kept = 0  # entries of lines keyed whole given again
         for i in misses:
             key = keys[i]
             if not (key.startswith("src=") or "A" <= key[0] <= "Z"):  # keyed whole (see _KEY)
                 whole.append(key)
-                m = _AROUND_TIMEOUT.match(key)
-                plain = f"{m[1]} {m[2]}" if m else key
-                entry = others_before.pop(plain, None)
-                if entry is not None:
+                entry, again = _other(key, others, others_before, tuples)
+                found[i] = entry
+                if again:
                     kept += 1
-                else:
-                    entry = _parse_one(plain, tuples)
-                    if entry is not None:
-                        fresh.append(entry)
-                found[i] = others[plain] = entry
+                elif entry is not None:
+                    fresh.append(entry)
                 continue
             parts = split(key)
             if len(parts) == 7:  # both directions counted: maybe only the counters moved
                 ident = (parts[0], parts[3], parts[6])
                 old = flows.get(ident)
                 if old is not None:
-                    found[i] = flows[ident] = entry = _new_entry(
+                    moved = _new_entry(
                         old.family, old.proto, old.protonum, old.orig, old.reply,
                         int(parts[1]), int(parts[2]), int(parts[4]), int(parts[5]), old.state,
                         None, old.flags, old.zone, old.mark, old.ct_id)
-                    fresh.append(entry)
+                    found[i] = flows[ident] = moved
+                    fresh.append(moved)
                     continue
                 entry = found[i] = _parse_one(_rebuilt(key), tuples)
                 if entry is not None:
@@ -345,6 +344,22 @@ class ConntrackParser:
         self._flows = {k: e for k, e in self._flows.items() if id(e) in live}
         if len(self._tuples) > 2 * len(current) + 1024:
             self._tuples.clear()  # shared tuples only save memory: rebuilt as lines change
+
+
+def _other(line: str, others: dict[str, ConntrackEntry | None],
+           before: dict[str, ConntrackEntry | None], tuples: dict[str, Tuple5]
+           ) -> tuple[ConntrackEntry | None, bool]:
+    """The entry of a line keyed whole (not tcp/udp of the common shape), found again by the
+    line without its timeout in the previous read's `before` (popped), else parsed; recorded
+    in this read's `others`. (entry, whether it was found again)."""
+    m = _AROUND_TIMEOUT.match(line)
+    plain = f"{m[1]} {m[2]}" if m else line
+    entry = before.pop(plain, None)
+    again = entry is not None
+    if not again:
+        entry = _parse_one(plain, tuples)
+    others[plain] = entry
+    return entry, again
 
 
 def _rebuilt(key: str) -> str:
