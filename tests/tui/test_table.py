@@ -213,17 +213,22 @@ def _two_apps(n: int, alpha: float, beta: float) -> Snapshot:
     return dataclasses.replace(base, seq=n, time=base.time + n, apps=apps)
 
 
-async def test_rows_showing_the_same_rate_keep_their_places(controller: object) -> None:
-    """Two apps both showing 1.60 KiB/s whose exact rates swap every tick: they stay put
-    (the table sorts by the figure shown); a difference the user can see still moves them."""
+def _two_app_table(controller: object, alpha: float, beta: float
+                   ) -> tuple[ManualFeed, BwmonApp]:
+    """A feed holding tick 0 of `_two_apps` and the app reading it."""
     from bwmon.tui.controller import RecordingController
 
     assert isinstance(controller, RecordingController)
-    tick = _two_apps
-
     feed = ManualFeed()
-    feed.push(tick(0, 1640.2, 1640.9))
-    app = BwmonApp(feed, controller, is_root=False)
+    feed.push(_two_apps(0, alpha, beta))
+    return feed, BwmonApp(feed, controller, is_root=False)
+
+
+async def test_rows_showing_the_same_rate_keep_their_places(controller: object) -> None:
+    """Two apps both showing 1.60 KiB/s whose exact rates swap every tick: they stay put
+    (the table sorts by the figure shown); a difference the user can see still moves them."""
+    tick = _two_apps
+    feed, app = _two_app_table(controller, 1640.2, 1640.9)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         first = names(app)
@@ -241,14 +246,8 @@ async def test_rates_that_take_turns_keep_their_rows_and_a_sort_key_sorts_exactl
     """Two apps whose rates take turns being ahead (1.2 vs 1.0 KiB/s, then the other way):
     they keep their rows instead of swapping every tick; a clearly bigger rate (double)
     passes at once; choosing the sort again sorts exactly at once."""
-    from bwmon.tui.controller import RecordingController
-
-    assert isinstance(controller, RecordingController)
     tick = _two_apps
-
-    feed = ManualFeed()
-    feed.push(tick(0, 1200.0, 1000.0))
-    app = BwmonApp(feed, controller, is_root=False)
+    feed, app = _two_app_table(controller, 1200.0, 1000.0)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         assert names(app)[:2] == ["alpha", "beta"]
