@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import compress, repeat
 from operator import not_
 
@@ -244,8 +244,14 @@ class TableChange:
 
     base: int  # serial of the parse before (-2: no account, check every entry)
     serial: int  # serial of this parse
-    fresh: list[ConntrackEntry]  # entries built by this parse: every other one is reused
+    fresh: list[ConntrackEntry]  # entries built by this parse, but for `moved`
     dropped: list[ConntrackEntry]  # the previous parse's entries whose lines are gone
+    # entries of lines where only the counters moved, and (`moved_from`, in step) those of
+    # their previous lines: the tracker's cheap case (see FlowTracker.read). Two lists, not
+    # pairs: they outlive the tick, and 5k new pairs made the collector scan after every one.
+    # Every entry neither here nor in `fresh` is reused.
+    moved: list[ConntrackEntry] = field(default_factory=list)
+    moved_from: list[ConntrackEntry] = field(default_factory=list)
 
 
 class ConntrackParser:
@@ -283,6 +289,8 @@ class ConntrackParser:
         tuples, flows = self._tuples, self._flows
         split = _COUNTERS.split
         fresh: list[ConntrackEntry] = []
+        moved: list[ConntrackEntry] = []
+        moved_from: list[ConntrackEntry] = []
         others: dict[str, ConntrackEntry | None] = {}
         others_before = self._others
         whole: list[str] = []
@@ -304,12 +312,12 @@ class ConntrackParser:
                 ident = (parts[0], parts[3], parts[6])
                 old = flows.get(ident)
                 if old is not None:
-                    moved = _new_entry(
+                    now = found[i] = flows[ident] = _new_entry(
                         old.family, old.proto, old.protonum, old.orig, old.reply,
                         int(parts[1]), int(parts[2]), int(parts[4]), int(parts[5]), old.state,
                         None, old.flags, old.zone, old.mark, old.ct_id)
-                    found[i] = flows[ident] = moved
-                    fresh.append(moved)
+                    moved.append(now)
+                    moved_from.append(old)
                     continue
                 entry = found[i] = _parse_one(_rebuilt(key), tuples)
                 if entry is not None:
@@ -328,7 +336,8 @@ class ConntrackParser:
         serial = self.change.serial
         self.change = TableChange(
             serial if listed_once else -2, serial + 1, fresh,
-            [e for e in (*previous.values(), *others_before.values()) if e is not None])
+            [e for e in (*previous.values(), *others_before.values()) if e is not None], moved,
+            moved_from)
         if len(flows) > len(keys) + len(keys) // 8 + 512:
             self._forget_gone(found)
         self.reused = len(keys) - len(misses) + kept

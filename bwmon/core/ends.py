@@ -35,9 +35,13 @@ class EndKey(NamedTuple):
     rport: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EndUsage:
-    """Bytes one local end (or a forwarded flow) moved this tick, and who owns it."""
+    """Bytes one local end (or a forwarded flow) moved this tick, and who owns it.
+
+    Not frozen for one reason: the owner cache updates a steady flow's usages in place
+    (entry and bytes; see FlowOwners.plan) instead of making new ones every tick.
+    """
 
     entry: ConntrackEntry
     end: EndKey | None  # None: forwarded (no local end)

@@ -11,12 +11,13 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Sequence
+from itertools import chain
 
 from bwmon.core.accounting import Accounting
 from bwmon.core.attribution import Attributor, EndKey, EndUsage, SocketLookup
 from bwmon.core.config import GroupSettings, Settings
 from bwmon.core.feed import Publisher
-from bwmon.core.flows import FlowDelta, FlowTracker
+from bwmon.core.flows import FlowDelta, FlowTracker, Steady
 from bwmon.core.gcpause import collection_deferred
 from bwmon.core.grouping import Grouper, MonitorFilters, ProcessFilter
 from bwmon.core.model import (
@@ -222,15 +223,16 @@ class Engine(Publisher):
         destroyed, self._pending_destroy = self._pending_destroy, []
         changed: list[FlowDelta] = self.flows.finish(destroyed, tick)
         gone: list[FlowKey] = []
+        steady: list[Steady] = []
         if entries is not None:
             self._table_size = len(entries)
             read = self.flows.read(entries, tick, self.conntrack.change)
             changed.extend(read.deltas)
-            gone = read.gone
+            gone, steady = read.gone, read.steady
         cache = self.attributor.cache
         if tick % ALIVE_TICKS == 0:
             self._check_owners()
-        plan = cache.plan(changed, gone, self.flows.entry, tick)
+        plan = cache.plan(changed, gone, self.flows.entry, tick, steady)
         usages: list[EndUsage] = []
         index: SocketLookup = _NO_SOCKETS
         if plan.probe:  # unowned flows due a retry: only those with a new socket are looked up
@@ -258,11 +260,14 @@ class Engine(Publisher):
             if len(plan.lookup) > LOOKUP_CHUNK:
                 await asyncio.sleep(0)
         self.attributor.refresh(plan.reused, tick)
+        if plan.steady:
+            self.attributor.refresh(chain.from_iterable(plan.steady), tick)
         pipes: list[PipeCounters] = (
             self.pipes.counters() if self.pipes is not None else []  # type: ignore[attr-defined]
         )
         apps, procs, host, filtered = self.accounting.step_changes(
-            usages, plan.closed, pipes, self.procs.info, now, elapsed, plan.replaced
+            usages, plan.closed, pipes, self.procs.info, now, elapsed, plan.replaced,
+            plan.steady,
         )
         if tick % EXPIRE_TICKS == 0:
             self.accounting.forget_exited(now, self.procs.alive)

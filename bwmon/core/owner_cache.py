@@ -8,10 +8,10 @@ makes a tick cost in proportion to the flows that changed, not to the table.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bwmon.core.ends import EndKey, EndUsage, Match, SocketLookup
-from bwmon.core.flows import FlowDelta
+from bwmon.core.flows import FlowDelta, Steady, _new_delta
 from bwmon.core.model import ConntrackEntry, FlowKey, ProcKey
 from bwmon.core.slots import fast_constructor
 
@@ -47,6 +47,8 @@ class TickPlan:
     closed: list[EndUsage]  # previous usages that end (flows gone, or looked up again)
     replaced: list[tuple[EndUsage, EndUsage]]  # (previous, reused) usage of the same end
     probe: list[FlowKey]  # unowned flows due a periodic retry: see FlowOwners.probe
+    # the usages of steady flows (see FlowTracker), updated in place with this tick's bytes
+    steady: list[tuple[EndUsage, ...]] = field(default_factory=list)
 
 
 class FlowOwners:
@@ -101,8 +103,11 @@ class FlowOwners:
                 self._due.add(key)
 
     def plan(self, changed: Sequence[FlowDelta], gone: Iterable[FlowKey], entry_of: Callable[
-            [FlowKey], ConntrackEntry | None], tick: int) -> TickPlan:
-        """Sort this tick's flows into lookups and reuses; collect the usages that end."""
+            [FlowKey], ConntrackEntry | None], tick: int, steady: Sequence[Steady] = ()
+             ) -> TickPlan:
+        """Sort this tick's flows into lookups and reuses; collect the usages that end.
+        `steady` flows (counters moved, nothing else) keep their usages when the reuse
+        holds, and become deltas like `changed` ones otherwise."""
         plan = TickPlan([], [], [], [], [])
         flows = self._flows
         for key in gone:
@@ -115,6 +120,8 @@ class FlowOwners:
         # which flows were planned matters only to flows due or probed in this same tick
         marking = bool(due) or bool(self._unowned and tick % RETRY_TICKS == 0)
         reused_all, replaced = plan.reused, plan.replaced
+        if steady:
+            changed = [*changed, *self._keep(steady, plan.steady, planned if marking else None)]
         for delta in changed:
             key = delta.entry.key
             if marking:
@@ -123,7 +130,7 @@ class FlowOwners:
             if cached is None:
                 plan.lookup.append(delta)
                 continue
-            if cached.firm and key not in due and not _reset(cached, delta):
+            if cached.firm and key not in due and not _reset(cached, delta.entry):
                 reused = _reuse(cached, delta)
                 reused_all.extend(reused)
                 replaced.extend(zip(cached.usages, reused, strict=True))
@@ -145,6 +152,30 @@ class FlowOwners:
             plan.probe = [key for key in self._unowned if key not in planned]
         self._tries = tries
         return plan
+
+    def _keep(self, steady: Sequence[Steady], kept: list[tuple[EndUsage, ...]],
+              planned: set[FlowKey] | None) -> list[FlowDelta]:
+        """The reuse of `plan` for steady flows, without new objects: a firm flow not due,
+        still the same conntrack flow, keeps its usages, updated in place with the new entry
+        and bytes (listed in `kept`); the others are returned as deltas for the general case."""
+        flows, due = self._flows, self._due
+        rest: list[FlowDelta] = []
+        for key, entry, d_orig, d_reply in steady:
+            if planned is not None:
+                planned.add(key)
+            cached = flows.get(key)
+            if cached is None or not cached.firm or key in due or _reset(cached, entry):
+                rest.append(_new_delta(entry, d_orig, d_reply, True))
+                continue
+            for u, initiator in zip(cached.usages, cached.sides, strict=True):
+                u.entry = entry
+                if initiator and u.end is not None:
+                    u.d_in, u.d_out = d_reply, d_orig
+                else:
+                    u.d_in, u.d_out = d_orig, d_reply
+            kept.append(cached.usages)
+            cached.retry, cached.attempts = False, 0
+        return rest
 
     def probe(self, plan: TickPlan, sockets: SocketLookup,
               entry_of: Callable[[FlowKey], ConntrackEntry | None]) -> None:
@@ -250,9 +281,9 @@ def _could_improve(cached: _Cached, sockets: SocketLookup) -> bool:
     return False
 
 
-def _reset(cached: _Cached, delta: FlowDelta) -> bool:
+def _reset(cached: _Cached, new: ConntrackEntry) -> bool:
     """The tuple names a new flow (counters dropped, new conntrack id): new sockets too."""
-    old, new = cached.usages[0].entry, delta.entry
+    old = cached.usages[0].entry
     return (old.ct_id != new.ct_id or (new.orig_bytes or 0) < (old.orig_bytes or 0)
             or (new.reply_bytes or 0) < (old.reply_bytes or 0))
 

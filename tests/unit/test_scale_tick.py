@@ -168,6 +168,28 @@ async def test_owner_that_exited_is_replaced_by_the_process_holding_the_socket(
     assert snap.app("curl") is None or snap.app("curl").flows == 0  # type: ignore[union-attr]
 
 
+async def test_busy_flow_whose_owner_exited_counts_for_the_new_holder(tree: Tree) -> None:
+    """A flow moving bytes every tick takes the steady path (its usages kept, updated in
+    place); its owner's death must still send it to a lookup, and later bytes to the child."""
+    tree.process(104, "child")
+    tree.open(40000, 101)
+    tree.write()
+    e = engine(tree)
+    await e.tick()
+    (tree.root / "104" / "fd" / "x").symlink_to(f"socket:[{tree.flows[40000][3]}]")
+    tree.kill(101)
+    for _ in range(ALIVE_TICKS + 3):
+        tree.flows[40000][1] += 10
+        tree.flows[40000][2] += 1000
+        tree.write()
+        snap = await e.tick()
+    child, curl = snap.app("child"), snap.app("curl")
+    assert child is not None and child.flows == 1 and child.rate_in > 0
+    assert curl is None or (curl.flows == 0 and curl.rate_in == 0)
+    # every byte is counted once, under one of the two
+    assert sum(a.total_in for a in snap.apps) == tree.flows[40000][2]
+
+
 async def test_unowned_flow_is_retried_until_its_socket_shows_up(tree: Tree) -> None:
     tree.open(40000, 101)
     tree.flows[40000][3] = 99  # the socket table lists an inode no process holds yet
@@ -372,6 +394,16 @@ async def test_incremental_rows_equal_a_full_recomputation(tree: Tree) -> None:
     full = (FlowTracker(lookback=True), Attributor(), Accounting(Grouper()))
     procs = ProcessTable(tree.root)
     next_port = 40000
+    kept = 0  # usages of steady flows (kept and updated in place), over the run
+    plan = e.attributor.cache.plan
+
+    def counting(*args):  # type: ignore[no-untyped-def]
+        nonlocal kept
+        done = plan(*args)
+        kept += sum(map(len, done.steady))
+        return done
+
+    e.attributor.cache.plan = counting  # type: ignore[method-assign]
     for tick in range(1, 40):
         for _ in range(rng.randint(0, 6)):  # new flows
             tree.open(next_port, rng.choice((101, 102, 103)), rng.randint(1, 999),
@@ -403,6 +435,12 @@ async def test_incremental_rows_equal_a_full_recomputation(tree: Tree) -> None:
         assert listed == {(names[pid], f"{HERE}:{sport}", reply, orig)
                           for sport, (pid, orig, reply, _inode) in tree.flows.items()}, tick
     assert e.socket_reads < 39  # ticks without new flows read no socket table
+    assert kept > 100  # the rows above were checked with the steady path taken
+    # kept usages hold their flow's latest entry: no older entry is pinned (at 50k flows a
+    # stale one per flow was ~14 MB)
+    cache = e.attributor.cache
+    assert all(u.entry is e.flows.entry(key)
+               for key, cached in cache._flows.items() for u in cached.usages)
 
 
 def test_tracker_read_reports_only_changed_entries_and_vanished_keys() -> None:
