@@ -3,89 +3,35 @@
 The pure end of a tick: end usages (from attribution) and pipe counters in, a Snapshot out.
 Every byte lands in exactly one row — a process/app, `(unattributed)`, `(forwarded)`, a pipe —
 or in the `filtered` totals when include/exclude/ignore-local hides it (conservation).
-Time is an argument; nothing here reads a clock.
+Time is an argument; nothing here reads a clock. The state the bytes go into, and how rows
+are read out of it, is in row_state.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 
-from bwmon.core.attribution import EndKey, EndUsage
+from bwmon.core.attribution import EndUsage
 from bwmon.core.connections import MAX_CONNECTIONS as MAX_CONNECTIONS
-from bwmon.core.connections import AppConnections
 from bwmon.core.grouping import Grouper, MonitorFilters, ProcessFilter
 from bwmon.core.model import (
     FORWARDED,
     UNATTRIBUTED,
     AppRow,
-    Connection,
     HostTotals,
     PipeCounters,
     ProcessInfo,
     ProcessRow,
     ProcKey,
-    RowKind,
     Totals,
-    Unit,
 )
+from bwmon.core.row_state import Acc, EndAcc, Placed, RowState
 
 # A row without traffic or open flows disappears after this many seconds.
 LINGER_SECONDS = 120.0
 
 
-@dataclass(slots=True)
-class _Acc:
-    """Cumulative bytes of one row, this tick's delta, its open flows and their processes."""
-
-    total_in: int = 0
-    total_out: int = 0
-    d_in: int = 0
-    d_out: int = 0
-    flows: int = 0  # open flows now (kept incrementally across ticks)
-    last_active: float = 0.0
-    open_procs: dict[ProcKey, int] = field(default_factory=dict)  # process -> open flows here
-    procs: set[ProcKey] = field(default_factory=set)  # processes that moved bytes this tick
-
-    def add(self, d_in: int, d_out: int) -> None:
-        self.d_in += d_in
-        self.d_out += d_out
-        self.total_in += d_in
-        self.total_out += d_out
-
-    def reset_tick(self) -> None:
-        self.d_in = self.d_out = 0
-        if self.procs:
-            self.procs = set()
-
-
-@dataclass(slots=True)
-class _EndTotals:
-    total_in: int = 0
-    total_out: int = 0
-    seen: float = 0.0
-    open: int = 0  # open usages of this end (an open end never expires)
-    total: int = 0  # total_in + total_out (connection lists rank by it)
-
-    def add(self, u: EndUsage, now: float) -> None:
-        self.total_in += u.d_in
-        self.total_out += u.d_out
-        self.total += u.d_in + u.d_out
-        self.seen = now
-
-
-@dataclass(slots=True)
-class _Placed:
-    """Where an open usage's flow is counted, so it can be taken out when the flow changes."""
-
-    usage: EndUsage  # held, so the id() key of `_open` is not reused while placed
-    accs: tuple[_Acc, ...]
-    owner: ProcKey | None
-    app: str | None  # the app whose connection list shows it
-    ends: _EndTotals | None
-
-
-class Accounting:
+class Accounting(RowState):
     """Accumulates usage across ticks and builds rows.
 
     `step_changes` takes only what changed (usages of new or changed flows, and the previous
@@ -102,22 +48,14 @@ class Accounting:
         ignore_local: bool = False,
         linger: float = LINGER_SECONDS,
     ) -> None:
-        self.grouper = grouper
+        super().__init__(grouper, linger)
         self._filter: ProcessFilter | MonitorFilters = process_filter or ProcessFilter()
         self.ignore_local = ignore_local
-        self.linger = linger
-        self._procs: dict[ProcKey, _Acc] = {}
-        self._apps: dict[str, _Acc] = {}
-        self._pipes: dict[str, _Acc] = {}
         self._pipe_seen: dict[str, tuple[int, int]] = {}
-        self._ends: dict[EndKey, _EndTotals] = {}
-        self._info: dict[ProcKey, ProcessInfo] = {}
-        self._open: dict[int, _Placed] = {}
-        self._conns = AppConnections()
-        self._shown: dict[ProcKey, tuple[str, bool]] = {}
+        self._open: dict[int, Placed] = {}
         self._next_expire = 0.0
         self._info_fn: Callable[[ProcKey], ProcessInfo | None] = lambda key: None
-        self.filtered = _Acc()
+        self.filtered = Acc()
         self.host = HostTotals()
         self._host_in = self._host_out = self._loop_total = 0
 
@@ -178,8 +116,8 @@ class Accounting:
         self._info_fn = info
         for u in closed:
             self._unplace(u)
-        unattributed = self._apps.setdefault(UNATTRIBUTED, _Acc())
-        forwarded = self._apps.setdefault(FORWARDED, _Acc())
+        unattributed = self._apps.setdefault(UNATTRIBUTED, Acc())
+        forwarded = self._apps.setdefault(FORWARDED, Acc())
         added = list(added)
         moved: list[EndUsage] = []
         for old, u in replaced:
@@ -191,7 +129,7 @@ class Accounting:
             if u.end is not None:
                 end_tot = self._ends.get(u.end)
                 if end_tot is None:
-                    end_tot = self._ends[u.end] = _EndTotals()
+                    end_tot = self._ends[u.end] = EndAcc()
                 end_tot.add(u, now)
             self._place(u, end_tot, now)
         for usages in (moved, added):
@@ -294,14 +232,14 @@ class Accounting:
                                            self._filter.shows(pinfo.cmdline))
         return cached
 
-    def _place(self, u: EndUsage, end_tot: _EndTotals | None, now: float, *,
+    def _place(self, u: EndUsage, end_tot: EndAcc | None, now: float, *,
                count_bytes: bool = True) -> None:
         """Add a usage's bytes to its rows and, while its flow is open, count it there."""
         app: str | None = None
         owner: ProcKey | None = None
         moved = count_bytes and bool(u.d_in or u.d_out)
         if u.end is None:
-            accs: tuple[_Acc, ...] = (self._apps[FORWARDED],)
+            accs: tuple[Acc, ...] = (self._apps[FORWARDED],)
         elif self.ignore_local and u.loopback:
             accs = (self.filtered,)
         elif u.owner is None:
@@ -314,10 +252,10 @@ class Accounting:
                 owner, app = u.owner, name
                 pacc = self._procs.get(owner)
                 if pacc is None:
-                    pacc = self._procs[owner] = _Acc()
+                    pacc = self._procs[owner] = Acc()
                 aacc = self._apps.get(app)
                 if aacc is None:
-                    aacc = self._apps[app] = _Acc()
+                    aacc = self._apps[app] = Acc()
                 accs = (pacc, aacc)
                 if moved or (count_bytes and not u.open):
                     aacc.procs.add(owner)
@@ -336,7 +274,7 @@ class Accounting:
                 self._conns.put(app, u.end, u)
         if end_tot is not None:
             end_tot.open += 1
-        self._open[id(u)] = _Placed(u, accs, owner, app, end_tot)
+        self._open[id(u)] = Placed(u, accs, owner, app, end_tot)
 
     def _unplace(self, u: EndUsage) -> None:
         """Take a usage's open flow out of the rows counting it (its bytes stay)."""
@@ -361,7 +299,7 @@ class Accounting:
         for p in pipes:
             acc = self._pipes.get(p.name)
             if acc is None:
-                acc = self._pipes[p.name] = _Acc()
+                acc = self._pipes[p.name] = Acc()
             prev_in, prev_out = self._pipe_seen.get(p.name, (0, 0))
             # counters continue across child restarts; a drop still never gives a negative delta
             d_in = p.bytes_in - prev_in if p.bytes_in >= prev_in else p.bytes_in
@@ -371,85 +309,3 @@ class Accounting:
             acc.flows = p.connections
             acc.last_active = now
 
-    def live_processes(self) -> list[ProcKey]:
-        """Processes whose rows are still kept (their facts must stay cached)."""
-        return list(self._procs)
-
-    # -- outputs -------------------------------------------------------------------------------
-
-    def _app_rows(self, now: float, rate: Callable[[int], float]) -> tuple[AppRow, ...]:
-        rows: list[AppRow] = []
-        for name, acc in self._apps.items():
-            if acc.flows:
-                acc.last_active = now
-            elif not (acc.d_in or acc.d_out or now - acc.last_active < self.linger):
-                continue
-            if name in (UNATTRIBUTED, FORWARDED):
-                if not (acc.total_in or acc.total_out or acc.flows):
-                    continue
-                kind = RowKind.UNATTRIBUTED if name == UNATTRIBUTED else RowKind.FORWARDED
-            else:
-                kind = RowKind.APP
-            keys = acc.procs.union(acc.open_procs) if acc.procs else acc.open_procs
-            procs = tuple(self._info[k] for k in sorted(keys) if k in self._info)
-            rows.append(AppRow(name, kind, Unit.IP, rate(acc.d_in), rate(acc.d_out),
-                               acc.total_in, acc.total_out, acc.flows, procs,
-                               self._connections(name)))
-        for name, acc in self._pipes.items():
-            rows.append(AppRow(name, RowKind.PIPE, Unit.PAYLOAD, rate(acc.d_in), rate(acc.d_out),
-                               acc.total_in, acc.total_out, acc.flows))
-        return tuple(rows)
-
-    def _connections(self, app: str) -> tuple[Connection, ...]:
-        return self._conns.listed(app, self._ends)
-
-    def _process_rows(self, now: float, rate: Callable[[int], float]) -> tuple[ProcessRow, ...]:
-        rows: list[ProcessRow] = []
-        for key, acc in self._procs.items():
-            if acc.flows:
-                acc.last_active = now
-            elif not (acc.d_in or acc.d_out or now - acc.last_active < self.linger):
-                continue
-            pinfo = self._info.get(key)
-            if pinfo is None:
-                continue
-            rows.append(ProcessRow(pinfo, self.grouper.app_of(pinfo), rate(acc.d_in),
-                                   rate(acc.d_out), acc.total_in, acc.total_out, acc.flows))
-        return tuple(rows)
-
-    def forget_exited(self, now: float, alive: Callable[[ProcKey], bool]) -> int:
-        """Forget the rows of processes that exited and were idle for `linger` (no open flow):
-        no byte can reach them again, and theirs stay in their app's totals. Returns how many.
-
-        Without this an exited process is kept 10 × linger, which under process churn holds
-        every short-lived client of the last 20 minutes. `alive` is asked only about rows
-        already idle for `linger`.
-        """
-        horizon = now - self.linger
-        gone = [k for k, a in self._procs.items()
-                if not a.flows and a.last_active < horizon and not alive(k)]
-        for pkey in gone:
-            self._forget_process(pkey)
-        return len(gone)
-
-    def _forget_process(self, pkey: ProcKey) -> None:
-        del self._procs[pkey]
-        self._info.pop(pkey, None)
-        self._shown.pop(pkey, None)
-
-    def _expire(self, now: float) -> None:
-        """Forget rows, processes and flow ends inactive for 10 × linger (bounded memory)."""
-        horizon = now - 10 * self.linger
-        for pkey in [k for k, a in self._procs.items() if a.last_active < horizon and not a.flows]:
-            self._forget_process(pkey)
-        for name in [k for k, a in self._apps.items() if a.last_active < horizon and not a.flows]:
-            if name not in (UNATTRIBUTED, FORWARDED):
-                del self._apps[name]
-        self._conns.forget_apps(self._apps.__contains__)
-        if len(self._info) > len(self._procs) + 1024:
-            self._info = {k: v for k, v in self._info.items() if k in self._procs}
-            self._shown = {k: v for k, v in self._shown.items() if k in self._info}
-        stale_ends = [k for k, e in self._ends.items()
-                      if e.seen < now - self.linger and not e.open]
-        for k in stale_ends:
-            del self._ends[k]

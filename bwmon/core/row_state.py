@@ -1,0 +1,177 @@
+"""The rows' state kept across ticks, and the rows and expiry read out of it.
+
+Accounting (accounting.py) puts each tick's bytes into this state; here is what it holds
+(per process, app, pipe and flow end) and how rows, connection lists and the forgetting of
+idle rows are read out of it. Split from accounting.py, which stays the per-tick input side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bwmon.core.connections import AppConnections
+from bwmon.core.ends import EndKey, EndUsage
+from bwmon.core.grouping import Grouper
+from bwmon.core.model import (
+    FORWARDED,
+    UNATTRIBUTED,
+    AppRow,
+    Connection,
+    ProcessInfo,
+    ProcessRow,
+    ProcKey,
+    RowKind,
+    Unit,
+)
+
+
+@dataclass(slots=True)
+class Acc:
+    """Cumulative bytes of one row, this tick's delta, its open flows and their processes."""
+
+    total_in: int = 0
+    total_out: int = 0
+    d_in: int = 0
+    d_out: int = 0
+    flows: int = 0  # open flows now (kept incrementally across ticks)
+    last_active: float = 0.0
+    open_procs: dict[ProcKey, int] = field(default_factory=dict)  # process -> open flows here
+    procs: set[ProcKey] = field(default_factory=set)  # processes that moved bytes this tick
+
+    def add(self, d_in: int, d_out: int) -> None:
+        self.d_in += d_in
+        self.d_out += d_out
+        self.total_in += d_in
+        self.total_out += d_out
+
+    def reset_tick(self) -> None:
+        self.d_in = self.d_out = 0
+        if self.procs:
+            self.procs = set()
+
+
+@dataclass(slots=True)
+class EndAcc:
+    """A flow end's cumulative bytes (connection lists rank by them) and its open usages."""
+
+    total_in: int = 0
+    total_out: int = 0
+    seen: float = 0.0
+    open: int = 0  # open usages of this end (an open end never expires)
+    total: int = 0  # total_in + total_out (connection lists rank by it)
+
+    def add(self, u: EndUsage, now: float) -> None:
+        self.total_in += u.d_in
+        self.total_out += u.d_out
+        self.total += u.d_in + u.d_out
+        self.seen = now
+
+
+@dataclass(slots=True)
+class Placed:
+    """Where an open usage's flow is counted, so it can be taken out when the flow changes."""
+
+    usage: EndUsage  # held, so the id() key of `_open` is not reused while placed
+    accs: tuple[Acc, ...]
+    owner: ProcKey | None
+    app: str | None  # the app whose connection list shows it
+    ends: EndAcc | None
+
+
+class RowState:
+    """Counters per process, app, pipe and flow end, and the rows built from them."""
+
+    def __init__(self, grouper: Grouper, linger: float) -> None:
+        self.grouper = grouper
+        self.linger = linger
+        self._procs: dict[ProcKey, Acc] = {}
+        self._apps: dict[str, Acc] = {}
+        self._pipes: dict[str, Acc] = {}
+        self._ends: dict[EndKey, EndAcc] = {}
+        self._info: dict[ProcKey, ProcessInfo] = {}
+        self._conns = AppConnections()
+        self._shown: dict[ProcKey, tuple[str, bool]] = {}  # process -> (its app, shown)
+
+    def live_processes(self) -> list[ProcKey]:
+        """Processes whose rows are still kept (their facts must stay cached)."""
+        return list(self._procs)
+
+    # -- outputs -------------------------------------------------------------------------------
+
+    def _app_rows(self, now: float, rate: Callable[[int], float]) -> tuple[AppRow, ...]:
+        rows: list[AppRow] = []
+        for name, acc in self._apps.items():
+            if acc.flows:
+                acc.last_active = now
+            elif not (acc.d_in or acc.d_out or now - acc.last_active < self.linger):
+                continue
+            if name in (UNATTRIBUTED, FORWARDED):
+                if not (acc.total_in or acc.total_out or acc.flows):
+                    continue
+                kind = RowKind.UNATTRIBUTED if name == UNATTRIBUTED else RowKind.FORWARDED
+            else:
+                kind = RowKind.APP
+            keys = acc.procs.union(acc.open_procs) if acc.procs else acc.open_procs
+            procs = tuple(self._info[k] for k in sorted(keys) if k in self._info)
+            rows.append(AppRow(name, kind, Unit.IP, rate(acc.d_in), rate(acc.d_out),
+                               acc.total_in, acc.total_out, acc.flows, procs,
+                               self._connections(name)))
+        for name, acc in self._pipes.items():
+            rows.append(AppRow(name, RowKind.PIPE, Unit.PAYLOAD, rate(acc.d_in), rate(acc.d_out),
+                               acc.total_in, acc.total_out, acc.flows))
+        return tuple(rows)
+
+    def _connections(self, app: str) -> tuple[Connection, ...]:
+        return self._conns.listed(app, self._ends)
+
+    def _process_rows(self, now: float, rate: Callable[[int], float]) -> tuple[ProcessRow, ...]:
+        rows: list[ProcessRow] = []
+        for key, acc in self._procs.items():
+            if acc.flows:
+                acc.last_active = now
+            elif not (acc.d_in or acc.d_out or now - acc.last_active < self.linger):
+                continue
+            pinfo = self._info.get(key)
+            if pinfo is None:
+                continue
+            rows.append(ProcessRow(pinfo, self.grouper.app_of(pinfo), rate(acc.d_in),
+                                   rate(acc.d_out), acc.total_in, acc.total_out, acc.flows))
+        return tuple(rows)
+
+    def forget_exited(self, now: float, alive: Callable[[ProcKey], bool]) -> int:
+        """Forget the rows of processes that exited and were idle for `linger` (no open flow):
+        no byte can reach them again, and theirs stay in their app's totals. Returns how many.
+
+        Without this an exited process is kept 10 × linger, which under process churn holds
+        every short-lived client of the last 20 minutes. `alive` is asked only about rows
+        already idle for `linger`.
+        """
+        horizon = now - self.linger
+        gone = [k for k, a in self._procs.items()
+                if not a.flows and a.last_active < horizon and not alive(k)]
+        for pkey in gone:
+            self._forget_process(pkey)
+        return len(gone)
+
+    def _forget_process(self, pkey: ProcKey) -> None:
+        del self._procs[pkey]
+        self._info.pop(pkey, None)
+        self._shown.pop(pkey, None)
+
+    def _expire(self, now: float) -> None:
+        """Forget rows, processes and flow ends inactive for 10 × linger (bounded memory)."""
+        horizon = now - 10 * self.linger
+        for pkey in [k for k, a in self._procs.items() if a.last_active < horizon and not a.flows]:
+            self._forget_process(pkey)
+        for name in [k for k, a in self._apps.items() if a.last_active < horizon and not a.flows]:
+            if name not in (UNATTRIBUTED, FORWARDED):
+                del self._apps[name]
+        self._conns.forget_apps(self._apps.__contains__)
+        if len(self._info) > len(self._procs) + 1024:
+            self._info = {k: v for k, v in self._info.items() if k in self._procs}
+            self._shown = {k: v for k, v in self._shown.items() if k in self._info}
+        stale_ends = [k for k, e in self._ends.items()
+                      if e.seen < now - self.linger and not e.open]
+        for k in stale_ends:
+            del self._ends[k]
