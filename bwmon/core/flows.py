@@ -35,7 +35,7 @@ class FlowDelta:
     open: bool = True  # False for a flow that ended (DESTROY event)
 
 
-_new_delta = fast_constructor(FlowDelta, ("entry", "d_orig", "d_reply", "open"))
+new_delta = fast_constructor(FlowDelta, ("entry", "d_orig", "d_reply", "open"))
 
 
 # A flow whose counters alone moved: (key, entry now, d_orig, d_reply). A plain tuple, as the
@@ -200,7 +200,7 @@ class FlowTracker:
                     d_orig, d_reply = orig - old.orig, reply - old.reply
                 old.orig, old.reply, old.ct_id, old.entry = orig, reply, entry.ct_id, entry
             by_id[id(entry)] = key
-            deltas.append(_new_delta(entry, d_orig, d_reply, True))
+            deltas.append(new_delta(entry, d_orig, d_reply, True))
         return deltas
 
     def _vanish(self, stale_ids: Iterable[int], tick: int) -> list[FlowKey]:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from bwmon.core.ends import EndKey, EndUsage, Match, SocketLookup
-from bwmon.core.flows import FlowDelta, Steady, _new_delta
+from bwmon.core.flows import FlowDelta, Steady, new_delta
 from bwmon.core.model import ConntrackEntry, FlowKey, ProcKey
 from bwmon.core.slots import fast_constructor
 
@@ -43,7 +43,6 @@ class TickPlan:
     """What a tick must do: flows to look up, usages reused without lookup, usages that end."""
 
     lookup: list[FlowDelta]
-    reused: list[EndUsage]  # this tick's usages of flows whose owners were reused
     closed: list[EndUsage]  # previous usages that end (flows gone, or looked up again)
     replaced: list[tuple[EndUsage, EndUsage]]  # (previous, reused) usage of the same end
     probe: list[FlowKey]  # unowned flows due a periodic retry: see FlowOwners.probe
@@ -108,7 +107,7 @@ class FlowOwners:
         """Sort this tick's flows into lookups and reuses; collect the usages that end.
         `steady` flows (counters moved, nothing else) keep their usages when the reuse
         holds, and become deltas like `changed` ones otherwise."""
-        plan = TickPlan([], [], [], [], [])
+        plan = TickPlan([], [], [], [])
         flows = self._flows
         for key in gone:
             cached = self._drop(key)
@@ -119,7 +118,7 @@ class FlowOwners:
         due = self._due
         # which flows were planned matters only to flows due or probed in this same tick
         marking = bool(due) or bool(self._unowned and tick % RETRY_TICKS == 0)
-        reused_all, replaced = plan.reused, plan.replaced
+        replaced = plan.replaced
         if steady:
             changed = [*changed, *self._keep(steady, plan.steady, planned if marking else None)]
         for delta in changed:
@@ -132,7 +131,6 @@ class FlowOwners:
                 continue
             if cached.firm and key not in due and not _reset(cached, delta.entry):
                 reused = _reuse(cached, delta)
-                reused_all.extend(reused)
                 replaced.extend(zip(cached.usages, reused, strict=True))
                 if delta.open:  # same ends and owners: the indexes by owner and port hold
                     cached.usages, cached.firm, cached.retry, cached.attempts = (
@@ -165,7 +163,7 @@ class FlowOwners:
                 planned.add(key)
             cached = flows.get(key)
             if cached is None or not cached.firm or key in due or _reset(cached, entry):
-                rest.append(_new_delta(entry, d_orig, d_reply, True))
+                rest.append(new_delta(entry, d_orig, d_reply, True))
                 continue
             for u, initiator in zip(cached.usages, cached.sides, strict=True):
                 u.entry = entry
