@@ -451,3 +451,82 @@ def test_tracker_read_reports_only_changed_entries_and_vanished_keys() -> None:
     assert [(d.entry.orig.sport, d.d_orig, d.d_reply) for d in later.deltas] == [(1, 0, 5)]
     assert [k.orig.sport for k in later.gone] == [3]
 
+
+
+def _view(snap: Snapshot) -> tuple[object, ...]:
+    """What a user sees of a snapshot: every row's figures, owners and connection list."""
+    apps_seen = sorted((a.name, a.rate_in, a.rate_out, a.total_in, a.total_out, a.flows,
+                        tuple(p.key for p in a.processes),
+                        sorted((c.local, c.remote, c.bytes_in, c.bytes_out, c.state)
+                               for c in a.connections)) for a in snap.apps)
+    procs_seen = sorted((p.info.key, p.app, p.rate_in, p.rate_out, p.total_in, p.total_out,
+                         p.flows) for p in snap.processes)
+    return apps_seen, procs_seen, snap.host
+
+
+async def test_steady_path_changes_nothing_a_user_sees(tmp_path: Path) -> None:
+    """Two engines on the same random history — flows coming, going and moving bytes,
+    owners exiting with a child holding their sockets, regrouping — one with the steady path
+    (flows whose counters alone moved keep their usages) and one without: every snapshot
+    must be the same."""
+    from bwmon.core.config import GroupSettings
+    from bwmon.core.flows import FlowTracker as Tracker
+
+    rng = random.Random(11)
+    tree = Tree(tmp_path)
+    pids = [101, 102, 103]
+    for pid in pids:
+        tree.process(pid, f"app{pid % 2}")
+    clock = [0.0]
+
+    def fixed_clock() -> Engine:
+        settings = Settings()
+        settings.general.proc_root = tree.root
+        settings.general.lookback = True
+        return Engine(settings, clock=lambda: clock[0], wall=lambda: 1e9 + clock[0])
+
+    with_steady, without = fixed_clock(), fixed_clock()
+
+    def no_steady(self, before, moved):  # type: ignore[no-untyped-def]
+        return [], list(moved)
+
+    without.flows._steady = no_steady.__get__(without.flows, Tracker)  # type: ignore[method-assign]
+    next_port, next_pid, kept = 40000, 200, 0
+    plan = with_steady.attributor.cache.plan
+
+    def counting(*args):  # type: ignore[no-untyped-def]
+        nonlocal kept
+        done = plan(*args)
+        kept += len(done.steady)
+        return done
+
+    with_steady.attributor.cache.plan = counting  # type: ignore[method-assign]
+    for tick in range(1, 45):
+        for _ in range(rng.randint(0, 4)):
+            tree.open(next_port, rng.choice(pids), rng.randint(1, 999), rng.randint(1, 9999))
+            next_port += 1
+        for sport in list(tree.flows):
+            r = rng.random()
+            if r < 0.08:
+                del tree.flows[sport]
+            elif r < 0.6:
+                tree.flows[sport][1] += rng.randint(0, 3000)
+                tree.flows[sport][2] += rng.randint(0, 30000)
+        if tick % 7 == 3 and len(pids) > 1:  # an owner exits; a new child holds its sockets
+            dead = pids.pop(rng.randrange(len(pids)))
+            tree.process(next_pid, f"child{next_pid}")
+            for n, flow in enumerate(tree.flows.values()):
+                if flow[0] == dead:
+                    (tree.root / str(next_pid) / "fd" / str(n)).symlink_to(f"socket:[{flow[3]}]")
+                    flow[0] = next_pid
+            tree.kill(dead)
+            pids.append(next_pid)
+            next_pid += 1
+        if tick == 20:
+            for e in (with_steady, without):
+                e.set_groups([GroupSettings(name="Zero", patterns=["app0"])])
+        tree.write()
+        clock[0] = float(tick)
+        a, b = await with_steady.tick(), await without.tick()
+        assert _view(a) == _view(b), f"tick {tick}"
+    assert kept > 100  # the steady path was taken
