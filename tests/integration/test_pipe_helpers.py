@@ -27,7 +27,8 @@ CHUNK = bytes(1 << 20)
 class Target:
     """A TCP server on loopback (port 0): 'reply', 'discard' (read forever) or 'source'."""
 
-    def __init__(self, host: str = "127.0.0.1", mode: str = "reply", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", mode: str = "reply", port: int = 0,
+                 *, record: bool = False) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.create_server((host, port), family=family, backlog=512)
         self.port: int = self.sock.getsockname()[1]
@@ -35,6 +36,8 @@ class Target:
         self.received: dict[str, int] = {}  # client peer of the relay's side -> payload bytes
         self.lock = threading.Lock()
         self.closing = False
+        # with `record`: (time, bytes so far) as payload arrives, over all connections
+        self.arrivals: list[tuple[float, int]] | None = [] if record else None
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -60,8 +63,11 @@ class Target:
                         return
                     header += part
             got = 0
+            arrivals = self.arrivals
             while n := conn.recv_into(buf):
                 got += n
+                if arrivals is not None:
+                    arrivals.append((time.monotonic(), arrivals[-1][1] + n if arrivals else n))
             with self.lock:
                 self.received[f"{addr[0]}:{addr[1]}"] = got
             left = int.from_bytes(header, "big") if header else 0
