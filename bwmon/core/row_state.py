@@ -99,12 +99,18 @@ class RowState:
 
     # -- outputs -------------------------------------------------------------------------------
 
+    def _shown_now(self, acc: Acc, now: float) -> bool:
+        """A row is shown while it has open flows (active now), moved bytes this tick, or was
+        active within `linger`."""
+        if acc.flows:
+            acc.last_active = now
+            return True
+        return bool(acc.d_in or acc.d_out or now - acc.last_active < self.linger)
+
     def _app_rows(self, now: float, rate: Callable[[int], float]) -> tuple[AppRow, ...]:
         rows: list[AppRow] = []
         for name, acc in self._apps.items():
-            if acc.flows:
-                acc.last_active = now
-            elif not (acc.d_in or acc.d_out or now - acc.last_active < self.linger):
+            if not self._shown_now(acc, now):
                 continue
             if name in (UNATTRIBUTED, FORWARDED):
                 if not (acc.total_in or acc.total_out or acc.flows):
@@ -128,9 +134,7 @@ class RowState:
     def _process_rows(self, now: float, rate: Callable[[int], float]) -> tuple[ProcessRow, ...]:
         rows: list[ProcessRow] = []
         for key, acc in self._procs.items():
-            if acc.flows:
-                acc.last_active = now
-            elif not (acc.d_in or acc.d_out or now - acc.last_active < self.linger):
+            if not self._shown_now(acc, now):
                 continue
             pinfo = self._info.get(key)
             if pinfo is None:
