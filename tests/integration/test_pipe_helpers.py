@@ -67,7 +67,9 @@ class Target:
             while n := conn.recv_into(buf):
                 got += n
                 if arrivals is not None:
-                    arrivals.append((time.monotonic(), arrivals[-1][1] + n if arrivals else n))
+                    with self.lock:  # one running total over all connections
+                        total = arrivals[-1][1] + n if arrivals else n
+                        arrivals.append((time.monotonic(), total))
             with self.lock:
                 self.received[f"{addr[0]}:{addr[1]}"] = got
             left = int.from_bytes(header, "big") if header else 0
