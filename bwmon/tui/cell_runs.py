@@ -7,12 +7,13 @@ from typing import NamedTuple
 
 from rich.cells import get_character_cell_size
 
-from bwmon.tui.sgr import PenTable, cursor_move
+from bwmon.tui.sgr import PenTable, cursor_move, wire_length
 from bwmon.tui.tab_stops import Tabs
 
 Row = list[str | None]  # one character (or "" right of a wide one) per cell; None = unknown
 PenRow = list[int]  # pen id per cell; UNKNOWN where the character is unknown
 _GAP_MAX = 8  # unchanged cells worth re-sending instead of moving the cursor
+_LEAD_MAX = 8  # unchanged cells before a run worth re-sending to start it where moving is cheap
 
 
 class Run(NamedTuple):
@@ -94,21 +95,29 @@ def row_runs(table: PenTable, y: int, chars: Row, pens: PenRow, have_chars: Row,
 
 def encode(table: PenTable, runs: list[Run], start: tuple[int, int | None, int | None],
            width: int, rep: bool = False, tabs: Tabs = 0, newline: bool = False,
-           moves: list[tuple[int | None, int | None, int, int]] | None = None
+           moves: list[tuple[int | None, int | None, int, int]] | None = None,
+           screen: tuple[list[Row], list[PenRow]] | None = None,
            ) -> tuple[str, int, int | None, int | None]:
     """`runs` as output, from the terminal's pen and cursor `start`: (text, pen, cursor x, y).
     `rep`: the terminal repeats the last character on `ESC [ n b` (REP), used where that is
     shorter than sending the copies (runs of blanks, of one bar character); `tabs`: the tab
     stops, used to move where that is shorter (0: none); `newline`: see cursor_move.
-    `moves`: if given, gets each cursor move made (from x, from y, to x, to y)."""
+    `moves`: if given, gets each cursor move made (from x, from y, to x, to y).
+    `screen`: the rows (characters, pens) as they are to be shown; if given, a run may start
+    a few cells early where moving there and re-sending those cells is shorter (see _lead_in)."""
     out: list[str] = []
     change = table.change
     pen, tx, ty = start
     for run in runs:
-        out.append(cursor_move(tx, ty, run.start, run.y, tabs, width, newline))
-        if moves is not None:
-            moves.append((tx, ty, run.start, run.y))
         text = run.text
+        x = run.start
+        if screen is not None and tx is not None and ty is not None:
+            x, lead = _lead_in(table, run, screen, pen, tx, ty, tabs, width, newline)
+            if lead:
+                text = lead + text
+        out.append(cursor_move(tx, ty, x, run.y, tabs, width, newline))
+        if moves is not None:
+            moves.append((tx, ty, x, run.y))
         i, n = 0, len(text)
         while i < n:
             col, cell_pen, char = text[i]
@@ -129,6 +138,45 @@ def encode(table: PenTable, runs: list[Run], start: tuple[int, int | None, int |
                     i = j
         tx, ty = (run.end, run.y) if run.end < width else (None, None)
     return "".join(out), pen, tx, ty
+
+
+def _lead_in(table: PenTable, run: Run, screen: tuple[list[Row], list[PenRow]], pen: int,
+             tx: int, ty: int, tabs: Tabs, width: int, newline: bool
+             ) -> tuple[int, list[tuple[int, int, str]]]:
+    """Where to start sending `run`, and the cells to send before its own: up to _LEAD_MAX
+    cells early when moving there and re-sending them costs fewer bytes than moving to the
+    run (from column 9, a change at column 17 is one tab and one cell away, against
+    `ESC [ 8 C`; curses moves the same way). The cells re-sent are the screen's own, so what
+    it shows is the same; unknown cells are never re-sent."""
+    chars, pens = screen[0][run.y], screen[1][run.y]
+    change = table.change
+    first_pen = run.text[0][1]
+    best = wire_length(cursor_move(tx, ty, run.start, run.y, tabs, width, newline))
+    best += len(change(pen, first_pen))
+    best_x = run.start
+    lowest = max(0, run.start - _LEAD_MAX)
+    if ty == run.y and tx < run.start:
+        lowest = max(lowest, tx)  # re-sending from where the cursor is: the gap fill's job
+    for x in range(run.start - 1, lowest - 1, -1):
+        char = chars[x]
+        if char is None:
+            break
+        if not char:  # the right half of a wide character: start on its left half
+            continue
+        move = wire_length(cursor_move(tx, ty, x, run.y, tabs, width, newline))
+        if move >= best:
+            continue
+        cost, at = move, pen
+        for i in range(x, run.start):
+            if chars[i]:
+                cost += len(change(at, pens[i])) + len(chars[i].encode())
+                at = pens[i]
+        cost += len(change(at, first_pen))
+        if cost < best:
+            best, best_x = cost, x
+    if best_x == run.start:
+        return best_x, []
+    return best_x, [(i, pens[i], chars[i]) for i in range(best_x, run.start) if chars[i]]
 
 
 def _width(char: str) -> int:

@@ -161,13 +161,13 @@ def cursor_move(cx: int | None, cy: int | None, x: int, y: int, tabs: Tabs = 0,
     relative = vertical + horizontal
     if newline and y == cy + 1:
         down = "\n" + ("" if x == 0 else _horizontal(0, x, tabs, width).removeprefix("\r"))
-        if _wire(down) < _wire(relative):
+        if wire_length(down) < wire_length(relative):
             relative = down
-    return relative if _wire(relative) < len(best) else best
+    return relative if wire_length(relative) < len(best) else best
 
 
-def _wire(move: str) -> int:
-    """Bytes a move costs on the wire: the tty sends a line feed as CR LF."""
+def wire_length(move: str) -> int:
+    """Bytes a move (or any ASCII output) costs on the wire: the tty sends a line feed as CR LF."""
     return len(move) + move.count("\n")
 
 

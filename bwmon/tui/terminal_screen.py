@@ -301,12 +301,14 @@ class ScreenDiff:
             return
         start = (self.term_pen, self.tx, self.ty)
         moves: list[tuple[int | None, int | None, int, int]] = []
+        screen = (self.chars, self.cell_pens)
         best = encode(self.pens, runs, start, self.width, self.rep, self.stops, self.newline,
-                      moves)
+                      moves, screen)
         if len({pen for run in runs for pen in run.pens}) > 1:  # two pens or more
             grouped_moves: list[tuple[int | None, int | None, int, int]] = []
             grouped = encode(self.pens, by_pen(one_pen_runs, self.term_pen), start,
-                             self.width, self.rep, self.stops, self.newline, grouped_moves)
+                             self.width, self.rep, self.stops, self.newline, grouped_moves,
+                             screen)
             if len(grouped[0]) < len(best[0]):
                 best, moves = grouped, grouped_moves
         if self.tuner is not None:

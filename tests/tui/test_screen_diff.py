@@ -73,6 +73,18 @@ def test_changes_in_two_colours_on_many_rows_are_sent_one_colour_at_a_time() -> 
     assert "5  " not in out, repr(out)
 
 
+def test_a_run_may_start_early_at_a_tab_stop_when_that_is_shorter() -> None:
+    """Changes at columns 3 and 17: from column 4, two tabs reach 16 and the unchanged cell
+    there is sent again (3 bytes), instead of `ESC [ 13 C` (5); the screens agree (Pair)."""
+    pair = Pair(30, 2, tabs=8)
+    pair.show(line(0, 0, (ROW, "abcdefghijklmnopqrstuvwxyz")))
+    out = pair.show(line(0, 0, (ROW, "abcDefghijklmnopqRstuvwxyz")))
+    assert "D\t\tqR" in out, repr(out)
+    untabbed = Pair(30, 2)  # no tab stops known: nothing is re-sent
+    untabbed.show(line(0, 0, (ROW, "abcdefghijklmnopqrstuvwxyz")))
+    assert "D\x1b[13CR" in untabbed.show(line(0, 0, (ROW, "abcDefghijklmnopqRstuvwxyz")))
+
+
 def test_a_frame_that_changes_nothing_sends_nothing() -> None:
     pair = Pair(40, 6)
     frame = "\x1b[?2026h" + table(["1 B", "2 B"]) + "\x1b[?2026l"
