@@ -33,7 +33,7 @@ from bwmon.core.model import (
     Unit,
 )
 from bwmon.tui.alert_log import AlertLog
-from bwmon.tui.app_table import COLUMNS, TREND_SLICE, TREND_WIDTH, AppTable
+from bwmon.tui.app_table import SORTS, TREND_SLICE, TREND_WIDTH, AppTable
 from bwmon.tui.controller import Controller
 from bwmon.tui.detail_pane import DetailPane
 from bwmon.tui.diff_driver import DiffDriver
@@ -85,6 +85,7 @@ class BwmonApp(App[None]):
         Binding("less_than_sign", "sort_step(-1)", "Sort ←", show=False),
         Binding("greater_than_sign", "sort_step(1)", "Sort →", show=False),
         *[Binding(str(n), f"sort_nth({n})", f"Sort {n}", show=False) for n in range(1, 8)],
+        Binding("0", "sort_both", "Sort in+out", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("ctrl+l", "redraw", "Redraw", show=False),
     ]
@@ -270,11 +271,18 @@ class BwmonApp(App[None]):
         if 1 <= n <= len(order):
             self.table.set_sort(order[n - 1])
 
+    def action_sort_both(self) -> None:
+        """0: sort by both directions together (the default), biggest first."""
+        self.table.set_sort("total" if self.view.traffic else "rate", True)
+
     def action_sort_step(self, step: int) -> None:
+        """< >: the previous/next sort, in column order (in + out together comes right
+        before the first byte column), biggest first for figures."""
         order = list(self.table.order)
+        order.insert(1, "total" if self.view.traffic else "rate")
         i = order.index(self.table.sort_column) if self.table.sort_column in order else 0
-        self.table.set_sort(order[(i + step) % len(order)], COLUMNS[
-            order[(i + step) % len(order)]].numeric)
+        key = order[(i + step) % len(order)]
+        self.table.set_sort(key, SORTS[key].numeric)
 
     def action_reverse(self) -> None:
         self.table.set_sort(self.table.sort_column)

@@ -43,6 +43,15 @@ COLUMNS: dict[str, Column] = {c.key: c for c in (
     Column("procs", "Proc", 6, True, lambda r: len(r.processes)),
     Column("flows", "Conn", 6, True, lambda r: r.flows),
 )}
+# Sorts on both directions together, not one column: "rate" (In/s + Out/s, the default:
+# which app moves the most, whichever way) and "total" (Tot in + Tot out, its traffic-mode
+# twin). The header marks both of their columns.
+BOTH: dict[str, tuple[str, str]] = {"rate": ("rate_in", "rate_out"),
+                                    "total": ("total_in", "total_out")}
+SORTS: dict[str, Column] = {**COLUMNS, **{c.key: c for c in (
+    Column("rate", "In+Out/s", 0, True, lambda r: shown_bytes(r.rate_in + r.rate_out)),
+    Column("total", "Tot in+out", 0, True, lambda r: shown_bytes(r.total_in + r.total_out)),
+)}}
 TREND_WIDTH = 8
 # Each trend cell is the mean rate of a fixed 4-second slice of the clock (8 cells: the last
 # ~half minute): the cells stand still between slices, only the newest one fills in.
@@ -94,7 +103,7 @@ class AppTable(DataTable[Text]):
         super().__init__(id=id, cursor_type="row", zebra_stripes=False, cell_padding=1)
         _shrink_render_caches(self)
         self.max_rows = max_rows
-        self.sort_column = "rate_in"
+        self.sort_column = "rate"
         self.sort_reverse = True  # numeric columns start biggest first
         self.traffic_mode = False
         self.show_trend = False
@@ -139,14 +148,14 @@ class AppTable(DataTable[Text]):
 
     def set_sort(self, column: str, reverse: bool | None = None) -> None:
         """Sort by `column`; choosing the current column again reverses the order."""
-        if column not in COLUMNS:
+        if column not in SORTS:
             return
         if reverse is not None:
             self.sort_reverse = reverse
         elif column == self.sort_column:
             self.sort_reverse = not self.sort_reverse
         else:
-            self.sort_reverse = COLUMNS[column].numeric
+            self.sort_reverse = SORTS[column].numeric
         self.sort_column = column
         self._order = []  # a new sort is exact at once
         self._update_labels()
@@ -155,12 +164,13 @@ class AppTable(DataTable[Text]):
 
     def set_pattern(self, pattern: re.Pattern[str] | None) -> None:
         self.pattern = pattern
+        self._order = []  # rows coming back after a filter take their exact places at once
         self._refresh_rows()
 
     def set_traffic_mode(self, on: bool) -> None:
         """Traffic mode puts totals first; a sort on a rate moves to the matching total."""
         self.traffic_mode = on
-        swap = {"rate_in": "total_in", "rate_out": "total_out"}
+        swap = {"rate_in": "total_in", "rate_out": "total_out", "rate": "total"}
         if not on:
             swap = {v: k for k, v in swap.items()}
         self.sort_column = swap.get(self.sort_column, self.sort_column)
@@ -185,7 +195,7 @@ class AppTable(DataTable[Text]):
     def _ordered(self, rows: list[AppRow]) -> list[AppRow]:
         """Ordinary rows by the sort column, steadily (see steady_order) for a numeric one;
         then the pinned rows, in fixed order, whatever the direction."""
-        column = COLUMNS[self.sort_column]
+        column = SORTS[self.sort_column]
         plain = [r for r in rows if not _pin(r)]
         pinned = sorted((r for r in rows if _pin(r)), key=_pin)
         if column.numeric:
@@ -241,7 +251,7 @@ class AppTable(DataTable[Text]):
 
     def _label(self, key: str) -> Text:
         col = COLUMNS[key]
-        if key != self.sort_column:
+        if key != self.sort_column and key not in BOTH.get(self.sort_column, ()):
             return Text(col.label, justify="right" if col.numeric else "left")
         arrow = "▼" if self.sort_reverse else "▲"
         return Text(f"{col.label} {arrow}", style="bold",

@@ -10,8 +10,9 @@ from textual.widgets import Static
 
 MAIN_KEYS = (
     ("↑ ↓ PgUp PgDn", "select an app (its details show below)"),
+    ("0", "sort by in + out together, biggest first (the start)"),
     ("1 … 7", "sort by that column; again reverses (or click the header)"),
-    ("< >", "sort by the previous / next column"),
+    ("< >", "sort by the previous / next column (0's sort comes before In/s)"),
     ("r", "reverse the sort order"),
     ("/", "filter rows by regex (Enter keeps it, Esc clears it)"),
     ("t", "traffic (totals first) ↔ bandwidth (rates first)"),

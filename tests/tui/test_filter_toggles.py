@@ -71,7 +71,7 @@ async def test_toggles_change_view_and_tell_the_core(
         assert "traffic" in header(app)
         columns = [c.key.value for c in app.table.ordered_columns]
         assert columns[1:3] == ["total_in", "total_out"]
-        assert app.table.sort_column == "total_in"  # the rate sort moved to its total
+        assert app.table.sort_column == "total"  # the in + out rate sort moved to its totals
         await pilot.press("p")
         await pilot.pause()
         assert "processes" in header(app)

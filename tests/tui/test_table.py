@@ -35,11 +35,12 @@ def ordinary(app: BwmonApp) -> list[str]:
     return [n for n in names(app) if not n.startswith("(")]
 
 
-def rates_in(app: BwmonApp) -> list[float]:
-    """The rates in, as shown (the table sorts by the figures it shows), top to bottom."""
+def rates(app: BwmonApp) -> list[float]:
+    """The rates in + out (the default sort), to 3 significant digits as the figures shown
+    (the table sorts by those), top to bottom."""
     snap = app.shown
     assert snap is not None
-    return [shown_bytes(next(a.rate_in for a in snap.apps if a.name == n))
+    return [shown_bytes(next(a.rate_in + a.rate_out for a in snap.apps if a.name == n))
             for n in ordinary(app)]
 
 
@@ -55,12 +56,24 @@ async def click_header(pilot: Pilot[None], app: BwmonApp, key: str) -> None:
     await pilot.pause()
 
 
-async def test_starts_sorted_by_rate_in_busiest_first(app: BwmonApp) -> None:
+async def test_starts_sorted_by_rate_in_plus_out_busiest_first(app: BwmonApp) -> None:
+    """The first sort answers "which app moves the most, either way": In/s + Out/s, both
+    headers marked; 0 comes back to it from another sort."""
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
-        assert rates_in(app) == sorted(rates_in(app), reverse=True)
+        assert rates(app) == sorted(rates(app), reverse=True)
+        assert len(set(rates(app))) > 3  # figures that differ: the order means something
         assert names(app)[-1] == "(unattributed)"
-        assert "▼" in app.table.columns[app.table.ordered_columns[1].key].label.plain
+        labels = [c.label.plain for c in app.table.ordered_columns]
+        assert [label.endswith("▼") for label in labels[:4]] == [False, True, True, False]
+        await pilot.press("1")
+        assert ordinary(app) == sorted(ordinary(app))
+        await pilot.press("0")
+        assert rates(app) == sorted(rates(app), reverse=True)
+        await pilot.press("greater_than_sign")  # the next sort: In/s
+        assert app.table.sort_column == "rate_in"
+        await pilot.press("less_than_sign", "less_than_sign")  # back past in + out: App
+        assert app.table.sort_column == "app"
 
 
 async def test_header_click_sorts_then_reverses(app: BwmonApp) -> None:
@@ -107,7 +120,7 @@ async def test_sort_and_selection_survive_refreshes(app: BwmonApp, feed: ManualF
             feed.push(demo_snapshot(tick, 10))
             await pilot.pause()
             assert app.table.selected_key == chosen
-            assert steadily_sorted(rates_in(app))
+            assert steadily_sorted(rates(app))
             moved = moved or names(app) != before
         assert moved, "the demo data should make rows change places"
         await pilot.press("1")  # re-sort by name: selection follows the row
@@ -205,11 +218,12 @@ async def test_render_caches_stay_small_while_every_cell_changes(controller: obj
 
 
 def _two_apps(n: int, alpha: float, beta: float) -> Snapshot:
-    """Tick n of a snapshot holding two apps, alpha and beta, with these rates in."""
+    """Tick n of a snapshot holding two apps, alpha and beta, with these rates in (and none
+    out: the default sort, in + out, is by these figures)."""
     base = demo_snapshot(5, 3)
     template = base.apps[0]
-    apps = (dataclasses.replace(template, name="alpha", rate_in=alpha),
-            dataclasses.replace(template, name="beta", rate_in=beta))
+    apps = (dataclasses.replace(template, name="alpha", rate_in=alpha, rate_out=0.0),
+            dataclasses.replace(template, name="beta", rate_in=beta, rate_out=0.0))
     return dataclasses.replace(base, seq=n, time=base.time + n, apps=apps)
 
 
@@ -255,7 +269,7 @@ async def test_rates_that_take_turns_keep_their_rows_and_a_sort_key_sorts_exactl
             feed.push(tick(n, 1000.0, 1200.0) if n % 2 else tick(n, 1200.0, 1000.0))
             await pilot.pause()
             assert names(app)[:2] == ["alpha", "beta"], n
-        await pilot.press("2", "2")  # In/s again: reversed, then back: exact order at once
+        await pilot.press("0")  # the sort chosen again: exact order at once
         assert names(app)[:2] == ["beta", "alpha"]
         feed.push(tick(8, 1000.0, 1200.0))
         await pilot.pause()
