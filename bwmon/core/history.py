@@ -36,6 +36,23 @@ class History:
     def names(self) -> list[str]:
         return list(self._series)
 
+    def mean_rates(self, name: str, seconds: float) -> tuple[float, float] | None:
+        """The mean rates in and out of `name` over its points of the last `seconds` (the
+        newest one and those less than `seconds` older); None if it has no points."""
+        series = self._series.get(name)
+        if not series:
+            return None
+        cutoff = series[-1].time - seconds
+        total_in = total_out = 0.0
+        count = 0
+        for point in reversed(series):
+            if point.time <= cutoff:
+                break
+            total_in += point.rate_in
+            total_out += point.rate_out
+            count += 1
+        return total_in / count, total_out / count
+
     def points(self, name: str, seconds: float | None = None) -> tuple[HistoryPoint, ...]:
         """The retained points of `name`, optionally only those of the last `seconds`."""
         series = self._series.get(name)

@@ -42,6 +42,7 @@ from bwmon.tui.findings import ConfirmFixScreen, FindingsPanel, fix_commands
 from bwmon.tui.format import clock_buckets, fill_gaps
 from bwmon.tui.help_screen import HelpScreen
 from bwmon.tui.messages import SnapshotReady
+from bwmon.tui.steady_order import MEAN_SECONDS
 from bwmon.tui.totals_header import TotalsHeader, ViewState
 
 NARROW = 100  # below this width the detail pane and the log share one place (key l)
@@ -233,7 +234,13 @@ class BwmonApp(App[None]):
                     trends[row.name] = fill_gaps(clock_buckets(
                         [(p.time, p.rate_in + p.rate_out) for p in points],
                         slices * TREND_SLICE, slices, mean=True))[2:-1]
-            table.show(rows, trends)
+            means: dict[str, tuple[float, float]] = {}
+            if not self.view.processes:  # process rows have no history: their own figures
+                for row in rows:
+                    found = self.feed.history.mean_rates(row.name, MEAN_SECONDS)
+                    if found is not None:
+                        means[row.name] = found
+            table.show(rows, trends, means)
             self._set_view(hidden_rows=table.hidden_by_filter)
             self.query_one("#findings", FindingsPanel).show(
                 snap.findings, can_fix=self.is_root)

@@ -18,7 +18,7 @@ from textual.widgets import DataTable
 
 from bwmon.core.model import AppRow, RowKind, Unit
 from bwmon.tui.format import bars, human_bytes, shown_bytes
-from bwmon.tui.steady_order import steady_order
+from bwmon.tui.steady_order import MEAN_MARGIN, steady_order
 
 MORE_KEY = "(more)"
 
@@ -59,6 +59,8 @@ TREND_SLICE = 4.0
 BANDWIDTH_ORDER = ("app", "rate_in", "rate_out", "total_in", "total_out", "procs", "flows")
 TRAFFIC_ORDER = ("app", "total_in", "total_out", "rate_in", "rate_out", "procs", "flows")
 _PINNED = {RowKind.UNATTRIBUTED: 1, RowKind.FORWARDED: 2}
+# Rate sorts: which of a (in, out) mean they add up (see steady_order, MEAN_SECONDS).
+_MEAN_SIDES = {"rate": (0, 1), "rate_in": (0,), "rate_out": (1,)}
 
 
 def _pin(row: AppRow) -> int:
@@ -113,6 +115,7 @@ class AppTable(DataTable[Text]):
         self._before: dict[str, AppRow] = {}  # the previous tick's rows, for steady_order
         self._order: list[str] = []  # the rows as last shown; [] = sort exactly
         self._trends: Mapping[str, Sequence[float | None]] = {}
+        self._means: Mapping[str, tuple[float, float]] = {}
         self._shown: dict[str, AppRow] = {}
         self._cells: dict[str, tuple[str, ...]] = {}
         self._built_for: tuple[tuple[str, ...], bool, int] | None = None
@@ -138,12 +141,16 @@ class AppTable(DataTable[Text]):
         return [str(r.key.value) for r in self.ordered_rows]
 
     def show(self, rows: Sequence[AppRow],
-             trends: Mapping[str, Sequence[float | None]]) -> None:
+             trends: Mapping[str, Sequence[float | None]],
+             means: Mapping[str, tuple[float, float]] | None = None) -> None:
         """Bring the table up to date with one snapshot's rows (in place); `trends`: per row,
-        the mean rate of each of the last TREND_WIDTH clock slices (None: no data)."""
+        the mean rate of each of the last TREND_WIDTH clock slices (None: no data); `means`:
+        per row, its mean rates (in, out) over the last MEAN_SECONDS, which rate sorts order
+        by (see steady_order; a row without one, by its own figure)."""
         self._before = {r.name: r for r in self._source}
         self._source = list(rows)
         self._trends = trends
+        self._means = means or {}
         self._refresh_rows()
 
     def set_sort(self, column: str, reverse: bool | None = None) -> None:
@@ -193,12 +200,23 @@ class AppTable(DataTable[Text]):
             self.set_sort(key)
 
     def _ordered(self, rows: list[AppRow]) -> list[AppRow]:
-        """Ordinary rows by the sort column, steadily (see steady_order) for a numeric one;
-        then the pinned rows, in fixed order, whatever the direction."""
+        """Ordinary rows by the sort column, steadily (see steady_order) for a numeric one, a
+        rate by the rows' recent means where known; then the pinned rows, in fixed order,
+        whatever the direction."""
         column = SORTS[self.sort_column]
         plain = [r for r in rows if not _pin(r)]
         pinned = sorted((r for r in rows if _pin(r)), key=_pin)
-        if column.numeric:
+        sides = _MEAN_SIDES.get(self.sort_column)
+        if sides is not None and self._means:
+            means = self._means
+
+            def mean(row: AppRow) -> float:
+                found = means.get(row.name)
+                pair = found if found is not None else (row.rate_in, row.rate_out)
+                return sum(pair[side] for side in sides)
+            plain = steady_order(plain, lambda r: r.name, mean, self._order, {},
+                                 self.sort_reverse, MEAN_MARGIN)
+        elif column.numeric:
             def figure(row: AppRow) -> float:
                 return float(column.value(row))
             before = {n: figure(r) for n, r in self._before.items()}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 
-from bwmon.tui.steady_order import MARGIN, beats, steady_order
+from bwmon.tui.steady_order import MARGIN, MEAN_MARGIN, beats, steady_order
 
 
 def order(now: dict[str, float], previous: list[str], before: dict[str, float] | None = None,
@@ -69,3 +69,30 @@ def test_no_row_is_ever_below_one_it_beats() -> None:
                 assert not beats(now[lower], now[upper], before.get(lower),
                                  before.get(upper), descending), (upper, lower)
         shown, before = shown_now, now
+
+
+def test_five_second_means_keep_jittering_rows_still_where_single_seconds_cannot() -> None:
+    """Twelve apps moving the same traffic, each second off by up to ±35 % at random. The
+    single-second rule (a lead on two ticks in a row wins) still moves most rows every
+    update; ordering by 5-second means with the MEAN_MARGIN dead band moves few."""
+    rng = random.Random(3)
+    names = [f"app-{i:02d}" for i in range(12)]
+    history: dict[str, list[float]] = {n: [] for n in names}
+    by_second: list[str] = []
+    by_mean: list[str] = []
+    before: dict[str, float] = {}
+    moved = {"second": 0, "mean": 0}
+    for tick in range(36):
+        now = {n: 100_000.0 * rng.uniform(0.65, 1.35) for n in names}
+        for n in names:
+            history[n].append(now[n])
+        means = {n: sum(history[n][-5:]) / len(history[n][-5:]) for n in names}
+        second = order(now, by_second, before)
+        mean = steady_order(names, lambda n: n, means.__getitem__, by_mean, {}, True,
+                            MEAN_MARGIN)
+        if tick >= 6:
+            moved["second"] += sum(a != b for a, b in zip(by_second, second, strict=True))
+            moved["mean"] += sum(a != b for a, b in zip(by_mean, mean, strict=True))
+        by_second, by_mean, before = second, mean, now
+    assert moved["second"] > 30 * 8, moved  # most of the 12 rows, every update
+    assert moved["mean"] < moved["second"] / 2, moved
