@@ -11,7 +11,9 @@ app group, opening connection after connection so every row's rates change every
 Then, one after the other with the traffic still running, `bwmon-tui` (ticking once a
 second; with its diff output layer, then with BWMON_TUI_DIFF=0, i.e. Textual's own output)
 and `nethogs -d 1` on the veth run in a pseudo-terminal of the given size; after the warm-up
-it counts the bytes each writes to the terminal and its CPU time over `--seconds`.
+it counts the bytes each writes to the terminal and its CPU time over `--seconds`. The
+pseudo-terminal answers cursor position requests as a terminal does (tests/tui/ptyrun.py):
+bwmon-tui uses tabs only once its terminal has answered that the stops are where meant.
 bench_tui.py measures bwmon-tui against a naive Textual table on made-up data; this one
 measures it against the reference tool on a real workload.
 
@@ -158,7 +160,7 @@ def offline_child(tree: str, ticks: str, size: str, count: int, skip: int) -> No
         found = diff_driver.terminal_caps("xterm-256color")._replace(newline=True) \
             if "newline" in params else diff_driver.terminal_caps("xterm-256color")
         # newline: as on a tty with ONLCR (the default), which sends a line feed as CR LF
-        if hasattr(diff_driver, "own_tab_stops"):  # own stops only when asked, as the driver
+        if hasattr(diff_driver, "own_tab_stops"):  # own stops as the driver decides (env)
             found = found._replace(set_tabs=found.set_tabs
                                    and diff_driver.own_tab_stops(os.environ))
         caps = {k: getattr(found, k) for k in ("rep", "tabs", "set_tabs", "newline")
@@ -324,7 +326,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=5.0)
     ap.add_argument("--baseline", type=Path, help="another checkout's bwmon-tui to measure too")
     ap.add_argument("--tabstops", action="store_true",
-                    help="also measure bwmon-tui with BWMON_TUI_TABSTOPS=1 (its own tab stops)")
+                    help="also measure bwmon-tui with BWMON_TUI_TABSTOPS=0 (no stops of its own; "
+                         "before 2026-11-28 this measured =1, then opt-in)")
     ap.add_argument("--no-plain", action="store_true",
                     help="skip the BWMON_TUI_DIFF=0 measurement")
     ap.add_argument("--record", type=Path, help="record bwmon-tui's frames to this file")
@@ -385,7 +388,7 @@ def main() -> None:
                         b"app-", (cols, lines), args.warmup, args.seconds, env))
                 if args.tabstops:
                     runs["tabs"].append(measure(tui, b"app-", (cols, lines), args.warmup,
-                                                args.seconds, {**env, "BWMON_TUI_TABSTOPS": "1"}))
+                                                args.seconds, {**env, "BWMON_TUI_TABSTOPS": "0"}))
                 if not args.no_plain:
                     runs["plain"].append(measure(tui, b"app-", (cols, lines), args.warmup,
                                                  args.seconds, {**env, "BWMON_TUI_DIFF": "0"}))
@@ -404,7 +407,7 @@ def main() -> None:
 
 def report(runs: dict[str, list[tuple[float, float]]]) -> None:
     """The means as a Markdown table, with each round's bytes/s, and the ratios."""
-    names = {"ours": "bwmon-tui (1 s ticks)", "tabs": "bwmon-tui, BWMON_TUI_TABSTOPS=1",
+    names = {"ours": "bwmon-tui (1 s ticks)", "tabs": "bwmon-tui, BWMON_TUI_TABSTOPS=0",
              "base": "bwmon-tui of --baseline",
              "plain": "bwmon-tui, BWMON_TUI_DIFF=0 (Textual's output)",
              "hogs": "nethogs -d 1"}
@@ -420,7 +423,7 @@ def report(runs: dict[str, list[tuple[float, float]]]) -> None:
         tabs, hogs = mean(runs["tabs"]), mean(runs["hogs"])
         each = " / ".join(f"{t[0] / h[0]:.2f}" for t, h in zip(runs["tabs"], runs["hogs"],
                                                                strict=True))
-        print(f"| ratio with BWMON_TUI_TABSTOPS=1 / nethogs | {tabs[0] / hogs[0]:.2f} | {each} "
+        print(f"| ratio with BWMON_TUI_TABSTOPS=0 / nethogs | {tabs[0] / hogs[0]:.2f} | {each} "
               f"| {tabs[1] / hogs[1]:.2f} |")
     for key, name in (("hogs", "**ratio bwmon-tui / nethogs**"),
                       ("base", "ratio bwmon-tui / baseline"),

@@ -168,15 +168,19 @@ def _lead_in(table: PenTable, run: Run, screen: tuple[list[Row], list[PenRow]], 
             continue
         cost, at = move, pen
         for i in range(x, run.start):
-            if chars[i]:
-                cost += len(change(at, pens[i])) + len(chars[i].encode())
+            cell = chars[i]
+            if cell:
+                cost += len(change(at, pens[i])) + len(cell.encode())
                 at = pens[i]
         cost += len(change(at, first_pen))
         if cost < best:
             best, best_x = cost, x
-    if best_x == run.start:
-        return best_x, []
-    return best_x, [(i, pens[i], chars[i]) for i in range(best_x, run.start) if chars[i]]
+    lead: list[tuple[int, int, str]] = []
+    for i in range(best_x, run.start):
+        cell = chars[i]
+        if cell:
+            lead.append((i, pens[i], cell))
+    return best_x, lead
 
 
 def _width(char: str) -> int:

@@ -4,10 +4,15 @@ Textual re-sends every changed line region whole, with a full colour sequence pe
 over a slow SSH link that is most of the bytes. `DiffDriver` collects what Textual writes
 until each flush (one flush per frame), plays it onto `ScreenDiff` and writes only the
 changed cells. `BWMON_TUI_DIFF=0` in the environment turns it off (plain Textual output),
-for a terminal that misbehaves with it. `BWMON_TUI_TABSTOPS=1` lets it set the terminal's tab
-stops where the figures are (fewer bytes); off by default, because stops set by a program
-that dies without putting them back (SIGKILL, a dropped SSH connection) stay in the user's
-terminal, where curses programs assume stops every 8 columns.
+for a terminal that misbehaves with it.
+
+Tabs are used to move only once the terminal has answered a cursor position request showing
+its stops are every 8 columns (tab_stops.StopCheck); then the layer sets its own stops where
+the figures are (fewer bytes), again used only once the terminal shows it has them, and puts
+every-8 stops back when leaving (and on Ctrl+Z). `BWMON_TUI_TABSTOPS=0` keeps the terminal's
+stops untouched. A program killed outright cannot put them back; neither can it switch the
+terminal out of the alternate screen and mouse reporting, so the terminal needs `reset`
+then anyway, and `reset` sets stops every 8 columns again.
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ import termios
 import threading
 from typing import Any, NamedTuple
 
+from textual import events
 from textual.driver import Driver
 from textual.drivers.linux_driver import LinuxDriver
+from textual.message import Message
 
 from bwmon.tui.terminal_screen import ScreenDiff
 
@@ -38,9 +45,25 @@ class DiffDriver(LinuxDriver):
         caps = terminal_caps(os.environ.get("TERM", ""), out_fd)
         self.screen_diff = ScreenDiff(rep=caps.rep, tabs=caps.tabs,
                                       set_tabs=caps.set_tabs and own_tab_stops(os.environ),
-                                      newline=caps.newline)
+                                      newline=caps.newline, check=True)
         self._pending: list[str] = []
         self._lock = threading.Lock()
+
+    def start_application_mode(self) -> None:
+        super().start_application_mode()
+        self.flush()  # the screen set up (alternate screen): then ask about the tab stops
+        with self._lock:
+            ask = self.screen_diff.ask_tabs()
+        if ask:
+            super().write(ask)
+
+    def process_message(self, message: Message) -> None:
+        """The answers to our cursor position requests are ours (input thread)."""
+        if isinstance(message, events.CursorPosition):
+            with self._lock:
+                if self.screen_diff.cursor_report(message.x):
+                    return
+        super().process_message(message)
 
     def write(self, data: str) -> None:
         with self._lock:
@@ -132,8 +155,8 @@ def terminal_caps(term: str, fileno: int | None = None) -> TerminalCaps:
 
 
 def own_tab_stops(environ: dict[str, str] | os._Environ[str]) -> bool:
-    """Whether the user asked for the terminal's tab stops to be set (`BWMON_TUI_TABSTOPS`)."""
-    return environ.get(ENV_TABSTOPS, "0").strip().lower() in ("1", "yes", "on", "true")
+    """Whether the terminal's tab stops may be set (`BWMON_TUI_TABSTOPS`, on unless 0)."""
+    return environ.get(ENV_TABSTOPS, "1").strip().lower() not in ("0", "no", "off", "false")
 
 
 def driver_class(environ: dict[str, str] | None = None) -> type[Driver] | None:

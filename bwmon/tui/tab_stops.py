@@ -11,7 +11,7 @@ counts where the drawn runs start and proposes such a set when it would pay for 
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable
 
 Tabs = int | tuple[int, ...]  # stops every n columns (0: none), or at these columns
@@ -109,3 +109,50 @@ class StopTuner:
 
         price = len(set_stops_sequence(chosen, 0))
         return chosen if cost(chosen) + price < cost(current) else None
+
+
+ASK_POSITION = "\x1b[6n"  # DSR 6: the terminal answers with the cursor's place (CPR)
+
+
+class StopCheck:
+    """Tab stops used only once the terminal has shown it has them.
+
+    terminfo says what a terminal type has (`it#8`: stops every 8 columns), not what this
+    terminal has now: a user may have set others (`tabs -4`), and a terminal may take the
+    sequences that set stops without acting on them. A tab that lands elsewhere than the
+    output layer thinks draws every later change in the wrong place. So the stops are asked
+    about with a cursor position request (DSR 6) right after the tabs under test: three tabs
+    from column 0 must land on column 3n for stops every n; as many tabs as stops were set,
+    on the last of them. Each answer says yes or no; until it comes (or if none ever does),
+    no tab is used."""
+
+    def __init__(self, every: int) -> None:
+        self.every = every  # the stops terminfo claims: every `every` columns
+        self.pending: deque[tuple[str, tuple[int, ...]]] = deque()
+
+    def ask_default(self) -> str:
+        """The question for stops every `every` columns (moves the cursor in its row)."""
+        self.pending.append(("default", (3 * self.every,)))
+        return "\r\t\t\t" + ASK_POSITION
+
+    def ask_own(self, stops: tuple[int, ...]) -> str:
+        """The question for stops just set (moves the cursor in its row)."""
+        self.pending.append(("own", stops))
+        return "\r" + "\t" * len(stops) + ASK_POSITION
+
+    def forget_own(self) -> None:
+        """Answers about stops set before a resize say nothing of the stops now (tmux resets
+        them on a resize): they will be taken and dropped."""
+        self.pending = deque(("stale", s) if kind == "own" else (kind, s)
+                             for kind, s in self.pending)
+
+    def answer(self, x: int) -> tuple[str, bool] | None:
+        """The oldest question's answer from the cursor's column `x` (0-based): (what was
+        asked about, whether the stops are as meant); None if nothing was asked or it is
+        stale."""
+        if not self.pending:
+            return None
+        kind, stops = self.pending.popleft()
+        if kind == "stale":
+            return None
+        return kind, x == stops[-1]

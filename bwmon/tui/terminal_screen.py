@@ -19,7 +19,7 @@ from rich.cells import get_character_cell_size
 
 from bwmon.tui.cell_runs import PenRow, Row, Run, by_pen, encode, row_runs
 from bwmon.tui.sgr import DEFAULT, UNKNOWN, PenTable, Unmodellable, cursor_move
-from bwmon.tui.tab_stops import StopTuner, Tabs, set_stops_sequence, stop_columns
+from bwmon.tui.tab_stops import StopCheck, StopTuner, Tabs, set_stops_sequence, stop_columns
 
 _TOKEN = re.compile(
     r"\x1b\[([0-?]*)([ -/]*)([@-~])"  # CSI: parameters, intermediates, final
@@ -45,13 +45,23 @@ class ScreenDiff:
     """The terminal's screen as last drawn by us, and the encoder of the next frame's changes."""
 
     def __init__(self, width: int = 0, height: int = 0, *, rep: bool = False,
-                 tabs: int = 0, set_tabs: bool = False, newline: bool = False) -> None:
+                 tabs: int = 0, set_tabs: bool = False, newline: bool = False,
+                 check: bool = False) -> None:
         self.pens = PenTable()
         self.rep = rep  # the terminal has REP (repeat the last character): see encode
         self.tabs = tabs  # the terminal's own tab stops: every `tabs` columns (0: not used)
         self.stops: Tabs = tabs  # the stops moves use now (ours once set: see _tune_stops)
         # May set its own tab stops (terminfo `hts`, `tbc`): see tab_stops.StopTuner.
         self.tuner = StopTuner() if set_tabs and tabs else None
+        self.own_sent = False  # stops of ours were sent and not yet put back
+        # `check`: use tabs only once the terminal has answered that its stops are as
+        # claimed (tab_stops.StopCheck; ask_tabs, cursor_report); until then, none.
+        self.check = StopCheck(tabs) if check and tabs else None
+        self.want_own = set_tabs and self.check is not None
+        self.pending_stops: tuple[int, ...] = ()  # ours, sent and asked about
+        if self.check is not None:
+            self.tabs = self.stops = 0
+            self.tuner = None
         self.newline = newline  # a line feed lands in column 0 of the next row (ONLCR)
         self.forwarded_frames = 0  # frames passed on as they were (unmodellable)
         self.errors = 0  # of those, frames where the model itself failed (a bug)
@@ -80,8 +90,10 @@ class ScreenDiff:
         """The bytes to send instead of `frame`, for a terminal of `size` (columns, rows)."""
         if size != (self.width, self.height):
             self._reset(*size)
-            if self.stops != self.tabs:  # our stops: a resize may have reset them (tmux)
+            if self.stops != self.tabs or self.own_sent:  # ours: a resize may reset them (tmux)
                 self.stops = 0
+                if self.check is not None:
+                    self.check.forget_own()
             if self.tuner is not None:  # moves of the old layout say nothing of the new
                 self.tuner = StopTuner()
         out: list[str] = []
@@ -104,6 +116,37 @@ class ScreenDiff:
             return head + prefix + frame
         return "".join(out).replace(_EMPTY_SYNC, "")
 
+    def ask_tabs(self) -> str:
+        """The question that lets tabs be used (see StopCheck), to send once the screen is
+        set up; "" without a check."""
+        if self.check is None:
+            return ""
+        self.tx = None  # the tabs asked about leave the cursor we do not know where
+        return self.check.ask_default()
+
+    def cursor_report(self, x: int) -> bool:
+        """The terminal's answer to a question about its stops: the cursor in column `x`.
+        False if no question was pending (the report is someone else's)."""
+        if self.check is None or not self.check.pending:
+            return False
+        found = self.check.answer(x)
+        if found is None:
+            return True
+        kind, right = found
+        if kind == "default":
+            if right:
+                self.tabs = self.check.every
+                if self.stops == 0:
+                    self.stops = self.tabs
+                if self.want_own and self.tuner is None:
+                    self.tuner = StopTuner()
+        elif right:
+            self.stops = self.pending_stops
+        else:  # the terminal did not take our stops: no more tabs, and no more tries
+            self.stops = 0
+            self.tuner = None
+        return True
+
     def redraw(self) -> str:
         """Clear the terminal and send everything again (Ctrl+L): for a screen that something
         else wrote over (a `wall` message, a kernel console line)."""
@@ -124,10 +167,11 @@ class ScreenDiff:
     def restore_tabs(self) -> str:
         """What puts the terminal's tab stops back to every `tabs` columns if we changed
         them (to send on leaving: the shell after us expects them)."""
-        if self.stops == self.tabs:
+        if not self.own_sent:
             return ""
         out = self._send_stops(stop_columns(self.tabs, self.width))
         self.stops = self.tabs
+        self.own_sent = False
         return out
 
     def _tune_stops(self, out: list[str]) -> None:
@@ -135,14 +179,24 @@ class ScreenDiff:
         resize that may have reset ours, the default ones again (known state)."""
         if self.tuner is None or not self.width:
             return
+        if self.check is not None and self.check.pending:
+            return  # an answer about stops is on its way
         if self.stops == 0:  # ours were set, then the size changed: state unknown
             out.append(self._send_stops(stop_columns(self.tabs, self.width)))
             self.stops = self.tabs
+            self.own_sent = False
             return
         chosen = self.tuner.propose(self.stops, self.width, self.newline)
         if chosen is not None:
             out.append(self._send_stops(chosen))
-            self.stops = chosen
+            self.own_sent = True
+            if self.check is None:
+                self.stops = chosen
+            else:  # used once the terminal says it has them
+                out.append(self.check.ask_own(chosen))
+                self.pending_stops = chosen
+                self.stops = 0
+                self.tx = None
 
     def _send_stops(self, stops: tuple[int, ...]) -> str:
         row = self.ty if self.ty is not None else 0

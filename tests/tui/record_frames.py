@@ -1,6 +1,7 @@
 """Run bwmon-tui with its diff driver recording every frame: what Textual wrote (raw) and what
-the driver sent instead (out), one JSON line per flush (and per Ctrl+L redraw, and for the tab
-stops put back on leaving), so a test can play both onto two terminal emulators and compare.
+the driver sent instead (out), one JSON line per flush (and per Ctrl+L redraw, for the tab
+stops put back on leaving, and for the question about them at the start: marked `redraw`,
+`restore_tabs`, `ask_tabs`), so a test can play both onto two terminal emulators and compare.
 
     python3 tests/tui/record_frames.py RECORD.jsonl [bwmon-tui args...]
 """
@@ -32,30 +33,25 @@ def install(record: Path) -> None:
         sink.flush()
         return out
 
-    redraw_original = diff_driver.ScreenDiff.redraw
+    def logged(name: str) -> None:
+        """Wrap a method that returns output by itself (Ctrl+L, stops put back, the question
+        about tab stops): a frame with no raw text, marked with the method's name."""
+        original_method = getattr(diff_driver.ScreenDiff, name)
 
-    def redraw(self: diff_driver.ScreenDiff) -> str:
-        out = redraw_original(self)
-        sink.write(json.dumps({"raw": "", "out": out, "size": (self.width, self.height),
-                               "ns": 0, "forwarded": self.forwarded_frames,
-                               "redraw": True}) + "\n")
-        sink.flush()
-        return out
+        def wrapper(self: diff_driver.ScreenDiff) -> str:
+            out: str = original_method(self)
+            if out:
+                sink.write(json.dumps({"raw": "", "out": out, "size": (self.width, self.height),
+                                       "ns": 0, "forwarded": self.forwarded_frames,
+                                       name: True}) + "\n")
+                sink.flush()
+            return out
 
-    restore_original = diff_driver.ScreenDiff.restore_tabs
+        setattr(diff_driver.ScreenDiff, name, wrapper)
 
-    def restore_tabs(self: diff_driver.ScreenDiff) -> str:
-        out = restore_original(self)
-        if out:
-            sink.write(json.dumps({"raw": "", "out": out, "size": (self.width, self.height),
-                                   "ns": 0, "forwarded": self.forwarded_frames,
-                                   "restore": True}) + "\n")
-            sink.flush()
-        return out
-
-    diff_driver.ScreenDiff.restore_tabs = restore_tabs  # type: ignore[method-assign]
+    for name in ("redraw", "restore_tabs", "ask_tabs"):
+        logged(name)
     diff_driver.ScreenDiff.feed = feed  # type: ignore[method-assign]
-    diff_driver.ScreenDiff.redraw = redraw  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":

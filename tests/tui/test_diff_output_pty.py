@@ -18,7 +18,7 @@ RECORDER = str(REPO / "tests" / "tui" / "record_frames.py")
 def test_diff_output_shows_the_same_screens_and_is_smaller(tmp_path: Path) -> None:
     record = tmp_path / "frames.jsonl"
     app = PtyApp([], size=(120, 40),
-                 env={"BWMON_GENERAL__INTERVAL": "0.5", "BWMON_TUI_TABSTOPS": "1"},
+                 env={"BWMON_GENERAL__INTERVAL": "0.5"},
                  command=[sys.executable, RECORDER, str(record), "--demo", "50"])
     try:
         assert app.wait_for(b"firefox", timeout=60), bytes(app.output[-300:])
@@ -62,9 +62,11 @@ def test_diff_output_shows_the_same_screens_and_is_smaller(tmp_path: Path) -> No
     assert drawn >= 4  # several full or partial redraws were compared, not just the first
     assert any("firefox" in line for line in our_term.text())  # the resized table is shown
 
-    # Asked to, it set its own tab stops on the way (xterm-256color has hts and tbc), and leaves the
-    # terminal with stops every 8 columns (set again at the resize, or put back on leaving).
-    assert any("\x1bH" in f["out"] for f in frames if not f.get("restore"))
+    # It asked about the tab stops, set its own on the way (xterm-256color has hts and tbc; the
+    # terminal answered), and leaves stops every 8 columns (set again at the resize, or put
+    # back on leaving).
+    assert any(f.get("ask_tabs") for f in frames)
+    assert any("\x1bH" in f["out"] for f in frames if not f.get("restore_tabs"))
     assert our_term.screen.tabstops == set(range(8, 100, 8))
 
     # What the terminal got is exactly the diff output (the tty turns \n into \r\n).

@@ -1,9 +1,17 @@
 """The output layer's own tab stops and line feeds: set where a screen's figures keep changing,
 so that the moves between them cost a byte or two; the terminal shows exactly the same, the
-stops are put back when the program leaves, and a resize (tmux resets stops) is safe."""
+stops are put back when the program leaves, and a resize (tmux resets stops) is safe. Tabs
+are used only once the terminal has answered that its stops are where they are meant to be."""
 
 from __future__ import annotations
 
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pyte
 import pytest
 
 from bwmon.tui.sgr import cursor_move
@@ -19,7 +27,7 @@ class TtyPair:
     """Frames shown raw on one emulator and through ScreenDiff on another, both as a tty
     with ONLCR delivers them (a line feed arrives as CR LF)."""
 
-    def __init__(self, cols: int, rows: int, **options: bool) -> None:
+    def __init__(self, cols: int, rows: int, **options: Any) -> None:
         self.size = (cols, rows)
         self.diff = ScreenDiff(tabs=8, **options)
         self.raw = Terminal(cols, rows)
@@ -122,12 +130,11 @@ def test_tab_moves_never_tab_past_the_last_stop() -> None:
 
 
 def test_bwmon_tui_sets_its_stops_and_puts_them_back_on_quitting() -> None:
-    """In a real pty (TERM=xterm-256color, ONLCR), asked to (BWMON_TUI_TABSTOPS=1): the
-    terminal gets its own stops while the demo runs, and every 8 columns again after `q`."""
+    """In a real pty (TERM=xterm-256color, ONLCR) with a terminal that answers: the terminal
+    gets its own stops while the demo runs, and every 8 columns again after `q`."""
     from tests.tui.ptyrun import PtyApp
 
-    app = PtyApp(["--demo", "30"], size=(120, 40),
-                 env={"BWMON_GENERAL__INTERVAL": "0.25", "BWMON_TUI_TABSTOPS": "1"})
+    app = PtyApp(["--demo", "30"], size=(120, 40), env={"BWMON_GENERAL__INTERVAL": "0.25"})
     try:
         assert app.wait_for(b"firefox", timeout=60), bytes(app.output[-300:])
         term = Terminal(120, 40)
@@ -148,19 +155,132 @@ def test_bwmon_tui_sets_its_stops_and_puts_them_back_on_quitting() -> None:
     assert term.screen.tabstops == DEFAULT_STOPS
 
 
-def test_bwmon_tui_leaves_the_tab_stops_alone_unless_asked() -> None:
-    """By default the terminal's tab stops are never touched: a program killed, or an SSH
-    connection dropped, must not leave the user's terminal with stops of its own."""
+def _demo_output(seconds: float = 5, **options: Any) -> bytes:
+    """What bwmon-tui --demo sends in `seconds` (~20 frames: more than the tuner needs) and
+    on quitting, in a pty with a terminal as in `options` (PtyApp)."""
     from tests.tui.ptyrun import PtyApp
 
-    app = PtyApp(["--demo", "30"], size=(120, 40), env={"BWMON_GENERAL__INTERVAL": "0.25"})
+    env = {"BWMON_GENERAL__INTERVAL": "0.25", **options.pop("env", {})}
+    app = PtyApp(["--demo", "30"], size=(120, 40), env=env, **options)
     try:
         assert app.wait_for(b"firefox", timeout=60), bytes(app.output[-300:])
-        app.read_for(5)  # ~20 frames: more than the tuner needs to set stops when allowed
+        app.read_for(seconds)
         app.send(b"q")
         assert app.wait_exit() == 0, bytes(app.output[-500:])
     finally:
         app.close()
-    out = bytes(app.output)
+    return bytes(app.output)
+
+
+def test_bwmon_tui_leaves_the_tab_stops_alone_when_told() -> None:
+    """BWMON_TUI_TABSTOPS=0: the terminal's stops are never touched; tabs are still used,
+    with its stops every 8 columns, once it has answered that they are."""
+    out = _demo_output(env={"BWMON_TUI_TABSTOPS": "0"})
     assert b"\x1bH" not in out and b"\x1b[3g" not in out
-    assert b"\t" in out  # tabs are still used, with the terminal's stops every 8 columns
+    asked = out.index(b"\x1b[6n")
+    assert b"\t" in out[asked:]
+
+
+@pytest.mark.parametrize("terminal", ["silent", "stops every 4"])
+def test_no_tabs_unless_the_terminal_shows_its_stops_are_every_8(terminal: str) -> None:
+    """A terminal that does not answer the cursor position request, or whose stops are not
+    every 8 columns (`tabs -4`), gets no tab after the question, and its stops are left as
+    they are; the picture is drawn all the same."""
+    options: dict[str, Any] = {"answer": False} if terminal == "silent" else {"tabs": 4}
+    out = _demo_output(**options)
+    asked = out.index(b"\x1b[6n")
+    assert b"\t" not in out[asked + len(b"\x1b[6n"):]
+    assert b"\x1bH" not in out and b"\x1b[3g" not in out
+    assert out.count(b"firefox") >= 1
+
+
+class _DeafToStops(Terminal):
+    """An emulator that takes the sequences setting tab stops and does nothing with them."""
+
+    def __init__(self, cols: int, rows: int) -> None:
+        super().__init__(cols, rows)
+        self.screen.set_tab_stop = lambda: None  # type: ignore[method-assign]
+        self.screen.clear_tab_stop = lambda how=0: None  # type: ignore[method-assign]
+        self.stream = pyte.Stream(self.screen)  # the stream binds the screen's methods
+
+
+@pytest.mark.parametrize("takes_stops", [True, False])
+def test_own_stops_are_used_only_once_the_terminal_shows_it_has_them(takes_stops: bool) -> None:
+    """With the check on: no tab before the terminal answers the first question; then the
+    tuner's own stops, asked about in turn. A terminal that took them: they are used, and
+    put back on leaving. One that ignored the sequences: no tab is used after its answer,
+    the screens still agree, and stops every 8 are sent on leaving all the same."""
+    pair = TtyPair(120, 14, set_tabs=True, newline=True, check=True)
+    if not takes_stops:
+        pair.ours = _DeafToStops(120, 14)
+    replies: list[str] = []  # the emulator's answers (CSI row ; column R), as a terminal's
+    pair.ours.screen.write_process_input = replies.append  # type: ignore[method-assign]
+
+    def answer() -> None:
+        while replies:
+            column = int(replies.pop(0).rstrip("R").split(";")[1])
+            assert pair.diff.cursor_report(column - 1)
+
+    assert "\t" not in pair.show(figures(0))  # not asked yet: no tab
+    asked = pair.diff.ask_tabs()
+    assert asked.endswith("\x1b[6n")
+    pair.ours.feed(asked)
+    assert "\t" not in pair.show(figures(1))  # asked, not answered: still none
+    answer()
+    used = sum("\t" in pair.show(figures(tick)) for tick in range(2, 6))
+    assert used >= 3  # the terminal's stops every 8, confirmed
+    own = ""
+    for tick in range(6, 3 * TUNE_EVERY):
+        out = pair.show(figures(tick))
+        if "\x1bH" in out:
+            own = out
+            answer()
+            break
+    assert own, "the tuner set no stops of its own"
+    later = "".join(pair.show(figures(tick)) for tick in range(40, 50))
+    if takes_stops:
+        assert "\t" in later and pair.ours.screen.tabstops != DEFAULT_STOPS
+    else:
+        assert "\t" not in later
+        assert pair.diff.tuner is None  # no second try
+    assert pair.diff.restore_tabs().startswith("\x1b[3g")
+    assert pair.diff.cursor_report(5) is False  # nothing asked: not ours
+
+
+def test_in_tmux_the_stops_are_confirmed_and_tabs_used(tmp_path: Path) -> None:
+    """tmux, a real terminal implementation, answers the question about its stops: after the
+    answer bwmon-tui moves with tabs (and sets its own stops), and the picture is right."""
+    import shutil
+    import sys
+
+    from tests.tui.ptyrun import REPO
+    from tests.tui.test_ssh_e2e import Tmux
+
+    if shutil.which("tmux") is None:
+        pytest.fail("needs tmux (Debian: tmux)", pytrace=False)
+    record = tmp_path / "frames.jsonl"
+    command = (f"cd {REPO} && BWMON_GENERAL__INTERVAL=0.25 {sys.executable} "
+               f"tests/tui/record_frames.py {record} --demo 30")
+    tmux = Tmux(f"bwmon-stops-{os.getpid()}", command, (120, 40))
+    try:
+        tmux.wait(lambda s: "firefox" in s, timeout=60)
+        time.sleep(6)  # ~24 frames: the answer, then the tuner's look at 16 frames
+        tmux.keys("Space")  # pause: the picture stands still to be compared
+        for _ in range(5):
+            time.sleep(1.0)
+            shown = [row.rstrip() for row in tmux.screen().splitlines()]
+            frames = [json.loads(line) for line in record.read_text().splitlines()]
+            textual = Terminal(120, 40)  # what Textual's own output of these frames shows
+            for frame in frames:
+                textual.feed(frame["raw"].replace("\n", "\r\n"))
+            expected = [row.rstrip() for row in textual.text()][:len(shown)]
+            if shown == expected:
+                break
+        tmux.keys("q")
+        tmux.wait(lambda s: tmux.pane_dead(), timeout=20)
+    finally:
+        tmux.kill()
+    assert shown == expected
+    asked = next(i for i, f in enumerate(frames) if f.get("ask_tabs"))
+    assert any("\t" in f["out"] for f in frames[asked + 1:])
+    assert any("\x1bH" in f["out"] for f in frames[asked + 1:])
