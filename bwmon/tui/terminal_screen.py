@@ -122,6 +122,8 @@ class ScreenDiff:
         if self.check is None:
             return ""
         self.tx = None  # the tabs asked about leave the cursor we do not know where
+        if not self.own_sent:  # asked again (back from Ctrl+Z): no tab until the answer
+            self.stops = 0
         return self.check.ask_default()
 
     def cursor_report(self, x: int) -> bool:
@@ -140,6 +142,9 @@ class ScreenDiff:
                     self.stops = self.tabs
                 if self.want_own and self.tuner is None:
                     self.tuner = StopTuner()
+            elif not self.own_sent:  # e.g. `tabs -4` run while we were suspended
+                self.tabs = self.stops = 0
+                self.tuner = None
         elif right:
             self.stops = self.pending_stops
         else:  # the terminal did not take our stops: no more tabs, and no more tries

@@ -284,3 +284,28 @@ def test_in_tmux_the_stops_are_confirmed_and_tabs_used(tmp_path: Path) -> None:
     asked = next(i for i, f in enumerate(frames) if f.get("ask_tabs"))
     assert any("\t" in f["out"] for f in frames[asked + 1:])
     assert any("\x1bH" in f["out"] for f in frames[asked + 1:])
+
+
+def test_stops_changed_while_suspended_end_the_use_of_tabs() -> None:
+    """Back from Ctrl+Z the question is asked again (the driver asks on every start): no tab
+    until the answer; an answer showing other stops (`tabs -4` run in the shell meanwhile)
+    ends the use of tabs and of own stops."""
+    pair = TtyPair(120, 14, set_tabs=True, newline=True, check=True)
+    replies: list[str] = []
+    pair.ours.screen.write_process_input = replies.append  # type: ignore[method-assign]
+
+    def ask_and_answer() -> None:
+        pair.ours.feed(pair.diff.ask_tabs())
+        assert "\t" not in pair.show(figures(1))
+        column = int(replies.pop(0).rstrip("R").split(";")[1])
+        assert pair.diff.cursor_report(column - 1)
+
+    pair.show(figures(0))
+    ask_and_answer()
+    assert "\t" in pair.show(figures(2))
+    pair.ours.feed(pair.diff.restore_tabs())  # Ctrl+Z: stops put back (none of ours yet)
+    pair.ours.screen.tabstops = set(range(4, 120, 4))  # the user's `tabs -4`
+    ask_and_answer()
+    later = "".join(pair.show(figures(tick)) for tick in range(3, 3 + 3 * TUNE_EVERY))
+    assert "\t" not in later and "\x1bH" not in later
+    assert pair.diff.tuner is None
