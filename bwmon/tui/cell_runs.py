@@ -8,7 +8,7 @@ from typing import NamedTuple
 from rich.cells import get_character_cell_size
 
 from bwmon.tui.sgr import PenTable, cursor_move, wire_length
-from bwmon.tui.tab_stops import Tabs
+from bwmon.tui.tab_stops import Tabs, stop_columns
 
 Row = list[str | None]  # one character (or "" right of a wide one) per cell; None = unknown
 PenRow = list[int]  # pen id per cell; UNKNOWN where the character is unknown
@@ -157,11 +157,15 @@ def _lead_in(table: PenTable, run: Run, screen: tuple[list[Row], list[PenRow]], 
     lowest = max(0, run.start - _LEAD_MAX)
     if ty == run.y and tx < run.start:
         lowest = max(lowest, tx)  # re-sending from where the cursor is: the gap fill's job
-    for x in range(run.start - 1, lowest - 1, -1):
-        char = chars[x]
-        if char is None:
+    # Only a tab stop (or column 0, a CR away) can be cheaper to reach than the run itself;
+    # trying only those also keeps cursor_move's cache to the moves really made.
+    landings = [c for c in stop_columns(tabs, width) if lowest <= c < run.start]
+    if lowest == 0:
+        landings.insert(0, 0)
+    for x in reversed(landings):
+        if any(chars[i] is None for i in range(x, run.start)):
             break
-        if not char:  # the right half of a wide character: start on its left half
+        if not chars[x]:  # the right half of a wide character: not a place to start
             continue
         move = wire_length(cursor_move(tx, ty, x, run.y, tabs, width, newline))
         if move >= best:
