@@ -138,7 +138,7 @@ class PenTable:
         return relative if len(relative) < len(reset) else reset
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 12)  # ~1 MiB: a steady screen repeats far fewer moves
 def cursor_move(cx: int | None, cy: int | None, x: int, y: int, tabs: Tabs = 0,
                 width: int = 0, newline: bool = False) -> str:
     """The shortest sequence moving the cursor from (cx, cy) (None = unknown) to (x, y).
