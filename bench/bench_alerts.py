@@ -14,9 +14,9 @@ import json
 import time
 from collections.abc import Callable
 
-from bwmon.core.alertmonitor import AlertMonitor
-from bwmon.core.alerts import AlertState, evaluate
-from bwmon.core.config import AlertSettings, NotifySettings
+from bwmon.core.alerts.monitor import AlertMonitor
+from bwmon.core.alerts.rules import AlertState, evaluate
+from bwmon.core.config.settings import AlertSettings, NotifySettings
 from bwmon.core.eventlog import EventLog
 from bwmon.core.jsonify import snapshot_json
 from bwmon.core.model import (

@@ -26,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bwmon.core.conntrack import ConntrackParser, normalise_address, parse_conntrack
 from bwmon.core.model import ConntrackEntry, Tuple5
+from bwmon.core.sources.conntrack_parse import ConntrackParser, normalise_address, parse_conntrack
 
 
 def reference_parse(text: str) -> list[ConntrackEntry]:

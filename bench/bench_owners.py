@@ -27,10 +27,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bwmon.core.model import ProcKey
-from bwmon.core.proc_text import parse_start
-from bwmon.core.processes import ProcessTable
-from bwmon.core.sockdiag import dump_sockets
-from bwmon.core.sockets import read_proc_sockets
+from bwmon.core.sources.proc_text import parse_start
+from bwmon.core.sources.processes import ProcessTable
+from bwmon.core.sources.sock_diag import dump_sockets
+from bwmon.core.sources.socket_table import read_proc_sockets
 
 PROC = Path("/proc")
 # a process that opens one more UDP socket per input line and prints its inode

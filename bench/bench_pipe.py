@@ -3,7 +3,7 @@
     python3 bench/bench_pipe.py [--gib 2] [--rounds 3]
 
 A source process sends N bytes to a sink process, either directly or through a relay:
-socat (defaults), `python -m bwmon.core.pipe` (splice threads, the default path), the same
+socat (defaults), `python -m bwmon.core.pipes.child` (splice threads, the default path), the same
 with --no-splice (asyncio streams), and, for the design choice, a single-threaded asyncio relay
 doing non-blocking splice via add_reader/add_writer. Reports Gbit/s (best of the rounds), the
 ratio to direct and to socat, and the relay's CPU seconds per GiB. Checks byte counts are exact.
@@ -117,7 +117,8 @@ def start_relay(mode: str, sink_port: int) -> tuple[subprocess.Popen[str] | None
         assert proc.stdout is not None
         return proc, int(proc.stdout.readline())
     extra = ["--no-splice"] if mode == "bwmon-streams" else []
-    argv = [sys.executable, "-m", "bwmon.core.pipe", "--port", "0", "--target-host", "127.0.0.1"]
+    argv = [sys.executable, "-m", "bwmon.core.pipes.child", "--port", "0",
+            "--target-host", "127.0.0.1"]
     proc = spawn([*argv, "--target-port", str(sink_port), "--interval", "60", *extra])
     assert proc.stdout is not None
     return proc, int(json.loads(proc.stdout.readline())["listen"].rsplit(":", 1)[1])

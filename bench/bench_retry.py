@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from bench_tick import FIRST_PID, Tree, engine_for  # noqa: E402
 
-from bwmon.core.owner_cache import RETRY_TICKS  # noqa: E402
+from bwmon.core.attribution.owner_cache import RETRY_TICKS  # noqa: E402
 
 
 def main() -> None:

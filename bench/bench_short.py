@@ -31,7 +31,7 @@ from pathlib import Path
 
 from short_tools import MODES, REPO, Bwmon, Nethogs, Truth
 
-from bwmon.core.ebpf import EbpfOwners
+from bwmon.core.sources.ebpf import EbpfOwners
 from tests.helpers.netns import NetNS, link
 
 TRAFFIC = str(REPO / "tests" / "helpers" / "traffic.py")

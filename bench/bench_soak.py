@@ -85,9 +85,9 @@ def churn(ns: NetNS, rate: float) -> subprocess.Popen[bytes]:
 # `ctprune` lever of bench/soak_trace.py: a proposed change in conntrack.py), nothing imported
 # beyond what the monitors import anyway.
 _PATCHED = """import sys
-from bwmon.core.startup import prepare
+from bwmon.core.runtime.startup import prepare
 prepare()
-from bwmon.core.conntrack import ConntrackParser
+from bwmon.core.sources.conntrack_parse import ConntrackParser
 _parse = ConntrackParser.parse
 def _pruned(self, text):
     out = _parse(self, text)

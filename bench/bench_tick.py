@@ -18,7 +18,7 @@ Figures are CPU time (process time, so other load inflates them little) over `--
 after two warm-up ticks. bwmon's ticks run back to back with their garbage collection counted
 (mean of the ticks without new flows; those with new flows apart); the reference and the plain
 parse run in a worker interpreter of their own (medians). `--collect-in-ticks` lets the garbage
-collector run inside bwmon's ticks, as before bwmon.core.gcpause (for an A/B).
+collector run inside bwmon's ticks, as before bwmon.core.runtime.gcpause (for an A/B).
 """
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ sys.path.insert(0, str(REPO / "bench"))
 from bench_conntrack import reference_parse, render, synthesise  # noqa: E402
 from bench_scale_kernel import TARGET_RATIO, straightforward_parse  # noqa: E402
 
-from bwmon.core.config import Settings  # noqa: E402
+from bwmon.core.config.settings import Settings  # noqa: E402
 from bwmon.core.engine import Engine  # noqa: E402
-from bwmon.core.sockets import SocketIndex, read_proc_sockets  # noqa: E402
+from bwmon.core.sources.socket_table import SocketIndex, read_proc_sockets  # noqa: E402
 
 HERE4, HERE6 = "192.168.1.10", "2001:db8::10"
 FIRST_PID = 200_000

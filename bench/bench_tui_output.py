@@ -107,7 +107,7 @@ def replay_child(tree: str, ticks: str) -> None:
     sys.path.insert(0, tree)
     import asyncio
 
-    from bwmon.core.config import Settings
+    from bwmon.core.config.settings import Settings
     from bwmon.core.feed import ManualFeed
     from bwmon.tui.app import BwmonApp
     from bwmon.tui.controller import RecordingController
@@ -146,7 +146,7 @@ def offline_child(tree: str, ticks: str, size: str, count: int, skip: int) -> No
 
     from textual.drivers.headless_driver import HeadlessDriver
 
-    from bwmon.core.config import Settings
+    from bwmon.core.config.settings import Settings
     from bwmon.core.feed import ManualFeed
     from bwmon.tui import diff_driver
     from bwmon.tui.app import BwmonApp

@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bwmon.core.ebpf import EbpfOwners, Sighting  # noqa: E402
+from bwmon.core.sources.ebpf import EbpfOwners, Sighting  # noqa: E402
 from tests.helpers.netns import NetNS  # noqa: E402
 
 PORT = 47833

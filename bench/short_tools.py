@@ -20,9 +20,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bwmon.core.conntrack import parse_conntrack  # noqa: E402
-from bwmon.core.ctevents import parse_event_line  # noqa: E402
 from bwmon.core.model import ConntrackEntry, FlowKey  # noqa: E402
+from bwmon.core.sources.conntrack_events import parse_event_line  # noqa: E402
+from bwmon.core.sources.conntrack_parse import parse_conntrack  # noqa: E402
 from tests.helpers.netns import NetNS  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")

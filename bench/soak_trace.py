@@ -10,7 +10,7 @@ container, and the allocation sites (file:line) that grew most since the first r
 `--linger` shortens the row linger (and so the 10 × linger forgetting horizon) to reach the
 steady state sooner. `--variants` runs one engine per spec side by side under the same
 workload (an A/B in one run); a spec is comma-separated levers: `trim` (heap trim every 30 s,
-or `trim=SECONDS`), `tune` (bwmon's start-up malloc settings, bwmon.core.heap.tune), `arena=N`
+or `trim=SECONDS`), `tune` (bwmon's start-up malloc settings, runtime.heap.tune), `arena=N`
 and `mmap=BYTES` (glibc's MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_), `lazyssl` (ssl loaded on
 first use), `memory=TICKS` (owner memory horizon), `ctprune` (the conntrack parser's reuse
 dicts pruned to a table's worth of slack), `gc` (a full collection every 30 s), `pymalloc=off`
@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 if os.environ.get("SOAK_LAZYSSL"):  # before asyncio is imported, as bwmon's start-up does it
-    from bwmon.core.startup import defer_ssl
+    from bwmon.core.runtime.startup import defer_ssl
 
     defer_ssl()
 
@@ -73,14 +73,14 @@ def _sizes(engine: Any) -> dict[str, int]:
 async def inner(args: argparse.Namespace) -> None:
     """Inside the namespace: the engine with tracemalloc, reporting every `--every` s."""
     from bwmon.core import accounting
-    from bwmon.core.config import Settings
+    from bwmon.core.config.settings import Settings
     from bwmon.core.engine import Engine
 
     accounting.LINGER_SECONDS = args.linger
     if args.trace:
         tracemalloc.start(args.frames)
     if args.tune:
-        from bwmon.core.heap import tune
+        from bwmon.core.runtime.heap import tune
 
         tune()
     if args.ctprune:
@@ -93,7 +93,7 @@ async def inner(args: argparse.Namespace) -> None:
     task = asyncio.create_task(engine.run())
     helpers: list[asyncio.Task[None]] = []  # held: the loop keeps only weak references
     if args.trim:
-        from bwmon.core.heap import trim_forever
+        from bwmon.core.runtime.heap import trim_forever
 
         helpers.append(asyncio.create_task(trim_forever(args.trim_every)))
     if args.collect:
@@ -156,7 +156,7 @@ async def _collect_forever(interval: float = 30.0) -> None:
 def _prune_parser_caches() -> None:
     """The `ctprune` lever: ConntrackParser's reuse dicts forget gone flows' lines sooner
     (a table's worth of slack instead of 1-3 tables plus 4,096 before they are cleared)."""
-    from bwmon.core.conntrack import ConntrackParser
+    from bwmon.core.sources.conntrack_parse import ConntrackParser
 
     parse = ConntrackParser.parse
 

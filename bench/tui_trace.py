@@ -5,7 +5,7 @@
 Runs `bwmon-tui --demo ROWS` (made-up snapshots at 1 s) headless at 120×40 and every
 `--every` seconds prints RSS, the traced total and the allocation sites (file:line) that grew
 most since the first report. Needs no root: it measures Textual and the widgets alone.
-bwmon-tui's start-up (bwmon.core.startup.prepare) runs first unless `--no-prepare`.
+bwmon-tui's start-up (bwmon.core.runtime.startup.prepare) runs first unless `--no-prepare`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 if "--no-prepare" not in sys.argv:  # as bwmon-tui starts: before asyncio is imported
-    from bwmon.core.startup import prepare
+    from bwmon.core.runtime.startup import prepare
 
     prepare()
 
@@ -28,7 +28,7 @@ import psutil  # noqa: E402
 
 
 async def main(args: argparse.Namespace) -> None:
-    from bwmon.core.config import Settings
+    from bwmon.core.config.settings import Settings
     from bwmon.tui.main import demo_app
 
     if args.trace:
@@ -51,7 +51,7 @@ async def main(args: argparse.Namespace) -> None:
                 import gc
                 import time
 
-                from bwmon.core import heap
+                from bwmon.core.runtime import heap
 
                 t0 = time.perf_counter()
                 found = gc.collect()

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TextIO
 
-from bwmon.core.config import Settings
+from bwmon.core.config.settings import Settings
 from bwmon.core.engine import Engine
 
 
@@ -32,9 +32,9 @@ async def engine_services(
     """Start the alert monitor, the HTTP server (when `http.listen` is set) and the watcher
     that applies an edited config file, and trim the heap every TRIM_SECONDS; stop them on
     exit. Yields the HTTP server (or None)."""
-    from bwmon.core.alertmonitor import attach
-    from bwmon.core.heap import trim_forever
-    from bwmon.core.reload import ConfigReloader
+    from bwmon.core.alerts.monitor import attach
+    from bwmon.core.config.reload import ConfigReloader
+    from bwmon.core.runtime.heap import trim_forever
 
     monitor, unsubscribe = (attach(engine, settings, stderr=alerts_stderr) if alerts
                             else (None, None))

@@ -122,7 +122,7 @@ def _type_name(t: Any) -> str:
 def settings_section() -> str:
     from pydantic import BaseModel
 
-    from bwmon.core.config import Settings
+    from bwmon.core.config.settings import Settings
 
     parts = ['<section id="reference-settings"><h2>Settings reference</h2>',
              "<p>Every key of <code>bwmon.toml</code>, generated from the settings model. "

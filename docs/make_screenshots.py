@@ -20,7 +20,7 @@ sys.path.insert(0, str(REPO))
 os.environ["TZ"] = "UTC"
 time.tzset()
 
-from bwmon.core.config import GroupSettings, Settings  # noqa: E402
+from bwmon.core.config.settings import GroupSettings, Settings  # noqa: E402
 from bwmon.core.feed import ManualFeed  # noqa: E402
 from bwmon.core.model import AppRow, RowKind, Unit  # noqa: E402
 from bwmon.tui.app import BwmonApp  # noqa: E402

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from bwmon import __version__
-from bwmon.cli.errors import UserError
+from bwmon.core.errors import UserError
 
 # subcommand name -> module under bwmon.cli
 COMMANDS = {
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from bwmon.core.startup import prepare
+    from bwmon.core.runtime.startup import prepare
 
     prepare()  # before the subcommands import asyncio: ssl loaded on use, C heap settings
     parser = build_parser()

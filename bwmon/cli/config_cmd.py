@@ -19,7 +19,6 @@ import tomlkit
 from pydantic import BaseModel
 from tomlkit.items import Item, Table
 
-from bwmon.cli.errors import UserError
 from bwmon.cli.options import (
     FLAG_NAMES,
     add_settings_options,
@@ -27,16 +26,17 @@ from bwmon.cli.options import (
     overrides_from_args,
     user_error,
 )
-from bwmon.core.config import Settings
-from bwmon.core.config_errors import ConfigError
-from bwmon.core.settings_io import (
+from bwmon.core.config.errors import ConfigError
+from bwmon.core.config.loading import (
     CONFIG_ENV,
     SYSTEM_CONFIG,
     default_config_path,
     find_config,
     load_settings_with_origins,
 )
-from bwmon.core.toml_lines import Loc
+from bwmon.core.config.settings import Settings
+from bwmon.core.config.toml_lines import Loc
+from bwmon.core.errors import UserError
 
 Origin = Callable[[Loc], str]
 LISTS = ("monitors", "groups", "alerts")

@@ -16,9 +16,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-from bwmon.cli.errors import UserError
 from bwmon.cli.options import settings_from_args
 from bwmon.core.doctor import BLOCKING, TRACKING, apply_fixes, blocking, diagnose, fixable
+from bwmon.core.errors import UserError
 from bwmon.core.model import Finding
 
 MAX_ROUNDS = 3  # a fix can reveal the next (modprobe, then the sysctls it created)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from bwmon.core.config import Settings
+from bwmon.core.config.settings import Settings
 from bwmon.core.engine import Engine
 from bwmon.core.jsonify import event_json as event_doc
 from bwmon.core.jsonify import snapshot_json

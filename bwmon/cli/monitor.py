@@ -7,7 +7,7 @@ import asyncio
 
 from bwmon.cli.headless import run_engine
 from bwmon.cli.options import add_settings_options, settings_and_path_from_args
-from bwmon.core.config import Settings
+from bwmon.core.config.settings import Settings
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -13,11 +13,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bwmon.cli.errors import UserError
-from bwmon.core.config import Settings
-from bwmon.core.config_errors import ConfigError
-from bwmon.core.legacy import load_app_config, load_monitor_config, load_notification_config
-from bwmon.core.settings_io import load_settings
+from bwmon.core.config.errors import ConfigError
+from bwmon.core.config.legacy_ini import (
+    load_app_config,
+    load_monitor_config,
+    load_notification_config,
+)
+from bwmon.core.config.loading import load_settings
+from bwmon.core.config.settings import Settings
+from bwmon.core.errors import UserError
 
 # dotted setting → the flag that sets it, so errors name the flag
 FLAG_NAMES = {

@@ -16,9 +16,9 @@ import sys
 import time
 from typing import Any, TextIO
 
-from bwmon.cli.errors import UserError
-from bwmon.core.pipe import make_relay
-from bwmon.core.relay import Relay, RelayError
+from bwmon.core.errors import UserError
+from bwmon.core.pipes.child import make_relay
+from bwmon.core.pipes.relay import Relay, RelayError
 
 UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 

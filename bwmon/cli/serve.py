@@ -13,9 +13,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from bwmon.cli.errors import UserError
 from bwmon.cli.options import add_settings_options, settings_and_path_from_args
-from bwmon.core.config import Settings
+from bwmon.core.config.settings import Settings
+from bwmon.core.errors import UserError
 from bwmon.core.model import LogEvent
 
 NO_LISTEN = (

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-from bwmon.core.attribution import EndUsage
-from bwmon.core.connections import MAX_CONNECTIONS as MAX_CONNECTIONS
+from bwmon.core.attribution.attributor import EndUsage
+from bwmon.core.attribution.connections import MAX_CONNECTIONS as MAX_CONNECTIONS
 from bwmon.core.grouping import Grouper, MonitorFilters, ProcessFilter
 from bwmon.core.model import (
     FORWARDED,

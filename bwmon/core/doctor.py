@@ -15,8 +15,8 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from bwmon.core.ebpf import EbpfOwners
 from bwmon.core.model import Finding
+from bwmon.core.sources.ebpf import EbpfOwners
 
 # checks whose failure leaves conntrack with nothing to measure
 BLOCKING = frozenset({"conntrack-table", "accounting"})

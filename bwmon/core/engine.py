@@ -13,11 +13,10 @@ import time
 from collections.abc import Callable, Sequence
 
 from bwmon.core.accounting import Accounting
-from bwmon.core.attribution import Attributor, EndKey, EndUsage, SocketLookup
-from bwmon.core.config import GroupSettings, Settings
+from bwmon.core.attribution.attributor import Attributor, EndKey, EndUsage, SocketLookup
+from bwmon.core.attribution.flows import FlowDelta, FlowTracker, Steady
+from bwmon.core.config.settings import GroupSettings, Settings
 from bwmon.core.feed import Publisher
-from bwmon.core.flows import FlowDelta, FlowTracker, Steady
-from bwmon.core.gcpause import collection_deferred
 from bwmon.core.grouping import Grouper, MonitorFilters, ProcessFilter
 from bwmon.core.model import (
     ConntrackEntry,
@@ -30,9 +29,10 @@ from bwmon.core.model import (
     Snapshot,
     SourceStatus,
 )
-from bwmon.core.pacing import TickPacer
-from bwmon.core.sockets import SocketIndex
-from bwmon.core.sources import SocketSource
+from bwmon.core.runtime.gcpause import collection_deferred
+from bwmon.core.runtime.pacing import TickPacer
+from bwmon.core.sources.socket_source import SocketSource
+from bwmon.core.sources.socket_table import SocketIndex
 
 # Exited processes' rows and cached facts are dropped this often (in ticks).
 EXPIRE_TICKS = 30
@@ -62,8 +62,8 @@ class Engine(Publisher):
             history_capacity=max(10, int(g.history_seconds / g.interval)),
             log_capacity=settings.tui.log_lines,
         )
-        from bwmon.core.conntrack_source import ConntrackSource
-        from bwmon.core.processes import ProcessTable
+        from bwmon.core.sources.conntrack_read import ConntrackSource
+        from bwmon.core.sources.processes import ProcessTable
 
         self.settings = settings
         self.argv_prefix = tuple(argv_prefix)
@@ -105,7 +105,7 @@ class Engine(Publisher):
     def _make_pipes(self) -> object | None:
         if not self.settings.pipes:
             return None
-        from bwmon.core.pipes import PipeSupervisor
+        from bwmon.core.pipes.supervisor import PipeSupervisor
 
         return PipeSupervisor(self.settings.pipes, self.log)
 
@@ -176,7 +176,7 @@ class Engine(Publisher):
                 await self.pipes.stop()  # type: ignore[attr-defined]
 
     def _pace(self, cpu_seconds: float) -> float:
-        """The spacing before the next tick (adaptive polling, bwmon.core.pacing); says so in
+        """The spacing before the next tick (adaptive polling, runtime.pacing); says so in
         the log when ticks start or stop being spaced out."""
         g = self.settings.general
         pacer = self.pacer
@@ -196,7 +196,7 @@ class Engine(Publisher):
     async def _discover(self) -> None:
         """Event-driven owner discovery (conntrack events, eBPF) in a child process, so a long
         tick cannot hold back the lookups of connections that live only milliseconds."""
-        from bwmon.core.discovery_worker import run_worker
+        from bwmon.core.attribution.discovery_worker import run_worker
 
         g = self.settings.general
 
@@ -296,7 +296,7 @@ class Engine(Publisher):
                 cache.owner_died(key)
 
     async def _read_conntrack(self) -> list[ConntrackEntry] | None:
-        from bwmon.core.conntrack_source import SourceError
+        from bwmon.core.sources.conntrack_read import SourceError
 
         try:
             entries = await self.conntrack.read()

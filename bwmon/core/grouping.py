@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from bwmon.core.config import GroupSettings
+from bwmon.core.config.settings import GroupSettings
 from bwmon.core.model import ProcessInfo
 
 # Command lines whose app is cached (~300 B each); more live rows than this only cost

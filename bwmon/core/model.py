@@ -6,7 +6,7 @@ consumers (TUI, printers, HTTP, alerts) read them without ever mutating one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -69,6 +69,22 @@ class FlowKey(NamedTuple):
     protonum: int
     zone: int
     orig: Tuple5
+
+
+@dataclass(slots=True)
+class TableChange:
+    """How one parse of a table differs from the parse before it (see FlowTracker.read)."""
+
+    base: int  # serial of the parse before (-2: no account, check every entry)
+    serial: int  # serial of this parse
+    fresh: list[ConntrackEntry]  # entries built by this parse, but for `moved`
+    dropped: list[ConntrackEntry]  # the previous parse's entries whose lines are gone
+    # entries of lines where only the counters moved, and (`moved_from`, in step) those of
+    # their previous lines: the tracker's cheap case (see FlowTracker.read). Two lists, not
+    # pairs: they outlive the tick, and 5k new pairs made the collector scan after every one.
+    # Every entry neither here nor in `fresh` is reused.
+    moved: list[ConntrackEntry] = field(default_factory=list)
+    moved_from: list[ConntrackEntry] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------

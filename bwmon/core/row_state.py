@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bwmon.core.connections import AppConnections
-from bwmon.core.ends import EndKey, EndUsage
+from bwmon.core.attribution.connections import AppConnections
+from bwmon.core.attribution.ends import EndKey, EndUsage
 from bwmon.core.grouping import Grouper
 from bwmon.core.model import (
     FORWARDED,

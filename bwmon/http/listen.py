@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 
-from bwmon.cli.errors import UserError
+from bwmon.core.errors import UserError
 
 DEFAULT_ADDR = "127.0.0.1"
 

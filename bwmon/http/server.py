@@ -19,7 +19,7 @@ from importlib import resources
 
 from prometheus_client import exposition
 
-from bwmon.core.config import Settings
+from bwmon.core.config.settings import Settings
 from bwmon.core.feed import SnapshotFeed
 from bwmon.http.api import ApiError, JsonApi, dumps
 from bwmon.http.listen import HttpConfigError, parse_listen, require_token

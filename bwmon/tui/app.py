@@ -21,8 +21,8 @@ from textual.containers import Horizontal
 from textual.css.query import NoMatches
 from textual.widgets import DataTable, Footer, Input, Static
 
-from bwmon.cli.errors import UserError
-from bwmon.core.config import GroupSettings
+from bwmon.core.config.settings import GroupSettings
+from bwmon.core.errors import UserError
 from bwmon.core.feed import SnapshotFeed
 from bwmon.core.model import (
     AppRow,

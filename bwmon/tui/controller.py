@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from bwmon.core.config import GroupSettings, Settings
+from bwmon.core.config.settings import GroupSettings, Settings
 from bwmon.core.model import Finding, ProcessInfo
 
 

@@ -21,7 +21,7 @@ from textual.screen import ModalScreen
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Button, Footer, Input, Label, OptionList, Static
 
-from bwmon.core.config import GroupSettings
+from bwmon.core.config.settings import GroupSettings
 from bwmon.core.model import ProcessInfo
 from bwmon.tui.groups_file import GroupsFileError, save_groups
 

@@ -16,7 +16,7 @@ import tomlkit
 from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import AoT, Comment, Table, Whitespace
 
-from bwmon.core.config import GroupSettings
+from bwmon.core.config.settings import GroupSettings
 
 
 class GroupsFileError(Exception):
@@ -24,9 +24,9 @@ class GroupsFileError(Exception):
 
 
 def default_config_path() -> Path:
-    """Where a new config file goes: settings_io's choice, else the XDG user path."""
+    """Where a new config file goes: config.loading's choice, else the XDG user path."""
     try:
-        from bwmon.core.settings_io import default_config_path as core_default
+        from bwmon.core.config.loading import default_config_path as core_default
     except ImportError:
         base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(
             os.path.expanduser("~"), ".config")

@@ -8,7 +8,7 @@ the app exit cleanly, which stops the engine and its pipe children.
 # ruff: noqa: E402  (the start-up call must come before asyncio is imported)
 from __future__ import annotations
 
-from bwmon.core.startup import prepare
+from bwmon.core.runtime.startup import prepare
 
 prepare()  # first, before anything imports asyncio (ssl loaded on use; C heap settings)
 
@@ -19,9 +19,9 @@ import sys
 from collections.abc import Callable, Sequence
 
 from bwmon import __version__
-from bwmon.cli.errors import UserError
 from bwmon.cli.options import add_settings_options, settings_and_path_from_args
-from bwmon.core.config import Settings
+from bwmon.core.config.settings import Settings
+from bwmon.core.errors import UserError
 from bwmon.core.feed import ManualFeed
 from bwmon.tui.app import BwmonApp
 from bwmon.tui.controller import EngineController, RecordingController

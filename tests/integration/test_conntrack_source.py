@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bwmon.core.conntrack_source import ConntrackSource
 from bwmon.core.model import ConntrackEntry
+from bwmon.core.sources.conntrack_read import ConntrackSource
 from tests.conftest import TRAFFIC
 from tests.helpers.netns import NetNS
 

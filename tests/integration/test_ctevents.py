@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bwmon.core.ctevents import ConntrackEvents, CtEvent
+from bwmon.core.sources.conntrack_events import ConntrackEvents, CtEvent
 from tests.conftest import TRAFFIC
 from tests.helpers.netns import NetNS
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bwmon.core.ebpf import EbpfOwners, Sighting
+from bwmon.core.sources.ebpf import EbpfOwners, Sighting
 from tests.conftest import TRAFFIC
 from tests.helpers.netns import NetNS
 

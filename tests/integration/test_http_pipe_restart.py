@@ -13,7 +13,7 @@ import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bwmon.core.config import GeneralSettings, MonitorSettings, Settings
+from bwmon.core.config.settings import GeneralSettings, MonitorSettings, Settings
 from bwmon.http import HttpServer, start_http
 from tests.integration.test_http_synthetic import get
 
@@ -57,7 +57,7 @@ async def handle_sink(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 
 def pipe_child() -> psutil.Process:
     kids = [p for p in psutil.Process().children(recursive=True)
-            if "bwmon.core.pipe" in " ".join(p.cmdline())]
+            if "bwmon.core.pipes.child" in " ".join(p.cmdline())]
     assert len(kids) == 1, kids
     return kids[0]
 

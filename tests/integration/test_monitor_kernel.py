@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from bwmon.core.conntrack import parse_conntrack
+from bwmon.core.sources.conntrack_parse import parse_conntrack
 from tests.conftest import TRAFFIC
 from tests.helpers.netns import NetNS
 

@@ -9,13 +9,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bwmon.core.alertmonitor import AlertMonitor
-from bwmon.core.alerts import AlertEvent, EventKind
-from bwmon.core.config import AlertSettings, NotifySettings
+from bwmon.core.alerts.monitor import AlertMonitor
+from bwmon.core.alerts.notifier import Notifier
+from bwmon.core.alerts.rules import AlertEvent, EventKind
+from bwmon.core.config.settings import AlertSettings, NotifySettings
 from bwmon.core.eventlog import EventLog
 from bwmon.core.feed import ManualFeed
 from bwmon.core.model import AppRow, HostTotals, Level, RowKind, Snapshot, Totals, Unit
-from bwmon.core.notifier import Notifier
 
 T0 = 1_700_000_000.0
 

@@ -132,7 +132,7 @@ def run_clients(host: str, port: int, specs: list[tuple[int, int]]) -> list[Resu
 
 @dataclass
 class Child:
-    """A running `python -m bwmon.core.pipe --control` and the reports read so far."""
+    """A running `python -m bwmon.core.pipes.child --control` and the reports read so far."""
 
     proc: subprocess.Popen[bytes]
     first: dict[str, Any]
@@ -168,7 +168,7 @@ class Child:
 
 
 def pipe_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "bwmon.core.pipe", "--control", *args]
+    return [sys.executable, "-m", "bwmon.core.pipes.child", "--control", *args]
 
 
 @contextlib.contextmanager

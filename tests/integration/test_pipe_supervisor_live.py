@@ -16,10 +16,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bwmon.core.config import MonitorSettings
+from bwmon.core.config.settings import MonitorSettings
 from bwmon.core.eventlog import EventLog
 from bwmon.core.model import Level, PipeCounters
-from bwmon.core.pipes import PipeSupervisor
+from bwmon.core.pipes.supervisor import PipeSupervisor
 from tests.integration.test_pipe_helpers import REPO, Target, exchange, free_port, wait_for
 
 
@@ -54,7 +54,7 @@ def target() -> Iterator[Target]:
 def children_of(pid: int) -> list[psutil.Process]:
     """Pipe children of `pid` (other tests may have children of their own)."""
     kids = psutil.Process(pid).children()
-    return [k for k in kids if "bwmon.core.pipe" in " ".join(k.cmdline())]
+    return [k for k in kids if "bwmon.core.pipes.child" in " ".join(k.cmdline())]
 
 
 async def test_killed_child_restarts_and_totals_stay_exact(target: Target) -> None:
@@ -98,9 +98,9 @@ async def test_killed_child_restarts_and_totals_stay_exact(target: Target) -> No
 
 HARNESS = """
 import asyncio, sys
-from bwmon.core.config import MonitorSettings
+from bwmon.core.config.settings import MonitorSettings
 from bwmon.core.eventlog import EventLog
-from bwmon.core.pipes import PipeSupervisor
+from bwmon.core.pipes.supervisor import PipeSupervisor
 
 async def main():
     m = MonitorSettings(name="p", type="pipe", port=int(sys.argv[1]), target_host="127.0.0.1",
@@ -127,7 +127,7 @@ def test_no_orphan_survives_the_monitor_being_killed(target: Target, tmp_path: P
     try:
         assert harness.stdout is not None and harness.stdout.readline() == b"up\n"
         (child,) = children_of(harness.pid)
-        assert "bwmon.core.pipe" in child.cmdline()
+        assert "bwmon.core.pipes.child" in child.cmdline()
         got, _ = exchange("127.0.0.1", port, 10, 10)  # the relay really works
         harness.send_signal(signal.SIGKILL)
         harness.wait(5)

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from bwmon.core.conntrack import parse_conntrack
-from bwmon.core.ebpf import EbpfOwners
-from tests.conftest import ALLOWED_CI_SKIP, TRAFFIC
+from bwmon.core.sources.conntrack_parse import parse_conntrack
+from bwmon.core.sources.ebpf import EbpfOwners
+from tests.conftest import ALLOWED_SKIP, TRAFFIC
 from tests.helpers.netns import NetNS, link
 
 pytestmark = [pytest.mark.privileged, pytest.mark.slow]
@@ -153,7 +153,7 @@ def test_ebpf_attributes_connections_of_1_ms(tmp_path: Path) -> None:
     reason = EbpfOwners().available()
     if reason is not None:
         if reason.startswith(KERNEL_REASONS):
-            pytest.skip(f"{ALLOWED_CI_SKIP} what the eBPF source needs: {reason}")
+            pytest.skip(f"{ALLOWED_SKIP} what the eBPF source needs: {reason}")
         pytest.skip(f"eBPF source unavailable: {reason}")
     rows, truth = run_burst(tmp_path, "on")
     short = rows.get("gen-short", 0) / truth[SHORT_PORT]

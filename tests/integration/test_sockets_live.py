@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from bwmon.core.model import ProcKey, SocketEntry
-from bwmon.core.proc_text import parse_start
-from bwmon.core.processes import ProcessTable
-from bwmon.core.sockdiag import dump_sockets, dump_tcp_counters, lookup_socket
-from bwmon.core.sockets import SocketIndex, read_proc_sockets
+from bwmon.core.sources.proc_text import parse_start
+from bwmon.core.sources.processes import ProcessTable
+from bwmon.core.sources.sock_diag import dump_sockets, dump_tcp_counters, lookup_socket
+from bwmon.core.sources.socket_table import SocketIndex, read_proc_sockets
 from tests.helpers.netns import NetNS
 
 PROC = Path("/proc")
@@ -170,7 +170,7 @@ async def test_time_wait_shows_inode_zero_in_both_tables(socks: Sockets) -> None
 @pytest.mark.privileged
 def test_sockdiag_dumps_the_namespace_it_runs_in(netns: NetNS) -> None:
     code = (
-        "import socket; from bwmon.core.sockdiag import dump_sockets;"
+        "import socket; from bwmon.core.sources.sock_diag import dump_sockets;"
         "s = socket.create_server(('127.0.0.1', 0));"
         "print(sorted((e.proto, e.lport) for e in dump_sockets()))"
     )

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bwmon.core.config import GroupSettings, Settings
+from bwmon.core.config.settings import GroupSettings, Settings
 from bwmon.core.feed import ManualFeed
 from bwmon.tui.app import BwmonApp
 from bwmon.tui.controller import RecordingController

@@ -101,7 +101,7 @@ async def test_pause_freezes_the_table_until_resumed(app: BwmonApp, feed: Manual
 
 
 async def test_alert_log_receives_events_once_and_is_bounded(feed: ManualFeed) -> None:
-    from bwmon.core.config import Settings
+    from bwmon.core.config.settings import Settings
 
     ctl = RecordingController(Settings.model_validate({"tui": {"log_lines": 10}}))
     app = BwmonApp(feed, ctl, is_root=False)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input, OptionList, Static
 
-from bwmon.core.config import GroupSettings, Settings
+from bwmon.core.config.settings import GroupSettings, Settings
 from bwmon.core.feed import ManualFeed
 from bwmon.tui.app import BwmonApp
 from bwmon.tui.controller import RecordingController

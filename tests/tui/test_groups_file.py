@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bwmon.core.config import GroupSettings
+from bwmon.core.config.settings import GroupSettings
 from bwmon.tui.groups_file import GroupsFileError, render_with_groups, save_groups
 
 TEXT = """\

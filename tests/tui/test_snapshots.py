@@ -13,7 +13,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual.pilot import Pilot
 
-from bwmon.core.config import GroupSettings, Settings
+from bwmon.core.config.settings import GroupSettings, Settings
 from bwmon.tui.app import BwmonApp
 from bwmon.tui.controller import RecordingController
 from bwmon.tui.demo import demo_feed, demo_processes

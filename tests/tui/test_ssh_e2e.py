@@ -31,8 +31,6 @@ def need_tools() -> None:
         missing.append("sshd")
     if missing:
         message = f"needs {', '.join(missing)} (Debian: tmux openssh-server openssh-client)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message, pytrace=False)
         pytest.skip(message)
 
 

@@ -160,7 +160,7 @@ async def test_vanishing_and_new_apps(app: BwmonApp, feed: ManualFeed) -> None:
 
 
 async def test_row_cap_sums_the_rest(feed: ManualFeed, controller: object) -> None:
-    from bwmon.core.config import Settings
+    from bwmon.core.config.settings import Settings
     from bwmon.tui.controller import RecordingController
 
     ctl = RecordingController(Settings.model_validate({"tui": {"max_rows": 10}}))

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 
 import pytest
 
-from bwmon.core.alerts import (
+from bwmon.core.alerts.rules import (
     DIRECTIONS,
     AlertEvent,
     AlertState,
@@ -16,7 +16,7 @@ from bwmon.core.alerts import (
     evaluate,
     window_average,
 )
-from bwmon.core.config import AlertSettings
+from bwmon.core.config.settings import AlertSettings
 from bwmon.core.model import (
     AppRow,
     HostTotals,

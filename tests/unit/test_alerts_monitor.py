@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from bwmon.core.alertmonitor import AlertMonitor, attach, event_to_json, legacy_line
-from bwmon.core.alerts import AlertEvent
-from bwmon.core.config import AlertSettings, NotifySettings, Settings
+from bwmon.core.alerts.monitor import AlertMonitor, attach, event_to_json, legacy_line
+from bwmon.core.alerts.rules import AlertEvent
+from bwmon.core.config.settings import AlertSettings, NotifySettings, Settings
 from bwmon.core.eventlog import EventLog
 from bwmon.core.feed import ManualFeed
 from bwmon.core.model import AppRow, HostTotals, Level, RowKind, Snapshot, Totals, Unit
@@ -107,10 +107,10 @@ def test_attach_subscribes_settings_rules_to_a_feed() -> None:
 
 
 async def test_the_1_1_notification_file_drives_alerts_in_kib_per_second() -> None:
-    from bwmon.core.legacy import load_notification_config
-    from tests.conftest import SHARED
+    from bwmon.core.config.legacy_ini import load_notification_config
+    from tests.conftest import LEGACY
 
-    rules = load_notification_config(SHARED / "notifications.sample.cfg")
+    rules = load_notification_config(LEGACY / "notifications.sample.cfg")
     log = EventLog()
     monitor = AlertMonitor(rules, NotifySettings(), log)
     # [wget] in_threshold=50 (kB/s, 1 kB = 1024 B), interval=5. 49.5 KiB/s is above 50 000 B/s

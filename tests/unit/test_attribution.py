@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from bwmon.core.accounting import Accounting
-from bwmon.core.attribution import Attributor
-from bwmon.core.config import GroupSettings
-from bwmon.core.flows import FlowDelta, FlowTracker
+from bwmon.core.attribution.attributor import Attributor
+from bwmon.core.attribution.flows import FlowDelta, FlowTracker
+from bwmon.core.config.settings import GroupSettings
 from bwmon.core.grouping import Grouper, ProcessFilter
 from bwmon.core.model import (
     FORWARDED,
@@ -262,8 +262,8 @@ def test_connection_not_accepted_yet_goes_to_the_listening_process() -> None:
 
 
 def test_owner_memory_is_capped_oldest_first(monkeypatch: pytest.MonkeyPatch) -> None:
-    import bwmon.core.attribution as attribution
-    from bwmon.core.attribution import EndKey
+    import bwmon.core.attribution.attributor as attribution
+    from bwmon.core.attribution.attributor import EndKey
 
     monkeypatch.setattr(attribution, "MEMORY_MAX", 100)
     attr = Attributor()

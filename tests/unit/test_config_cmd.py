@@ -10,8 +10,8 @@ import pytest
 
 from bwmon.cli import main
 from bwmon.cli.options import legacy_overrides
-from bwmon.core.config import Settings
-from bwmon.core.settings_io import load_settings
+from bwmon.core.config.loading import load_settings
+from bwmon.core.config.settings import Settings
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "legacy"
 LEGACY = [
@@ -88,7 +88,7 @@ def test_show_prints_loadable_toml_with_origins(
 def test_path_prints_the_file_in_use_or_says_none(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bwmon.core.settings_io.SYSTEM_CONFIG", tmp_path / "no-system.toml")
+    monkeypatch.setattr("bwmon.core.config.loading.SYSTEM_CONFIG", tmp_path / "no-system.toml")
     code, out, err = run(capsys, "path")
     assert (code, out) == (1, "") and "no bwmon.toml in use" in err
     user = Path.home() / ".config" / "bwmon" / "bwmon.toml"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from bwmon.core.config import Settings
-from bwmon.core.settings_io import load_settings
+from bwmon.core.config.loading import load_settings
+from bwmon.core.config.settings import Settings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "bwmon.toml.example"
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from bwmon.core import settings_io
-from bwmon.core.config import Settings
-from bwmon.core.config_errors import ConfigError
-from bwmon.core.settings_io import default_config_path, find_config, load_settings
-from bwmon.core.toml_lines import TomlLines
+from bwmon.core.config import loading as settings_io
+from bwmon.core.config.errors import ConfigError
+from bwmon.core.config.loading import default_config_path, find_config, load_settings
+from bwmon.core.config.settings import Settings
+from bwmon.core.config.toml_lines import TomlLines
 
 
 def write(tmp_path: Path, text: str, name: str = "bwmon.toml") -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bwmon.core.conntrack import ConntrackParser, parse_conntrack
+from bwmon.core.sources.conntrack_parse import ConntrackParser, parse_conntrack
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures" / "conntrack"
 

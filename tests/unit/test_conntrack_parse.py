@@ -12,9 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from bwmon.core.conntrack import ConntrackParser, normalise_address, parse_conntrack, parse_line
 from bwmon.core.model import ConntrackEntry, Tuple5
-from bwmon.core.slots import fast_constructor
+from bwmon.core.runtime.slots import fast_constructor
+from bwmon.core.sources.conntrack_parse import (
+    ConntrackParser,
+    normalise_address,
+    parse_conntrack,
+    parse_line,
+)
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures" / "conntrack"
 TABLES = ["acct.nf_conntrack", "acct.conntrack-L", "noacct.nf_conntrack", "noacct.conntrack-L"]

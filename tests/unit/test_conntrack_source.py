@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bwmon.core import conntrack_source
-from bwmon.core.conntrack import parse_conntrack
-from bwmon.core.conntrack_source import ConntrackSource, SourceError
+from bwmon.core.sources import conntrack_read as conntrack_source
+from bwmon.core.sources.conntrack_parse import parse_conntrack
+from bwmon.core.sources.conntrack_read import ConntrackSource, SourceError
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures" / "conntrack"
 

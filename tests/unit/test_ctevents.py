@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bwmon.core.ctevents import ConntrackEvents, CtEvent, parse_event_line
+from bwmon.core.sources.conntrack_events import ConntrackEvents, CtEvent, parse_event_line
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures" / "conntrack"
 

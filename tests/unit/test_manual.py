@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from bwmon.cli import build_parser
-from bwmon.core.config import Settings
+from bwmon.core.config.settings import Settings
 from bwmon.tui.main import build_parser as tui_parser
 from docs.build_manual import key_display, tui_bindings
 

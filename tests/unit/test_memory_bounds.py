@@ -11,13 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from bwmon.core import discovery_worker
 from bwmon.core.accounting import Accounting
-from bwmon.core.attribution import SWEEP_TICKS, Attributor, EndKey, EndUsage
-from bwmon.core.config import Settings
-from bwmon.core.discovery_worker import _dispatch
+from bwmon.core.attribution import discovery_worker
+from bwmon.core.attribution.attributor import (
+    SWEEP_TICKS,
+    Attributor,
+    EndKey,
+    EndUsage,
+)
+from bwmon.core.attribution.discovery_worker import _dispatch
+from bwmon.core.attribution.flows import TOMBSTONE_TICKS, VANISHED_TICKS, FlowTracker
+from bwmon.core.config.settings import Settings
 from bwmon.core.engine import EXPIRE_TICKS, Engine
-from bwmon.core.flows import TOMBSTONE_TICKS, VANISHED_TICKS, FlowTracker
 from bwmon.core.grouping import Grouper
 from bwmon.core.history import History
 from bwmon.core.model import AppRow, ConntrackEntry, ProcessInfo, ProcKey, RowKind, Tuple5, Unit

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bwmon.cli.errors import UserError
 from bwmon.cli.options import add_settings_options, settings_from_args
+from bwmon.core.errors import UserError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "legacy"
 

@@ -3,14 +3,14 @@ whose socket closed keeps its owner while the table holds it and for a late DEST
 
 from __future__ import annotations
 
-from bwmon.core.attribution import (
+from bwmon.core.attribution.attributor import (
     MEMORY_TICKS,
     PORT_MEMORY_TICKS,
     SWEEP_TICKS,
     Attributor,
     EndKey,
 )
-from bwmon.core.flows import VANISHED_TICKS, FlowDelta
+from bwmon.core.attribution.flows import VANISHED_TICKS, FlowDelta
 from bwmon.core.model import ProcKey
 from tests.unit.test_attribution import LOCAL, FakeSockets, flow, sock
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from bwmon.core.config import Settings
+from bwmon.core.config.settings import Settings
 from bwmon.core.engine import Engine
 from bwmon.core.model import Level, SourceStatus
-from bwmon.core.pacing import TickPacer
+from bwmon.core.runtime.pacing import TickPacer
 
 
 def test_cheap_ticks_keep_the_interval() -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bwmon.core.pipe import apply_control
-from bwmon.core.relay import Relay
+from bwmon.core.pipes.child import apply_control
+from bwmon.core.pipes.relay import Relay
 
 
 def relay(**kw: object) -> Relay:

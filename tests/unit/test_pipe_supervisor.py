@@ -1,6 +1,6 @@
 """PipeSupervisor bookkeeping against scripted fake children (no sockets, no relay).
 
-The supervisor runs `PYTHON -m bwmon.core.pipe …`; here PYTHON is a shell script that prints
+The supervisor runs `PYTHON -m bwmon.core.pipes.child …`; here PYTHON is a shell script that prints
 canned JSON-lines reports and exits, so restarts, offsets and log entries are deterministic.
 """
 
@@ -12,10 +12,10 @@ import json
 import time
 from pathlib import Path
 
-from bwmon.core.config import MonitorSettings
+from bwmon.core.config.settings import MonitorSettings
 from bwmon.core.eventlog import EventLog
 from bwmon.core.model import Level
-from bwmon.core.pipes import PipeSupervisor
+from bwmon.core.pipes.supervisor import PipeSupervisor
 
 
 def fake_python(tmp_path: Path, body: str) -> str:
@@ -130,7 +130,7 @@ async def test_child_argv_carries_the_settings(tmp_path: Path) -> None:
         await sup.stop()
     argv = argv_file.read_text().split()
     flags = {flag: argv[i + 1] for i, flag in enumerate(argv[:-1]) if flag.startswith("--")}
-    assert argv[:2] == ["-m", "bwmon.core.pipe"]
+    assert argv[:2] == ["-m", "bwmon.core.pipes.child"]
     assert flags["--listen"] == "::1" and flags["--port"] == "8080"
     assert flags["--target-host"] == "example.org" and flags["--target-port"] == "80"
     assert flags["--shape-in"] == "100.0" and flags["--max-connections"] == "7"

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from bwmon.core.model import ProcKey
-from bwmon.core.proc_text import command_line, parse_start
-from bwmon.core.processes import UNFOUND_RETRY_CALLS, ProcessTable
+from bwmon.core.sources.proc_text import command_line, parse_start
+from bwmon.core.sources.processes import UNFOUND_RETRY_CALLS, ProcessTable
 
 PROC = Path(__file__).resolve().parent.parent / "fixtures" / "proc"
 STAT_4242 = (PROC / "4242" / "stat").read_text()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bwmon.core.config import AlertSettings, MonitorSettings, Settings
+from bwmon.core.config.loading import load_settings
+from bwmon.core.config.reload import ConfigReloader
+from bwmon.core.config.settings import AlertSettings, MonitorSettings, Settings
 from bwmon.core.engine import Engine
 from bwmon.core.model import Level, ProcessInfo, ProcKey
-from bwmon.core.reload import ConfigReloader
-from bwmon.core.settings_io import load_settings
 
 CURL = ProcessInfo(ProcKey(7, 1), "curl", "curl https://example.org/", "u", 1000, "curl")
 

@@ -17,16 +17,16 @@ import pytest
 
 from bwmon.core import engine as engine_module
 from bwmon.core.accounting import Accounting
-from bwmon.core.attribution import RETRY_TICKS, Attributor, EndKey
-from bwmon.core.config import Settings
-from bwmon.core.conntrack import parse_conntrack
+from bwmon.core.attribution.attributor import RETRY_TICKS, Attributor, EndKey
+from bwmon.core.attribution.flows import FlowTracker
+from bwmon.core.attribution.owner_cache import MAX_RETRIES
+from bwmon.core.config.settings import Settings
 from bwmon.core.engine import ALIVE_TICKS, Engine
-from bwmon.core.flows import FlowTracker
 from bwmon.core.grouping import Grouper
 from bwmon.core.model import UNATTRIBUTED, Snapshot
-from bwmon.core.owner_cache import MAX_RETRIES
-from bwmon.core.processes import ProcessTable
-from bwmon.core.sockets import SocketIndex, read_proc_sockets
+from bwmon.core.sources.conntrack_parse import parse_conntrack
+from bwmon.core.sources.processes import ProcessTable
+from bwmon.core.sources.socket_table import SocketIndex, read_proc_sockets
 
 HERE = "192.168.1.10"
 HEADER = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid\n"
@@ -257,8 +257,9 @@ async def test_table_parse_and_socket_index_leave_the_event_loop_free(
     host; they run in worker threads, so the screen sharing the loop keeps drawing. Each
     step here waits (up to 5 s) for the loop to take a turn while it runs: on the loop's own
     thread it would wait in vain."""
-    from bwmon.core import conntrack_source, sockets
-    from bwmon.core.conntrack import ConntrackParser
+    from bwmon.core.sources import conntrack_read as conntrack_source
+    from bwmon.core.sources import socket_table as sockets
+    from bwmon.core.sources.conntrack_parse import ConntrackParser
 
     monkeypatch.setattr(conntrack_source, "THREAD_PARSE_CHARS", 0)  # the fixture is small
     running: list[str] = []  # the step running now, if any
@@ -334,7 +335,7 @@ async def test_owner_learnt_for_another_end_on_the_port_costs_no_lookup(tree: Tr
 
 
 async def test_regrouping_moves_open_flows_to_the_new_app(tree: Tree) -> None:
-    from bwmon.core.config import GroupSettings
+    from bwmon.core.config.settings import GroupSettings
 
     for sport in range(40000, 40004):
         tree.open(sport, 101)
@@ -438,7 +439,7 @@ def test_tracker_read_reports_only_changed_entries_and_vanished_keys() -> None:
         f"ipv4 2 tcp 6 100 ESTABLISHED src={HERE} dst=10.0.0.7 sport={p} dport=443 packets=1 "
         f"bytes=10 src=10.0.0.7 dst={HERE} sport=443 dport={p} packets=1 bytes=20 use=1\n"
         for p in (1, 2, 3))
-    from bwmon.core.conntrack import ConntrackParser
+    from bwmon.core.sources.conntrack_parse import ConntrackParser
 
     parser = ConntrackParser()
     t = FlowTracker(lookback=True)
@@ -469,8 +470,8 @@ async def test_steady_path_changes_nothing_a_user_sees(tmp_path: Path) -> None:
     owners exiting with a child holding their sockets, regrouping — one with the steady path
     (flows whose counters alone moved keep their usages) and one without: every snapshot
     must be the same."""
-    from bwmon.core.config import GroupSettings
-    from bwmon.core.flows import FlowTracker as Tracker
+    from bwmon.core.attribution.flows import FlowTracker as Tracker
+    from bwmon.core.config.settings import GroupSettings
 
     rng = random.Random(11)
     tree = Tree(tmp_path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bwmon.core.shaping import TokenBucket, kbps_to_rate
+from bwmon.core.pipes.shaping import TokenBucket, kbps_to_rate
 
 MiB = 1 << 20
 

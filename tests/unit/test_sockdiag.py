@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from bwmon.core import sockdiag
 from bwmon.core.model import SocketEntry
-from bwmon.core.sockdiag import SockDiagError
+from bwmon.core.sources import sock_diag as sockdiag
+from bwmon.core.sources.sock_diag import SockDiagError
 
 
 def diag_msg(family: int, state: int, local: str, lport: int, remote: str, rport: int,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bwmon.core.model import SocketEntry
-from bwmon.core.sockets import (
+from bwmon.core.sources.socket_table import (
     SocketIndex,
     decode_address,
     parse_proc_net,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bwmon.core.addresses import is_loopback, parse_fib_trie, read_local_addresses
+from bwmon.core.sources.addresses import is_loopback, parse_fib_trie, read_local_addresses
 
 PROC = Path(__file__).resolve().parent.parent / "fixtures" / "proc"
 

@@ -41,7 +41,7 @@ def test_bwmon_command_starts_without_openssl() -> None:
 
 
 def test_tls_still_works_once_something_uses_it() -> None:
-    out = _child("from bwmon.core.startup import prepare\nprepare()\n"
+    out = _child("from bwmon.core.runtime.startup import prepare\nprepare()\n"
                  "import asyncio, sys\n"
                  "assert '_ssl' not in sys.modules\n"
                  "import ssl\n"
@@ -55,7 +55,7 @@ def test_tls_still_works_once_something_uses_it() -> None:
 
 _ARENAS = """
 import ctypes, sys, threading
-from bwmon.core import heap
+from bwmon.core.runtime import heap
 if sys.argv[1] == "tuned":
     assert heap.tune()
 def work():
@@ -80,7 +80,7 @@ def test_tuned_threads_allocate_in_the_one_main_arena() -> None:
 
 
 def test_tune_is_a_no_op_without_mallopt(monkeypatch: pytest.MonkeyPatch) -> None:
-    from bwmon.core import heap
+    from bwmon.core.runtime import heap
 
     monkeypatch.setattr(heap, "_MALLOPT", None)
     assert heap.tune() is False

@@ -12,9 +12,9 @@ import random
 
 import pytest
 
-from bwmon.core.conntrack import ConntrackParser, parse_conntrack
-from bwmon.core.flows import FlowChanges, FlowTracker
+from bwmon.core.attribution.flows import FlowChanges, FlowTracker
 from bwmon.core.model import ConntrackEntry
+from bwmon.core.sources.conntrack_parse import ConntrackParser, parse_conntrack
 
 
 def _line(sport: int, state: str, orig: int, reply: int, timeout: int) -> str:

@@ -1,0 +1,1 @@
+"""Which process owns which flow: flow deltas, local ends, the owner cache and discovery."""
