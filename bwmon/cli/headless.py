@@ -60,9 +60,10 @@ def format_table(snap: Snapshot, *, bandwidth: bool, processes: bool = False,
         for r in rows:
             a, b = (r.rate_in, r.rate_out) if bandwidth else (r.total_in, r.total_out)
             lines.append(f"{fmt(a):>14} {fmt(b):>14}  {r.flows:>5}  {_label(r, name_w)}")
-    f = snap.filtered
-    if f.total_in or f.total_out:
-        a, b = (f.rate_in, f.rate_out) if bandwidth else (f.total_in, f.total_out)
+    hidden = snap.filtered
+    if hidden.total_in or hidden.total_out:
+        a, b = ((hidden.rate_in, hidden.rate_out) if bandwidth
+                else (hidden.total_in, hidden.total_out))
         lines.append(f"{fmt(a):>14} {fmt(b):>14}         (filtered: hidden by include/exclude/"
                      "ignore-local)")
     return lines

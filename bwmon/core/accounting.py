@@ -10,6 +10,7 @@ are read out of it, is in row_state.py.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from typing import NamedTuple
 
 from bwmon.core.attribution.attributor import EndUsage
 from bwmon.core.attribution.connections import MAX_CONNECTIONS as MAX_CONNECTIONS
@@ -29,6 +30,15 @@ from bwmon.core.row_state import Acc, EndAcc, Placed, RowState
 
 # A row without traffic or open flows disappears after this many seconds.
 LINGER_SECONDS = 120.0
+
+
+class TickRows(NamedTuple):
+    """What one accounting step gives the snapshot: its rows and totals."""
+
+    apps: tuple[AppRow, ...]
+    processes: tuple[ProcessRow, ...]
+    host: HostTotals
+    filtered: Totals
 
 
 class Accounting(RowState):
@@ -87,7 +97,7 @@ class Accounting(RowState):
         info: Callable[[ProcKey], ProcessInfo | None],
         now: float,
         elapsed: float,
-    ) -> tuple[tuple[AppRow, ...], tuple[ProcessRow, ...], HostTotals, Totals]:
+    ) -> TickRows:
         """Account one tick given every usage of it (each open flow, changed or not)."""
         previous = [p.usage for p in self._open.values()]
         return self.step_changes(list(usages), previous, pipes, info, now, elapsed)
@@ -102,7 +112,7 @@ class Accounting(RowState):
         elapsed: float,
         replaced: Sequence[tuple[EndUsage, EndUsage]] = (),
         steady: Iterable[Sequence[EndUsage]] = (),
-    ) -> tuple[tuple[AppRow, ...], tuple[ProcessRow, ...], HostTotals, Totals]:
+    ) -> TickRows:
         """Account one tick: `added` usages carry this tick's bytes (open ones stay counted
         as open flows until passed in `closed`); `info` resolves a process key (cached).
         `replaced` pairs a previous usage with this tick's usage of the same end and owner
@@ -160,7 +170,7 @@ class Accounting(RowState):
         if now >= self._next_expire:
             self._expire(now)
             self._next_expire = now + self.linger / 8
-        return apps, procs, self.host, filtered
+        return TickRows(apps, procs, self.host, filtered)
 
     def _steady(self, steady: Iterable[Sequence[EndUsage]], moved: list[EndUsage],
                 added: list[EndUsage], now: float) -> None:
@@ -189,7 +199,7 @@ class Accounting(RowState):
                         acc.total_out += d_out
                         acc.last_active = now
                     if placed.owner is not None:
-                        placed.accs[1].procs.add(placed.owner)
+                        placed.app_acc.procs.add(placed.owner)
                 if placed.app is not None and u.end is not None:
                     put(placed.app, u.end, u)
 
@@ -211,7 +221,7 @@ class Accounting(RowState):
                 acc.add(u.d_in, u.d_out)
                 acc.last_active = now
             if placed.owner is not None:
-                placed.accs[1].procs.add(placed.owner)
+                placed.app_acc.procs.add(placed.owner)
         placed.usage = u
         opened[id(u)] = placed
         if placed.app is not None and u.end is not None:
@@ -268,7 +278,7 @@ class Accounting(RowState):
         for acc in accs:
             acc.flows += 1
         if owner is not None and app is not None:
-            aacc = accs[1]
+            aacc = accs[-1]
             aacc.open_procs[owner] = aacc.open_procs.get(owner, 0) + 1
             if u.end is not None:
                 self._conns.put(app, u.end, u)
@@ -284,7 +294,7 @@ class Accounting(RowState):
         for acc in placed.accs:
             acc.flows -= 1
         if placed.owner is not None and placed.app is not None:
-            aacc = placed.accs[1]
+            aacc = placed.app_acc
             left = aacc.open_procs.get(placed.owner, 0) - 1
             if left > 0:
                 aacc.open_procs[placed.owner] = left

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from bwmon.core.accounting import Accounting
 from bwmon.core.attribution.attributor import Attributor, EndKey, EndUsage, SocketLookup
@@ -32,6 +33,9 @@ from bwmon.core.model import (
 from bwmon.core.runtime.gcpause import collection_deferred
 from bwmon.core.runtime.pacing import TickPacer
 from bwmon.core.sources.socket_source import SocketSource
+
+if TYPE_CHECKING:
+    from bwmon.core.pipes.supervisor import PipeSupervisor
 from bwmon.core.sources.socket_table import SocketIndex
 
 # Exited processes' rows and cached facts are dropped this often (in ticks).
@@ -102,7 +106,7 @@ class Engine(Publisher):
         ct = [m for m in self.settings.monitors if m.type == "conntrack"]
         return self.settings.general.ignore_local or (bool(ct) and all(m.ignore_local for m in ct))
 
-    def _make_pipes(self) -> object | None:
+    def _make_pipes(self) -> PipeSupervisor | None:
         if not self.settings.pipes:
             return None
         from bwmon.core.pipes.supervisor import PipeSupervisor
@@ -152,7 +156,7 @@ class Engine(Publisher):
 
     async def run(self) -> None:
         if self.pipes is not None:
-            await self.pipes.start()  # type: ignore[attr-defined]
+            await self.pipes.start()
         await self.check_prerequisites()
         g = self.settings.general
         if g.events or g.ebpf != "off":
@@ -173,7 +177,7 @@ class Engine(Publisher):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             if self.pipes is not None:
-                await self.pipes.stop()  # type: ignore[attr-defined]
+                await self.pipes.stop()
 
     def _pace(self, cpu_seconds: float) -> float:
         """The spacing before the next tick (adaptive polling, runtime.pacing); says so in
@@ -261,9 +265,9 @@ class Engine(Publisher):
         # (the owner memory of flows the cache keeps is refreshed from the cache at each of
         # its sweeps, before it expires anything: not here, for ~5,000 flows a tick at 50k)
         pipes: list[PipeCounters] = (
-            self.pipes.counters() if self.pipes is not None else []  # type: ignore[attr-defined]
+            self.pipes.counters() if self.pipes is not None else []
         )
-        apps, procs, host, filtered = self.accounting.step_changes(
+        rows = self.accounting.step_changes(
             usages, plan.closed, pipes, self.procs.info, now, elapsed, plan.replaced,
             plan.steady,
         )
@@ -276,15 +280,15 @@ class Engine(Publisher):
             seq=self._seq,
             time=wall,
             elapsed=elapsed,
-            apps=apps,
-            processes=procs,
-            host=host,
-            filtered=filtered,
+            apps=rows.apps,
+            processes=rows.processes,
+            host=rows.host,
+            filtered=rows.filtered,
             sources=self._sources(pipes),
             findings=self.findings,
             events=self.log.tail(50),
         )
-        self.history.record(wall, apps)
+        self.history.record(wall, rows.apps)
         self.publish(snapshot)
         return snapshot
 

@@ -78,6 +78,11 @@ class Placed:
     app: str | None  # the app whose connection list shows it
     ends: EndAcc | None
 
+    @property
+    def app_acc(self) -> Acc:
+        """The app row's counters: the last of `accs` (a process's are (process, app))."""
+        return self.accs[-1]
+
 
 class RowState:
     """Counters per process, app, pipe and flow end, and the rows built from them."""

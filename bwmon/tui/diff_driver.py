@@ -50,7 +50,7 @@ class DiffDriver(LinuxDriver):
         self._lock = threading.Lock()
 
     def start_application_mode(self) -> None:
-        super().start_application_mode()
+        super().start_application_mode()  # type: ignore[no-untyped-call]
         self.flush()  # the screen set up (alternate screen): then ask about the tab stops
         with self._lock:
             ask = self.screen_diff.ask_tabs()

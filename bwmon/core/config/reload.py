@@ -11,11 +11,14 @@ import asyncio
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from bwmon.core.config.settings import AlertSettings, Settings
+from bwmon.core.config.settings import AlertSettings, GroupSettings, Settings
 from bwmon.core.eventlog import EventLog
 from bwmon.core.model import Level
+
+if TYPE_CHECKING:
+    from bwmon.core.pipes.supervisor import PipeSupervisor
 
 # Settings read once at start: a change is logged as needing a restart.
 RESTART_KEYS = (
@@ -30,9 +33,9 @@ class Reloadable(Protocol):
 
     settings: Settings
     log: EventLog
-    pipes: object | None
+    pipes: PipeSupervisor | None
 
-    def set_groups(self, groups: list) -> None: ...  # type: ignore[type-arg]
+    def set_groups(self, groups: list[GroupSettings]) -> None: ...
     def set_auto_group(self, on: bool) -> None: ...
     def set_filters(self, include: list[str], exclude: list[str]) -> None: ...
 
@@ -110,11 +113,11 @@ class ConfigReloader:
     async def _apply_pipes(self, new: Settings) -> None:
         engine = self.engine
         if engine.pipes is not None:
-            await engine.pipes.update(new.pipes)  # type: ignore[attr-defined]
+            await engine.pipes.update(new.pipes)
         elif new.pipes:
-            from bwmon.core.pipes.supervisor import PipeSupervisor
+            from bwmon.core.pipes.supervisor import PipeSupervisor as Supervisor
 
-            engine.pipes = PipeSupervisor(new.pipes, engine.log)
+            engine.pipes = Supervisor(new.pipes, engine.log)
             await engine.pipes.start()
 
     def _log(self, level: Level, message: str) -> None:
