@@ -148,10 +148,15 @@ def offline_child(tree: str, ticks: str, size: str, count: int, skip: int) -> No
 
     from bwmon.core.config.settings import Settings
     from bwmon.core.feed import ManualFeed
-    from bwmon.tui import diff_driver
     from bwmon.tui.app import BwmonApp
     from bwmon.tui.controller import RecordingController
-    from bwmon.tui.terminal_screen import ScreenDiff
+    try:  # the output layer's package, or the modules it was before (a --baseline checkout)
+        from bwmon.tui.output import driver as diff_driver
+        from bwmon.tui.output.screen import ScreenDiff
+    except ImportError:
+        from bwmon.tui.terminal_screen import ScreenDiff  # type: ignore[no-redef]
+
+        from bwmon.tui import diff_driver  # type: ignore[no-redef]
 
     cols, lines = (int(x) for x in size.split("x"))
     params = inspect.signature(ScreenDiff).parameters

@@ -36,12 +36,12 @@ from bwmon.tui.alert_log import AlertLog
 from bwmon.tui.app_table import SORTS, TREND_SLICE, TREND_WIDTH, AppTable
 from bwmon.tui.controller import Controller
 from bwmon.tui.detail_pane import DetailPane
-from bwmon.tui.diff_driver import DiffDriver
-from bwmon.tui.diff_driver import driver_class as diff_driver_class
 from bwmon.tui.findings import ConfirmFixScreen, FindingsPanel, fix_commands
 from bwmon.tui.format import clock_buckets, fill_gaps
 from bwmon.tui.help_screen import HelpScreen
 from bwmon.tui.messages import SnapshotReady
+from bwmon.tui.output.driver import DiffDriver
+from bwmon.tui.output.driver import driver_class as diff_driver_class
 from bwmon.tui.steady_order import MEAN_SECONDS
 from bwmon.tui.totals_header import TotalsHeader, ViewState
 

@@ -15,16 +15,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bwmon.tui import diff_driver
 from bwmon.tui.main import main
+from bwmon.tui.output import screen as screen_model
 
 
 def install(record: Path) -> None:
     """Wrap ScreenDiff.feed of every DiffDriver to log its input, output and CPU time."""
     sink = record.open("a", encoding="utf-8")
-    original = diff_driver.ScreenDiff.feed
+    original = screen_model.ScreenDiff.feed
 
-    def feed(self: diff_driver.ScreenDiff, frame: str, size: tuple[int, int]) -> str:
+    def feed(self: screen_model.ScreenDiff, frame: str, size: tuple[int, int]) -> str:
         t0 = time.thread_time_ns()
         out = original(self, frame, size)
         spent = time.thread_time_ns() - t0
@@ -36,9 +36,9 @@ def install(record: Path) -> None:
     def logged(name: str) -> None:
         """Wrap a method that returns output by itself (Ctrl+L, stops put back, the question
         about tab stops): a frame with no raw text, marked with the method's name."""
-        original_method = getattr(diff_driver.ScreenDiff, name)
+        original_method = getattr(screen_model.ScreenDiff, name)
 
-        def wrapper(self: diff_driver.ScreenDiff) -> str:
+        def wrapper(self: screen_model.ScreenDiff) -> str:
             out: str = original_method(self)
             if out:
                 sink.write(json.dumps({"raw": "", "out": out, "size": (self.width, self.height),
@@ -47,11 +47,11 @@ def install(record: Path) -> None:
                 sink.flush()
             return out
 
-        setattr(diff_driver.ScreenDiff, name, wrapper)
+        setattr(screen_model.ScreenDiff, name, wrapper)
 
     for name in ("redraw", "restore_tabs", "ask_tabs"):
         logged(name)
-    diff_driver.ScreenDiff.feed = feed  # type: ignore[method-assign]
+    screen_model.ScreenDiff.feed = feed  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":

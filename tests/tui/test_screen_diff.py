@@ -8,9 +8,10 @@ import re
 
 import pytest
 
-from bwmon.tui.diff_driver import DiffDriver, driver_class
-from bwmon.tui.sgr import DEFAULT, UNKNOWN, Pen, PenTable, cursor_move
-from bwmon.tui.terminal_screen import ScreenDiff
+from bwmon.tui.output.driver import DiffDriver, driver_class
+from bwmon.tui.output.moves import cursor_move
+from bwmon.tui.output.pens import DEFAULT, UNKNOWN, Pen, PenTable
+from bwmon.tui.output.screen import ScreenDiff
 from tests.tui.emulator import Terminal, first_difference
 
 ROW = "\x1b[38;5;253;48;5;235m"

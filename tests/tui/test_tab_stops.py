@@ -14,9 +14,9 @@ from typing import Any
 import pyte
 import pytest
 
-from bwmon.tui.sgr import cursor_move
-from bwmon.tui.tab_stops import TUNE_EVERY, set_stops_sequence, tab_moves
-from bwmon.tui.terminal_screen import ScreenDiff
+from bwmon.tui.output.moves import cursor_move
+from bwmon.tui.output.screen import ScreenDiff
+from bwmon.tui.output.tab_stops import TUNE_EVERY, set_stops_sequence, tab_moves
 from tests.tui.emulator import Terminal, first_difference
 from tests.tui.test_screen_diff import ROW, line
 

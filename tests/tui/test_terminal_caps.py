@@ -10,14 +10,14 @@ import sys
 
 import pytest
 
-from bwmon.tui.sgr import cursor_move
+from bwmon.tui.output.moves import cursor_move
 from tests.tui.emulator import Terminal
 from tests.tui.ptyrun import REPO
 from tests.tui.test_screen_diff import GRAPH, ROW, Pair, line
 
 _PROBE = """
 import json, os, pty, sys, termios
-from bwmon.tui.diff_driver import terminal_caps
+from bwmon.tui.output.driver import terminal_caps
 fd = None
 if sys.argv[2] != "plain":
     master, fd = pty.openpty()

@@ -89,7 +89,7 @@ class StopTuner:
         TUNE_EVERY frames (the statistics start again after each look)."""
         if self.frames < TUNE_EVERY:
             return None
-        from bwmon.tui.sgr import cursor_move  # sgr builds moves with tab_moves
+        from bwmon.tui.output.moves import cursor_move  # moves are built with tab_moves
 
         moves, self.moves, self.frames = self.moves, Counter(), 0
         starts: Counter[int] = Counter()

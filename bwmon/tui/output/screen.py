@@ -17,9 +17,10 @@ from functools import lru_cache
 
 from rich.cells import get_character_cell_size
 
-from bwmon.tui.cell_runs import PenRow, Row, Run, by_pen, encode, row_runs
-from bwmon.tui.sgr import DEFAULT, UNKNOWN, PenTable, Unmodellable, cursor_move
-from bwmon.tui.tab_stops import StopCheck, StopTuner, Tabs, set_stops_sequence, stop_columns
+from bwmon.tui.output.moves import cursor_move
+from bwmon.tui.output.pens import DEFAULT, UNKNOWN, PenTable, Unmodellable
+from bwmon.tui.output.runs import PenRow, Row, Run, by_pen, encode, row_runs
+from bwmon.tui.output.tab_stops import StopCheck, StopTuner, Tabs, set_stops_sequence, stop_columns
 
 _TOKEN = re.compile(
     r"\x1b\[([0-?]*)([ -/]*)([@-~])"  # CSI: parameters, intermediates, final

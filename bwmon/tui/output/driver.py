@@ -27,7 +27,7 @@ from textual.driver import Driver
 from textual.drivers.linux_driver import LinuxDriver
 from textual.message import Message
 
-from bwmon.tui.terminal_screen import ScreenDiff
+from bwmon.tui.output.screen import ScreenDiff
 
 ENV_SWITCH = "BWMON_TUI_DIFF"
 ENV_TABSTOPS = "BWMON_TUI_TABSTOPS"

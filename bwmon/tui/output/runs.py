@@ -7,8 +7,9 @@ from typing import NamedTuple
 
 from rich.cells import get_character_cell_size
 
-from bwmon.tui.sgr import PenTable, cursor_move, wire_length
-from bwmon.tui.tab_stops import Tabs, stop_columns
+from bwmon.tui.output.moves import cursor_move, wire_length
+from bwmon.tui.output.pens import PenTable
+from bwmon.tui.output.tab_stops import Tabs, stop_columns
 
 Row = list[str | None]  # one character (or "" right of a wide one) per cell; None = unknown
 PenRow = list[int]  # pen id per cell; UNKNOWN where the character is unknown
