@@ -36,6 +36,7 @@ from bwmon.core.sources.socket_source import SocketSource
 
 if TYPE_CHECKING:
     from bwmon.core.pipes.supervisor import PipeSupervisor
+    from bwmon.core.sources.byte_source import SocketByteSource
 from bwmon.core.sources.socket_table import SocketIndex
 
 # Exited processes' rows and cached facts are dropped this often (in ticks).
@@ -94,6 +95,7 @@ class Engine(Publisher):
         self._tasks: list[asyncio.Task[None]] = []
         self.pacer = TickPacer(g.interval, g.cpu_budget, g.max_interval)
         self._table_size = 0  # entries of the last conntrack read
+        self.socket_sources: list[SocketByteSource] = []
 
     # -- configuration at run time -------------------------------------------------------------
 
@@ -144,6 +146,15 @@ class Engine(Publisher):
         self.attributor.remember(end, owner, self.tick_count)
         if info is not None:
             self.procs.learn(info)
+
+    def add_socket_source(self, source: SocketByteSource) -> None:
+        """Plug in a per-socket byte source (eBPF sums per socket, tcp_info, ...) before `run`.
+
+        Each tick reads it once, beside the conntrack table; its sockets' bytes are counted
+        where conntrack does not count the flow (see bwmon.core.sources.byte_source for what
+        `read()` must return). The engine closes it when the run ends.
+        """
+        self.socket_sources.append(source)
 
     def flow_ended(self, entry: ConntrackEntry) -> None:
         """A DESTROY event's final counters, accounted at the next tick."""

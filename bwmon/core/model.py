@@ -88,6 +88,30 @@ class TableChange:
 
 
 # ---------------------------------------------------------------------------------------------
+# Units and byte sources
+
+
+class Unit(StrEnum):
+    """What a row's bytes are. A row fed by both kinds says MIXED (the manual explains it)."""
+
+    IP = "ip"  # conntrack: whole IP packets, headers included
+    PAYLOAD = "payload"  # pipes and socket counters: application payload only
+    MIXED = "mixed"  # some of each (a flow counted by a socket, then by conntrack)
+
+
+class ByteSource(StrEnum):
+    """Where a flow's bytes were counted (DESIGN.md, "Byte sources, in order of preference")."""
+
+    CONNTRACK = "conntrack"  # whole IP packets, per flow
+    TCP_INFO = "tcp_info"  # a TCP socket's own payload counters (sock_diag)
+    EBPF = "ebpf"  # payload sums per socket from the eBPF tracepoints
+
+    @property
+    def unit(self) -> Unit:
+        return Unit.IP if self is ByteSource.CONNTRACK else Unit.PAYLOAD
+
+
+# ---------------------------------------------------------------------------------------------
 # Sockets and processes
 
 
@@ -107,6 +131,44 @@ class SocketEntry:
     state: int
     uid: int
     inode: int
+
+
+@dataclass(frozen=True, slots=True)
+class SocketBytes:
+    """One socket's cumulative payload bytes, as a per-socket byte source reads them.
+
+    Produced by `bwmon.core.sources.byte_source.SocketByteSource` implementations: TCP's
+    tcp_info through sock_diag (source TCP_INFO) and eBPF sums per socket (source EBPF).
+    `cookie` names the socket and no other until reboot: the kernel's socket cookie, as
+    sock_diag reports it and `bpf_get_socket_cookie` returns it, so a new socket on a reused
+    tuple is a new socket. Addresses are normalised as in SocketEntry (IPv4-mapped IPv6 becomes
+    IPv4, `family` 4); an unconnected socket has remote "" and rport 0. `bytes_in` is what the
+    socket received, `bytes_out` what it sent, both since the socket was created. `closed`
+    marks a socket's final counters (it is gone). `owner` is the process seen using the socket
+    (eBPF, at first sight), else None: then `inode` is mapped through /proc/PID/fd; inode 0
+    means no process holds the socket now (orphaned, still in the accept queue, destroyed).
+    `uid` is the socket's user as the kernel gives it (-1: unknown).
+    """
+
+    source: ByteSource
+    proto: str  # "tcp", "udp", ...
+    family: int  # 4 or 6
+    local: str
+    lport: int
+    remote: str
+    rport: int
+    cookie: int
+    inode: int
+    uid: int
+    bytes_in: int
+    bytes_out: int
+    state: int = 0  # TCP state as the kernel numbers it (sources.socket_table.TCP_*); 0 for others
+    closed: bool = False
+    owner: ProcKey | None = None
+
+    @property
+    def unit(self) -> Unit:
+        return self.source.unit
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -170,11 +232,6 @@ class RowKind(StrEnum):
     PIPE = "pipe"
     UNATTRIBUTED = "unattributed"
     FORWARDED = "forwarded"
-
-
-class Unit(StrEnum):
-    IP = "ip"  # conntrack: whole IP packets, headers included
-    PAYLOAD = "payload"  # pipes: application payload only
 
 
 UNATTRIBUTED = "(unattributed)"
