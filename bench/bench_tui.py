@@ -23,7 +23,7 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.tui.ptyrun import PtyApp  # noqa: E402
+from tests.helpers.terminal import PtyApp  # noqa: E402
 
 
 def naive_child(rows: int, interval: float) -> None:

@@ -12,7 +12,7 @@ Then, one after the other with the traffic still running, `bwmon-tui` (ticking o
 second; with its diff output layer, then with BWMON_TUI_DIFF=0, i.e. Textual's own output)
 and `nethogs -d 1` on the veth run in a pseudo-terminal of the given size; after the warm-up
 it counts the bytes each writes to the terminal and its CPU time over `--seconds`. The
-pseudo-terminal answers cursor position requests as a terminal does (tests/tui/ptyrun.py):
+pseudo-terminal answers cursor position requests as a terminal does (tests/helpers/terminal.py):
 bwmon-tui uses tabs only once its terminal has answered that the stops are where meant.
 bench_tui.py measures bwmon-tui against a naive Textual table on made-up data; this one
 measures it against the reference tool on a real workload.
@@ -54,7 +54,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.helpers.netns import NetNS, link  # noqa: E402
-from tests.tui.ptyrun import PtyApp  # noqa: E402
+from tests.helpers.terminal import PtyApp  # noqa: E402
 
 TRAFFIC = str(REPO / "tests" / "helpers" / "traffic.py")
 RECORDER = REPO / "tests" / "tui" / "record_frames.py"

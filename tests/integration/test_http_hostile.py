@@ -8,9 +8,11 @@ import socket
 import time
 
 from bwmon.core.feed import ManualFeed
-from bwmon.core.model import AppRow, HostTotals, RowKind, Snapshot, Totals, Unit
+from bwmon.core.model import Snapshot
 from bwmon.http import Limits, start_http
-from tests.integration.test_http_synthetic import T0, feed_with_ticks, get, snapshot
+from tests.helpers import factories
+from tests.helpers.factories import app_row
+from tests.integration.test_http_synthetic import feed_with_ticks, get, snapshot
 
 
 async def test_a_slowloris_client_is_disconnected_at_the_head_deadline() -> None:
@@ -57,9 +59,8 @@ async def test_connections_beyond_the_cap_are_refused_then_served_again() -> Non
 
 
 def big_snapshot(apps: int) -> Snapshot:
-    rows = tuple(AppRow(f"app-{i:05d}-" + "x" * 60, RowKind.APP, Unit.IP, 1.0, 2.0, 3, 4)
-                 for i in range(apps))
-    return Snapshot(1, T0, 0.0, rows, (), HostTotals(), Totals())
+    rows = [app_row(f"app-{i:05d}-" + "x" * 60, 1.0, 2.0, 3, 4) for i in range(apps)]
+    return factories.snapshot(1, rows, elapsed=0.0)
 
 
 async def test_a_client_that_never_reads_is_dropped_at_the_write_deadline() -> None:

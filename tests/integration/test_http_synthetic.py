@@ -11,49 +11,36 @@ import json
 from dataclasses import dataclass
 
 from bwmon.core.feed import ManualFeed
-from bwmon.core.model import (
-    AppRow,
-    Connection,
-    HostTotals,
-    Level,
-    ProcessInfo,
-    ProcessRow,
-    ProcKey,
-    RowKind,
-    Snapshot,
-    SourceStatus,
-    Totals,
-    Unit,
-)
+from bwmon.core.model import HostTotals, Level, RowKind, Snapshot, SourceStatus, Totals
+from tests.helpers import factories
+from tests.helpers.factories import T0, app_row, connection, process_info, process_row
 
-T0 = 1_800_000_000.0
-FIREFOX = ProcessInfo(ProcKey(4242, 777), "firefox", "/usr/lib/firefox/firefox -P default",
-                      "alice", 1000, "firefox")
-CURL = ProcessInfo(ProcKey(5151, 888), "curl", "curl https://example.org/big.iso",
-                   "bob", 1001, "curl")
+FIREFOX = process_info("firefox", "/usr/lib/firefox/firefox -P default", pid=4242, start=777,
+                       user="alice", uid=1000)
+CURL = process_info("curl", "curl https://example.org/big.iso", pid=5151, start=888,
+                    user="bob", uid=1001)
 
 
 def snapshot(seq: int, *, firefox: int, curl: int | None, pipe: int,
              unattributed: int = 300, up: bool = True) -> Snapshot:
     """Tick `seq`: cumulative totals; firefox receives `firefox` bytes and sends a tenth."""
     apps = [
-        AppRow("Firefox", RowKind.APP, Unit.IP, rate_in=1000.0 * seq, rate_out=100.0 * seq,
-               total_in=firefox, total_out=firefox // 10, flows=3, processes=(FIREFOX,),
-               connections=(Connection("tcp", "10.0.0.1:40000", "93.184.216.34:443",
-                                       firefox, firefox // 10, "ESTABLISHED"),)),
-        AppRow("web-pipe", RowKind.PIPE, Unit.PAYLOAD, rate_in=10.0, rate_out=2000.0,
-               total_in=pipe // 20, total_out=pipe, flows=1),
-        AppRow("(unattributed)", RowKind.UNATTRIBUTED, Unit.IP, 5.0, 6.0,
-               unattributed, unattributed * 2),
+        app_row("Firefox", 1000.0 * seq, 100.0 * seq, firefox, firefox // 10, flows=3,
+                processes=[FIREFOX],
+                connections=[connection("10.0.0.1:40000", "93.184.216.34:443",
+                                        firefox, firefox // 10)]),
+        app_row("web-pipe", 10.0, 2000.0, pipe // 20, pipe, kind=RowKind.PIPE, flows=1),
+        app_row("(unattributed)", 5.0, 6.0, unattributed, unattributed * 2,
+                kind=RowKind.UNATTRIBUTED),
     ]
-    procs = [ProcessRow(FIREFOX, "Firefox", 1000.0 * seq, 100.0 * seq, firefox, firefox // 10, 3)]
+    procs = [process_row(FIREFOX, "Firefox", 1000.0 * seq, 100.0 * seq, firefox, firefox // 10,
+                         3)]
     if curl is not None:
-        apps.insert(1, AppRow("curl", RowKind.APP, Unit.IP, 500.0, 50.0, curl, curl // 100,
-                              flows=1, processes=(CURL,)))
-        procs.append(ProcessRow(CURL, "curl", 500.0, 50.0, curl, curl // 100, 1))
-    return Snapshot(
-        seq=seq, time=T0 + seq, elapsed=1.0 if seq > 1 else 0.0,
-        apps=tuple(apps), processes=tuple(procs),
+        apps.insert(1, app_row("curl", 500.0, 50.0, curl, curl // 100, flows=1,
+                               processes=[CURL]))
+        procs.append(process_row(CURL, "curl", 500.0, 50.0, curl, curl // 100, 1))
+    return factories.snapshot(
+        seq, apps, elapsed=1.0 if seq > 1 else 0.0, processes=procs,
         host=HostTotals(rate_in=1505.0, rate_out=156.0, total_in=firefox + (curl or 0),
                         total_out=firefox // 10, loopback_total=42, loopback_rate=1.5),
         filtered=Totals(1.0, 2.0, 11, 22),

@@ -15,7 +15,8 @@ from bwmon.core.alerts.rules import AlertEvent, EventKind
 from bwmon.core.config.settings import AlertSettings, NotifySettings
 from bwmon.core.eventlog import EventLog
 from bwmon.core.feed import ManualFeed
-from bwmon.core.model import AppRow, HostTotals, Level, RowKind, Snapshot, Totals, Unit
+from bwmon.core.model import Level
+from tests.helpers.factories import app_row, snapshot
 
 T0 = 1_700_000_000.0
 
@@ -157,11 +158,11 @@ async def test_fifty_simultaneous_alerts_do_not_stall_the_loop(tmp_path: Path) -
     monitor = AlertMonitor([rule], NotifySettings(max_concurrent=4), log)
     feed = ManualFeed()
     feed.subscribe(monitor.on_snapshot)
-    apps = tuple(AppRow(f"app{i}", RowKind.APP, Unit.IP, 1e6, 0.0, 0, 0) for i in range(50))
+    apps = [app_row(f"app{i}", 1e6) for i in range(50)]
     with Ticker() as ticker:
-        feed.push(Snapshot(0, T0, 0.0, apps, (), HostTotals(), Totals()))
+        feed.push(snapshot(0, apps))
         begin = time.perf_counter()
-        feed.push(Snapshot(1, T0 + 1, 1.0, apps, (), HostTotals(), Totals()))
+        feed.push(snapshot(1, apps))
         publish_took = time.perf_counter() - begin
         await until(lambda: len(notify_events(log)) == 50, timeout=30)
     await monitor.close()

@@ -11,10 +11,11 @@ from bwmon.tui.app import BwmonApp
 from bwmon.tui.controller import RecordingController
 from bwmon.tui.demo import demo_snapshot
 from bwmon.tui.detail_pane import DetailPane, connection_key, steady_connections
+from tests.helpers.factories import connection
 
 
 def conn(port: int, size: int = 5836) -> Connection:
-    return Connection("tcp", f"10.0.0.1:{port}", "10.0.0.2:7001", 268, size, "TIME_WAIT")
+    return connection(f"10.0.0.1:{port}", "10.0.0.2:7001", 268, size, "TIME_WAIT")
 
 
 def ports(connections: list[Connection]) -> list[int]:

@@ -9,8 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.tui.emulator import Terminal, first_difference
-from tests.tui.ptyrun import REPO, PtyApp
+from tests.helpers.terminal import REPO, PtyApp, Terminal, first_difference
 
 RECORDER = str(REPO / "tests" / "tui" / "record_frames.py")
 

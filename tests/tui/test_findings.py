@@ -8,19 +8,20 @@ import dataclasses
 from textual.widgets import Static
 
 from bwmon.core.feed import ManualFeed
-from bwmon.core.model import AppRow, RowKind, Unit
+from bwmon.core.model import RowKind
 from bwmon.tui.alert_log import AlertLog
 from bwmon.tui.app import BwmonApp
 from bwmon.tui.controller import RecordingController
 from bwmon.tui.demo import NO_CONNTRACK, demo_snapshot
 from bwmon.tui.findings import ConfirmFixScreen, FindingsPanel
+from tests.helpers.factories import app_row
 
 FIX = "sysctl -w net.netfilter.nf_conntrack_acct=1"
 
 
 def broken_feed() -> ManualFeed:
     """No conntrack, but a configured pipe still measures."""
-    pipe = AppRow("web-pipe", RowKind.PIPE, Unit.PAYLOAD, 2048.0, 512.0, 40960, 10240, 2)
+    pipe = app_row("web-pipe", 2048.0, 512.0, 40960, 10240, kind=RowKind.PIPE, flows=2)
     snap = dataclasses.replace(demo_snapshot(3, 0, findings=NO_CONNTRACK), apps=(pipe,))
     feed = ManualFeed()
     feed.push(snap)

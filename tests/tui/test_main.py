@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.tui.ptyrun import REPO, PtyApp
+from tests.helpers.terminal import REPO, PtyApp
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

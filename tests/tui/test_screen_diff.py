@@ -12,7 +12,7 @@ from bwmon.tui.output.driver import DiffDriver, driver_class
 from bwmon.tui.output.moves import cursor_move
 from bwmon.tui.output.pens import DEFAULT, UNKNOWN, Pen, PenTable
 from bwmon.tui.output.screen import ScreenDiff
-from tests.tui.emulator import Terminal, first_difference
+from tests.helpers.terminal import Terminal, first_difference
 
 ROW = "\x1b[38;5;253;48;5;235m"
 GRAPH = "\x1b[38;5;112;48;5;235m"

@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import TRAFFIC
 from tests.helpers.netns import NetNS
-from tests.tui.ptyrun import REPO
+from tests.helpers.terminal import REPO, Tmux
 
 pytestmark = pytest.mark.privileged
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
@@ -83,42 +83,6 @@ def sshd(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     finally:
         proc.terminate()
         proc.wait(10)
-
-
-class Tmux:
-    """A private tmux server (own socket) with one session; read with capture-pane."""
-
-    def __init__(self, name: str, command: str, size: tuple[int, int]) -> None:
-        self.base = ["tmux", "-L", name]
-        subprocess.run([*self.base, "-f", "/dev/null", "new-session", "-d", "-s", "e2e",
-                        "-x", str(size[0]), "-y", str(size[1]), command], check=True)
-        subprocess.run([*self.base, "set-option", "-t", "e2e", "remain-on-exit", "on"],
-                       check=False)
-
-    def screen(self) -> str:
-        return subprocess.run([*self.base, "capture-pane", "-p", "-t", "e2e"], text=True,
-                              capture_output=True, check=False).stdout
-
-    def keys(self, *keys: str) -> None:
-        subprocess.run([*self.base, "send-keys", "-t", "e2e", *keys], check=True)
-
-    def pane_dead(self) -> bool:
-        out = subprocess.run([*self.base, "display-message", "-p", "-t", "e2e",
-                              "#{pane_dead}"], text=True, capture_output=True, check=False)
-        return out.stdout.strip() == "1" or out.returncode != 0
-
-    def wait(self, predicate: object, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        screen = ""
-        while time.monotonic() < deadline:
-            screen = self.screen()
-            if predicate(screen):  # type: ignore[operator]
-                return screen
-            time.sleep(0.3)
-        raise AssertionError(f"timed out; screen was:\n{screen}")
-
-    def kill(self) -> None:
-        subprocess.run([*self.base, "kill-server"], check=False, capture_output=True)
 
 
 def app_row(screen: str, name: str) -> list[str] | None:

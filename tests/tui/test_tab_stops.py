@@ -17,7 +17,7 @@ import pytest
 from bwmon.tui.output.moves import cursor_move
 from bwmon.tui.output.screen import ScreenDiff
 from bwmon.tui.output.tab_stops import TUNE_EVERY, set_stops_sequence, tab_moves
-from tests.tui.emulator import Terminal, first_difference
+from tests.helpers.terminal import Terminal, first_difference
 from tests.tui.test_screen_diff import ROW, line
 
 DEFAULT_STOPS = set(range(8, 120, 8))
@@ -132,7 +132,7 @@ def test_tab_moves_never_tab_past_the_last_stop() -> None:
 def test_bwmon_tui_sets_its_stops_and_puts_them_back_on_quitting() -> None:
     """In a real pty (TERM=xterm-256color, ONLCR) with a terminal that answers: the terminal
     gets its own stops while the demo runs, and every 8 columns again after `q`."""
-    from tests.tui.ptyrun import PtyApp
+    from tests.helpers.terminal import PtyApp
 
     app = PtyApp(["--demo", "30"], size=(120, 40), env={"BWMON_GENERAL__INTERVAL": "0.25"})
     try:
@@ -158,7 +158,7 @@ def test_bwmon_tui_sets_its_stops_and_puts_them_back_on_quitting() -> None:
 def _demo_output(seconds: float = 5, **options: Any) -> bytes:
     """What bwmon-tui --demo sends in `seconds` (~20 frames: more than the tuner needs) and
     on quitting, in a pty with a terminal as in `options` (PtyApp)."""
-    from tests.tui.ptyrun import PtyApp
+    from tests.helpers.terminal import PtyApp
 
     env = {"BWMON_GENERAL__INTERVAL": "0.25", **options.pop("env", {})}
     app = PtyApp(["--demo", "30"], size=(120, 40), env=env, **options)
@@ -253,8 +253,7 @@ def test_in_tmux_the_stops_are_confirmed_and_tabs_used(tmp_path: Path) -> None:
     import shutil
     import sys
 
-    from tests.tui.ptyrun import REPO
-    from tests.tui.test_ssh_e2e import Tmux
+    from tests.helpers.terminal import REPO, Tmux
 
     if shutil.which("tmux") is None:
         pytest.fail("needs tmux (Debian: tmux)", pytrace=False)

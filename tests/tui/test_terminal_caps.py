@@ -11,8 +11,7 @@ import sys
 import pytest
 
 from bwmon.tui.output.moves import cursor_move
-from tests.tui.emulator import Terminal
-from tests.tui.ptyrun import REPO
+from tests.helpers.terminal import REPO, Terminal
 from tests.tui.test_screen_diff import GRAPH, ROW, Pair, line
 
 _PROBE = """

@@ -17,30 +17,20 @@ from bwmon.core.alerts.rules import (
     window_average,
 )
 from bwmon.core.config.settings import AlertSettings
-from bwmon.core.model import (
-    AppRow,
-    HostTotals,
-    ProcessInfo,
-    ProcKey,
-    RowKind,
-    Snapshot,
-    Totals,
-    Unit,
-)
+from bwmon.core.model import AppRow, Snapshot
+from tests.helpers.factories import app_row, process_info, snapshot
 
 KIB = 1024.0
 T0 = 1_700_000_000.0
 
 
 def row(name: str, rate_in: float = 0.0, rate_out: float = 0.0, *cmdlines: str) -> AppRow:
-    procs = tuple(
-        ProcessInfo(ProcKey(100 + i, 1), name, cmd, "root", 0) for i, cmd in enumerate(cmdlines)
-    )
-    return AppRow(name, RowKind.APP, Unit.IP, rate_in, rate_out, 0, 0, processes=procs)
+    procs = [process_info(name, cmd, pid=100 + i) for i, cmd in enumerate(cmdlines)]
+    return app_row(name, rate_in, rate_out, processes=procs)
 
 
 def snap(seq: int, time: float, elapsed: float, *rows: AppRow) -> Snapshot:
-    return Snapshot(seq, time, elapsed, tuple(rows), (), HostTotals(), Totals())
+    return snapshot(seq, rows, time=time, elapsed=elapsed)
 
 
 def rule(**kw: object) -> AlertSettings:

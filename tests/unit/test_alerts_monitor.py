@@ -13,15 +13,14 @@ from bwmon.core.alerts.rules import AlertEvent
 from bwmon.core.config.settings import AlertSettings, NotifySettings, Settings
 from bwmon.core.eventlog import EventLog
 from bwmon.core.feed import ManualFeed
-from bwmon.core.model import AppRow, HostTotals, Level, RowKind, Snapshot, Totals, Unit
+from bwmon.core.model import Level, Snapshot
+from tests.helpers.factories import T0, app_row, snapshot
 
 KIB = 1024.0
-T0 = 1_700_000_000.0
 
 
 def snap(seq: int, rate_in: float, name: str = "ssh") -> Snapshot:
-    rows = (AppRow(name, RowKind.APP, Unit.IP, rate_in, 0.0, 0, 0),)
-    return Snapshot(seq, T0 + seq, 0.0 if seq == 0 else 1.0, rows, (), HostTotals(), Totals())
+    return snapshot(seq, [app_row(name, rate_in)])
 
 
 def ssh_rule(**kw: object) -> AlertSettings:

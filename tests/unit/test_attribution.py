@@ -11,23 +11,17 @@ from bwmon.core.attribution.attributor import Attributor
 from bwmon.core.attribution.flows import FlowDelta, FlowTracker
 from bwmon.core.config.settings import GroupSettings
 from bwmon.core.grouping import Grouper, ProcessFilter
-from bwmon.core.model import (
-    FORWARDED,
-    UNATTRIBUTED,
-    ConntrackEntry,
-    ProcessInfo,
-    ProcKey,
-    RowKind,
-    SocketEntry,
-    Tuple5,
-)
+from bwmon.core.model import FORWARDED, UNATTRIBUTED, ConntrackEntry, ProcKey, RowKind, SocketEntry
+from tests.helpers.factories import conntrack_entry as flow
+from tests.helpers.factories import process_info
+from tests.helpers.factories import socket_entry as sock
 
 LOCAL = frozenset({"192.0.2.10", "127.0.0.1", "::1"})
 CLIENT = ProcKey(100, 1)
 SERVER = ProcKey(200, 1)
 INFO = {
-    CLIENT: ProcessInfo(CLIENT, "curl", "curl http://x/big", "root", 0, "curl"),
-    SERVER: ProcessInfo(SERVER, "nginx", "nginx: worker process", "www", 33, "nginx:"),
+    CLIENT: process_info("curl", "curl http://x/big", pid=100),
+    SERVER: process_info("nginx", "nginx: worker process", pid=200, user="www", uid=33),
 }
 
 
@@ -54,24 +48,6 @@ class FakeSockets:
             if s.state == 10 and s.lport == lport and s.local in (local, "0.0.0.0", "::"):
                 return s
         return None
-
-
-def flow(
-    src: str, sport: int, dst: str, dport: int, orig: int, reply: int, proto: str = "tcp"
-) -> ConntrackEntry:
-    return ConntrackEntry(
-        4 if ":" not in src else 6,
-        proto,
-        6 if proto == "tcp" else 17,
-        Tuple5(src, dst, sport, dport),
-        Tuple5(dst, src, dport, sport),
-        orig_bytes=orig,
-        reply_bytes=reply,
-    )
-
-
-def sock(local: str, lport: int, remote: str, rport: int, inode: int) -> SocketEntry:
-    return SocketEntry("tcp", local, lport, remote, rport, 1, 0, inode)
 
 
 class Rig:
@@ -237,9 +213,8 @@ def test_groups_first_match_wins_then_auto_group_then_cmdline() -> None:
     ]
     g = Grouper(groups, auto_group=True)
     assert g.app_of(INFO[CLIENT]) == "Web"
-    other = ProcessInfo(
-        ProcKey(5, 5), "python3", "/usr/bin/python3 -m http.server", "u", 1, "python3"
-    )
+    other = process_info("python3", "/usr/bin/python3 -m http.server", pid=5, start=5,
+                         user="u", uid=1)
     assert g.app_of(other) == "python3"
     g.set_auto_group(False)
     assert g.app_of(other) == "/usr/bin/python3 -m http.server"
@@ -252,7 +227,7 @@ def test_include_and_exclude_exclude_wins() -> None:
 
 def test_connection_not_accepted_yet_goes_to_the_listening_process() -> None:
     rig = Rig()
-    listen = SocketEntry("tcp", "::", 80, "::", 0, 10, 33, 22)
+    listen = sock("::", 80, "::", 0, 22, state=10, uid=33)
     # the client's bytes arrive while the connection still waits in the accept queue
     rig.sockets.entries = [listen, sock("192.0.2.10", 80, "198.51.100.7", 5555, 0)]
     rig.owners = {22: SERVER}

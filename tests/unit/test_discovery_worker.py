@@ -7,22 +7,11 @@ import json
 
 from bwmon.core.attribution.attributor import EndKey
 from bwmon.core.attribution.discovery_worker import _dispatch, _entry_from, _entry_json
-from bwmon.core.model import ConntrackEntry, Level, ProcessInfo, ProcKey, SourceStatus, Tuple5
+from bwmon.core.model import ConntrackEntry, Level, ProcessInfo, ProcKey, SourceStatus
+from tests.helpers.factories import conntrack_entry
 
-ENTRY = ConntrackEntry(
-    6,
-    "udp",
-    17,
-    Tuple5("::1", "::1", 40000, 53),
-    Tuple5("::1", "::1", 53, 40000),
-    orig_packets=3,
-    orig_bytes=444,
-    reply_packets=1,
-    reply_bytes=148,
-    flags=frozenset({"ASSURED"}),
-    zone=5,
-    ct_id=77,
-)
+ENTRY = conntrack_entry("::1", 40000, "::1", 53, 444, 148, proto="udp", orig_packets=3,
+                        reply_packets=1, flags={"ASSURED"}, zone=5, ct_id=77)
 
 
 class Sink:

@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 from bwmon.core.attribution.flows import FlowTracker
-from bwmon.core.model import ConntrackEntry, Tuple5
+from bwmon.core.model import ConntrackEntry
+from tests.helpers.factories import conntrack_entry
 
 
 def entry(
     sport: int, orig: int | None, reply: int | None, ct_id: int | None = None
 ) -> ConntrackEntry:
-    return ConntrackEntry(
-        4,
-        "tcp",
-        6,
-        Tuple5("10.0.0.1", "10.0.0.2", sport, 80),
-        Tuple5("10.0.0.2", "10.0.0.1", 80, sport),
-        orig_bytes=orig,
-        reply_bytes=reply,
-        ct_id=ct_id,
-    )
+    return conntrack_entry("10.0.0.1", sport, "10.0.0.2", 80, orig, reply, ct_id=ct_id)
 
 
 def sums(deltas: list) -> tuple[int, int]:

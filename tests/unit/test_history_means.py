@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from bwmon.core.history import History
-from bwmon.core.model import AppRow, RowKind, Unit
+from bwmon.core.model import AppRow
+from tests.helpers.factories import app_row
 
 
 def _row(name: str, rate_in: float, rate_out: float) -> AppRow:
-    return AppRow(name, RowKind.APP, Unit.IP, rate_in, rate_out, 0, 0, 1)
+    return app_row(name, rate_in, rate_out, flows=1)
 
 
 def test_mean_of_the_points_of_the_last_seconds_only() -> None:

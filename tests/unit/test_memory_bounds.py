@@ -25,16 +25,16 @@ from bwmon.core.config.settings import Settings
 from bwmon.core.engine import EXPIRE_TICKS, Engine
 from bwmon.core.grouping import Grouper
 from bwmon.core.history import History
-from bwmon.core.model import AppRow, ConntrackEntry, ProcessInfo, ProcKey, RowKind, Tuple5, Unit
+from bwmon.core.model import AppRow, ConntrackEntry, ProcessInfo, ProcKey
+from tests.helpers.factories import app_row, conntrack_entry, process_info
 from tests.unit.test_scale_tick import Tree
 
 LINGER = 120.0
 
 
 def _entry(sport: int, orig: int = 100, reply: int = 1000) -> ConntrackEntry:
-    return ConntrackEntry(4, "tcp", 6, Tuple5("192.0.2.10", "198.51.100.7", sport, 443),
-                          Tuple5("198.51.100.7", "192.0.2.10", 443, sport),
-                          orig_bytes=orig, reply_bytes=reply, state="ESTABLISHED")
+    return conntrack_entry("192.0.2.10", sport, "198.51.100.7", 443, orig, reply,
+                           state="ESTABLISHED")
 
 
 def _usage(pid: int, sport: int, d_in: int) -> EndUsage:
@@ -43,7 +43,7 @@ def _usage(pid: int, sport: int, d_in: int) -> EndUsage:
 
 
 def _info(key: ProcKey) -> ProcessInfo:
-    return ProcessInfo(key, "fetch", f"fetch --job {key.pid}", "root", 0, "fetch")
+    return process_info("fetch", f"fetch --job {key.pid}", pid=key.pid, start=key.start)
 
 
 def _churned(n: int) -> tuple[Accounting, list[EndUsage]]:
@@ -103,7 +103,7 @@ def test_history_forgets_rows_unseen_for_its_capacity() -> None:
 
 
 def _row(name: str) -> AppRow:
-    return AppRow(name, RowKind.APP, Unit.IP, 1.0, 1.0, 1, 1, 1)
+    return app_row(name, 1.0, 1.0, 1, 1, flows=1)
 
 
 def test_flow_tracker_forgets_vanished_flows_and_tombstones() -> None:
@@ -200,10 +200,9 @@ async def test_engine_forgets_exited_clients_after_linger(tmp_path: Path) -> Non
 
 def test_app_cache_stays_bounded_under_command_line_churn() -> None:
     from bwmon.core.grouping import APP_CACHE_MAX, Grouper
-    from bwmon.core.model import ProcessInfo, ProcKey
 
     grouper = Grouper([], auto_group=True)
     for i in range(APP_CACHE_MAX * 2 + 10):  # a job with a unique command line each run
-        info = ProcessInfo(ProcKey(i, i), "job", f"/usr/bin/job --run {i}", "root", 0, "job")
+        info = process_info("job", f"/usr/bin/job --run {i}", pid=i, start=i)
         assert grouper.app_of(info) == "job"
     assert len(grouper._cache) <= APP_CACHE_MAX

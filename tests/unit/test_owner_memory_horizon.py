@@ -12,7 +12,9 @@ from bwmon.core.attribution.attributor import (
 )
 from bwmon.core.attribution.flows import VANISHED_TICKS, FlowDelta
 from bwmon.core.model import ProcKey
-from tests.unit.test_attribution import LOCAL, FakeSockets, flow, sock
+from tests.helpers.factories import conntrack_entry as flow
+from tests.helpers.factories import socket_entry as sock
+from tests.unit.test_attribution import LOCAL, FakeSockets
 
 CLIENT = ProcKey(100, 1)
 END = EndKey("tcp", "192.0.2.10", 40000, "198.51.100.7", 443)

@@ -8,9 +8,10 @@ from bwmon.core.config.loading import load_settings
 from bwmon.core.config.reload import ConfigReloader
 from bwmon.core.config.settings import AlertSettings, MonitorSettings, Settings
 from bwmon.core.engine import Engine
-from bwmon.core.model import Level, ProcessInfo, ProcKey
+from bwmon.core.model import Level
+from tests.helpers.factories import process_info
 
-CURL = ProcessInfo(ProcKey(7, 1), "curl", "curl https://example.org/", "u", 1000, "curl")
+CURL = process_info("curl", "curl https://example.org/", pid=7, user="u", uid=1000)
 
 
 class FakePipes:

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from bwmon.core.model import SocketEntry
 from bwmon.core.sources import sock_diag as sockdiag
 from bwmon.core.sources.sock_diag import SockDiagError
+from tests.helpers.factories import socket_entry
 
 
 def diag_msg(family: int, state: int, local: str, lport: int, remote: str, rport: int,
@@ -47,9 +47,8 @@ class FakeNetlink:
 
 def test_decodes_an_ipv4_socket() -> None:
     payload = diag_msg(socket.AF_INET, 1, "10.0.0.1", 40000, "10.0.0.2", 443, 1000, 777)
-    assert sockdiag._entry("tcp", payload) == SocketEntry(
-        "tcp", "10.0.0.1", 40000, "10.0.0.2", 443, 1, 1000, 777
-    )
+    assert sockdiag._entry("tcp", payload) == socket_entry(
+        "10.0.0.1", 40000, "10.0.0.2", 443, 777, uid=1000)
 
 
 def test_decodes_ipv6_and_unmaps_ipv4_mapped() -> None:

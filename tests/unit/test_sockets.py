@@ -15,6 +15,7 @@ from bwmon.core.sources.socket_table import (
     read_proc_sockets,
 )
 from tests.fixtures.proc.record import EXPECTED
+from tests.helpers.factories import socket_entry
 
 PROC = Path(__file__).resolve().parent.parent / "fixtures" / "proc"
 
@@ -140,16 +141,16 @@ def test_ipv4_udp_flow_reaches_a_dual_stack_socket_but_ipv6_not_a_v4_one(
 
 def test_udp_wildcard_prefers_ipv4_socket_for_ipv4_flow() -> None:
     entries = [
-        SocketEntry("udp", "::", 53, "::", 0, 7, 0, 11),
-        SocketEntry("udp", "0.0.0.0", 53, "0.0.0.0", 0, 7, 0, 22),
+        socket_entry("::", 53, "::", 0, 11, proto="udp", state=7),
+        socket_entry("0.0.0.0", 53, "0.0.0.0", 0, 22, proto="udp", state=7),
     ]
     hit = SocketIndex(entries).find("udp", "10.0.0.1", 53, "10.0.0.2", 999)
     assert hit is not None and hit.inode == 22
 
 
 def test_duplicate_tuple_prefers_the_socket_a_process_holds() -> None:
-    closed = SocketEntry("tcp", "10.0.0.1", 1000, "10.0.0.2", 80, 6, 0, 0)
-    live = SocketEntry("tcp", "10.0.0.1", 1000, "10.0.0.2", 80, 1, 1000, 77)
+    closed = socket_entry("10.0.0.1", 1000, "10.0.0.2", 80, 0, state=6)
+    live = socket_entry("10.0.0.1", 1000, "10.0.0.2", 80, 77, uid=1000)
     for entries in ([closed, live], [live, closed]):
         hit = SocketIndex(entries).find("tcp", "10.0.0.1", 1000, "10.0.0.2", 80)
         assert hit is not None and hit.inode == 77
