@@ -145,9 +145,7 @@ async def test_hanging_command_is_killed_at_timeout_while_ticks_keep_pace(tmp_pa
     assert outcome["status"] == "timeout"
     assert "timeout" in outcome["message"]
     assert 0.5 <= took < 3.0
-    grandchild = int(pidfile.read_text())
-    await until(lambda: not Path(f"/proc/{grandchild}").exists() or
-                "Z" in Path(f"/proc/{grandchild}/stat").read_text().split()[2], 3)
+    await until(lambda: gone(int(pidfile.read_text())), 3)
     assert max(ticker.lateness) < 0.25, ticker.lateness
 
 
@@ -183,6 +181,27 @@ async def test_a_flood_beyond_the_queue_is_dropped_with_a_log_line(tmp_path: Pat
     drops = [e for e in log.tail() if "dropped" in e.message]
     assert len(drops) == 7
     assert len([e for e in notify_events(log) if e.get("status") == "0"]) == 3
+
+
+def gone(pid: int) -> bool:
+    """The process has ended (a zombie waiting for its parent counts as ended)."""
+    try:
+        return "Z" in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+
+
+async def test_a_grandchild_in_its_own_session_dies_at_the_timeout_too(tmp_path: Path) -> None:
+    """Killing the command's process group misses what left it (setsid, a daemonising
+    script): every descendant still below the command is killed as well."""
+    log = EventLog()
+    notifier = Notifier(NotifySettings(), log)
+    pidfile = tmp_path / "pid"
+    notifier.notify(event(), ["sh", "-c", f"setsid sleep 60 & echo $! > {pidfile}; sleep 60"],
+                    timeout=0.5)
+    await until(lambda: bool(notify_events(log)))
+    assert [e["status"] for e in notify_events(log)] == ["timeout"]
+    await until(lambda: gone(int(pidfile.read_text())), 3)
 
 
 async def test_close_kills_commands_still_running() -> None:

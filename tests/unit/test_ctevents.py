@@ -6,8 +6,12 @@ import asyncio
 import os
 import shutil
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from bwmon.core.sources.conntrack_events import ConntrackEvents, CtEvent, parse_event_line
@@ -162,3 +166,34 @@ def test_available_needs_cap_net_admin_and_events_switched_on(tmp_path: Path) ->
     assert "root" in (no_caps.available() or "")
     off = ConntrackEvents(tool, proc_root=fake_proc(tmp_path / "c", all_caps, "0"))
     assert "nf_conntrack_events=1" in (off.available() or "")
+
+
+def test_the_tool_ends_when_the_process_reading_it_is_killed(tmp_path: Path) -> None:
+    """The discovery worker runs `conntrack -E`; killed outright (SIGKILL, the OOM killer),
+    it cannot stop the tool itself: the tool must not live on, orphaned."""
+    tool = script(tmp_path, "exec sleep 60")
+    reader = subprocess.Popen([sys.executable, "-c", (
+        "import asyncio, sys\n"
+        "from bwmon.core.sources.conntrack_events import ConntrackEvents\n"
+        "asyncio.run(ConntrackEvents(sys.argv[1]).run(print, print))\n"), str(tool)])
+    pids = tmp_path / "pids"
+    try:
+        deadline = time.monotonic() + 10
+        while not pids.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pids.exists(), "the tool never started"
+    finally:
+        reader.kill()
+        reader.wait()
+    [pid] = [int(p) for p in pids.read_text().split()]
+    deadline = time.monotonic() + 5
+    while not _ended(pid):
+        assert time.monotonic() < deadline, "the tool outlived its reader"
+        time.sleep(0.05)
+
+
+def _ended(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True

@@ -1,9 +1,10 @@
 """Runs the user's notification commands as asyncio tasks beside the tick loop.
 
-Commands start with `create_subprocess_exec` (never a shell), in their own session so a timeout
-kills the whole process group. A semaphore bounds how many run at once and a bounded queue
-holds the rest; each outcome (status, duration, start of stderr) becomes an alert-log event.
-Scheduling never blocks the caller, so a burst of alerts cannot delay a tick.
+Commands start with `create_subprocess_exec` (never a shell), in their own session; a timeout
+kills the command, everything still below it and its whole process group. A semaphore bounds
+how many run at once and a bounded queue holds the rest; each outcome (status, duration, start
+of stderr) becomes an alert-log event. Scheduling never blocks the caller, so a burst of alerts
+cannot delay a tick.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from bwmon.core.alerts.rules import AlertEvent
 from bwmon.core.config.settings import NotifySettings
 from bwmon.core.eventlog import EventLog
 from bwmon.core.model import Level
+from bwmon.core.runtime.process_tree import kill_tree
 
 SOURCE = "notify"
 _SIMPLE = re.compile(r"\{(\w+)\}")
@@ -225,10 +227,10 @@ class Notifier:
 
 
 def _kill_group(proc: asyncio.subprocess.Process) -> None:
-    """SIGKILL the command and anything it started in its session."""
+    """SIGKILL the command, every descendant still below it (even one that started its own
+    session) and what is left of its process group (children it already left behind)."""
     if proc.returncode is not None:
         return
+    kill_tree(proc.pid)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(ProcessLookupError):
-        proc.kill()

@@ -42,6 +42,7 @@ from bwmon.core.model import (
     Tuple5,
 )
 from bwmon.core.runtime import heap
+from bwmon.core.runtime.process_tree import kill_tree
 
 WORKER_RESTART = (1.0, 30.0)  # first and longest pause before restarting a dead worker
 WORKER_BUFFER = 16 << 20  # bytes of reports queued for a busy engine at most
@@ -222,8 +223,8 @@ async def run_worker(sink: RemoteSink, log_problem: Callable[[Level, str, str], 
                     proc.stdin.close()
                 try:
                     await asyncio.wait_for(proc.wait(), 3.0)
-                except TimeoutError:
-                    proc.kill()
+                except TimeoutError:  # with its conntrack -E and bpftrace
+                    kill_tree(proc.pid)
                     await proc.wait()
         said = err[-1] if err else "no message"
         log_problem(Level.WARNING, "discovery", f"discovery worker stopped (exit "

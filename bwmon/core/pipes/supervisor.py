@@ -24,6 +24,7 @@ from typing import Any
 from bwmon.core.config.settings import MonitorSettings
 from bwmon.core.eventlog import EventLog
 from bwmon.core.model import Level, PipeClient, PipeCounters
+from bwmon.core.runtime.process_tree import kill_tree
 
 BACKOFF_MIN = 0.5
 BACKOFF_MAX = 30.0
@@ -163,14 +164,14 @@ class _PipeChild:
                     line = await asyncio.wait_for(proc.stdout.readline(), self.sup.silence)
                 except TimeoutError:
                     fatal = f"child silent for {self.sup.silence:g} s, killed"
-                    proc.kill()
+                    kill_tree(proc.pid)
                     break
                 if not line:
                     break
                 fatal = self._on_line(line) or fatal
         except (ValueError, asyncio.LimitOverrunError):
             fatal = "child wrote an over-long line, killed"
-            proc.kill()
+            kill_tree(proc.pid)
         finally:
             code = await proc.wait()
             with contextlib.suppress(asyncio.CancelledError):
@@ -216,8 +217,7 @@ class _PipeChild:
         try:
             await asyncio.wait_for(proc.wait(), STOP_GRACE)
         except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
+            kill_tree(proc.pid)
             await proc.wait()
 
 

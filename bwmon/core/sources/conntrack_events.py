@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bwmon.core.model import ConntrackEntry
+from bwmon.core.runtime.process_tree import die_with_parent
 from bwmon.core.sources.conntrack_parse import parse_line
 from bwmon.core.sources.conntrack_read import TOOL_FIX, tool_argv
 
@@ -159,7 +160,7 @@ class ConntrackEvents:
         """Run the tool until its output ends; returns what went wrong."""
         proc = await asyncio.create_subprocess_exec(
             *self.argv(), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, preexec_fn=die_with_parent,
         )
         assert proc.stdout is not None and proc.stderr is not None
         tail: deque[str] = deque(maxlen=4)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import shutil
 import signal
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bwmon.core.model import ProcKey, SourceStatus
+from bwmon.core.runtime.process_tree import die_with_parent
 
 PROBE = Path(__file__).with_name("ebpf_probe.bt")
 TRACEPOINTS = ("sock_send_length", "sock_recv_length")
@@ -29,7 +29,6 @@ BPFTRACE_FIX = "apt-get install bpftrace"
 _PROTOS = {6: "tcp", 17: "udp"}
 # stderr lines bpftrace prints on healthy runs (memlock is irrelevant on memcg-accounted kernels)
 _BENIGN = ("RLIMIT_MEMLOCK", "Attaching ")
-_PR_SET_PDEATHSIG = 1
 BATCH_SECONDS = 0.02  # sightings are consumed once per tick: 20 ms of latency costs nothing
 
 
@@ -107,12 +106,6 @@ def parse_line(line: str, clk_tck: int = 100) -> Sighting | None:
         rport=rport,
         time=nsecs / 1e9,
     )
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM if bwmon dies, so no probe outlives it."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class EbpfOwners:
@@ -236,7 +229,7 @@ class EbpfOwners:
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE, env=env, preexec_fn=_die_with_parent,
+                stderr=asyncio.subprocess.PIPE, env=env, preexec_fn=die_with_parent,
             )
         except OSError as exc:
             return f"cannot start {argv[0]}: {exc.strerror}"
