@@ -1,14 +1,18 @@
-"""Benchmark: socket → process mapping, and the socket table from /proc vs sock_diag.
+"""Benchmark: socket → process mapping, and the facts of a process, against psutil.
 
     python3 bench/bench_owners.py [--procs 200 1000] [--repeat 15]
 
 For each process count it starts that many `sleep` processes, each holding two UDP sockets on
-loopback, then times (median of --repeat runs, all in one run so ratios are comparable):
-  full   a plain full /proc/PID/fd scan (the reference: what nethogs-style tools do every tick)
-  warm   ProcessTable.owners() when nothing new appeared
-  new1   ProcessTable.owners() when one new process with one new socket appeared
-and the socket table: /proc/net/{tcp,tcp6,udp,udp6} via read_proc_sockets vs sock_diag dump.
-Figures go to docs/sections/bench-owners.md.
+loopback, then times (median of --repeat rounds, every variant once per round):
+  psutil  psutil.net_connections("inet"): the library's socket → pid map (socket tables and
+          every process's fds, each call)
+  full    a plain full /proc/PID/fd scan written here (what a monitor without a cache does)
+  warm    ProcessTable.owners() when nothing new appeared
+  new1    ProcessTable.owners() when one new process with one new socket appeared
+  new_old ProcessTable.owners() when a known process opened one more socket
+and the facts bwmon shows of a process (name, command line, uid and user, start time), per
+process, read by ProcessTable and through psutil (Process, oneshot). Figures go to
+docs/sections/bench-owners.md.
 """
 
 from __future__ import annotations
@@ -24,13 +28,13 @@ import time
 from collections.abc import Awaitable
 from pathlib import Path
 
+import psutil
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bwmon.core.model import ProcKey
 from bwmon.core.sources.proc_text import parse_start
 from bwmon.core.sources.processes import ProcessTable
-from bwmon.core.sources.sock_diag import dump_sockets
-from bwmon.core.sources.socket_table import read_proc_sockets
 
 PROC = Path("/proc")
 # a process that opens one more UDP socket per input line and prints its inode
@@ -125,19 +129,31 @@ async def run(n: int, repeat: int) -> dict[str, float]:
             await coro
             return (time.perf_counter() - t0) * 1000
 
-        async def proc_read() -> None:
-            await read_proc_sockets(PROC)
-
-        async def diag_dump() -> None:
-            dump_sockets()
-
         async def full_scan() -> None:
             full_fd_scan()
 
+        async def library_scan() -> None:
+            psutil.net_connections("inet")
+
+        keys = sorted(set((await table.owners(inodes, uids)).values()))
+
+        async def facts_by_hand() -> None:
+            for key in keys:
+                assert table._read_info(key) is not None
+
+        async def facts_psutil() -> None:
+            for key in keys:
+                proc = psutil.Process(key.pid)
+                with proc.oneshot():
+                    proc.name(), proc.cmdline(), proc.uids(), proc.username()
+                    proc.create_time()
+
         # every round measures each variant once, so all see the same machine load
         rounds: dict[str, list[float]] = {k: [] for k in
-                                          ("full", "warm", "new1", "new_old", "proc", "diag")}
+                                          ("psutil", "full", "warm", "new1", "new_old",
+                                           "facts", "facts_psutil")}
         for _ in range(repeat):
+            rounds["psutil"].append(await timed(library_scan()))
             rounds["full"].append(await timed(full_scan()))
             rounds["warm"].append(await timed(table.owners(inodes, uids)))
             proc, got = spawn(1)
@@ -151,13 +167,10 @@ async def run(n: int, repeat: int) -> dict[str, float]:
             found = await table.owners(inodes, uids)
             assert found[got[0]] == ProcKey(proc.pid, found[got[0]].start)
             assert found[fresh].pid == opener.pid
-            rounds["proc"].append(await timed(proc_read()))
-            rounds["diag"].append(await timed(diag_dump()))
+            rounds["facts"].append(await timed(facts_by_hand()) / len(keys))
+            rounds["facts_psutil"].append(await timed(facts_psutil()) / len(keys))
         r = {k: statistics.median(v) for k, v in rounds.items()}
-        return {"procs": float(len(os.listdir("/proc"))), "cold": cold,
-                "full": r["full"], "warm": r["warm"], "new1": r["new1"],
-                "new_old": r["new_old"], "proc_net": r["proc"], "sockdiag": r["diag"],
-                "sockets": float(len(dump_sockets()))}
+        return {"procs": float(len(os.listdir("/proc"))), "cold": cold, **r}
     finally:
         for proc in children:
             proc.kill()
@@ -170,20 +183,17 @@ def main() -> None:
     parser.add_argument("--procs", type=int, nargs="+", default=[200, 1000])
     parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()
-    print("| sleeping procs | /proc entries | full fd scan | owners() cold | owners() nothing new"
-          " | owners() new process + socket | owners() new socket in known process"
-          " | /proc/net/* read | sock_diag dump |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| sleeping processes | /proc entries | psutil.net_connections() | full fd scan "
+          "| owners(), first call | owners(), nothing new | owners(), new process + socket "
+          "| owners(), new socket in known process | facts of a process, bwmon "
+          "| facts of a process, psutil |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n in args.procs:
         r = asyncio.run(run(n, args.repeat))
-        print(f"| {n} | {r['procs']:.0f} | {r['full']:.2f} ms (1×) | {r['cold']:.2f} ms "
-              f"| {r['warm']:.3f} ms ({r['full'] / r['warm']:.0f}× faster) "
-              f"| {r['new1']:.2f} ms ({r['full'] / r['new1']:.1f}× faster) "
-              f"| {r['new_old']:.2f} ms ({r['full'] / r['new_old']:.1f}× faster) "
-              f"| {r['proc_net']:.2f} ms (1×) "
-              f"| {r['sockdiag']:.2f} ms ({r['proc_net'] / r['sockdiag']:.1f}× faster) |",
-              flush=True)
-
+        print(f"| {n} | {r['procs']:.0f} | {r['psutil']:.1f} ms | {r['full']:.1f} ms "
+              f"| {r['cold']:.1f} ms | {r['warm']:.2f} ms | {r['new1']:.2f} ms "
+              f"| {r['new_old']:.2f} ms | {r['facts'] * 1000:.0f} µs "
+              f"| {r['facts_psutil'] * 1000:.0f} µs |", flush=True)
 
 if __name__ == "__main__":
     main()

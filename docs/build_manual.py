@@ -247,8 +247,58 @@ network traffic on Linux from the kernel's connection tracking and its own meter
 """
 
 
-BENCH_ORDER = ["scale", "conntrack", "owners", "short", "ebpf", "soak", "tui-output", "pipe", "tui",
-               "http", "alerts"]
+# Order of the benchmark sections (docs/sections/bench-NAME.md); files not listed follow by name.
+BENCH_ORDER = ["tick", "kernel", "memory", "owners", "short", "pipe", "tui-output", "http",
+               "sockets", "ebpf", "namespaces", "history"]
+BENCH_MAX_BYTES = 30_000  # docs/benchmarks.md as a whole
+BENCH_FORMAT = """\
+# Benchmark: CPU per tick at 1k–100k conntrack entries
+
+One or a few lines: what is measured, on what workload, and how (the script's docstring says
+the rest).
+
+    ./dev bench bench_tick.py --sizes 1000,10000,50000,100000 --ticks 20
+
+Baselines: peer tools first (nethogs; socat with -b as large as bwmon's buffer; iperf3
+direct), where one does the same job; then references written for the benchmark.
+
+Commit 1a2b3c4, 2026-12-07; 2 shared cores, load average 3.2.
+
+| entries | bwmon mean ms | bwmon p95 ms | reference ms | reference / bwmon |
+|---:|---:|---:|---:|---:|
+| 10,000 | 80.1 | 350.2 | 690.0 | 8.6× |
+
+At most a few lines reading the table: what it shows, which target it meets.
+"""
+# What every section must hold (see BENCH_FORMAT), and words that tell a story instead.
+_BENCH_NEEDS = {
+    "a '# Benchmark: ...' title": re.compile(r"\A# Benchmark: \S"),
+    "an indented command line": re.compile(r"^    (\./dev bench|python3?|\.venv/bin/python) ",
+                                           re.M),
+    "a 'Baselines:' paragraph": re.compile(r"^Baselines: ", re.M),
+    "a 'Commit <hash>, <YYYY-MM-DD>' line": re.compile(r"^Commit [0-9a-f]{7,40}, \d{4}-\d\d-\d\d",
+                                                        re.M),
+}
+_BENCH_STORY = re.compile(r"\bsessions?\b|\bhelpers?\b|another engineer|\bround \d", re.I)
+
+
+def benchmark_problems() -> list[str]:
+    """How the benchmark sections depart from BENCH_FORMAT (empty when they all follow it)."""
+    problems = []
+    for path in sorted((DOCS / "sections").glob("bench-*.md")):
+        text = path.read_text()
+        where = f"docs/sections/{path.name}"
+        problems += [f"{where}: needs {what}" for what, rx in _BENCH_NEEDS.items()
+                     if not rx.search(text)]
+        tables = len(re.findall(r"^\|[-:| ]+\|$", text, re.M))
+        if tables != 1:
+            problems.append(f"{where}: has {tables} tables, one expected")
+        problems += [f"{where}:{text.count(chr(10), 0, m.start()) + 1}: '{m.group()}' tells a "
+                     "story; state current figures only" for m in _BENCH_STORY.finditer(text)]
+    size = len(build_benchmarks().encode())
+    if size > BENCH_MAX_BYTES:
+        problems.append(f"docs/benchmarks.md: {size:,} bytes, at most {BENCH_MAX_BYTES:,}")
+    return problems
 
 
 def build_benchmarks() -> str:
@@ -258,11 +308,16 @@ def build_benchmarks() -> str:
     names += sorted(n for n in files if n not in BENCH_ORDER)
     head = (
         "# bwmon benchmarks\n\n"
-        "Every figure below was measured on this project's machines (2 cores shared with other "
-        "work, so absolute times are noisy): each compares bwmon with a baseline or a peer tool "
-        "measured in the same run, as a ratio. Each section gives the command that reproduces it. "
-        "This file is assembled from `docs/sections/bench-*.md` by `python docs/build_manual.py`.\n"
+        "Where bwmon stands, measured: each section says what it measures, the command that "
+        "reproduces it (`./dev bench` installs what the scripts need), its baselines (peer tools "
+        "first, then references written for the benchmark) and one table, with the commit and "
+        "the date it was measured at. The machine has 2 cores shared with other work, so "
+        "absolute times are noisy: compare the figures of one table, which come from one run.\n\n"
+        "Assembled from `docs/sections/bench-*.md` by `python docs/build_manual.py`; a new "
+        "section follows the format at `BENCH_FORMAT` in that script, and the whole file stays "
+        f"under {BENCH_MAX_BYTES // 1000} KB.\n"
     )
+
     def demoted(text: str) -> str:  # each file's headings go one level down
         return re.sub(r"^(#+) ", r"#\1 ", text.strip(), flags=re.M)
 

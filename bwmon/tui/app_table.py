@@ -80,7 +80,7 @@ def row_matches(row: AppRow, pattern: re.Pattern[str] | None) -> bool:
 
 # Render caches of the table, in entries: DataTable sizes them for big static tables (10,000
 # cells); here most cells change every tick, so stale entries only filled them (~9 MiB with
-# 50 rows, bench/tui_trace.py). A screen shows < 100 rows: twice that is plenty.
+# 50 rows, measured with tracemalloc). A screen shows < 100 rows: twice that is plenty.
 RENDER_CACHES = {"_cell_render_cache": 1000, "_row_render_cache": 200, "_line_cache": 200}
 
 
