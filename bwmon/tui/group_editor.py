@@ -105,13 +105,21 @@ def check_drafts(groups: Sequence[DraftGroup]) -> str | None:
 
 
 class RegexInput(Input):
-    """One regex of one group; it knows which, so late change events land in the right place."""
+    """One regex of one group; it knows which, so late change events land in the right place,
+    and the message beside it that says whether the regex is valid."""
 
     def __init__(self, draft: DraftGroup, index: int) -> None:
         super().__init__(draft.patterns[index], placeholder="regex, e.g. firefox|chrom(e|ium)",
                          validators=[RegexValidator()], id=f"regex-{index}", classes="regex")
         self.draft = draft
         self.index = index
+        self.message = Static("", id=f"regex-msg-{index}", classes="regex-msg")
+
+    def mark(self) -> None:
+        """Flag the regex as it is now: red with the reason, or "ok"."""
+        error = regex_error(self.value)
+        self.set_class(error is not None, "-invalid")
+        self.message.update(Text(error or "ok", style="bold red" if error else "green"))
 
 
 class GroupEditor(ModalScreen[list[GroupSettings] | None]):
@@ -137,6 +145,9 @@ class GroupEditor(ModalScreen[list[GroupSettings] | None]):
         self.config_path = config_path
         self.current = 0 if self.drafts else -1
         self._focus_regex: int | None = None
+        self._showing = False  # a _show_group is running (it awaits mounts)
+        self._show_again = False  # ... and must run once more for the group current then
+        self._name_draft: DraftGroup | None = None  # the group the name field edits
 
     # -- layout ------------------------------------------------------------------------------
 
@@ -169,55 +180,63 @@ class GroupEditor(ModalScreen[list[GroupSettings] | None]):
         yield Footer()
 
     async def on_mount(self) -> None:
+        self._refresh_list()
         await self._show_group()
 
     # -- rendering ---------------------------------------------------------------------------
 
     def _refresh_list(self) -> None:
+        """Rebuild the group list (names or order changed), highlighting the current group
+        without that counting as the user picking it."""
         options = self.query_one("#group-list", OptionList)
-        options.clear_options()
-        options.add_options([g.name or "(unnamed)" for g in self.drafts])
-        if self.drafts:
-            options.highlighted = self.current
+        with options.prevent(OptionList.OptionHighlighted):
+            options.clear_options()
+            options.add_options([g.name or "(unnamed)" for g in self.drafts])
+            if self.drafts:
+                options.highlighted = self.current
 
     async def _show_group(self) -> None:
-        self._refresh_list()
+        """Show the current group's name and regexes. Serialised, and the latest wins: a call
+        while one is running (an arrow key held down in the list) makes the running one go
+        round again for whatever group is current then, instead of a second one mounting
+        fields beside the first's."""
+        self._show_again = True
+        if self._showing:
+            return
+        self._showing = True
+        try:
+            while self._show_again:
+                self._show_again = False
+                await self._fill_fields()
+        finally:
+            self._showing = False
+
+    async def _fill_fields(self) -> None:
         name = self.query_one("#group-name", Input)
         box = self.query_one("#patterns", VerticalScroll)
         await box.remove_children()
-        if self.current < 0:
-            name.value = ""
+        if not 0 <= self.current < len(self.drafts):
+            self._name_draft = None
+            with name.prevent(Input.Changed):
+                name.value = ""
             name.disabled = True
             self.query_one("#preview", Static).update(
                 Text("No groups yet: Ctrl+N adds one. Without groups, processes are grouped "
                      "by command name (auto-group).", style="dim"))
             return
-        name.disabled = False
-        with name.prevent(Input.Changed):
-            name.value = self.drafts[self.current].name
         draft = self.drafts[self.current]
-        rows = [self._regex_row(draft, i) for i in range(len(draft.patterns))]
-        await box.mount_all(rows)
-        for i, pattern in enumerate(self.drafts[self.current].patterns):
-            self._mark(i, pattern)
-        if self._focus_regex is not None:
-            inputs = list(box.query(".regex").results(Input))
-            if inputs:
-                inputs[min(self._focus_regex, len(inputs) - 1)].focus()
-            self._focus_regex = None
+        name.disabled = False
+        self._name_draft = draft
+        with name.prevent(Input.Changed):
+            name.value = draft.name
+        fields = [RegexInput(draft, i) for i in range(len(draft.patterns))]
+        await box.mount_all(Horizontal(f, f.message, classes="regex-row") for f in fields)
+        for field_ in fields:
+            field_.mark()
+        if self._focus_regex is not None and fields:
+            fields[min(self._focus_regex, len(fields) - 1)].focus()
+        self._focus_regex = None
         self._update_preview()
-
-    def _regex_row(self, draft: DraftGroup, i: int) -> Horizontal:
-        return Horizontal(RegexInput(draft, i), Static("", id=f"regex-msg-{i}",
-                                                       classes="regex-msg"),
-                          classes="regex-row")
-
-    def _mark(self, i: int, pattern: str) -> None:
-        error = regex_error(pattern)
-        field_ = self.query_one(f"#regex-{i}", Input)
-        field_.set_class(error is not None, "-invalid")
-        msg = self.query_one(f"#regex-msg-{i}", Static)
-        msg.update(Text(error or "ok", style="bold red" if error else "green"))
 
     def _update_preview(self) -> None:
         self.query_one("#preview", Static).update(
@@ -237,19 +256,23 @@ class GroupEditor(ModalScreen[list[GroupSettings] | None]):
 
     @on(Input.Changed, "#group-name")
     def _renamed(self, event: Input.Changed) -> None:
-        if self.current >= 0:
-            self.drafts[self.current].name = event.value
-            option_list = self.query_one("#group-list", OptionList)
-            option_list.replace_option_prompt_at_index(self.current, event.value or "(unnamed)")
+        draft = self._name_draft
+        index = next((i for i, d in enumerate(self.drafts) if d is draft), None)
+        if draft is None or index is None:
+            return
+        draft.name = event.value
+        option_list = self.query_one("#group-list", OptionList)
+        option_list.replace_option_prompt_at_index(index, event.value or "(unnamed)")
 
     @on(Input.Changed, ".regex")
     def _regex_changed(self, event: Input.Changed) -> None:
         field_ = event.input
-        if not isinstance(field_, RegexInput) or not field_.is_attached:
+        if not isinstance(field_, RegexInput):
             return
-        field_.draft.patterns[field_.index] = event.value
+        field_.draft.patterns[field_.index] = event.value  # kept, whatever is shown now
+        if field_.is_attached:
+            field_.mark()
         if 0 <= self.current < len(self.drafts) and field_.draft is self.drafts[self.current]:
-            self._mark(field_.index, event.value)
             self._update_preview()
 
     async def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -272,6 +295,7 @@ class GroupEditor(ModalScreen[list[GroupSettings] | None]):
             n += 1
         self.drafts.append(DraftGroup(f"group{n}"))
         self.current = len(self.drafts) - 1
+        self._refresh_list()
         await self._show_group()
         self.query_one("#group-name", Input).focus()
 
@@ -281,6 +305,7 @@ class GroupEditor(ModalScreen[list[GroupSettings] | None]):
         removed = self.drafts.pop(self.current)
         self.current = min(self.current, len(self.drafts) - 1)
         self._status(f"deleted group {removed.name!r} (Esc discards all changes)", error=False)
+        self._refresh_list()
         await self._show_group()
 
     async def action_move(self, step: int) -> None:

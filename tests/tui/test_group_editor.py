@@ -7,12 +7,14 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from textual import events
 from textual.widgets import Input, OptionList, Static
 
 from bwmon.core.config.settings import GroupSettings, Settings
 from bwmon.core.feed import ManualFeed
 from bwmon.tui.app import BwmonApp
 from bwmon.tui.controller import RecordingController
+from bwmon.tui.demo import demo_processes
 from bwmon.tui.group_editor import GroupEditor
 
 CONFIG = """\
@@ -169,3 +171,50 @@ async def test_without_a_config_file_save_creates_the_user_file(
         await pilot.pause()
     data = tomllib.loads(target.read_text())
     assert [g["name"] for g in data["groups"]] == ["browsers", "transfer"]
+
+
+def hold(app: BwmonApp, *keys: str) -> None:
+    """Keys as a terminal delivers a held key: all queued at once, none waited for."""
+    assert app._driver is not None
+    for key in keys:
+        event = events.Key(key, None)
+        event.set_sender(app)
+        app._driver.send_message(event)
+
+
+async def test_held_arrow_keys_in_the_group_list_keep_the_editor_and_the_edits(
+    feed: ManualFeed, config_file: Path
+) -> None:
+    """Issue 23, item 1: ↑↑/↓↓ held in the list ran two field rebuilds at once (NoMatches
+    '#regex-0', a busy loop, unsaved edits lost on Esc)."""
+    controller = RecordingController(Settings(groups=[
+        GroupSettings(name="browsers", patterns=["firefox", "chrom(e|ium)"]),
+        GroupSettings(name="transfer", patterns=["rsync", "curl"]),
+        GroupSettings(name="shells", patterns=["ssh"])]), demo_processes(10))
+    app = editor_app(feed, controller, config_file)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("g")
+        await pilot.pause()
+        editor = app.screen
+        assert isinstance(editor, GroupEditor)
+        await pilot.click("#regex-1")  # browsers' second regex: an edit not yet saved
+        await pilot.press("end", *"|brave")
+        editor.query_one("#group-list", OptionList).focus()
+        await pilot.pause()
+        hold(app, *["down", "down", "up", "up"] * 15, "down", "down")
+        for _ in range(100):  # until the keys are handled and the fields show group 3
+            await pilot.pause(0.05)
+            if [f.value for f in editor.query(".regex").results(Input)] == ["ssh"]:
+                break
+        await pilot.pause()
+        listed = editor.query_one("#group-list", OptionList).highlighted
+        assert listed == editor.current == 2
+        assert editor.query_one("#group-name", Input).value == "shells"
+        assert [f.value for f in editor.query(".regex").results(Input)] == ["ssh"]
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert not isinstance(app.screen, GroupEditor)
+    assert controller.last("set_groups") == [
+        GroupSettings(name="browsers", patterns=["firefox", "chrom(e|ium)|brave"]),
+        GroupSettings(name="transfer", patterns=["rsync", "curl"]),
+        GroupSettings(name="shells", patterns=["ssh"])]
