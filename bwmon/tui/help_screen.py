@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from rich.console import Group
+from rich.padding import Padding
+from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -38,22 +42,39 @@ EDITOR_KEYS = (
 )
 
 
+# Paragraphs, each wrapped to the width of the page (lines broken here would be wrapped
+# again by the page, leaving a stub on a line of its own at 80 columns).
 READING = (
-    "Order: rate sorts use each app's mean over the last 5 s; a row passes the",
-    "one above when its mean is over 1.2 times as big (other sorts: 1.5 times,",
-    "or bigger two updates running). Choosing a sort orders exactly at once.",
+    "Order: rate sorts use each app's mean over the last 5 s; a row passes the one above when "
+    "its mean is over 1.2 times as big (other sorts: 1.5 times, or bigger two updates "
+    "running). Choosing a sort orders exactly at once.",
     "Trend: one cell per 4 s of the clock (mean rate in + out): the last 32 s.",
 )
+KEY_WIDTH = 16
 
 
-def help_text() -> str:
-    lines = ["[b]Main screen[/b]"]
-    lines += [f"  [b]{k:<16}[/b] {v}" for k, v in MAIN_KEYS]
-    lines += ["", *(f"  {line}" for line in READING)]
-    lines += ["", "[b]Group editor[/b]"]
-    lines += [f"  [b]{k:<16}[/b] {v}" for k, v in EDITOR_KEYS]
-    lines += ["", "Esc, q or ? closes this page."]
-    return "\n".join(lines)
+def key_table(keys: tuple[tuple[str, str], ...]) -> Table:
+    """Keys in one column, what they do in the next: a long description wraps under itself."""
+    table = Table.grid(padding=(0, 1))
+    table.add_column(width=KEY_WIDTH + 2, no_wrap=True)  # +2: the indent
+    table.add_column(ratio=1)
+    for key, action in keys:
+        table.add_row(Text(f"  {key}", style="bold"), action)
+    return table
+
+
+def help_text() -> Group:
+    reading = [Padding(Text(paragraph), (1, 0, 0, 2)) for paragraph in READING]
+    return Group(
+        Text("Main screen", style="bold"),
+        key_table(MAIN_KEYS),
+        *reading,
+        Text(),
+        Text("Group editor", style="bold"),
+        key_table(EDITOR_KEYS),
+        Text(),
+        Text("Esc, q or ? closes this page."),
+    )
 
 
 class HelpScreen(ModalScreen[None]):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+
 from textual.widgets import Static
 
 from bwmon.tui.app import BwmonApp
-from bwmon.tui.help_screen import HelpScreen
+from bwmon.tui.help_screen import EDITOR_KEYS, MAIN_KEYS, HelpScreen
+from tests.helpers.screen_text import widget_lines
 
 
 async def test_help_lists_keys_and_q_closes_only_the_help(app: BwmonApp) -> None:
@@ -14,7 +17,9 @@ async def test_help_lists_keys_and_q_closes_only_the_help(app: BwmonApp) -> None
         await pilot.press("question_mark")
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
-        text = str(app.screen.query_one("#help-text", Static).render())
+        await pilot.resize_terminal(80, 60)  # tall: the whole page shows
+        await pilot.pause()
+        text = "\n".join(widget_lines(app, app.screen.query_one("#help-text", Static)))
         for key in ("1 … 7", "Ctrl+S", "apply the doctor's fixes", "quit"):
             assert key in text
         await pilot.press("q")
@@ -44,3 +49,38 @@ async def test_resize_keeps_sort_and_selection_and_drops_trend_when_narrow(
         await pilot.resize_terminal(120, 40)
         await pilot.pause()
         assert app.table.show_trend and app.table.selected_key == chosen
+
+
+def needless_breaks(lines: list[str], width: int, keys: set[str], indent: int) -> list[str]:
+    """Lines broken although the next line's first word would have fitted after them: text
+    wrapped twice (hard line breaks inside text the page wraps again). Key rows start a new
+    line by design; their descriptions go on at `indent`."""
+    found = []
+    for line, after in itertools.pairwise(lines):
+        head, rest = after[:indent].strip(), after.strip()
+        if not line.strip() or not rest or head in keys or not after.startswith(" "):
+            continue  # a new paragraph, heading or key row
+        if len(line.rstrip()) + 1 + len(rest.split()[0]) <= width:
+            found.append(f"{line.rstrip()!r} / {after.strip()!r}")
+    return found
+
+
+async def test_help_wraps_once_at_80_columns(app: BwmonApp) -> None:
+    """Issue 23, item 10: at 80 columns the help's lines were broken by hand and wrapped
+    again by the page, leaving stubs like "start)" and "passes the" on lines of their own,
+    and descriptions running on under the keys."""
+    async with app.run_test(size=(80, 60)) as pilot:  # tall: the whole page shows
+        await pilot.pause()
+        await pilot.press("question_mark")
+        await pilot.pause()
+        text = app.screen.query_one("#help-text", Static)
+        lines = widget_lines(app, text)
+        width = text.content_region.width
+        keys = {k for k, _ in (*MAIN_KEYS, *EDITOR_KEYS)}
+        indent = 19  # descriptions start here: 2 spaces, the key in 16, one more
+        assert not needless_breaks(lines, width, keys, indent)
+        for line in lines:  # every line is a heading, key row, continuation or paragraph
+            assert (not line.strip() or line[:indent].strip() in keys
+                    or line.startswith((" " * indent, "  ", "Main", "Group", "Esc"))), line
+        shown = " ".join(" ".join(lines).split())
+        assert "a row passes the one above when its mean is over 1.2 times as big" in shown
