@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from rich.console import Group
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -43,50 +44,54 @@ def steady_connections(connections: Sequence[Connection],
         for i, c in enumerate(connections))]
 
 
+SHORT_STATES = {"ESTABLISHED": "ESTAB"}  # as `ss` shows it: the most common, and the longest
+
+
+def connection_line(c: Connection, width: int) -> Text:
+    """One line per connection, figures first (they line up under the heading): protocol,
+    bytes in and out, local → remote, TCP state. Where the whole line does not fit `width`,
+    the local end is shown by its port only (as bandwhich does); what still does not fit is
+    cut at the end, never wrapped onto the next line."""
+    head = f"{c.proto:<5}{human_bytes(c.bytes_in):>8} {human_bytes(c.bytes_out):>8}  "
+    state = f" {SHORT_STATES.get(c.state, c.state)}" if c.state else ""
+    line = f"{head}{c.local} → {c.remote}{state}"
+    if len(line) > width:
+        line = f"{head}:{c.local.rsplit(':', 1)[-1]} → {c.remote}{state}"
+    return Text(line, style="" if c.open else "dim", no_wrap=True, overflow="ellipsis")
+
+
+CONNECTIONS_HEADING = f"{'PROTO':<5}{'IN':>8} {'OUT':>8}  LOCAL → REMOTE  STATE"
+
+
 def detail_body(row: AppRow | None,
-                before: Mapping[tuple[str, str, str], int] | None = None) -> Text:
+                before: Mapping[tuple[str, str, str], int] | None = None,
+                width: int = 80) -> list[Text]:
     """Processes then connections of `row`, one per line (connections in steady places
-    relative to `before`, see steady_connections)."""
-    table = _Lines()
+    relative to `before`, see steady_connections), for a pane `width` columns wide."""
+    lines: list[Text] = []
     if row is None:
-        return table.text
+        return lines
     if row.kind == RowKind.UNATTRIBUTED:
-        table.add_row(Text("Flows whose local socket no process could be found for "
-                           "(closed before a poll, or another user's without root).",
-                           style="dim"))
+        lines.append(Text("Flows whose local socket no process could be found for "
+                          "(closed before a poll, or another user's without root).",
+                          style="dim"))
     if row.processes:
-        table.add_row(Text("PID     USER      COMMAND", style="bold underline"))
+        lines.append(Text("PID     USER      COMMAND", style="bold underline"))
         for p in row.processes[:MAX_LISTED]:
-            table.add_row(Text(f"{p.key.pid:<7} {p.user[:9]:<9} {p.cmdline}", no_wrap=True,
-                               overflow="ellipsis"))
+            lines.append(Text(f"{p.key.pid:<7} {p.user[:9]:<9} {p.cmdline}", no_wrap=True,
+                              overflow="ellipsis"))
         if len(row.processes) > MAX_LISTED:
-            table.add_row(Text(f"… {len(row.processes) - MAX_LISTED} more", style="dim"))
+            lines.append(Text(f"… {len(row.processes) - MAX_LISTED} more", style="dim"))
     if row.connections:
-        table.add_row(Text("PROTO LOCAL → REMOTE  IN / OUT", style="bold underline"))
+        lines.append(Text(CONNECTIONS_HEADING, style="bold underline", no_wrap=True,
+                          overflow="ellipsis"))
         for c in steady_connections(row.connections, before or {})[:MAX_LISTED]:
-            state = f" {c.state}" if c.state else ""
-            style = "" if c.open else "dim"
-            table.add_row(Text(
-                f"{c.proto:<5} {c.local} → {c.remote}  {human_bytes(c.bytes_in)} / "
-                f"{human_bytes(c.bytes_out)}{state}", style=style, no_wrap=True,
-                overflow="ellipsis"))
+            lines.append(connection_line(c, width))
         if len(row.connections) > MAX_LISTED:
-            table.add_row(Text(f"… {len(row.connections) - MAX_LISTED} more", style="dim"))
+            lines.append(Text(f"… {len(row.connections) - MAX_LISTED} more", style="dim"))
     if not row.processes and not row.connections and row.kind != RowKind.UNATTRIBUTED:
-        table.add_row(Text("no processes or connections right now", style="dim"))
-    return table.text
-
-
-class _Lines:
-    """Collects lines into one Text (what a one-column grid would show, but plain to read)."""
-
-    def __init__(self) -> None:
-        self.text = Text()
-
-    def add_row(self, line: Text) -> None:
-        if self.text:
-            self.text.append("\n")
-        self.text.append_text(line)
+        lines.append(Text("no processes or connections right now", style="dim"))
+    return lines
 
 
 class RateGraph(Static):
@@ -134,7 +139,8 @@ class DetailPane(Vertical):
     _title = ""
     _app: str | None = None  # the app whose connections `_lines` places
     _lines: dict[tuple[str, str, str], int] = {}  # noqa: RUF012 - replaced, never mutated
-    _body_spans: list[object] = []  # noqa: RUF012 - replaced, never mutated
+    _body_styles: Sequence[object] = ()
+    _row: AppRow | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(detail_title(None), id="detail-title")
@@ -164,8 +170,18 @@ class DetailPane(Vertical):
             self._app, self._lines = (row.name if row is not None else None), {}
         connections = steady_connections(row.connections, self._lines) if row else []
         self._lines = {connection_key(c): i for i, c in enumerate(connections)}
-        body = detail_body(row, self._lines)
-        if body.plain != self.body_plain or body.spans != self._body_spans:
-            self.body_plain = body.plain  # unchanged text: no redraw, no bytes to the terminal
-            self._body_spans = list(body.spans)
-            self.query_one("#detail-body", Static).update(body)
+        self._row = row
+        self._draw_body()
+
+    def _draw_body(self) -> None:
+        widget = self.query_one("#detail-body", Static)
+        lines = detail_body(self._row, self._lines, widget.size.width or 80)
+        plain = "\n".join(line.plain for line in lines)
+        styles = [(line.style, line.spans) for line in lines]
+        if plain != self.body_plain or styles != self._body_styles:
+            self.body_plain = plain  # unchanged text: no redraw, no bytes to the terminal
+            self._body_styles = styles
+            widget.update(Group(*lines))
+
+    def on_resize(self) -> None:
+        self._draw_body()  # connection lines are laid out for the width

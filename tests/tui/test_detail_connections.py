@@ -11,7 +11,9 @@ from bwmon.tui.app import BwmonApp
 from bwmon.tui.controller import RecordingController
 from bwmon.tui.demo import demo_snapshot
 from bwmon.tui.detail_pane import DetailPane, connection_key, steady_connections
+from bwmon.tui.format import human_bytes
 from tests.helpers.factories import connection
+from tests.helpers.screen_text import widget_lines
 
 
 def conn(port: int, size: int = 5836) -> Connection:
@@ -60,8 +62,32 @@ async def test_the_pane_shows_equal_connections_in_the_same_lines_every_tick(
         await pilot.pause()
         pane = app.query_one("#detail", DetailPane)
         first = pane.body_plain
-        assert "10.0.0.1:1 " in first and "10.0.0.1:6 " in first
+        assert ":1 → " in first and ":6 → " in first
         for n in range(1, 4):
             feed.push(shuffled(base, n))
             await pilot.pause()
             assert pane.body_plain == first, n
+
+
+async def test_each_connection_is_one_line_at_120_columns(app: BwmonApp) -> None:
+    """Issue 23, item 10: connection lines wrapped in the detail pane at 120×40 (the figures
+    and state on a line of their own). Now one line each, with both figures and the remote
+    end; the whole local address where the pane is wide enough."""
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("down", "down")
+        await pilot.pause()
+        row = app.table.shown_row(app.table.selected_key or "")
+        assert row is not None and len(row.connections) >= 2
+        body = app.query_one("#detail-body")
+        lines = [line.rstrip() for line in widget_lines(app, body) if line.strip()]
+        listed = [line for line in lines if line.startswith("tcp")]
+        assert len(listed) == len(row.connections)
+        assert lines[-len(listed):] == listed, "a connection line went on to the next one"
+        for c in row.connections:
+            assert any(human_bytes(c.bytes_in) in line and human_bytes(c.bytes_out) in line
+                       and c.remote in line for line in listed), c
+        await pilot.resize_terminal(200, 40)
+        await pilot.pause()
+        wide = " ".join(widget_lines(app, body))
+        assert all(f"{c.local} → {c.remote}" in wide for c in row.connections)
