@@ -297,6 +297,10 @@ class BwmonApp(App[None]):
     def on_app_table_sort_changed(self, event: AppTable.SortChanged) -> None:
         self._show_detail()
 
+    def on_app_table_trend_shown(self, event: AppTable.TrendShown) -> None:
+        if self.shown is not None:  # the trends are computed only while the column shows
+            self._apply(self.shown)
+
     def action_toggle_traffic(self) -> None:
         self._set_view(traffic=not self.view.traffic)
         self.table.set_traffic_mode(self.view.traffic)

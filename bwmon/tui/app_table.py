@@ -101,6 +101,9 @@ class AppTable(DataTable[Text]):
             self.column = column
             self.reverse = reverse
 
+    class TrendShown(Message):
+        """The trend column appeared (the table got wide enough): it needs its figures."""
+
     def __init__(self, *, max_rows: int = 200, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False, cell_padding=1)
         _shrink_render_caches(self)
@@ -115,6 +118,7 @@ class AppTable(DataTable[Text]):
         self._before: dict[str, AppRow] = {}  # the previous tick's rows, for steady_order
         self._order: list[str] = []  # the rows as last shown; [] = sort exactly
         self._trends: Mapping[str, Sequence[float | None]] = {}
+        self._trend_top = 0.0  # the largest trend cell of all rows: their common scale
         self._means: Mapping[str, tuple[float, float]] = {}
         self._shown: dict[str, AppRow] = {}
         self._cells: dict[str, tuple[str, ...]] = {}
@@ -144,12 +148,15 @@ class AppTable(DataTable[Text]):
              trends: Mapping[str, Sequence[float | None]],
              means: Mapping[str, tuple[float, float]] | None = None) -> None:
         """Bring the table up to date with one snapshot's rows (in place); `trends`: per row,
-        the mean rate of each of the last TREND_WIDTH clock slices (None: no data); `means`:
+        the mean rate of each of the last TREND_WIDTH clock slices (None: no data), drawn on
+        one scale for all rows (a steady small app shows small bars); `means`:
         per row, its mean rates (in, out) over the last MEAN_SECONDS, which rate sorts order
         by (see steady_order; a row without one, by its own figure)."""
         self._before = {r.name: r for r in self._source}
         self._source = list(rows)
         self._trends = trends
+        self._trend_top = max((v for cells in trends.values() for v in cells if v is not None),
+                              default=0.0)
         self._means = means or {}
         self._refresh_rows()
 
@@ -264,6 +271,8 @@ class AppTable(DataTable[Text]):
                             width=name_width if key == "app" else col.width)
         if trend_on:
             self.add_column(Text("Trend"), key="trend", width=TREND_WIDTH)
+            if not self.show_trend:
+                self.post_message(self.TrendShown())
         self.show_trend = trend_on
         self._built_for = layout
 
@@ -294,7 +303,8 @@ class AppTable(DataTable[Text]):
             else:
                 cells.append(str(row.flows))
         if self.show_trend:
-            cells.append(bars(self._trends.get(row.name, ())).rjust(TREND_WIDTH))
+            cells.append(bars(self._trends.get(row.name, ()), self._trend_top)
+                         .rjust(TREND_WIDTH))
         return tuple(cells)
 
     def _styled(self, row: AppRow, cells: tuple[str, ...]) -> list[Text]:

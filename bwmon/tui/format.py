@@ -66,13 +66,15 @@ def fill_gaps(values: Sequence[float | None]) -> list[float | None]:
     return out
 
 
-def bars(values: Sequence[float | None]) -> str:
-    """Block characters scaled to the largest value; a blank where there is no value."""
-    known = [v for v in values if v is not None]
-    top = max(known, default=0.0)
+def bars(values: Sequence[float | None], top: float | None = None) -> str:
+    """Block characters scaled to `top` (by default the largest value): a full block is
+    `top`, any rate above zero at least the lowest block, and nothing at all (no traffic,
+    or no measurement) a blank."""
+    if top is None:
+        top = max((v for v in values if v is not None), default=0.0)
     last = len(_BLOCKS) - 1
-    return "".join(" " if v is None else _BLOCKS[min(last, int(v / top * last + 0.5))]
-                   if top > 0 else _BLOCKS[0] for v in values)
+    return "".join(" " if not v or top <= 0 else _BLOCKS[min(last, int(v / top * last + 0.5))]
+                   for v in values)
 
 
 _PREFIX = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,

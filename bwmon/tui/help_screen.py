@@ -48,7 +48,8 @@ READING = (
     "Order: rate sorts use each app's mean over the last 5 s; a row passes the one above when "
     "its mean is over 1.2 times as big (other sorts: 1.5 times, or bigger two updates "
     "running). Choosing a sort orders exactly at once.",
-    "Trend: one cell per 4 s of the clock (mean rate in + out): the last 32 s.",
+    "Trend: one cell per 4 s of the clock (mean rate in + out): the last 32 s, every row on "
+    "one scale (█ is the largest cell in the table; no traffic draws nothing).",
 )
 KEY_WIDTH = 16
 

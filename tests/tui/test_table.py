@@ -349,10 +349,10 @@ async def test_trend_cells_are_fixed_slices_of_the_clock(controller: object) -> 
         n = 0
         while start + 1.2 * n < start + (TREND_WIDTH + 1) * TREND_SLICE:
             t = start + 1.2 * n
-            # The first slice is the busiest, so the scale stays put while it is shown.
+            # The first slice is the busiest, so the scale stays put while it is shown (the
+            # only row: all rows share the scale).
             rate = 50_000.0 if t < start + TREND_SLICE else (n * 37 % 11 + 1) * 1000.0
-            apps = (dataclasses.replace(base.apps[0], rate_in=rate, rate_out=0.0),
-                    *base.apps[1:])
+            apps = (dataclasses.replace(base.apps[0], rate_in=rate, rate_out=0.0),)
             feed.push(dataclasses.replace(base, seq=n, time=t, apps=apps, elapsed=1.0))
             await pilot.pause()
             cells.append(app.table.get_cell(name, "trend").plain)
