@@ -96,18 +96,22 @@ def detail_body(row: AppRow | None,
 
 class RateGraph(Static):
     """A one-line bar graph of the rates of the last `window` seconds, drawn as ONE styled
-    run of block characters, one bar per `window / width` seconds of the clock.
+    run of block characters, one bar per `window / width` seconds of the clock; `scale`
+    beside it says what a full bar is (the graph's peak).
 
     (Textual's Sparkline styles every bar separately; over SSH that costs ~20 bytes of escape
     codes per column on every tick. Bars aligned to the clock keep their place between ticks,
     where bars counted back from the newest point would all slide each tick.)
     """
 
-    def __init__(self, *, id: str, classes: str, window: float = 120.0) -> None:
+    def __init__(self, *, id: str, classes: str, window: float = 120.0,
+                 scale: Static | None = None) -> None:
         super().__init__("", id=id, classes=classes)
         self.window = window
+        self.scale = scale
         self.samples: Sequence[tuple[float, float]] = ()  # (time, rate), oldest first
         self.drawn = ""  # the bars as last drawn
+        self.peak_label = ""  # the scale as last written
 
     @property
     def data(self) -> list[float]:
@@ -126,10 +130,16 @@ class RateGraph(Static):
 
     def _draw(self) -> None:
         width = max(1, self.size.width or 40)
-        line = bars(clock_buckets(self.samples, self.window, width)).rjust(width)
+        values = clock_buckets(self.samples, self.window, width)
+        line = bars(values).rjust(width)
         if line != self.drawn:
             self.drawn = line
             self.update(line)
+        peak = max((v for v in values if v is not None), default=0.0)
+        label = f"max {human_rate(peak)}" if peak > 0 else ""
+        if self.scale is not None and label != self.peak_label:
+            self.peak_label = label
+            self.scale.update(label)
 
 
 class DetailPane(Vertical):
@@ -148,8 +158,11 @@ class DetailPane(Vertical):
             for direction in ("in", "out"):
                 with Horizontal(classes="spark-row"):
                     yield Label(f"{direction:<3} {label:>3}", classes="spark-label")
+                    scale = Static("", classes="spark-scale")
                     yield RateGraph(id=f"spark-{direction}-{seconds}",
-                                    classes=f"spark spark-{direction}", window=seconds)
+                                    classes=f"spark spark-{direction}", window=seconds,
+                                    scale=scale)
+                    yield scale
         with VerticalScroll(id="detail-scroll"):
             yield Static("", id="detail-body")
 

@@ -12,7 +12,8 @@ from bwmon.tui.app import BwmonApp
 from bwmon.tui.controller import RecordingController
 from bwmon.tui.demo import demo_snapshot
 from bwmon.tui.detail_pane import RateGraph
-from bwmon.tui.format import bars, clock_buckets
+from bwmon.tui.format import bars, clock_buckets, human_rate
+from tests.helpers.screen_text import screen_lines
 
 RATES = [4000.0, 1000.0, 3000.0, 500.0, 2500.0, 1500.0, 3500.0, 800.0]
 
@@ -36,7 +37,7 @@ async def test_older_bars_stay_put_inside_a_bucket_and_shift_when_it_completes(
         start = (math.floor(1_000_000.0 / size) + 1) * size  # a bucket boundary
         same = shifted = 0
         before, t_before = graph.drawn, 1_000_000.0
-        for n in range(24):
+        for n in range(int(9 * size) + 1):  # some 9 slices, of several ticks each
             t = start + n  # one tick a second
             feed.push(snapshot(base, t, RATES[n % len(RATES)]))
             await pilot.pause()
@@ -59,3 +60,24 @@ def test_buckets_hold_the_peak_of_their_slice_of_the_clock() -> None:
     # 4 bars: one slice before the first sample is empty, and shows blank
     assert clock_buckets(samples, 8, 4) == [None, 9.0, 2.0, 7.0]
     assert bars([None, 9.0, 2.0, 7.0])[0] == " " and bars([None, 9.0, 2.0, 7.0])[1] == "█"
+
+
+async def test_each_graph_says_what_a_full_bar_is(app: BwmonApp) -> None:
+    """Issue 23, item 10: the graphs had no scale. Each now ends with its peak: the rate a
+    full bar stands for."""
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("down", "down")
+        await pilot.pause()
+        name = app.table.selected_key
+        assert name is not None
+        points = app.feed.history.points(name)
+        lines = screen_lines(app)
+        for direction, seconds in (("in", 120), ("out", 120), ("in", 600), ("out", 600)):
+            graph = app.query_one(f"#spark-{direction}-{seconds}", RateGraph)
+            recent = [getattr(p, f"rate_{direction}") for p in points
+                      if p.time > points[-1].time - seconds]
+            pane = app.query_one("#detail").region
+            row = lines[graph.region.y][pane.x:pane.right]
+            assert "█" in graph.drawn
+            assert row[graph.region.right - pane.x:].strip() == f"max {human_rate(max(recent))}"
