@@ -307,6 +307,7 @@ class BwmonApp(App[None]):
 
     def action_toggle_processes(self) -> None:
         self._set_view(processes=not self.view.processes)
+        self.table.set_name_label("Process" if self.view.processes else "App")
         self.controller.set_process_view(self.view.processes)
         if self.shown is not None:
             self._apply(self.shown)

@@ -111,6 +111,7 @@ class AppTable(DataTable[Text]):
         self.sort_column = "rate"
         self.sort_reverse = True  # numeric columns start biggest first
         self.traffic_mode = False
+        self.name_label = "App"  # the first column's heading: "Process" in the process view
         self.show_trend = False
         self.pattern: re.Pattern[str] | None = None
         self.hidden_by_filter = 0
@@ -276,12 +277,19 @@ class AppTable(DataTable[Text]):
         self.show_trend = trend_on
         self._built_for = layout
 
+    def set_name_label(self, label: str) -> None:
+        """What the rows are: "App", or "Process" in the process view."""
+        if label != self.name_label:
+            self.name_label = label
+            self._update_labels()
+
     def _label(self, key: str) -> Text:
         col = COLUMNS[key]
+        name = self.name_label if key == "app" else col.label
         if key != self.sort_column and key not in BOTH.get(self.sort_column, ()):
-            return Text(col.label, justify="right" if col.numeric else "left")
+            return Text(name, justify="right" if col.numeric else "left")
         arrow = "▼" if self.sort_reverse else "▲"
-        return Text(f"{col.label} {arrow}", style="bold",
+        return Text(f"{name} {arrow}", style="bold",
                     justify="right" if col.numeric else "left")
 
     def _update_labels(self) -> None:

@@ -13,6 +13,7 @@ from bwmon.tui.app import BwmonApp
 from bwmon.tui.controller import RecordingController
 from bwmon.tui.demo import T0, demo_snapshot
 from bwmon.tui.totals_header import TotalsHeader
+from tests.helpers.screen_text import screen_lines
 
 
 def header(app: BwmonApp) -> str:
@@ -77,9 +78,12 @@ async def test_toggles_change_view_and_tell_the_core(
         assert "processes" in header(app)
         assert controller.last("set_process_view") is True
         assert "firefox [1000]" in app.table.row_keys_in_order()
+        # the rows are processes, and the heading says so (issue 23, item 10: it said "App")
+        assert screen_lines(app)[2].split()[0] == "Process"
         await pilot.press("p")
         await pilot.pause()
         assert "firefox" in app.table.row_keys_in_order()
+        assert screen_lines(app)[2].split()[0] == "App"
         await pilot.press("a")
         assert "auto-group off" in header(app)
         assert controller.last("set_auto_group") is False
