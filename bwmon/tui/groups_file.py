@@ -38,8 +38,21 @@ def _new_table(group: GroupSettings) -> Table:
     table = tomlkit.table()
     table.add("name", group.name)
     table.add("patterns", list(group.patterns))
-    table.add(tomlkit.nl())
     return table
+
+
+def _space_alike(tables: Sequence[Table]) -> None:
+    """One blank line between two groups, whether written new (tomlkit puts a blank line
+    before a new table) or kept from the file (which ends with the blank lines read), so
+    saving again adds none; none after the last (the text after the groups brings its own)."""
+    for i, table in enumerate(tables):
+        body = table.value.body
+        while body and body[-1][0] is None and isinstance(body[-1][1], Whitespace):
+            del body[-1]
+        if i:
+            table.trivia.indent = ""
+        if i < len(tables) - 1:
+            table.add(tomlkit.nl())
 
 
 def _split_trailing(table: Table) -> list[Comment | Whitespace]:
@@ -75,6 +88,7 @@ def groups_to_toml(groups: Sequence[GroupSettings], old: AoT | None = None) -> A
             table = kept
             table["patterns"] = list(group.patterns)
         aot.append(table)
+    _space_alike(aot.body)
     if len(aot.body):
         for item in trailing:
             aot.body[-1].add(item)

@@ -65,3 +65,22 @@ def test_save_replaces_atomically_and_keeps_the_mode(tmp_path: Path) -> None:
     assert path.stat().st_ino != inode  # a new file renamed over the old one
     assert path.stat().st_mode & 0o777 == 0o600
     assert os.listdir(tmp_path) == ["bwmon.toml"]  # no temp file left behind
+
+
+@pytest.mark.parametrize("text", [TEXT, "", "x = 1\n\n[http]\nlisten = '8080'\n"])
+def test_groups_are_spaced_by_one_blank_line_and_saving_again_adds_none(
+        tmp_path: Path, text: str) -> None:
+    """Issue 23, item 10: each new group was followed by two blank lines, and each save of a
+    kept group added one more."""
+    path = tmp_path / "bwmon.toml"
+    path.write_text(text)
+    groups = [GroupSettings(name="web", patterns=["firefox"]),
+              GroupSettings(name="new", patterns=["b"]),
+              GroupSettings(name="other", patterns=["c"])]
+    save_groups(path, groups)
+    first = path.read_text()
+    assert "\n\n\n" not in first, first
+    assert first.count("\n\n[[groups]]") == 3 - first.startswith("[[groups]]")
+    save_groups(path, groups)
+    assert path.read_text() == first  # a second save changes nothing
+    assert [GroupSettings(**g) for g in tomllib.loads(first)["groups"]] == groups
