@@ -15,6 +15,7 @@ prepare()  # first, before anything imports asyncio (ssl loaded on use; C heap s
 import argparse
 import asyncio
 import contextlib
+import gc
 import sys
 from collections.abc import Callable, Sequence
 
@@ -82,6 +83,17 @@ def demo_app(settings: Settings, rows: int) -> BwmonApp:
     return BwmonApp(feed, controller, engine_runner=run, engine_stopper=stop.set)
 
 
+NO_TERMINAL = ("needs a terminal to draw on and read keys from (stdin and stderr are not "
+               "both one); run it in a terminal (over SSH: ssh -t), or use `bwmon monitor` "
+               "for plain output")
+
+
+def on_a_terminal() -> bool:
+    """Whether keys come from a terminal and the screen goes to one (Textual draws on
+    stderr). Without, it would write its escape codes into a file or pipe."""
+    return all(stream is not None and stream.isatty() for stream in (sys.stdin, sys.__stderr__))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -93,11 +105,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"bwmon-tui: {exc}", file=sys.stderr)
         return 2
+    if not on_a_terminal():
+        print(f"bwmon-tui: {NO_TERMINAL}", file=sys.stderr)
+        return 2
     mouse = settings.tui.mouse and not args.no_mouse
     try:
         app.run(mouse=mouse)
     except KeyboardInterrupt:
         return 130
+    finally:
+        # Everything is stopped and the terminal restored: leave without the interpreter's
+        # final collection over the whole heap, most of the time between q and the prompt.
+        gc.freeze()
     if app.fatal_error is not None:
         print(f"bwmon-tui: {app.fatal_error}", file=sys.stderr)
         return 2
