@@ -1,9 +1,10 @@
 """Terminal output of bwmon-tui beside nethogs, on the same screen with real traffic (root only).
 
     python3 bench/bench_tui_output.py [--procs 50] [--size 120x40] [--seconds 20] [--warmup 5]
-                                      [--rounds 1] [--baseline DIR] [--no-plain] [--tabstops]
+                                      [--rounds 1] [--baseline DIR] [--no-plain]
                                       [--record FRAMES.jsonl]
     python3 bench/bench_tui_output.py --replay TICKS.jsonl [--offline] [--baseline DIR] ...
+    python3 bench/bench_tui_output.py --offline --demo ROWS [--size 120x40] [--baseline DIR] ...
 
 Two private network namespaces joined by a veth pair: a sink in one, and PROCS client
 processes in the other, each with a distinctive command line (`--tag app-NN`) and its own
@@ -12,10 +13,9 @@ Then, one after the other with the traffic still running, `bwmon-tui` (ticking o
 second; with its diff output layer, then with BWMON_TUI_DIFF=0, i.e. Textual's own output)
 and `nethogs -d 1` on the veth run in a pseudo-terminal of the given size; after the warm-up
 it counts the bytes each writes to the terminal and its CPU time over `--seconds`. The
-pseudo-terminal answers cursor position requests as a terminal does (tests/helpers/terminal.py):
-bwmon-tui uses tabs only once its terminal has answered that the stops are where meant.
-bench_tui.py measures bwmon-tui against a naive Textual table on made-up data; this one
-measures it against the reference tool on a real workload.
+pseudo-terminal answers what a terminal answers (tests/helpers/terminal.py). bench_tui.py
+measures bwmon-tui against a naive Textual table on made-up data; this one measures it against
+the reference tool on a real workload.
 
 `--baseline DIR` also measures the bwmon-tui of another checkout (e.g. `git archive` of the
 previous commit unpacked in DIR), in the same rounds, for a before/after ratio on one load.
@@ -24,15 +24,16 @@ previous commit unpacked in DIR), in the same rounds, for a before/after ratio o
 
 `--replay TICKS.jsonl` needs no root and no traffic: it replays snapshots recorded with
 `bwmon run --json` (one per second, times shifted to now; `--save-ticks TICKS.jsonl` records
-them on this workload) into this checkout's bwmon-tui and,
-with `--baseline DIR`, into the other's. Every run sees the same data, so the before/after
-ratio does not depend on how the machine's load starved the traffic clients.
+them on this workload) into this checkout's bwmon-tui and, with `--baseline DIR`, into the
+other's. Every run sees the same data, so the before/after ratio does not depend on how the
+machine's load starved the traffic clients.
 
-`--replay TICKS.jsonl --offline` needs no pseudo-terminal and no clock: each checkout's
-bwmon-tui runs in-process with a driver that feeds what Textual writes through its output
-layer (as for TERM=xterm-256color), the recorded ticks pushed one after the other with times
-1 s apart; it reports the bytes per tick over --seconds ticks after --warmup ticks. The same
-input gives the same bytes every time, so a change of the output shows in seconds, exactly.
+`--offline` needs no pseudo-terminal and no clock: each checkout's bwmon-tui runs in-process
+with a driver that feeds what Textual writes through its output layer (a tty with ONLCR, as
+for TERM=xterm-256color), the ticks of `--replay` or the made-up data of `bwmon-tui --demo
+ROWS` (`--demo`, in the repository) pushed one after the other with times 1 s apart; it
+reports the bytes per tick over --seconds ticks after --warmup ticks. The same input gives
+the same bytes every time, so a change of the output shows in seconds, exactly.
 """
 
 from __future__ import annotations
@@ -160,16 +161,14 @@ def offline_child(tree: str, ticks: str, size: str, count: int, skip: int) -> No
 
     cols, lines = (int(x) for x in size.split("x"))
     params = inspect.signature(ScreenDiff).parameters
-    caps: dict[str, Any] = {}
-    if hasattr(diff_driver, "terminal_caps"):  # REP and tabs, where the checkout has them
-        found = diff_driver.terminal_caps("xterm-256color")._replace(newline=True) \
-            if "newline" in params else diff_driver.terminal_caps("xterm-256color")
-        # newline: as on a tty with ONLCR (the default), which sends a line feed as CR LF
-        if hasattr(diff_driver, "own_tab_stops"):  # own stops as the driver decides (env)
+    # A line feed as the start of the next row: a tty with ONLCR (the default) sends it CR LF.
+    caps: dict[str, Any] = {"newline": True} if "newline" in params else {}
+    if hasattr(diff_driver, "terminal_caps"):  # an older checkout: REP and tabs from terminfo
+        found = diff_driver.terminal_caps("xterm-256color")
+        if hasattr(diff_driver, "own_tab_stops"):  # own stops as that driver decides (env)
             found = found._replace(set_tabs=found.set_tabs
                                    and diff_driver.own_tab_stops(os.environ))
-        caps = {k: getattr(found, k) for k in ("rep", "tabs", "set_tabs", "newline")
-                if k in params}
+        caps.update({k: getattr(found, k) for k in ("rep", "tabs", "set_tabs") if k in params})
     sent: list[int] = []
     ticks_pushed: list[int] = []
     path = os.environ.get("BWMON_BENCH_RECORD")  # --record: every frame, with its tick
@@ -200,9 +199,18 @@ def offline_child(tree: str, ticks: str, size: str, count: int, skip: int) -> No
                     record.write(json.dumps({"raw": frame, "out": out, "size": (cols, lines),
                                              "tick": len(ticks_pushed) - 1}) + "\n")
 
-    records = [d for d in map(json.loads, Path(ticks).read_text().splitlines())
-               if "apps" in d]
-    snapshot = _snapshot_maker()
+    if ticks.startswith("demo:"):  # the made-up data of `bwmon-tui --demo ROWS`
+        from bwmon.tui.demo import demo_snapshot
+
+        rows = int(ticks.removeprefix("demo:"))
+        records: list[Any] = list(range(skip + count))
+
+        def snapshot(tick: Any, seq: int, now: float) -> Any:
+            return demo_snapshot(tick, rows)
+    else:
+        records = [d for d in map(json.loads, Path(ticks).read_text().splitlines())
+                   if "apps" in d]
+        snapshot = _snapshot_maker()
 
     async def run() -> tuple[float, float]:
         feed = ManualFeed()
@@ -271,6 +279,7 @@ def _snapshot_maker() -> Any:
 def offline(args: argparse.Namespace) -> None:
     """Bytes per tick of this checkout and the baseline on the same ticks, no pty, no clock."""
     trees = {"bwmon-tui": REPO, "bwmon-tui of --baseline": args.baseline}
+    workload = f"demo:{args.demo}" if args.demo else str(args.replay.resolve())
     results = {}
     for label, tree in trees.items():
         if tree is None:
@@ -281,11 +290,11 @@ def offline(args: argparse.Namespace) -> None:
                 "" if tree == REPO else ".base")
         done = subprocess.run(
             [sys.executable, str(Path(__file__).resolve()), "--offline-child",
-             str(Path(tree).resolve()), str(args.replay.resolve()), args.size,
+             str(Path(tree).resolve()), workload, args.size,
              str(int(args.seconds)), str(int(args.warmup))],
             capture_output=True, text=True, check=True, env=env)
         results[label] = json.loads(done.stdout.splitlines()[-1])
-    print(f"offline replay of {args.replay} ({args.size}, {int(args.seconds)} ticks after "
+    print(f"offline replay of {workload} ({args.size}, {int(args.seconds)} ticks after "
           f"{int(args.warmup)})\n")
     print("| program | bytes per tick | CPU ms per tick |")
     print("|---|---:|---:|")
@@ -330,15 +339,14 @@ def main() -> None:
                     help="measure each program this many times, interleaved; report the mean")
     ap.add_argument("--warmup", type=float, default=5.0)
     ap.add_argument("--baseline", type=Path, help="another checkout's bwmon-tui to measure too")
-    ap.add_argument("--tabstops", action="store_true",
-                    help="also measure bwmon-tui with BWMON_TUI_TABSTOPS=0 (no stops of its own; "
-                         "before 2026-11-28 this measured =1, then opt-in)")
     ap.add_argument("--no-plain", action="store_true",
                     help="skip the BWMON_TUI_DIFF=0 measurement")
     ap.add_argument("--record", type=Path, help="record bwmon-tui's frames to this file")
     ap.add_argument("--replay", type=Path, help="replay `bwmon run --json` ticks instead")
     ap.add_argument("--save-ticks", type=Path,
                     help="only write --seconds ticks of `bwmon run --json` on the workload")
+    ap.add_argument("--demo", type=int, metavar="ROWS",
+                    help="with --offline: bwmon-tui --demo's made-up data instead of --replay")
     ap.add_argument("--offline", action="store_true",
                     help="with --replay: in-process, no pty or clock; bytes per tick")
     ap.add_argument("--replay-child", nargs=2, help=argparse.SUPPRESS)
@@ -351,7 +359,7 @@ def main() -> None:
         tree, ticks, size, count, skip = args.offline_child
         offline_child(tree, ticks, size, int(count), int(skip))
         return
-    if args.replay and args.offline:
+    if (args.replay or args.demo) and args.offline:
         offline(args)
         return
     cols, lines = (int(x) for x in args.size.split("x"))
@@ -382,7 +390,7 @@ def main() -> None:
                      else ["-m", "bwmon.tui.main"])
             tui = a.argv(sys.executable, *start, "--config", str(config))
             runs: dict[str, list[tuple[float, float]]] = {
-                "ours": [], "tabs": [], "plain": [], "hogs": [], "base": []}
+                "ours": [], "plain": [], "hogs": [], "base": []}
             for _ in range(args.rounds):  # interleaved, so load changes hit all alike
                 runs["ours"].append(measure(tui, b"app-", (cols, lines), args.warmup,
                                             args.seconds, env))
@@ -391,9 +399,6 @@ def main() -> None:
                         a.argv(sys.executable, "-c", BASELINE, str(args.baseline.resolve()),
                                "--config", str(config)),
                         b"app-", (cols, lines), args.warmup, args.seconds, env))
-                if args.tabstops:
-                    runs["tabs"].append(measure(tui, b"app-", (cols, lines), args.warmup,
-                                                args.seconds, {**env, "BWMON_TUI_TABSTOPS": "0"}))
                 if not args.no_plain:
                     runs["plain"].append(measure(tui, b"app-", (cols, lines), args.warmup,
                                                  args.seconds, {**env, "BWMON_TUI_DIFF": "0"}))
@@ -412,8 +417,7 @@ def main() -> None:
 
 def report(runs: dict[str, list[tuple[float, float]]]) -> None:
     """The means as a Markdown table, with each round's bytes/s, and the ratios."""
-    names = {"ours": "bwmon-tui (1 s ticks)", "tabs": "bwmon-tui, BWMON_TUI_TABSTOPS=0",
-             "base": "bwmon-tui of --baseline",
+    names = {"ours": "bwmon-tui (1 s ticks)", "base": "bwmon-tui of --baseline",
              "plain": "bwmon-tui, BWMON_TUI_DIFF=0 (Textual's output)",
              "hogs": "nethogs -d 1"}
     print("| program | bytes/s to the terminal | (each round) | CPU ms per second |")
@@ -424,12 +428,6 @@ def report(runs: dict[str, list[tuple[float, float]]]) -> None:
             rounds = " / ".join(f"{x:.0f}" for x, _ in runs[key])
             print(f"| {name} | {b:.0f} | {rounds} | {c:.1f} |")
     ours = mean(runs["ours"])
-    if runs["tabs"] and runs["hogs"]:
-        tabs, hogs = mean(runs["tabs"]), mean(runs["hogs"])
-        each = " / ".join(f"{t[0] / h[0]:.2f}" for t, h in zip(runs["tabs"], runs["hogs"],
-                                                               strict=True))
-        print(f"| ratio with BWMON_TUI_TABSTOPS=0 / nethogs | {tabs[0] / hogs[0]:.2f} | {each} "
-              f"| {tabs[1] / hogs[1]:.2f} |")
     for key, name in (("hogs", "**ratio bwmon-tui / nethogs**"),
                       ("base", "ratio bwmon-tui / baseline"),
                       ("plain", "ratio bwmon-tui / BWMON_TUI_DIFF=0")):

@@ -34,10 +34,6 @@ REPO = Path(__file__).resolve().parents[2]
 # their last letter; a real terminal does not show them.
 _UNKNOWN_TO_PYTE = re.compile(r"\x1b\[[<>=][0-9;]*[a-zA-Z]")
 
-# REP (repeat the preceding character n times), which pyte does not know: expanded here. Our
-# output always sends it right after the character it repeats.
-_REP = re.compile(r"([^\x00-\x1f\x7f])\x1b\[([0-9]*)b")
-
 Cell = tuple[str, str, str, bool, bool, bool, bool, bool, bool]
 
 
@@ -60,7 +56,6 @@ class Terminal:
         self.stream = pyte.Stream(self.screen)
 
     def feed(self, data: str) -> None:
-        data = _REP.sub(lambda m: m.group(1) * (1 + int(m.group(2) or 1)), data)
         self.stream.feed(_UNKNOWN_TO_PYTE.sub("", data))
 
     def resize(self, cols: int, rows: int) -> None:
@@ -102,8 +97,8 @@ def _set_size(fd: int, cols: int, rows: int) -> None:
 class PtyApp:
     """bwmon-tui (via `python -m bwmon.tui.main`) on a pty; collects everything it writes.
 
-    `answer`: a terminal emulator plays the output and answers what a terminal answers (cursor
-    position requests), as every real terminal does; `tabs` sets its tab stops first (e.g.
+    `answer`: a terminal emulator plays the output and answers what a terminal answers (e.g.
+    cursor position requests), as every real terminal does; `tabs` sets its tab stops first (e.g.
     every 4 columns, as `tabs -4` would)."""
 
     def __init__(self, args: Sequence[str], size: tuple[int, int] = (80, 24),

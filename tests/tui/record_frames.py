@@ -1,7 +1,6 @@
 """Run bwmon-tui with its diff driver recording every frame: what Textual wrote (raw) and what
-the driver sent instead (out), one JSON line per flush (and per Ctrl+L redraw, for the tab
-stops put back on leaving, and for the question about them at the start: marked `redraw`,
-`restore_tabs`, `ask_tabs`), so a test can play both onto two terminal emulators and compare.
+the driver sent instead (out), one JSON line per flush (and per Ctrl+L redraw, marked
+`redraw`), so a test can play both onto two terminal emulators and compare.
 
     python3 tests/tui/record_frames.py RECORD.jsonl [bwmon-tui args...]
 """
@@ -33,25 +32,19 @@ def install(record: Path) -> None:
         sink.flush()
         return out
 
-    def logged(name: str) -> None:
-        """Wrap a method that returns output by itself (Ctrl+L, stops put back, the question
-        about tab stops): a frame with no raw text, marked with the method's name."""
-        original_method = getattr(screen_model.ScreenDiff, name)
+    original_redraw = screen_model.ScreenDiff.redraw
 
-        def wrapper(self: screen_model.ScreenDiff) -> str:
-            out: str = original_method(self)
-            if out:
-                sink.write(json.dumps({"raw": "", "out": out, "size": (self.width, self.height),
-                                       "ns": 0, "forwarded": self.forwarded_frames,
-                                       name: True}) + "\n")
-                sink.flush()
-            return out
+    def redraw(self: screen_model.ScreenDiff) -> str:
+        """Ctrl+L: output with no raw text, marked `redraw`."""
+        out = original_redraw(self)
+        sink.write(json.dumps({"raw": "", "out": out, "size": (self.width, self.height),
+                               "ns": 0, "forwarded": self.forwarded_frames,
+                               "redraw": True}) + "\n")
+        sink.flush()
+        return out
 
-        setattr(screen_model.ScreenDiff, name, wrapper)
-
-    for name in ("redraw", "restore_tabs", "ask_tabs"):
-        logged(name)
     screen_model.ScreenDiff.feed = feed  # type: ignore[method-assign]
+    screen_model.ScreenDiff.redraw = redraw  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 """bwmon-tui in a real pseudo-terminal with its diff output layer: every frame it sent, played
 on one emulator, shows what Textual's own output for that frame shows on another, through a
-resize and a Ctrl+L redraw of a screen someone wrote over; and it sent much less."""
+resize and a Ctrl+L redraw of a screen someone wrote over; it sent much less, and left the
+terminal's own state (tab stops) as it found it."""
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -18,7 +20,8 @@ def test_diff_output_shows_the_same_screens_and_is_smaller(tmp_path: Path) -> No
     record = tmp_path / "frames.jsonl"
     app = PtyApp([], size=(120, 40),
                  env={"BWMON_GENERAL__INTERVAL": "0.5"},
-                 command=[sys.executable, RECORDER, str(record), "--demo", "50"])
+                 command=[sys.executable, RECORDER, str(record), "--demo", "50"],
+                 tabs=4)  # the user's own stops (`tabs -4`): they must stay as they are
     try:
         assert app.wait_for(b"firefox", timeout=60), bytes(app.output[-300:])
         app.read_for(2.5)
@@ -61,12 +64,13 @@ def test_diff_output_shows_the_same_screens_and_is_smaller(tmp_path: Path) -> No
     assert drawn >= 4  # several full or partial redraws were compared, not just the first
     assert any("firefox" in line for line in our_term.text())  # the resized table is shown
 
-    # It asked about the tab stops, set its own on the way (xterm-256color has hts and tbc; the
-    # terminal answered), and leaves stops every 8 columns (set again at the resize, or put
-    # back on leaving).
-    assert any(f.get("ask_tabs") for f in frames)
-    assert any("\x1bH" in f["out"] for f in frames if not f.get("restore_tabs"))
-    assert our_term.screen.tabstops == set(range(8, 100, 8))
+    # It leaves the terminal's state alone: no tab stops set or cleared (HTS, TBC), no
+    # question about them (DSR), no tabs or REP whose effect depends on that state.
+    output = bytes(app.output)
+    for sequence in (b"\x1bH", b"\x1b[3g", b"\x1b[6n", b"\t"):
+        assert sequence not in output, sequence
+    assert re.search(rb"\x1b\[[0-9]*b", output) is None
+    assert app.terminal is not None and app.terminal.screen.tabstops == set(range(4, 120, 4))
 
     # What the terminal got is exactly the diff output (the tty turns \n into \r\n).
     sent = "".join(f["out"] for f in frames).encode().replace(b"\n", b"\r\n")

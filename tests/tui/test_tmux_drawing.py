@@ -1,0 +1,97 @@
+"""bwmon-tui in a real tmux with TERM=xterm-256color or xterm, a common setup: box drawing,
+separators, bars and the help box come out whole (issue 23, item 2), also after a resize and
+Ctrl+L. tmux's REP repeats only ASCII characters, so `─` followed by `ESC [ n b` used to show
+one `─` where Textual drew a whole line. What tmux shows (capture-pane) is compared with what
+Textual's own output of the same frames shows on an independent emulator (pyte)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.terminal import REPO, Terminal, Tmux
+
+RECORDER = REPO / "tests" / "tui" / "record_frames.py"
+BARS = "▁▂▃▄▅▆▇█"
+
+
+def expected_screen(record: Path) -> list[str]:
+    """What Textual's own output of every recorded frame shows, row by row."""
+    frames = [json.loads(line) for line in record.read_text().splitlines()]
+    size = tuple(frames[0]["size"])
+    textual = Terminal(*size)
+    for frame in frames:
+        if tuple(frame["size"]) != size:
+            size = tuple(frame["size"])
+            textual.resize(*size)
+        textual.feed(frame["raw"].replace("\n", "\r\n"))  # as the tty delivers a line feed
+    return [row.rstrip() for row in textual.text()]
+
+
+def shows_textuals_picture(tmux: Tmux, record: Path, what: str) -> list[str]:
+    """tmux's picture once it has settled; fails naming the first row that differs."""
+    shown: list[str] = []
+    expected: list[str] = []
+    for _ in range(6):  # the last frame may still be on its way
+        time.sleep(0.7)
+        shown = [row.rstrip() for row in tmux.screen().splitlines()]
+        expected = expected_screen(record)[:len(shown)]
+        if shown == expected:
+            return shown
+    wrong = next((y for y, (a, b) in enumerate(zip(shown, expected, strict=False)) if a != b),
+                 min(len(shown), len(expected)))
+    pytest.fail(f"{what}: tmux row {wrong} of {len(shown)} is\n  {shown[wrong:wrong + 1]!r}\n"
+                f"but Textual drew\n  {expected[wrong:wrong + 1]!r}", pytrace=False)
+
+
+def box(screen: list[str]) -> tuple[int, int]:
+    """The help box's left and right border columns, checked on every row of it."""
+    top = next(y for y, row in enumerate(screen) if re.search("╭─+╮", row))
+    bottom = next(y for y, row in enumerate(screen) if re.search("╰─+╯", row))
+    m = re.search("╭─+╮", screen[top])
+    assert m is not None and m.end() - m.start() > 40, screen[top]
+    left, right = m.start(), m.end() - 1
+    assert screen[bottom].index("╰") == left and screen[bottom].index("╯") == right
+    for row in screen[top + 1:bottom]:
+        assert row[left] == "│" and row[right] == "│", row
+    return left, right
+
+
+@pytest.mark.parametrize("term", ["xterm-256color", "xterm"])
+def test_lines_bars_and_help_box_are_whole_in_tmux(term: str, tmp_path: Path) -> None:
+    if shutil.which("tmux") is None:
+        pytest.fail("needs tmux (Debian: tmux)", pytrace=False)
+    record = tmp_path / "frames.jsonl"
+    # COLUMNS and LINES, if the test's environment has them, would win over the pane's size.
+    command = (f"cd {REPO} && env -u COLUMNS -u LINES TERM={term} BWMON_GENERAL__INTERVAL=0.25 "
+               f"{sys.executable} {RECORDER} {record} --demo 30")
+    tmux = Tmux(f"bwmon-draw-{os.getpid()}", command, (120, 40))
+    try:
+        tmux.wait(lambda s: sum(s.count(bar) for bar in BARS) > 20, timeout=60)  # trends drawn
+        tmux.keys("Space")  # pause: the picture stands still to be compared
+        screen = shows_textuals_picture(tmux, record, "main screen")
+        assert any(row.strip(" ") == "─" * 120 for row in screen), "no whole separator line"
+        tmux.keys("?")
+        box(shows_textuals_picture(tmux, record, "help box"))
+        tmux.keys("?")  # closed again
+        subprocess.run([*tmux.base, "resize-window", "-t", "main", "-x", "100", "-y", "30"],
+                       check=True)
+        screen = shows_textuals_picture(tmux, record, "after a resize to 100x30")
+        assert len(screen) == 30 and any(row == "─" * 100 for row in screen)
+        tmux.keys("?")
+        box(shows_textuals_picture(tmux, record, "help box at 100x30"))
+        tmux.keys("C-l")  # redraw: everything sent again
+        box(shows_textuals_picture(tmux, record, "help box after Ctrl+L"))
+        tmux.keys("?")
+        tmux.keys("q")
+        tmux.wait(lambda s: tmux.pane_dead(), timeout=20)
+    finally:
+        tmux.kill()
