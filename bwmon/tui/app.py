@@ -269,9 +269,11 @@ class BwmonApp(App[None]):
         self.push_screen(HelpScreen())
 
     def action_redraw(self) -> None:
-        """Ctrl+L: send the whole picture again, for a terminal something else wrote on."""
+        """Ctrl+L: clear the terminal and draw everything again (something else wrote on it,
+        or part of the picture is missing, as after Ctrl+Z and fg)."""
         if isinstance(self._driver, DiffDriver):
-            self._driver.redraw()
+            self._driver.clear()
+        self.refresh(repaint=True, layout=True)
 
     def action_sort_nth(self, n: int) -> None:
         order = self.table.order

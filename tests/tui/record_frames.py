@@ -32,11 +32,11 @@ def install(record: Path) -> None:
         sink.flush()
         return out
 
-    original_redraw = screen_model.ScreenDiff.redraw
+    original_clear = screen_model.ScreenDiff.clear
 
-    def redraw(self: screen_model.ScreenDiff) -> str:
-        """Ctrl+L: output with no raw text, marked `redraw`."""
-        out = original_redraw(self)
+    def clear(self: screen_model.ScreenDiff) -> str:
+        """Ctrl+L's clearing: output with no raw text, marked `redraw`."""
+        out = original_clear(self)
         sink.write(json.dumps({"raw": "", "out": out, "size": (self.width, self.height),
                                "ns": 0, "forwarded": self.forwarded_frames,
                                "redraw": True}) + "\n")
@@ -44,7 +44,7 @@ def install(record: Path) -> None:
         return out
 
     screen_model.ScreenDiff.feed = feed  # type: ignore[method-assign]
-    screen_model.ScreenDiff.redraw = redraw  # type: ignore[method-assign]
+    screen_model.ScreenDiff.clear = clear  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ terminal's own state (tab stops) as it found it."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import sys
 import time
 from pathlib import Path
@@ -56,6 +58,8 @@ def test_diff_output_shows_the_same_screens_and_is_smaller(tmp_path: Path) -> No
         # as the terminal gets them: the tty sends a line feed as CR LF (ONLCR)
         raw_term.feed(frame["raw"].replace("\n", "\r\n"))
         our_term.feed(frame["out"].replace("\n", "\r\n"))
+        if frame.get("redraw"):  # cleared: Textual's full repaint is the next frame
+            continue
         problem = first_difference(our_term.cells(), raw_term.cells())
         assert problem is None, f"frame {n}: {problem}"
         drawn += "firefox" in frame["raw"]
@@ -101,3 +105,28 @@ def test_bwmon_tui_diff_0_sends_textuals_output_unchanged() -> None:
         finally:
             app.close()
     assert sizes["0"] > 2 * sizes["1"], sizes
+
+
+def test_ctrl_l_after_fg_draws_the_whole_picture() -> None:
+    """Back from a suspend (SIGTSTP, then SIGCONT as `fg` sends), Textual draws only what
+    changed on an alternate screen that starts blank; Ctrl+L then brings back everything:
+    the separator line and the footer too."""
+    app = PtyApp(["--demo", "20"], size=(100, 30), env={"BWMON_GENERAL__INTERVAL": "0.5"})
+    try:
+        assert app.wait_for(b"firefox", timeout=60)
+        app.read_for(1.5)
+        os.kill(app.proc.pid, signal.SIGTSTP)
+        app.read_for(1.0)
+        os.kill(app.proc.pid, signal.SIGCONT)
+        app.read_for(1.5)
+        app.send(b"\x0c")
+        app.read_for(1.5)
+    finally:
+        app.close()
+    output = bytes(app.output).decode()
+    back = output[output.rindex("\x1b[?1049h"):]  # what the screen got since it came back
+    screen = Terminal(100, 30)
+    screen.feed(back.replace("\n", "\r\n"))
+    rows = [row.rstrip() for row in screen.text()]
+    assert "─" * 100 in rows, "\n".join(rows)
+    assert rows[-1].lstrip().startswith("q Quit"), rows[-1]

@@ -141,13 +141,17 @@ def test_mode_sequences_pass_through_in_order() -> None:
     assert out.index("drawn") < out.index("\x1b]2;bwmon\x07")
 
 
-def test_redraw_repairs_a_screen_something_else_wrote_on() -> None:
+def test_clearing_then_a_full_frame_repairs_a_screen_something_else_wrote_on() -> None:
+    """Ctrl+L: the terminal is cleared and known blank; Textual's full repaint is then sent
+    without its blanks, and the model holds again."""
     pair = Pair(30, 4)
-    pair.show(table(["1 B", "2 B", "3 B"]))
+    frame = table(["1 B", "2 B", "3 B"])
+    pair.show(frame)
     pair.ours.feed("\x1b[2;3H\x1b[31mBroadcast message from root")  # e.g. wall(1)
     assert first_difference(pair.ours.cells(), pair.raw.cells()) is not None
-    pair.ours.feed(pair.diff.redraw())
-    assert first_difference(pair.ours.cells(), pair.raw.cells()) is None
+    pair.ours.feed(pair.diff.clear())
+    out = pair.show(frame)  # compared with the raw screen: repaired
+    assert "app-02" in out and "        " not in out
     out = pair.show(table(["1 B", "9 B", "3 B"]))  # and the model still holds
     assert "app" not in out and "9" in out
 

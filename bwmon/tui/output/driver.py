@@ -8,8 +8,8 @@ changed cells. It changes nothing in the terminal's state beyond what Textual it
 that misbehaves with it.
 
 Ctrl+Z and `fg` need nothing of their own: Textual leaves and re-enters the alternate screen
-through this driver, and either makes the model forget what the terminal shows, so the whole
-screen is sent again on return.
+through this driver, and either makes the model forget what the terminal shows, so whatever
+Textual draws on return is sent whole.
 """
 
 from __future__ import annotations
@@ -49,11 +49,11 @@ class DiffDriver(LinuxDriver):
         if out:
             super().write(out)
 
-    def redraw(self) -> None:
-        """Send the whole screen again on a cleared terminal (the curses Ctrl+L)."""
+    def clear(self) -> None:
+        """Clear the terminal, known blank from now on (Ctrl+L, before a full repaint)."""
         self.flush()
         with self._lock:
-            out = self.screen_diff.redraw()
+            out = self.screen_diff.clear()
         super().write(out)
 
     def _terminal_size(self) -> tuple[int, int]:

@@ -83,18 +83,15 @@ class ScreenDiff:
             return prefix + frame
         return "".join(out).replace(_EMPTY_SYNC, "")
 
-    def redraw(self) -> str:
-        """Clear the terminal and send everything again (Ctrl+L): for a screen that something
-        else wrote over (a `wall` message, a kernel console line)."""
-        out = [self.pens.change(self.term_pen, DEFAULT), "\x1b[2J"]
+    def clear(self) -> str:
+        """Clear the terminal and know it blank (for Ctrl+L: Textual then draws everything
+        again, over whatever else wrote on the screen or a part of it that is missing)."""
+        out = self.pens.change(self.term_pen, DEFAULT) + "\x1b[2J"
+        self._reset(self.width, self.height)
+        self.chars = [[" "] * self.width for _ in range(self.height)]
+        self.cell_pens = [[DEFAULT] * self.width for _ in range(self.height)]
         self.term_pen = DEFAULT
-        touched = {y: (self.chars[y], self.cell_pens[y]) for y in range(self.height)}
-        self.chars = [[None if c is None else " " for c in row] for row in self.chars]
-        self.cell_pens = [[UNKNOWN if c is None else DEFAULT for c in row] for row in self.chars]
-        self._draw(touched, out)
-        if self.cursor_visible:
-            self._place_cursor(out)
-        return "".join(out)
+        return out
 
     def _place_cursor(self, out: list[str]) -> None:
         """Put the terminal's cursor where Textual's output would have left it."""
