@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple
 
+from bwmon.core.sanitize import clean
+
 # ---------------------------------------------------------------------------------------------
 # Conntrack samples
 
@@ -181,12 +183,21 @@ class ProcKey:
 
 @dataclass(frozen=True, slots=True)
 class ProcessInfo:
+    """What is shown about a process. Every text field is cleaned on construction (see
+    `bwmon.core.sanitize`): whoever builds one, no consumer ever sees a control character."""
+
     key: ProcKey
     name: str  # comm
     cmdline: str  # NUL-separated argv joined by spaces; "[name]" for kernel threads
     user: str
     uid: int
     exe_base: str = ""  # basename of argv[0] (for auto-grouping)
+
+    def __post_init__(self) -> None:
+        for name in ("name", "cmdline", "user", "exe_base"):
+            value = getattr(self, name)
+            if (safe := clean(value)) is not value:
+                object.__setattr__(self, name, safe)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,6 +324,16 @@ class LogEvent:
     source: str  # "alert", "notify", "conntrack", "pipe:NAME", ...
     message: str
     data: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        """Messages quote names, command lines and commands' stderr: cleaned here, one line
+        each, so no log line, terminal or JSON reader downstream sees a control character."""
+        if (source := clean(self.source)) is not self.source:
+            object.__setattr__(self, "source", source)
+        if (message := clean(self.message)) is not self.message:
+            object.__setattr__(self, "message", message)
+        if any(clean(v) is not v for _, v in self.data):
+            object.__setattr__(self, "data", tuple((clean(k), clean(v)) for k, v in self.data))
 
 
 @dataclass(frozen=True, slots=True)

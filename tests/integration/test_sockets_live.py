@@ -31,7 +31,7 @@ def inode(s: socket.socket) -> int:
 
 
 def me() -> ProcKey:
-    return ProcKey(os.getpid(), parse_start(Path(f"/proc/{os.getpid()}/stat").read_text()))
+    return ProcKey(os.getpid(), parse_start(Path(f"/proc/{os.getpid()}/stat").read_bytes()))
 
 
 class Sockets:

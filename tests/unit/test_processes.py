@@ -77,8 +77,8 @@ def root(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_start_time_survives_a_comm_with_spaces_and_parentheses() -> None:
-    text = (PROC / "4343" / "stat").read_text()
-    assert "odd) (name" in text
+    text = (PROC / "4343" / "stat").read_bytes()
+    assert b"odd) (name" in text
     assert parse_start(text) == int(text.split()[22])  # field 22, one token later than usual
 
 
@@ -90,18 +90,18 @@ def test_command_line_of_kernel_thread_and_of_a_program() -> None:
 
 def test_info_from_recorded_process_files() -> None:
     table = ProcessTable(PROC)
-    start = parse_start((PROC / "4343" / "stat").read_text())
+    start = parse_start((PROC / "4343" / "stat").read_bytes())
     info = table.info(ProcKey(4343, start))
     assert info is not None
     assert info.name == "odd) (name"
     assert info.cmdline.endswith(" extra arg") and " -c " in info.cmdline
     assert info.exe_base == "python3" and info.user == "root" and info.uid == 0
-    kthread = table.info(ProcKey(2, parse_start((PROC / "2" / "stat").read_text())))
+    kthread = table.info(ProcKey(2, parse_start((PROC / "2" / "stat").read_bytes())))
     assert kthread is not None and kthread.cmdline == "[kthreadd]"
 
 
 def test_info_refuses_a_key_whose_start_time_does_not_match() -> None:
-    start = parse_start((PROC / "4343" / "stat").read_text())
+    start = parse_start((PROC / "4343" / "stat").read_bytes())
     assert ProcessTable(PROC).info(ProcKey(4343, start + 1)) is None
 
 

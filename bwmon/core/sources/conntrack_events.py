@@ -69,8 +69,8 @@ def parse_event_line(line: str) -> CtEvent | None:
 def _has_net_admin(proc_root: Path) -> bool:
     """Whether this process may listen to conntrack events (CAP_NET_ADMIN)."""
     try:
-        for line in (proc_root / "self" / "status").read_text().splitlines():
-            if line.startswith("CapEff:"):
+        for line in (proc_root / "self" / "status").read_bytes().splitlines():
+            if line.startswith(b"CapEff:"):
                 return bool(int(line.split()[1], 16) >> _CAP_NET_ADMIN & 1)
     except (OSError, ValueError, IndexError):
         pass

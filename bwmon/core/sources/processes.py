@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bwmon.core.model import ProcessInfo, ProcKey
+from bwmon.core.sanitize import decode_comm
 from bwmon.core.sources.proc_text import command_line, parse_start, parse_uid
 
 _SOCKET = "socket:["
@@ -314,7 +315,7 @@ class ProcessTable:
 
     def _read_start(self, pid: int) -> int | None:
         try:
-            with open(f"{self._root}/{pid}/stat") as f:
+            with open(f"{self._root}/{pid}/stat", "rb") as f:
                 return parse_start(f.read())
         except (OSError, ValueError, IndexError):
             return None
@@ -346,10 +347,10 @@ class ProcessTable:
         try:
             with open(f"{base}/cmdline", "rb") as fb:
                 raw = fb.read()
-            with open(f"{base}/comm") as f:
-                comm = f.read().rstrip("\n")
-            with open(f"{base}/status") as f:
-                uid = parse_uid(f.read())
+            with open(f"{base}/comm", "rb") as fb:
+                comm = decode_comm(fb.read())
+            with open(f"{base}/status", "rb") as fb:
+                uid = parse_uid(fb.read())
         except OSError:
             return None
         if self._read_start(key.pid) != key.start:
