@@ -34,7 +34,7 @@ def splice_available() -> bool:
     return hasattr(os, "splice")
 
 
-def _make_pipe() -> tuple[int, int, int]:
+def make_pipe() -> tuple[int, int, int]:
     """A kernel pipe sized to PIPE_SIZE when allowed (non-root users may be capped)."""
     r, w = os.pipe2(os.O_CLOEXEC)
     # over fs.pipe-max-size or the user's pipe quota: keep the default size
@@ -50,13 +50,16 @@ def splice_pump(
     count: Count,
     bucket: TokenBucket | None,
     stop: threading.Event,
+    pipe: tuple[int, int, int],
 ) -> str | None:
-    """Move src → dst until end of input (blocking sockets; call from a thread).
+    """Move src → dst until end of input (blocking sockets; call from a thread) through
+    `pipe` (from `make_pipe`, made by the caller so that running out of file descriptors is
+    found before any thread starts); the pipe is closed on return.
 
     Returns None on a clean end (dst's write side is then shut down), or the error's text.
     `count(n)` is called with the bytes delivered to dst, as they are delivered.
     """
-    r, w, size = _make_pipe()
+    r, w, size = pipe
     sfd, dfd = src.fileno(), dst.fileno()
     try:
         while True:

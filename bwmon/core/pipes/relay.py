@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import os
+import resource
 import socket
 import threading
 import time
@@ -19,12 +21,30 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bwmon.core.pipes.pumps import splice_available, splice_pump, stream_pump
+from bwmon.core.pipes.pumps import make_pipe, splice_available, splice_pump, stream_pump
 from bwmon.core.pipes.shaping import TokenBucket
 
 CONNECT_TIMEOUT = 10.0
 MAX_EVENTS = 50  # events kept between two reports (the rest are counted)
 MAX_CLOSED_LISTED = 100  # closed connections listed in one report
+# File descriptors one connection holds: two sockets, plus two kernel pipes on the splice path.
+FDS_SPLICE = 6
+FDS_STREAMS = 2
+FD_RESERVE = 48  # kept for the listener, stdio, the event loop, resolvers and the control pipe
+
+
+def fd_capacity(per_connection: int) -> tuple[int, int]:
+    """(connections the file descriptor limit allows, that limit). The soft limit is raised to
+    the hard one first, as far as the hard one allows (`ulimit -n` sets both)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        want = hard if hard != resource.RLIM_INFINITY else 1 << 20
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            soft = want
+    if soft == resource.RLIM_INFINITY:
+        return 1 << 30, soft
+    return max(1, (soft - FD_RESERVE) // per_connection), soft
 
 
 class RelayError(Exception):
@@ -88,7 +108,6 @@ class Relay:
         self.port = port
         self.target_host = target_host
         self.target_port = target_port
-        self.max_connections = max_connections
         self.use_splice = splice_available() if use_splice is None else use_splice
         now = time.monotonic()
         self.bucket_in = TokenBucket(shape_in, now)
@@ -108,6 +127,22 @@ class Relay:
         self._events_dropped = 0
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._max_connections = 0
+        self.fd_limit = 0
+        self.max_connections = max_connections
+
+    @property
+    def max_connections(self) -> int:
+        """Concurrent connections served: as asked, or fewer when the file descriptor limit
+        (`ulimit -n`) allows fewer — then the first refusal says so."""
+        return self._max_connections
+
+    @max_connections.setter
+    def max_connections(self, wanted: int) -> None:
+        cap, self.fd_limit = fd_capacity(FDS_SPLICE if self.use_splice else FDS_STREAMS)
+        self.asked_connections = wanted
+        self._max_connections = max(1, min(wanted, cap))
+        self._told_limit = False
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -208,11 +243,7 @@ class Relay:
                 continue
             peer = format_addr(addr[0], addr[1])
             if len(self._conns) >= self.max_connections:
-                self.rejected += 1
-                self.event(
-                    f"client {peer} refused: {self.max_connections} connections already open"
-                )
-                client.close()
+                self._refuse(client, peer, f"{self.max_connections} connections already open")
                 continue
             self.accepted += 1
             conn = _Conn(peer, client)
@@ -220,6 +251,28 @@ class Relay:
             task = asyncio.create_task(self._serve(conn))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    def _refuse(self, client: socket.socket, peer: str, why: str) -> None:
+        self.rejected += 1
+        if self.max_connections < self.asked_connections and not self._told_limit:
+            self._told_limit = True
+            why += (f" (max_connections {self.asked_connections} lowered to "
+                    f"{self.max_connections}: this process may open {self.fd_limit} files; "
+                    "raise the limit, e.g. ulimit -n 65536 or LimitNOFILE= in the service)")
+        self.event(f"client {peer} refused: {why}")
+        client.close()
+
+    def _out_of_files(self, conn: _Conn, exc: OSError) -> None:
+        """No file descriptor (or thread) left for a connection: refuse it, hold nothing."""
+        self.rejected += 1
+        self.event(f"client {conn.peer} refused: {exc.strerror or exc} (this process may open "
+                   f"{self.fd_limit} files; raise the limit, e.g. ulimit -n 65536, or lower "
+                   "max_connections)")
+        for sock in (conn.client, conn.target):
+            if sock is not None:
+                sock.close()
+        conn.errors.clear()
+        self._finished(conn)
 
     async def _connect_target(self) -> socket.socket:
         assert self._loop is not None
@@ -242,7 +295,16 @@ class Relay:
         target = format_addr(self.target_host, self.target_port)
         try:
             conn.target = await self._connect_target()
-        except (OSError, RelayError) as exc:
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE):
+                self._out_of_files(conn, exc)
+                return
+            self.failed += 1
+            self.event(f"client {conn.peer} closed: cannot reach target {target}: {exc.strerror}")
+            conn.client.close()
+            self._finished(conn)
+            return
+        except RelayError as exc:
             self.failed += 1
             reason = exc.strerror if isinstance(exc, OSError) else str(exc)
             self.event(f"client {conn.peer} closed: cannot reach target {target}: {reason}")
@@ -258,20 +320,44 @@ class Relay:
             await self._run_streams(conn)
 
     def _start_splice(self, conn: _Conn) -> None:
+        """Both kernel pipes first, then both threads: a connection that cannot have them all
+        is refused whole, holding nothing (never a half-started connection left open)."""
         assert conn.target is not None
+        pipes: list[tuple[int, int, int]] = []
+        try:
+            pipes = [make_pipe(), make_pipe()]
+        except OSError as exc:
+            for r, w, _ in pipes:
+                os.close(r)
+                os.close(w)
+            self._out_of_files(conn, exc)
+            return
         conn.client.setblocking(True)
         conn.target.setblocking(True)
         jobs = (
-            (conn.client, conn.target, conn.add_in, self.bucket_in),
-            (conn.target, conn.client, conn.add_out, self.bucket_out),
+            (conn.client, conn.target, conn.add_in, self.bucket_in, pipes[0]),
+            (conn.target, conn.client, conn.add_out, self.bucket_out, pipes[1]),
         )
-        for src, dst, count, bucket in jobs:
-            threading.Thread(
-                target=self._splice_thread,
-                args=(conn, src, dst, count, bucket),
-                name=f"pipe {conn.peer}",
-                daemon=True,
-            ).start()
+        for n, (src, dst, count, bucket, pipe) in enumerate(jobs):
+            try:
+                threading.Thread(
+                    target=self._splice_thread,
+                    args=(conn, src, dst, count, bucket, pipe),
+                    name=f"pipe {conn.peer}",
+                    daemon=True,
+                ).start()
+            except RuntimeError as exc:  # no thread left: end what started, refuse the rest
+                for r, w, _ in pipes[n:]:
+                    os.close(r)
+                    os.close(w)
+                with conn.lock:
+                    conn.pumps_left -= 2 - n
+                    last = conn.pumps_left == 0
+                conn.errors.append(str(exc))
+                conn.abort()
+                if last:
+                    self._out_of_files(conn, OSError(0, f"cannot start a thread: {exc}"))
+                return
 
     def _splice_thread(
         self,
@@ -280,8 +366,9 @@ class Relay:
         dst: socket.socket,
         count: Callable[[int], None],
         bucket: TokenBucket,
+        pipe: tuple[int, int, int],
     ) -> None:
-        error = splice_pump(src, dst, count, bucket, self._stop)
+        error = splice_pump(src, dst, count, bucket, self._stop, pipe)
         with conn.lock:
             if error:
                 conn.errors.append(error)
