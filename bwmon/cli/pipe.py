@@ -11,13 +11,14 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import signal
 import sys
 import time
 from typing import Any, TextIO
 
 from bwmon.core.errors import UserError
-from bwmon.core.pipes.child import make_relay
+from bwmon.core.pipes.child import limit_arg, make_relay
 from bwmon.core.pipes.relay import Relay, RelayError
 
 UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
@@ -32,14 +33,19 @@ def human(n: float) -> str:
     raise AssertionError("unreachable")
 
 
-def _port(text: str) -> int:
+def _port(text: str, lowest: int = 0) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port {value} is outside 0-65535")
+    if not lowest <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {value} is outside {lowest}-65535")
     return value
+
+
+def _remote_port(text: str) -> int:
+    """A port to connect to: 0 means "any" only for listening."""
+    return _port(text, lowest=1)
 
 
 def _positive(kind: type[int] | type[float]) -> Any:
@@ -48,8 +54,8 @@ def _positive(kind: type[int] | type[float]) -> Any:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"expected a finite number above 0, found {text}")
         return value
 
     return check
@@ -64,16 +70,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("port", type=_port, metavar="PORT", help="local port to listen on (0 = any)")
     p.add_argument("target_host", metavar="HOST", help="host to forward to (name, IPv4 or IPv6)")
-    p.add_argument("target_port", type=_port, nargs="?", metavar="REMOTEPORT",
+    p.add_argument("target_port", type=_remote_port, nargs="?", metavar="REMOTEPORT",
                    help="port at HOST (default: PORT)")  # fmt: skip
     p.add_argument("--listen", default="127.0.0.1", metavar="ADDR",
                    help="address to listen on (default 127.0.0.1; :: for all)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print JSON lines for scripts")
     p.add_argument("--interval", type=_positive(float), default=1.0, metavar="S",
                    help="seconds between two lines (default 1)")  # fmt: skip
-    p.add_argument("--shape-in", type=_positive(float), metavar="KBS",
+    p.add_argument("--shape-in", type=limit_arg, metavar="KBS",
                    help="limit client→target to KBS kB/s (1 kB = 1024 B)")  # fmt: skip
-    p.add_argument("--shape-out", type=_positive(float), metavar="KBS",
+    p.add_argument("--shape-out", type=limit_arg, metavar="KBS",
                    help="limit target→client to KBS kB/s")  # fmt: skip
     p.add_argument("--max-connections", type=_positive(int), default=256, metavar="N",
                    help="concurrent client connections (default 256; more refused)")  # fmt: skip

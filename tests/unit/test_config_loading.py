@@ -116,7 +116,7 @@ def test_overrides_replace_lists_not_merge(tmp_path: Path) -> None:
 def test_bad_value_names_file_line_key_expectation_and_found(tmp_path: Path) -> None:
     path = write(tmp_path, '# comment\n\n[general]\nlookback = true\ninterval = "fast"\n')
     assert error_of(path) == (
-        f"{path}:5: general.interval: expected a number greater than 0.05 and at most 3600, "
+        f"{path}:5: general.interval: expected a finite number greater than 0.05 and at most 3600, "
         'found "fast"'
     )
 
@@ -148,7 +148,7 @@ def test_error_in_second_array_table_points_at_its_line(tmp_path: Path) -> None:
         '[[alerts]]\nname = "a"\nmatch = "x"\n\n[[alerts]]\nname = "b"\nmatch = "y"\nwindow = 0\n',
     )
     assert error_of(path) == (
-        f"{path}:8: alerts[1].window: expected a number greater than 0, found 0"
+        f"{path}:8: alerts[1].window: expected a finite number greater than 0, found 0"
     )
 
 
@@ -194,7 +194,7 @@ def test_several_problems_are_listed_in_file_order(tmp_path: Path) -> None:
 def test_env_error_names_the_variable(tmp_path: Path) -> None:
     path = write(tmp_path, "[general]\ninterval = 2\n")
     message = error_of(path, env={"BWMON_GENERAL__INTERVAL": "fast"})
-    assert message.startswith("BWMON_GENERAL__INTERVAL: general.interval: expected a number")
+    assert message.startswith("BWMON_GENERAL__INTERVAL: general.interval: expected a finite number")
     assert message.endswith('found "fast"')
 
 
@@ -219,7 +219,8 @@ def test_flag_error_names_the_flag(tmp_path: Path) -> None:
     message = error_of(
         None, overrides={"general": {"interval": 0}}, flag_names={"general.interval": "--interval"}
     )
-    assert message.startswith("--interval: general.interval: expected a number greater than 0.05")
+    assert message.startswith(
+        "--interval: general.interval: expected a finite number greater than 0.05")
 
 
 @pytest.mark.parametrize("listen", ['"localhost:http"', '"::1:80"', '"[::1]"', "70000", '""'])

@@ -148,7 +148,8 @@ def test_notification_errors_and_zero_thresholds(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=rf"^{path}:3: \[A\] in_threshold: expected a number"):
         load_notification_config(path)
     path = write(tmp_path, "[A]\nprocess_filter=x\ninterval=0\nin_threshold=1\n")
-    with pytest.raises(ConfigError, match=rf"^{path}:3: \[A\] interval: expected a number"):
+    with pytest.raises(ConfigError,
+                       match=rf"^{path}:3: \[A\] interval: expected a finite number"):
         load_notification_config(path)
     path = write(tmp_path, "[A]\nin_threshold=1\n")
     with pytest.raises(ConfigError, match=rf"^{path}:1: \[A\]: process_filter: required"):

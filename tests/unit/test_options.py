@@ -94,7 +94,8 @@ def test_invalid_regex_flag_is_a_usage_error_not_a_traceback(
 def test_out_of_range_flag_names_the_flag() -> None:
     with pytest.raises(UserError) as info:
         settings_from_args(parse("--interval", "0"))
-    assert str(info.value).startswith("--interval: general.interval: expected a number greater")
+    assert str(info.value).startswith(
+        "--interval: general.interval: expected a finite number greater")
     with pytest.raises(UserError, match=r"^--http: http.listen: expected \[ADDR:\]PORT"):
         settings_from_args(parse("--http", "nope"))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -65,6 +66,8 @@ def format_found(value: Any) -> str:
         text = "true" if value else "false"
     elif isinstance(value, str):
         text = json.dumps(value, ensure_ascii=False)
+    elif isinstance(value, float) and not math.isfinite(value):
+        text = str(value)  # inf, -inf, nan: as TOML writes them (JSON would say Infinity)
     elif isinstance(value, BaseModel):
         text = json.dumps(value.model_dump(mode="json"), ensure_ascii=False)
     else:
@@ -140,7 +143,7 @@ def _kind(annotation: Any) -> str:
         return "a list of " + {
             "a string": "strings",
             "a regular expression": "regular expressions",
-            "a number": "numbers",
+            "a finite number": "finite numbers",
             "an integer": "integers",
         }.get(inner, inner)
     if annotation is bool:
@@ -148,7 +151,7 @@ def _kind(annotation: Any) -> str:
     if annotation is int:
         return "an integer"
     if annotation is float:
-        return "a number"
+        return "a finite number"
     if annotation is str:
         return "a string"
     if annotation is Path:

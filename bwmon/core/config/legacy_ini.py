@@ -9,6 +9,7 @@ option) are appended to the caller's `warnings` list as `file:line: text`.
 from __future__ import annotations
 
 import configparser
+import math
 import re
 import shlex
 from collections.abc import Callable, Mapping
@@ -106,9 +107,9 @@ def _build(
             name = str(loc[0]) if loc else ""
             key = keys.get(name, name) or None
             label = f"[{section}] {key}" if key else f"[{section}]"
-            problems.append(
-                Problem(ini.where(section, key), label, message, ini.line(section, key))
-            )
+            problem = Problem(ini.where(section, key), label, message, ini.line(section, key))
+            if problem not in problems:  # shape_threshold sets shape_in and shape_out
+                problems.append(problem)
         raise ConfigError(problems) from None
 
 
@@ -201,16 +202,15 @@ def load_monitor_config(path: Path, *, warnings: list[str] | None = None) -> lis
                     )
                 host = fixed
             data = {"name": section, "type": "pipe", "port": port, "target_host": host}
-            data["target_port"] = (
-                _number(ini, section, "newport", opts["newport"], int)
-                if opts.get("newport", "").strip()
-                else port
-            )
+            if opts.get("newport", "").strip():
+                data["target_port"] = _number(ini, section, "newport", opts["newport"], int)
+            elif 1 <= port <= 65535:  # else the port line alone is to blame (no newport line)
+                data["target_port"] = port
             if opts.get("shape_threshold", "").strip():
                 shape = _number(ini, section, "shape_threshold", opts["shape_threshold"], float)
-                if shape > 0:
+                if shape != 0:  # 0: unlimited; inf, nan and below 0 are refused by the model
                     data["shape_in"] = data["shape_out"] = shape
-                    if warnings is not None:
+                    if warnings is not None and math.isfinite(shape) and shape > 0:
                         warnings.append(
                             f"{ini.where(section, 'shape_threshold')}: [{section}] "
                             f"shape_threshold: bwmon 1.1 never enforced it; bwmon now limits "

@@ -10,13 +10,23 @@ from __future__ import annotations
 
 import os
 import re
+import typing
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -24,6 +34,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from bwmon.core.pipes.shaping import check_limit
 
 KB = 1024
 
@@ -41,8 +53,28 @@ Regex = Annotated[str, AfterValidator(check_regex)]
 """A string that must compile as a Python regular expression (checked item by item)."""
 
 
+ShapeLimit = Annotated[float, Field(allow_inf_nan=True), AfterValidator(check_limit)]
+"""A pipe's shaping limit in kB/s: finite and above 0 (see pipes.shaping.check_limit)."""
+
+
+def _is_number(annotation: Any) -> bool:
+    """True for int and float fields (also optional ones), false for bool and the rest."""
+    args = typing.get_args(annotation) or (annotation,)
+    return bool(set(args) & {int, float}) and bool not in args
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # inf and nan are no setting's value: an infinite window or timeout never ends
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """`interval = true` is a mistake, not 1.0 (pydantic would read a bool as 0 or 1)."""
+        if (isinstance(value, bool) and info.field_name is not None
+                and _is_number(cls.model_fields[info.field_name].annotation)):
+            raise PydanticCustomError("float_type", "a number, not true or false")
+        return value
 
 
 class GeneralSettings(_Section):
@@ -102,11 +134,11 @@ class MonitorSettings(_Section):
     port: int | None = Field(None, ge=0, le=65535, description="pipe: local port.")
     target_host: str | None = Field(None, description="pipe: host to forward to.")
     target_port: int | None = Field(None, ge=1, le=65535, description="pipe: port at target.")
-    shape_in: float | None = Field(
-        None, gt=0, description="pipe: limit client→target in kB/s (none = unlimited)."
+    shape_in: ShapeLimit | None = Field(
+        None, description="pipe: limit client→target in kB/s (none = unlimited)."
     )
-    shape_out: float | None = Field(
-        None, gt=0, description="pipe: limit target→client in kB/s (none = unlimited)."
+    shape_out: ShapeLimit | None = Field(
+        None, description="pipe: limit target→client in kB/s (none = unlimited)."
     )
     max_connections: int = Field(256, ge=1, description="pipe: concurrent client connections.")
 
@@ -116,6 +148,9 @@ class MonitorSettings(_Section):
             missing = [k for k in ("port", "target_host") if getattr(self, k) is None]
             if missing:
                 raise ValueError(f"a pipe monitor needs {' and '.join(missing)}")
+            if self.port == 0 and self.target_port is None:
+                raise ValueError("a pipe on port 0 (any free port) needs target_port: the port "
+                                 "to connect to at target_host")
         return self
 
 

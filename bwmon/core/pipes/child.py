@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bwmon.core.pipes.relay import Relay, RelayError
-from bwmon.core.pipes.shaping import kbps_to_rate
+from bwmon.core.pipes.shaping import LIMIT_EXPECTED, check_limit, kbps_to_rate
 
 PR_SET_PDEATHSIG = 1
 
@@ -51,6 +51,14 @@ def die_with_parent(parent: int | None) -> None:
         os._exit(1)
 
 
+def limit_arg(text: str) -> float:
+    """A shaping limit flag: the same check and message as bwmon.toml's shape_in/shape_out."""
+    try:
+        return check_limit(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {LIMIT_EXPECTED}, found {text}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m bwmon.core.pipes.child", description=__doc__.split("\n")[0]
@@ -59,8 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, required=True, help="local port (0 = any free port)")
     p.add_argument("--target-host", required=True)
     p.add_argument("--target-port", type=int, help="port at the target (default: --port)")
-    p.add_argument("--shape-in", type=float, help="limit client→target, kB/s")
-    p.add_argument("--shape-out", type=float, help="limit target→client, kB/s")
+    p.add_argument("--shape-in", type=limit_arg, help="limit client→target, kB/s")
+    p.add_argument("--shape-out", type=limit_arg, help="limit target→client, kB/s")
     p.add_argument("--max-connections", type=int, default=256)
     p.add_argument("--interval", type=float, default=0.5, help="seconds between reports")
     p.add_argument("--no-splice", action="store_true", help="use the asyncio streams path")

@@ -9,6 +9,7 @@ configs give kB/s with 1 kB = 1024 B.
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -26,9 +27,22 @@ MAX_WAIT = 0.1
 MIN_WAIT = 0.001
 
 
+LIMIT_EXPECTED = "a finite number of kB/s greater than 0"
+
+
+def check_limit(kbps: float) -> float:
+    """A shaping limit as written (kB/s), else ValueError: the one check and message for the
+    TOML file, the INI file, flags and the pipe child alike. inf, nan, 0 and negative numbers
+    are refused (an infinite limit stalled every connection at 0 bytes)."""
+    if not (math.isfinite(kbps) and kbps > 0):
+        raise ValueError(f"expected {LIMIT_EXPECTED}, found {kbps:g}")
+    return kbps
+
+
 def kbps_to_rate(kbps: float | None) -> float | None:
-    """A config's kB/s (1 kB = 1024 B) as bytes/s; None or 0 means unlimited."""
-    return float(kbps) * KB if kbps else None
+    """A config's kB/s (1 kB = 1024 B) as bytes/s; None or 0 means unlimited, and anything
+    `check_limit` refuses raises ValueError."""
+    return float(check_limit(kbps)) * KB if kbps else None
 
 
 class TokenBucket:
@@ -49,6 +63,8 @@ class TokenBucket:
         """Change the limit; takes effect for the next grant. None or 0 lifts it."""
         with self._lock:
             self._refill(now)
+            if rate and not (math.isfinite(rate) and rate > 0):
+                raise ValueError(f"a rate limit must be finite and above 0, not {rate:g} B/s")
             self._rate = float(rate) if rate else None
             if self._rate is not None:
                 self._tokens = min(self._tokens, self._capacity())
