@@ -7,6 +7,7 @@ polling cost one `json.dumps` per tick, not one per request, and never a long st
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 
 from bwmon.core.feed import SnapshotFeed
@@ -113,6 +114,8 @@ def _number(text: str | None, name: str, *, positive: bool = True) -> float | No
         value = float(text)
     except ValueError:
         raise ApiError(400, f"{name}={text!r} is not a number") from None
+    if not math.isfinite(value):  # top=inf made int() raise (500); since=nan matched nothing
+        raise ApiError(400, f"{name}={text!r} is not a finite number")
     if positive and not value > 0:
         raise ApiError(400, f"{name} must be greater than 0")
     return value

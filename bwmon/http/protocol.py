@@ -81,7 +81,7 @@ def parse_head(head: bytes) -> Request:
         raise HttpError(505, "only HTTP/1.0 and HTTP/1.1 are supported")
     if not _TOKEN.match(method):
         raise HttpError(400, "malformed method")
-    if not target.startswith("/"):
+    if not target.startswith("/") and target != "*":  # "*": OPTIONS *, answered 405 below
         raise HttpError(400, "request target must be a path")
     headers: dict[str, str] = {}
     if len(lines) - 1 > MAX_HEADERS:
@@ -97,6 +97,8 @@ def parse_head(head: bytes) -> Request:
         raise HttpError(400, "request bodies are not accepted")
     if method not in ("GET", "HEAD"):
         raise HttpError(405, "only GET and HEAD", (("Allow", "GET, HEAD"),))
+    if target == "*":
+        raise HttpError(400, "request target must be a path")
     parts_url = urlsplit(target)
     return Request(
         method=method,

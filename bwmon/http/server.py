@@ -1,8 +1,11 @@
 """The built-in HTTP server: JSON API, `/metrics` and the chart page, in bwmon's own event loop.
 
 Requests are tiny and answers cached per snapshot, so the server shares the tick loop cheaply.
-Hostile clients are bounded: a deadline for each request head, a head-size limit, a cap on open
-connections, a deadline for each write; none of them can hold the loop.
+Hostile clients are bounded: a deadline for each request head, a head-size limit, a deadline for
+each write, and two caps on open connections: connections that have not yet made an authorized
+request share `max_pending` places, the oldest dropped first when a new one arrives, and those
+that have (every client without a token) share `max_connections`, so unauthenticated clients,
+however many, cannot lock out the ones holding the token (Prometheus, the chart page).
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ Reply = tuple[int, bytes, str, tuple[tuple[str, str], ...]]
 class Limits:
     """What one client may cost: the defaults suit a monitor scraped by a few clients."""
 
-    max_connections: int = 64
+    max_connections: int = 64  # connections that made an authorized request
+    max_pending: int = 64  # connections that have not (yet): the oldest is dropped for a new one
     head_timeout: float = 5.0  # seconds to send a whole request head (and idle keep-alive)
     write_timeout: float = 10.0  # seconds for a client to take one response
     max_requests: int = 100  # per keep-alive connection
@@ -75,8 +79,12 @@ class HttpServer:
         self.address = ""
         self.port = 0
         self.rejected = 0  # connections refused because the cap was reached
+        self.evicted = 0  # unauthenticated connections dropped to make room for a new one
         self._server: asyncio.Server | None = None
         self._conns: set[asyncio.Task[None]] = set()
+        # tasks of connections without an authorized request yet, oldest first, and writers
+        self._pending: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self._served: set[asyncio.Task[None]] = set()
 
     async def start(self, addr: str, port: int) -> None:
         self._server = await asyncio.start_server(self._handle, addr, port, limit=MAX_HEAD)
@@ -102,21 +110,18 @@ class HttpServer:
         self.collector.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if len(self._conns) >= self.limits.max_connections:
-            self.rejected += 1
-            writer.write(response(503, b"too many connections\n", "text/plain",
-                                  headers=(("Retry-After", "5"),)))
-            # half-close now, drop later: closing with the request unread would send a reset
-            # that can destroy the 503 before the client reads it
-            with contextlib.suppress(OSError):
-                writer.write_eof()
-            asyncio.get_running_loop().call_later(LINGER, writer.transport.abort)
-            return
         task = asyncio.current_task()
         assert task is not None
+        if len(self._pending) >= self.limits.max_pending:  # cut the oldest stranger, not us
+            oldest, its_writer = next(iter(self._pending.items()))
+            del self._pending[oldest]
+            self.evicted += 1
+            its_writer.transport.abort()
+            oldest.cancel()
+        self._pending[task] = writer
         self._conns.add(task)
         try:
-            await self._serve(reader, writer)
+            await self._serve(reader, writer, task)
             writer.close()  # sends what is still buffered, then FIN
             async with asyncio.timeout(self.limits.write_timeout):
                 await writer.wait_closed()
@@ -126,9 +131,23 @@ class HttpServer:
             print(f"bwmon http: internal error: {exc!r}", file=sys.stderr)
         finally:
             self._conns.discard(task)
+            self._pending.pop(task, None)
+            self._served.discard(task)
             writer.transport.abort()  # no-op after a clean close
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _admit(self, task: asyncio.Task[None], req: Request) -> bool:
+        """After an authorized request, move the connection to the served share; False when
+        that share is full (the client is told to come back)."""
+        if task in self._served or task not in self._pending or not self.authorized(req):
+            return True
+        if len(self._served) >= self.limits.max_connections:
+            return False
+        del self._pending[task]
+        self._served.add(task)
+        return True
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     task: asyncio.Task[None]) -> None:
         for _ in range(self.limits.max_requests):
             try:
                 req = await read_request(reader, self.limits.head_timeout)
@@ -140,6 +159,12 @@ class HttpServer:
                 await self._linger(reader, writer)
                 return
             if req is None:
+                return
+            if not self._admit(task, req):
+                self.rejected += 1
+                await self._send(writer, response(503, b"too many connections\n", "text/plain",
+                                                  headers=(("Retry-After", "5"),)))
+                await self._linger(reader, writer)
                 return
             status, body, ctype, headers = await self.dispatch(req)
             keep = req.keep_alive and status < 500

@@ -44,17 +44,56 @@ async def test_huge_headers_are_refused_with_431() -> None:
 
 
 async def test_connections_beyond_the_cap_are_refused_then_served_again() -> None:
+    """Served connections (keep-alive, a request answered) fill `max_connections`: the next
+    client is told to come back; once they leave, it is served."""
     server = await start_http(feed_with_ticks(1), "0", None, limits=Limits(max_connections=8))
-    idle = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(8)]
+    held = []
     try:
-        await asyncio.sleep(0.1)
+        for _ in range(8):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"GET /api/v1/snapshot HTTP/1.1\r\nHost: x\r\n\r\n")
+            await reader.readuntil(b"\r\n\r\n")  # answered, kept alive
+            held.append(writer)
         refused = await get(server.port, "/api/v1/snapshot")
         assert refused.status == 503 and refused.headers["retry-after"] == "5"
-        for _, writer in idle:
+        for writer in held:
             writer.close()
         await asyncio.sleep(0.2)
         assert (await get(server.port, "/api/v1/snapshot")).status == 200
     finally:
+        await server.close()
+
+
+async def test_strangers_cannot_lock_out_token_holders() -> None:
+    """70 connections that never authenticate (trickling a head, reconnecting when dropped)
+    against a 64-connection cap: 55 requests with the token are all served (issue 25, item 8;
+    50 of them got 503 when strangers and token holders shared one cap)."""
+    server = await start_http(feed_with_ticks(1), "0", "s3cret", limits=Limits(head_timeout=5))
+    stop = asyncio.Event()
+
+    async def stranger() -> None:
+        while not stop.is_set():
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+                writer.write(b"GET /metrics HTTP/1.1\r\n")
+                while not stop.is_set() and not reader.at_eof():
+                    writer.write(b"X")
+                    await asyncio.sleep(0.05)
+                writer.close()
+            except OSError:
+                await asyncio.sleep(0.01)
+
+    strangers = [asyncio.create_task(stranger()) for _ in range(70)]
+    try:
+        await asyncio.sleep(0.5)  # every place taken by strangers
+        assert len(server._conns) >= 64
+        replies = await asyncio.gather(*(get(server.port, "/metrics", token="s3cret")
+                                         for _ in range(55)))
+        assert [r.status for r in replies] == [200] * 55
+        assert server.evicted > 0
+    finally:
+        stop.set()
+        await asyncio.gather(*strangers)
         await server.close()
 
 
@@ -144,3 +183,22 @@ async def test_a_large_answer_arrives_whole() -> None:
     assert len(reply.body) == int(reply.headers["content-length"])
     doc = reply.json()
     assert isinstance(doc, dict) and len(doc["apps"]) == 5000
+
+
+async def test_non_finite_numbers_and_options_star_are_client_errors() -> None:
+    """`?top=inf`, `?limit=inf` gave 500, `?since=nan` 200; `OPTIONS *` gave 400, not 405."""
+    server = await start_http(feed_with_ticks(2), "0", None)
+    try:
+        for path in ("/api/v1/history?top=inf", "/api/v1/alerts?limit=inf",
+                     "/api/v1/alerts?since=nan", "/api/v1/history?seconds=-inf",
+                     "/api/v1/alerts?limit=1e999"):
+            reply = await get(server.port, path)
+            assert reply.status == 400, (path, reply)
+            assert "not a finite number" in reply.json()["error"]  # type: ignore[index]
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = (await asyncio.wait_for(reader.read(), 5)).split(b"\r\n\r\n")[0]
+        writer.close()
+        assert head.startswith(b"HTTP/1.1 405 ") and b"\r\nAllow: GET, HEAD" in head, head
+    finally:
+        await server.close()
