@@ -100,12 +100,14 @@ class BwmonApp(App[None]):
         engine_runner: Callable[[], Awaitable[None]] | None = None,
         engine_stopper: Callable[[], None] | None = None,
         is_root: bool | None = None,
+        demo: bool = False,
     ) -> None:
         super().__init__(driver_class=diff_driver_class())  # curses-like output (issue 8)
         self.feed = feed
         self.controller = controller
         settings = controller.settings
         self.config_path = config_path
+        self.demo = demo  # made-up data: the group editor applies groups, writes no file
         self.groups: list[GroupSettings] = list(settings.groups)
         self.view = ViewState(traffic=not settings.general.bandwidth,
                               auto_group=settings.general.auto_group)
@@ -377,7 +379,7 @@ class BwmonApp(App[None]):
         from bwmon.tui.group_editor import GroupEditor
         from bwmon.tui.groups_file import default_config_path
 
-        path = self.config_path or default_config_path()
+        path = None if self.demo else self.config_path or default_config_path()
         editor = GroupEditor(self.groups, self.controller.running_processes(), path)
         self.push_screen(editor, self._groups_saved)
 
@@ -387,8 +389,11 @@ class BwmonApp(App[None]):
         from bwmon.tui.groups_file import default_config_path  # loaded with the editor
 
         self.groups = groups
-        self.config_path = self.config_path or default_config_path()
         self.controller.set_groups(groups)
+        if self.demo:
+            self.notify(f"{len(groups)} group(s) applied to the demo data (no file written)")
+            return
+        self.config_path = self.config_path or default_config_path()
         self.notify(f"{len(groups)} group(s) saved to {self.config_path} and applied")
 
     def action_fix(self) -> None:

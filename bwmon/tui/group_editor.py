@@ -138,7 +138,8 @@ class GroupEditor(ModalScreen[list[GroupSettings] | None]):
     ]
 
     def __init__(self, groups: Sequence[GroupSettings], processes: Sequence[ProcessInfo],
-                 config_path: Path) -> None:
+                 config_path: Path | None) -> None:
+        """`config_path` None: the demo, where Save applies the groups and writes nothing."""
         super().__init__()
         self.drafts = [DraftGroup(g.name, list(g.patterns)) for g in groups]
         self.processes = list(processes)
@@ -152,8 +153,13 @@ class GroupEditor(ModalScreen[list[GroupSettings] | None]):
     # -- layout ------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        where = (f"Saving writes {self.config_path}" if self.config_path.exists() else
-                 f"No config file yet: Save creates {self.config_path}")
+        path = self.config_path
+        if path is None:
+            where = "Demo: Save applies the groups to the made-up data; no file is written"
+        elif path.exists():
+            where = f"Saving writes {path}"
+        else:
+            where = f"No config file yet: Save creates {path}"
         with Vertical(id="editor"):
             yield Static(Text("App groups — the first group whose regex matches a process's "
                               "command line wins", style="bold"), id="editor-title")
@@ -174,7 +180,8 @@ class GroupEditor(ModalScreen[list[GroupSettings] | None]):
                     yield Static("", id="preview")
             yield Static("", id="editor-status")
             with Horizontal(classes="editor-buttons", id="editor-actions"):
-                label = "Save (Ctrl+S)" if self.config_path.exists() else "Create file and save"
+                label = ("Create file and save" if path is not None and not path.exists()
+                         else "Save (Ctrl+S)")
                 yield Button(label, variant="primary", id="btn-save")
                 yield Button("Cancel (Esc)", id="btn-cancel")
         yield Footer()
@@ -343,7 +350,8 @@ class GroupEditor(ModalScreen[list[GroupSettings] | None]):
         groups = [GroupSettings(name=g.name.strip(), patterns=list(g.patterns))
                   for g in self.drafts]
         try:
-            save_groups(self.config_path, groups)
+            if self.config_path is not None:
+                save_groups(self.config_path, groups)
         except GroupsFileError as exc:
             self._status(f"not saved: {exc}")
             return

@@ -1,13 +1,16 @@
 """Writing app groups back to the TOML config file, keeping everything else as it was.
 
 tomlkit keeps comments, key order and unrelated sections; only the `[[groups]]` array is
-replaced. The new text goes to a temporary file in the same directory, then `os.replace`, so a
-crash never leaves a half-written config.
+replaced. The new text goes to a temporary file beside the real file (a symlinked config is
+written through to its target, the link stays), with the file's owner, group and mode, then
+`os.replace`, so a crash never leaves a half-written config. A read-only file is refused, not
+overwritten.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -117,25 +120,49 @@ def render_with_groups(text: str, groups: Sequence[GroupSettings], path: Path) -
 
 def save_groups(path: Path, groups: Sequence[GroupSettings]) -> None:
     """Replace the groups in the file at `path` (created with its directory if missing)."""
+    target = Path(os.path.realpath(path))  # through symlinks: the link stays a link
     try:
-        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        old = os.stat(target)
+    except FileNotFoundError:
+        old = None
+    except OSError as exc:
+        raise GroupsFileError(f"cannot read {path}: {exc.strerror}") from None
+    if old is not None and (not old.st_mode & stat.S_IWUSR or not os.access(target, os.W_OK)):
+        raise GroupsFileError(f"{target} is read-only (mode {stat.S_IMODE(old.st_mode):04o}); "
+                              f"make it writable (chmod u+w {target}) to save groups into it")
+    try:
+        text = target.read_text(encoding="utf-8") if old is not None else ""
+    except UnicodeDecodeError:
+        raise GroupsFileError(f"{target} is not UTF-8 text (changed since bwmon read it?); "
+                              "save it as UTF-8, then save the groups again") from None
     except OSError as exc:
         raise GroupsFileError(f"cannot read {path}: {exc.strerror}") from None
     new_text = render_with_groups(text, groups, path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(new_text)
                 handle.flush()
+                if old is not None and (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
+                    _keep_owner(handle.fileno(), old, target)
+                os.fchmod(handle.fileno(), stat.S_IMODE(old.st_mode) if old else 0o644)
                 os.fsync(handle.fileno())
-            os.chmod(tmp, mode)
-            os.replace(tmp, path)
+            os.replace(tmp, target)
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
     except OSError as exc:
-        raise GroupsFileError(f"cannot write {path}: {exc.strerror}") from None
+        raise GroupsFileError(f"cannot write {target}: {exc.strerror}") from None
+
+
+def _keep_owner(fd: int, old: os.stat_result, target: Path) -> None:
+    """Give the new file the old one's owner and group, or refuse to replace it."""
+    try:
+        os.fchown(fd, old.st_uid, old.st_gid)
+    except PermissionError:
+        raise GroupsFileError(f"cannot keep {target}'s owner and group "
+                              f"({old.st_uid}:{old.st_gid}) in a new file: save as its owner "
+                              "or as root") from None

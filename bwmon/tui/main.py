@@ -80,7 +80,7 @@ def demo_app(settings: Settings, rows: int) -> BwmonApp:
                 await asyncio.wait_for(stop.wait(), settings.general.interval)
 
     controller = RecordingController(settings, demo_processes(rows))
-    return BwmonApp(feed, controller, engine_runner=run, engine_stopper=stop.set)
+    return BwmonApp(feed, controller, engine_runner=run, engine_stopper=stop.set, demo=True)
 
 
 NO_TERMINAL = ("needs a terminal to draw on and read keys from (stdin and stderr are not "

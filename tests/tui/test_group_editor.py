@@ -218,3 +218,27 @@ async def test_held_arrow_keys_in_the_group_list_keep_the_editor_and_the_edits(
         GroupSettings(name="browsers", patterns=["firefox", "chrom(e|ium)|brave"]),
         GroupSettings(name="transfer", patterns=["rsync", "curl"]),
         GroupSettings(name="shells", patterns=["ssh"])]
+
+
+async def test_the_demo_writes_no_config_file(tmp_path: Path) -> None:
+    """`bwmon-tui --demo --config F`: Save applies the groups to the made-up data and writes
+    neither F nor the user's ~/.config/bwmon/bwmon.toml, which every later bwmon would load."""
+    from bwmon.tui.groups_file import default_config_path
+    from bwmon.tui.main import build_parser, demo_app
+
+    given = tmp_path / "given.toml"
+    given.write_text(CONFIG)
+    args = build_parser().parse_args(["--demo", "4", "--config", str(given)])
+    app = demo_app(Settings(), args.demo)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("g")
+        await pilot.pause()
+        offer = str(app.screen.query_one("#editor-file", Static).render())
+        assert "no file is written" in offer
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert not isinstance(app.screen, GroupEditor)  # saved and closed
+    assert given.read_text() == CONFIG
+    assert not default_config_path().exists()

@@ -84,3 +84,48 @@ def test_groups_are_spaced_by_one_blank_line_and_saving_again_adds_none(
     save_groups(path, groups)
     assert path.read_text() == first  # a second save changes nothing
     assert [GroupSettings(**g) for g in tomllib.loads(first)["groups"]] == groups
+
+
+GROUPS = [GroupSettings(name="z", patterns=["y"])]
+
+
+def test_a_symlinked_config_is_written_through_to_its_target(tmp_path: Path) -> None:
+    target = tmp_path / "etc" / "bwmon.toml"
+    target.parent.mkdir()
+    target.write_text(TEXT)
+    link = tmp_path / "bwmon.toml"
+    link.symlink_to(target)
+    save_groups(link, GROUPS)
+    assert link.is_symlink() and link.resolve() == target
+    assert tomllib.loads(target.read_text())["groups"] == [{"name": "z", "patterns": ["y"]}]
+
+
+def test_owner_group_and_mode_are_kept(tmp_path: Path) -> None:
+    import grp
+    import pwd
+
+    path = tmp_path / "bwmon.toml"
+    path.write_text(TEXT)
+    nobody, nogroup = pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid
+    os.chown(path, nobody, nogroup)
+    path.chmod(0o640)
+    save_groups(path, GROUPS)
+    st = path.stat()
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (nobody, nogroup, 0o640)
+    assert "z" in path.read_text()
+
+
+def test_a_read_only_file_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "bwmon.toml"
+    path.write_text(TEXT)
+    path.chmod(0o444)
+    with pytest.raises(GroupsFileError, match=r"read-only \(mode 0444\).*chmod u\+w"):
+        save_groups(path, GROUPS)
+    assert path.read_text() == TEXT
+
+
+def test_a_file_that_is_no_longer_utf8_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "bwmon.toml"
+    path.write_bytes(TEXT.encode() + b"# \xff\xfe\n")
+    with pytest.raises(GroupsFileError, match="not UTF-8"):
+        save_groups(path, GROUPS)
