@@ -40,6 +40,7 @@ from bwmon.core.errors import UserError
 
 Origin = Callable[[Loc], str]
 LISTS = ("monitors", "groups", "alerts")
+SECRETS = {("HttpSettings", "token")}  # (model, field): never printed, only said to be set
 LEGACY_FLAGS = {
     "groups": "--app-config",
     "monitors": "--monitor-config",
@@ -120,6 +121,9 @@ def _table(model: BaseModel, *, only_changed: bool, keep: Sequence[str] = ()) ->
             continue
         if value is None:
             table.add(tomlkit.comment(f"{name} = (unset)"))
+            continue
+        if (type(model).__name__, name) in SECRETS:  # shown to whoever reads the terminal
+            table.add(tomlkit.comment(f"{name} = (set; not shown)"))
             continue
         table.add(name, _toml_value(value))
     return table

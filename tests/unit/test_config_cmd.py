@@ -110,3 +110,16 @@ def test_check_accepts_good_and_reports_bad_with_line(
     assert code == 2 and out == ""
     assert err.startswith(f"bwmon: {bad}:3: groups[0].patterns[0]: invalid regular expression")
     assert "Traceback" not in err
+
+
+def test_show_never_prints_the_token(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """`bwmon config show` printed `token = "…"` in clear (issue 25, item 10)."""
+    path = tmp_path / "bwmon.toml"
+    path.write_text('[http]\nlisten = "0.0.0.0:9100"\ntoken = "file-s3cret"\n')
+    assert main(["config", "show", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "file-s3cret" not in out and "token = (set; not shown)" in out
+    monkeypatch.setenv("BWMON_HTTP__TOKEN", "env-s3cret")
+    assert main(["config", "show", "--config", str(path)]) == 0
+    assert "env-s3cret" not in capsys.readouterr().out

@@ -1,10 +1,12 @@
 """Runs the user's notification commands as asyncio tasks beside the tick loop.
 
-Commands start with `create_subprocess_exec` (never a shell), in their own session; a timeout
-kills the command, everything still below it and its whole process group. A semaphore bounds
-how many run at once and a bounded queue holds the rest; each outcome (status, duration, start
-of stderr) becomes an alert-log event. Scheduling never blocks the caller, so a burst of alerts
-cannot delay a tick.
+Commands start with `create_subprocess_exec` (never a shell), in their own session, with a
+clean environment (the BWMON_* alert variables and what a program needs to run: never bwmon's
+own settings, such as the HTTP token); a timeout kills the command, everything still below it
+and its whole process group. A semaphore bounds how many run at once and a bounded queue holds
+the rest; each outcome (status, duration, start of stderr) becomes an alert-log event. The
+command's own exit ends the wait, even when a background process it left behind still holds its
+stderr. Scheduling never blocks the caller, so a burst of alerts cannot delay a tick.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import signal
 import time
 from collections.abc import Mapping
 from datetime import datetime
+from typing import BinaryIO
 
 from bwmon.core.alerts.rules import AlertEvent
 from bwmon.core.config.settings import NotifySettings
@@ -26,6 +29,11 @@ from bwmon.core.runtime.process_tree import kill_tree
 
 SOURCE = "notify"
 _SIMPLE = re.compile(r"\{(\w+)\}")
+# Variables a command may need to run (find programs, locale, a desktop to notify); everything
+# else in bwmon's environment stays out of it: BWMON_HTTP__TOKEN, credentials, other secrets.
+PASSED_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR",
+              "DISPLAY", "WAYLAND_DISPLAY", "XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS")
+STDERR_GRACE = 0.2  # seconds to read what the command wrote to stderr just before it exited
 
 
 class _Number(float):
@@ -70,6 +78,16 @@ def expand(arg: str, values: Mapping[str, object]) -> str:
         return arg.format_map(_Placeholders(values))
     except (ValueError, IndexError, KeyError, AttributeError, TypeError):
         return _SIMPLE.sub(lambda m: format(values[m[1]]) if m[1] in values else m[0], arg)
+
+
+def command_environment(event: AlertEvent,
+                        parent: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The whole environment of a notification command: PASSED_ENV and LC_* from bwmon's own
+    (`parent`, default os.environ), then the event's BWMON_* variables."""
+    parent = os.environ if parent is None else parent
+    kept = {k: v for k, v in parent.items() if k in PASSED_ENV or k.startswith("LC_")}
+    kept.setdefault("PATH", os.defpath)
+    return {**kept, **environment(event)}
 
 
 def environment(event: AlertEvent) -> dict[str, str]:
@@ -139,16 +157,21 @@ class Notifier:
             "rule": event.rule, "app": event.app, "event": event.kind, "command": " ".join(argv),
         }
         started = time.monotonic()
+        # stderr through a pipe of our own: asyncio's Process.wait() also waits for its pipes,
+        # which a background child of the command (`setsid sleep 300 &`) may hold for ever
+        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+        pipe = os.fdopen(read_fd, "rb", buffering=0)
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE,
-                env={**os.environ, **environment(event)},
+                stderr=write_fd,
+                env=command_environment(event),
                 start_new_session=True,
             )
         except OSError as exc:
+            pipe.close()
             what = "not found" if isinstance(exc, FileNotFoundError) else "cannot start"
             self.log.add(
                 time.time(), Level.ERROR, SOURCE,
@@ -157,11 +180,14 @@ class Notifier:
                 **data, status="not started",
             )
             return
+        finally:
+            os.close(write_fd)
         self._procs.add(proc)
         head = bytearray()
+        reading = asyncio.create_task(self._collect(pipe, head))
         timed_out = False
         try:
-            await asyncio.wait_for(self._collect(proc, head), timeout)
+            await asyncio.wait_for(proc.wait(), timeout)
         except TimeoutError:
             timed_out = True
             _kill_group(proc)
@@ -177,17 +203,32 @@ class Notifier:
             raise
         finally:
             self._procs.discard(proc)
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(reading), STDERR_GRACE)
+            reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reading
         self._report(event, argv, proc.returncode, timed_out, timeout, head,
                      time.monotonic() - started, data)
 
-    async def _collect(self, proc: asyncio.subprocess.Process, head: bytearray) -> None:
-        """Keep the first `stderr_bytes` of stderr, drain the rest, wait for the exit."""
-        assert proc.stderr is not None
+    async def _collect(self, pipe: BinaryIO, head: bytearray) -> None:
+        """Keep the first `stderr_bytes` of the command's stderr (`pipe`, closed on return) and
+        drain the rest, until end of file or cancellation."""
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        try:
+            transport, _ = await loop.connect_read_pipe(
+                lambda: asyncio.StreamReaderProtocol(reader), pipe)
+        except BaseException:
+            pipe.close()
+            raise
         limit = self.settings.stderr_bytes
-        while chunk := await proc.stderr.read(65536):
-            if len(head) < limit:
-                head += chunk[: limit - len(head)]
-        await proc.wait()
+        try:
+            while chunk := await reader.read(65536):
+                if len(head) < limit:
+                    head += chunk[: limit - len(head)]
+        finally:
+            transport.close()
 
     def _report(
         self, event: AlertEvent, argv: list[str], status: int | None, timed_out: bool,
