@@ -19,7 +19,7 @@ from bwmon.core.model import Finding
 from bwmon.core.sources.ebpf import EbpfOwners
 
 # checks whose failure leaves conntrack with nothing to measure
-BLOCKING = frozenset({"conntrack-table", "accounting"})
+BLOCKING = frozenset({"procfs", "conntrack-table", "accounting"})
 TRACKING = ("tracking-ipv4", "tracking-ipv6")
 RULESET_COMMANDS: tuple[tuple[str, ...], ...] = (
     ("iptables-save",),
@@ -105,6 +105,17 @@ def _track_fix(family: int) -> str:
     tool = "iptables" if family == 4 else "ip6tables"
     return (f"{tool} -I INPUT -m conntrack --ctstate ESTABLISHED,RELATED "
             f"-m comment --comment {_TRACK_COMMENT}")
+
+
+def check_procfs(proc_root: Path) -> Finding:
+    """Whether `proc_root` (general.proc_root) is a procfs: bwmon reads sockets, processes and
+    conntrack's settings there."""
+    if (proc_root / "net" / "tcp").is_file():
+        return Finding("procfs", True, f"{proc_root} is a procfs")
+    return Finding("procfs", False, f"general.proc_root is {proc_root}, which is not a procfs "
+                   f"(no {proc_root / 'net' / 'tcp'}): nothing can be read there",
+                   "set general.proc_root to where procfs is mounted (normally /proc), "
+                   f"or mount it: mount -t proc proc {proc_root}")
 
 
 def _check_root(euid: int) -> Finding:
@@ -207,6 +218,9 @@ async def diagnose(
 ) -> list[Finding]:
     """Run every check; findings in the order their fixes should be applied."""
     euid = os.geteuid() if euid is None else euid
+    procfs = check_procfs(proc_root)
+    if not procfs.ok:  # every other check reads it: their hints would mislead
+        return [_check_root(euid), procfs]
     table, tool = await _check_table(proc_root, conntrack_command)
     findings = [_check_root(euid), table, tool, _check_accounting(proc_root)]
     findings += await _check_tracking(proc_root, ruleset_commands, euid)
@@ -238,7 +252,7 @@ def fix_commands(fix: str) -> list[list[str]]:
 def fixable(finding: Finding) -> bool:
     """Whether `apply_fixes` can run this finding's fix (rather than ask the user to act)."""
     return (not finding.ok and finding.fix is not None
-            and not finding.fix.startswith(("run ", "sudo ")))
+            and not finding.fix.startswith(("run ", "sudo ", "set ")))
 
 
 async def apply_fixes(findings: Sequence[Finding]) -> list[str]:

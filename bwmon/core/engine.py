@@ -17,6 +17,7 @@ from bwmon.core.accounting import Accounting
 from bwmon.core.attribution.attributor import Attributor, EndKey, EndUsage, SocketLookup
 from bwmon.core.attribution.flows import FlowDelta, FlowTracker, Steady
 from bwmon.core.config.settings import GroupSettings, Settings
+from bwmon.core.errors import UserError
 from bwmon.core.feed import Publisher
 from bwmon.core.grouping import Grouper, MonitorFilters, ProcessFilter
 from bwmon.core.model import (
@@ -166,6 +167,11 @@ class Engine(Publisher):
         self._stop.set()
 
     async def run(self) -> None:
+        from bwmon.core.doctor import check_procfs
+
+        procfs = check_procfs(self.settings.general.proc_root)
+        if not procfs.ok:  # a misconfiguration, not a kernel state: stop with one line
+            raise UserError(f"{procfs.message}; {procfs.fix}")
         if self.pipes is not None:
             await self.pipes.start()
         await self.check_prerequisites()

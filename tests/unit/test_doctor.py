@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from bwmon.cli import doctor as doctor_cli
 from bwmon.core import doctor
-from bwmon.core.doctor import apply_fixes, blocking, diagnose, fix_commands, tracking_rules
+from bwmon.core.doctor import (
+    apply_fixes,
+    blocking,
+    diagnose,
+    fix_commands,
+    fixable,
+    tracking_rules,
+)
 from bwmon.core.errors import UserError
 from bwmon.core.model import Finding
 from bwmon.core.sources.ebpf import EbpfOwners
@@ -63,6 +72,7 @@ def proc_tree(root: Path, *, acct: str | None = "1", events: str | None = "1",
         if value is not None:
             (nf / name).write_text(value + "\n")
     (root / "net").mkdir()
+    (root / "net" / "tcp").write_text("  sl  local_address rem_address   st\n")  # a procfs
     if table is not None:
         (root / "net" / "nf_conntrack").write_text(table)
     (root / "filesystems").write_text("nodev\ttracefs\n")
@@ -268,3 +278,21 @@ async def test_nft_only_hosts_get_an_nft_tracking_fix(tmp_path: Path,
     # and what it creates is recognised as tracking
     assert tracking_rules("", "", "table ip6 bwmon {\n\tchain track {\n\t\tct state "
                           "established,related counter\n\t}\n}\n") == {6}
+
+
+async def test_a_proc_root_that_is_no_procfs_is_named_not_blamed_on_conntrack(
+        tmp_path: Path) -> None:
+    """general.proc_root without net/tcp: the doctor suggested `modprobe nf_conntrack` and the
+    engine died with FileNotFoundError (issue 25, item 9)."""
+    empty = tmp_path / "proc"
+    empty.mkdir()
+    f = await run_diagnose(empty, tmp_path)
+    assert list(f) == ["root", "procfs"] and not f["procfs"].ok
+    assert "general.proc_root" in f["procfs"].message and not fixable(f["procfs"])
+    assert blocking(list(f.values()))
+    config = tmp_path / "bwmon.toml"
+    config.write_text(f'[general]\nproc_root = "{empty}"\n')
+    done = subprocess.run([sys.executable, "-m", "bwmon", "monitor", "--count", "1",
+                           "--config", str(config)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith(f"bwmon: general.proc_root is {empty}, which is not a procfs")

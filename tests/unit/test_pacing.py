@@ -50,6 +50,7 @@ def test_small_tables_are_read_every_interval() -> None:
 def _engine(tmp_path: Path, budget: float) -> Engine:
     (tmp_path / "net").mkdir()
     (tmp_path / "net" / "nf_conntrack").write_text("")
+    (tmp_path / "net" / "tcp").write_text("  sl  local_address rem_address   st\n")
     settings = Settings()
     g = settings.general
     g.proc_root, g.interval, g.events, g.ebpf = tmp_path, 0.1, False, "off"
