@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from bwmon import __version__
 from bwmon.core.errors import UserError
+from bwmon.core.sanitize import clean_lines
 
 # subcommand name -> module under bwmon.cli
 COMMANDS = {
@@ -47,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
-        print(f"bwmon: {exc}", file=sys.stderr)
+        print(f"bwmon: {clean_lines(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

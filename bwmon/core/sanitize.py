@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import unicodedata
 
-__all__ = ["MAX_TEXT", "clean", "decode", "decode_comm"]
+__all__ = ["MAX_TEXT", "clean", "clean_lines", "decode", "decode_comm"]
 
 MAX_TEXT = 4096  # characters kept of one name, command line or message
 ELLIPSIS = "…"
@@ -52,6 +52,12 @@ def clean(text: str, limit: int = MAX_TEXT) -> str:
         out.append(piece)
         size += len(piece)
     return "".join(out)
+
+
+def clean_lines(text: str) -> str:
+    """`clean` line by line, keeping the line feeds: for bwmon's own multi-line messages (a
+    config error per line) that quote text someone else wrote."""
+    return "\n".join(clean(line) for line in text.split("\n"))
 
 
 def decode(raw: bytes, limit: int = MAX_TEXT) -> str:

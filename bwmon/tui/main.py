@@ -24,6 +24,7 @@ from bwmon.cli.options import add_settings_options, settings_and_path_from_args
 from bwmon.core.config.settings import Settings
 from bwmon.core.errors import UserError
 from bwmon.core.feed import ManualFeed
+from bwmon.core.sanitize import clean_lines
 from bwmon.tui.app import BwmonApp
 from bwmon.tui.controller import EngineController, RecordingController
 from bwmon.tui.demo import demo_processes, demo_snapshot
@@ -103,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         app = demo_app(settings, args.demo) if args.demo is not None else engine_app(
             settings, path, lambda: settings_and_path_from_args(args)[0])
     except UserError as exc:
-        print(f"bwmon-tui: {exc}", file=sys.stderr)
+        print(f"bwmon-tui: {clean_lines(str(exc))}", file=sys.stderr)
         return 2
     if not on_a_terminal():
         print(f"bwmon-tui: {NO_TERMINAL}", file=sys.stderr)
@@ -118,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # final collection over the whole heap, most of the time between q and the prompt.
         gc.freeze()
     if app.fatal_error is not None:
-        print(f"bwmon-tui: {app.fatal_error}", file=sys.stderr)
+        print(f"bwmon-tui: {clean_lines(app.fatal_error)}", file=sys.stderr)
         return 2
     return app.return_code or 0
 

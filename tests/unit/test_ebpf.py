@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bwmon.core.model import ProcKey
+from bwmon.core.sanitize import decode_comm
 from bwmon.core.sources.ebpf import PROBE, EbpfOwners, Sighting, parse_line
 
 
@@ -24,6 +25,14 @@ def test_parse_ipv4_tcp_line() -> None:
 def test_parse_keeps_a_comm_with_spaces() -> None:
     s = parse_line("S 1 0 6 4 1.1.1.1 1 2.2.2.2 2 3 Web Content\n")
     assert s is not None and s.comm == "Web Content"
+
+
+def test_a_comm_cut_mid_character_or_holding_escapes_reads_as_from_proc() -> None:
+    """The probe prints comm's raw bytes; decoded like /proc/PID/comm (sanitize.decode_comm)."""
+    comm = "загрузчик-файлов".encode()[:13] + b"\x1b["  # 15 bytes, as the kernel keeps
+    raw = b"S 1 0 6 4 1.1.1.1 1 2.2.2.2 2 3 " + comm + b"\n"
+    s = parse_line(raw.decode("utf-8", "surrogateescape"))
+    assert s is not None and s.comm == decode_comm(comm) == "загруз\\xd1\\x1b["
 
 
 def test_ipv4_mapped_addresses_become_ipv4() -> None:

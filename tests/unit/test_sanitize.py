@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from bwmon.cli import main
+from bwmon.core.config.settings import AlertSettings, GroupSettings, Settings
 from bwmon.core.model import Level, LogEvent, ProcessInfo, ProcKey
 from bwmon.core.sanitize import MAX_TEXT, clean, decode, decode_comm
 
@@ -57,3 +61,18 @@ def test_models_hold_only_clean_text_whoever_builds_them() -> None:
                      (("stderr", "line1\nline2"),))
     assert event.message == "app a\\x0abwmon: error: X"
     assert event.data == (("stderr", "line1\\x0aline2"),)
+
+
+def test_config_errors_and_names_reach_no_terminal_raw(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A config error quotes the value found: a C1 CSI in it was printed raw on stderr. Names
+    set in the config (groups, rules, pipes) are shown, logged and labelled like process names."""
+    bad = tmp_path / "bwmon.toml"
+    bad.write_bytes('[general]\ninterval = "\u009b2J\\u001b]0;T"\n'.encode())
+    assert main(["config", "check", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "\x9b" not in err and "\x1b" not in err and '"\\x9b2J' in err, err
+    settings = Settings(groups=[GroupSettings(name="tab\there", patterns=["x"])],
+                        alerts=[AlertSettings(name="cr\rhere", match="x")])
+    assert settings.groups[0].name == "tab\\x09here"
+    assert settings.alerts[0].name == "cr\\x0dhere"

@@ -36,6 +36,7 @@ from pydantic_settings import (
 )
 
 from bwmon.core.pipes.shaping import check_limit
+from bwmon.core.sanitize import clean
 
 KB = 1024
 
@@ -52,6 +53,10 @@ def check_regex(pattern: str) -> str:
 Regex = Annotated[str, AfterValidator(check_regex)]
 """A string that must compile as a Python regular expression (checked item by item)."""
 
+
+Label = Annotated[str, AfterValidator(clean)]
+"""A name shown in the table, the log and metric labels: control characters made visible
+(`bwmon.core.sanitize`), like every name a process gives itself."""
 
 ShapeLimit = Annotated[float, Field(allow_inf_nan=True), AfterValidator(check_limit)]
 """A pipe's shaping limit in kB/s: finite and above 0 (see pipes.shaping.check_limit)."""
@@ -125,7 +130,7 @@ class GeneralSettings(_Section):
 class MonitorSettings(_Section):
     """One monitor: `conntrack` (the kernel's table) or `pipe` (a metering TCP relay)."""
 
-    name: str = Field(description="Label shown in the table (pipes) and the log.")
+    name: Label = Field(description="Label shown in the table (pipes) and the log.")
     type: Literal["conntrack", "pipe"] = Field("conntrack", description="conntrack or pipe.")
     include: list[Regex] = Field(default_factory=list, description="conntrack: include regexes.")
     exclude: list[Regex] = Field(default_factory=list, description="conntrack: exclude regexes.")
@@ -157,7 +162,7 @@ class MonitorSettings(_Section):
 class GroupSettings(_Section):
     """An application: processes whose command line matches any pattern (first group wins)."""
 
-    name: str = Field(description="Application name shown in the table.")
+    name: Label = Field(description="Application name shown in the table.")
     patterns: list[Regex] = Field(
         default_factory=list, description="Regexes searched in the command line."
     )
@@ -166,7 +171,7 @@ class GroupSettings(_Section):
 class AlertSettings(_Section):
     """A bandwidth budget: alert when an app's averaged rate crosses a threshold."""
 
-    name: str = Field(description="Label of the rule.")
+    name: Label = Field(description="Label of the rule.")
     match: Regex = Field(description="Regex searched in the app name or a process command line.")
     in_threshold: float | None = Field(None, ge=0, description="kB/s in; 0 or unset = no limit.")
     out_threshold: float | None = Field(None, ge=0, description="kB/s out; 0 or unset = no limit.")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from bwmon.core.model import ProcKey, SourceStatus
 from bwmon.core.runtime.process_tree import die_with_parent
+from bwmon.core.sanitize import decode_comm
 
 PROBE = Path(__file__).with_name("ebpf_probe.bt")
 TRACEPOINTS = ("sock_send_length", "sock_recv_length")
@@ -97,7 +98,9 @@ def parse_line(line: str, clk_tck: int = 100) -> Sighting | None:
     return Sighting(
         pid=pid,
         start=start_ns // (1_000_000_000 // clk_tck),
-        comm=parts[10].rstrip("\n"),
+        # the probe prints comm's raw bytes: decoded like /proc's (sanitize.decode_comm), so
+        # a name cut mid-character or holding escapes names the process the same everywhere
+        comm=decode_comm(parts[10].encode("utf-8", "surrogateescape")),
         proto=proto,
         family=family,
         local=local,
@@ -244,7 +247,8 @@ class EbpfOwners:
             while chunk := await proc.stdout.read(1 << 16):
                 *lines, pending = (pending + chunk).split(b"\n")
                 for raw in lines:
-                    self._line(raw.decode(errors="replace"), clk_tck, on_sighting, errors)
+                    self._line(raw.decode("utf-8", "surrogateescape"), clk_tck, on_sighting,
+                               errors)
                 await asyncio.sleep(BATCH_SECONDS)
             await proc.wait()
             await drain
