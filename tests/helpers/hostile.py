@@ -59,10 +59,15 @@ def socat_sink(ns: NetNS, port: int) -> subprocess.Popen[bytes]:
 
 
 def named_sender(ns: NetNS, name: bytes, port: int, *, comm: bytes = b"", total: int = 0,
-                 program: str | Path = sys.executable) -> tuple[subprocess.Popen[bytes], int]:
-    """Start the sender as `name` in `ns`; returns it and its local port once connected."""
+                 program: str | Path = sys.executable, tail: bytes = b""
+                 ) -> tuple[subprocess.Popen[bytes], int]:
+    """Start the sender as `name` in `ns`; returns it and its local port once connected.
+    `tail`: one more argument, ignored by the sender (e.g. a huge one: Python itself cannot
+    start with an argv[0] longer than a path may be)."""
     argv: list[bytes | str] = ["bash", "-c", 'exec -a "$0" "$@"', name, str(program), "-c",
                                SENDER, "127.0.0.1", str(port), comm.hex(), str(total)]
+    if tail:
+        argv.append(tail)
     proc = subprocess.Popen(["ip", "netns", "exec", ns.name, *argv],  # type: ignore[list-item]
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert proc.stdout is not None
