@@ -340,7 +340,11 @@ class LogEvent:
 class SourceStatus:
     name: str  # "conntrack-file", "conntrack-tool", "events", "ebpf", "pipe:NAME"
     active: bool
-    detail: str = ""
+    detail: str = ""  # may quote an error, a host or a path: cleaned like a log message
+
+    def __post_init__(self) -> None:
+        if (detail := clean(self.detail)) is not self.detail:
+            object.__setattr__(self, "detail", detail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,8 +353,12 @@ class Finding:
 
     check: str
     ok: bool
-    message: str
+    message: str  # may quote paths and tools' output: cleaned like a log message
     fix: str | None = None
+
+    def __post_init__(self) -> None:
+        if (message := clean(self.message)) is not self.message:
+            object.__setattr__(self, "message", message)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ import pytest
 
 from bwmon.cli import main
 from bwmon.core.config.settings import AlertSettings, GroupSettings, Settings
-from bwmon.core.model import Level, LogEvent, ProcessInfo, ProcKey
+from bwmon.core.model import Finding, Level, LogEvent, ProcessInfo, ProcKey, SourceStatus
 from bwmon.core.sanitize import MAX_TEXT, clean, decode, decode_comm
 
 
@@ -61,6 +61,8 @@ def test_models_hold_only_clean_text_whoever_builds_them() -> None:
                      (("stderr", "line1\nline2"),))
     assert event.message == "app a\\x0abwmon: error: X"
     assert event.data == (("stderr", "line1\\x0aline2"),)
+    assert Finding("procfs", False, "no /tmp/\x1b[2J/net/tcp").message == "no /tmp/\\x1b[2J/net/tcp"
+    assert SourceStatus("pipe:x", False, "host \x9b?").detail == "host \\x9b?"
 
 
 def test_config_errors_and_names_reach_no_terminal_raw(
