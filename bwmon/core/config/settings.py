@@ -35,7 +35,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from bwmon.core.pipes.shaping import check_limit
+from bwmon.core.config.limits import check_limit
 from bwmon.core.sanitize import clean
 
 KB = 1024
@@ -59,7 +59,7 @@ Label = Annotated[str, AfterValidator(clean)]
 (`bwmon.core.sanitize`), like every name a process gives itself."""
 
 ShapeLimit = Annotated[float, Field(allow_inf_nan=True), AfterValidator(check_limit)]
-"""A pipe's shaping limit in kB/s: finite and above 0 (see pipes.shaping.check_limit)."""
+"""A pipe's shaping limit in kB/s: finite and above 0 (see config.limits.check_limit)."""
 
 
 def _is_number(annotation: Any) -> bool:

@@ -36,8 +36,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from bwmon.core.config.limits import LIMIT_EXPECTED, check_limit
 from bwmon.core.pipes.relay import Relay, RelayError
-from bwmon.core.pipes.shaping import LIMIT_EXPECTED, check_limit, kbps_to_rate
+from bwmon.core.pipes.shaping import kbps_to_rate
 
 PR_SET_PDEATHSIG = 1
 

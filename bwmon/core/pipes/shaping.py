@@ -14,6 +14,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from bwmon.core.config.limits import check_limit
+
 KB = 1024
 
 # Tokens never pile up beyond this many seconds of traffic: a burst after an idle spell stays
@@ -25,18 +27,6 @@ MIN_GRANT_SECONDS = 0.01
 MAX_WAIT = 0.1
 # The shortest, so rounding never turns a wait into a busy loop.
 MIN_WAIT = 0.001
-
-
-LIMIT_EXPECTED = "a finite number of kB/s greater than 0"
-
-
-def check_limit(kbps: float) -> float:
-    """A shaping limit as written (kB/s), else ValueError: the one check and message for the
-    TOML file, the INI file, flags and the pipe child alike. inf, nan, 0 and negative numbers
-    are refused (an infinite limit stalled every connection at 0 bytes)."""
-    if not (math.isfinite(kbps) and kbps > 0):
-        raise ValueError(f"expected {LIMIT_EXPECTED}, found {kbps:g}")
-    return kbps
 
 
 def kbps_to_rate(kbps: float | None) -> float | None:
