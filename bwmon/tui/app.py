@@ -147,6 +147,8 @@ class BwmonApp(App[None]):
         self.table.set_traffic_mode(self.view.traffic)
         self.table.focus()
         self._layout_bottom()
+        # Back from Ctrl+Z (fg): Textual would repaint only what changed, on a blank screen.
+        self.app_resume_signal.subscribe(self, lambda _: self.action_redraw())
         self._unsubscribe = self.feed.subscribe(self._on_feed)
         if self.feed.latest is not None:
             self.pending = self.feed.latest

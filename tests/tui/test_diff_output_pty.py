@@ -107,26 +107,30 @@ def test_bwmon_tui_diff_0_sends_textuals_output_unchanged() -> None:
     assert sizes["0"] > 2 * sizes["1"], sizes
 
 
-def test_ctrl_l_after_fg_draws_the_whole_picture() -> None:
-    """Back from a suspend (SIGTSTP, then SIGCONT as `fg` sends), Textual draws only what
-    changed on an alternate screen that starts blank; Ctrl+L then brings back everything:
-    the separator line and the footer too."""
+def test_after_fg_the_whole_picture_is_back_and_ctrl_l_keeps_it() -> None:
+    """Back from a suspend (SIGTSTP, then SIGCONT as `fg` sends), on an alternate screen that
+    starts blank, the whole picture is drawn again, the separator line and the footer too
+    (Textual by itself repaints only what changed); Ctrl+L then draws it whole once more."""
     app = PtyApp(["--demo", "20"], size=(100, 30), env={"BWMON_GENERAL__INTERVAL": "0.5"})
+    pictures = []
     try:
         assert app.wait_for(b"firefox", timeout=60)
         app.read_for(1.5)
         os.kill(app.proc.pid, signal.SIGTSTP)
         app.read_for(1.0)
         os.kill(app.proc.pid, signal.SIGCONT)
-        app.read_for(1.5)
-        app.send(b"\x0c")
-        app.read_for(1.5)
+        for key in (b"", b"\x0c"):  # after fg; then after Ctrl+L
+            app.send(key)
+            app.read_for(1.5)
+            output = bytes(app.output).decode()
+            back = output[output.rindex("\x1b[?1049h"):]  # since the screen came back
+            if key:
+                back = output[output.rindex("\x1b[2J"):]  # since Ctrl+L cleared it
+            screen = Terminal(100, 30)
+            screen.feed(back.replace("\n", "\r\n"))
+            pictures.append([row.rstrip() for row in screen.text()])
     finally:
         app.close()
-    output = bytes(app.output).decode()
-    back = output[output.rindex("\x1b[?1049h"):]  # what the screen got since it came back
-    screen = Terminal(100, 30)
-    screen.feed(back.replace("\n", "\r\n"))
-    rows = [row.rstrip() for row in screen.text()]
-    assert "─" * 100 in rows, "\n".join(rows)
-    assert rows[-1].lstrip().startswith("q Quit"), rows[-1]
+    for rows in pictures:
+        assert "─" * 100 in rows, "\n".join(rows)
+        assert rows[-1].lstrip().startswith("q Quit"), rows[-1]

@@ -8,8 +8,8 @@ changed cells. It changes nothing in the terminal's state beyond what Textual it
 that misbehaves with it.
 
 Ctrl+Z and `fg` need nothing of their own: Textual leaves and re-enters the alternate screen
-through this driver, and either makes the model forget what the terminal shows, so whatever
-Textual draws on return is sent whole.
+through this driver, and either makes the model forget what the terminal shows; the app asks
+Textual for a full repaint on return (BwmonApp.action_redraw), which is then sent whole.
 """
 
 from __future__ import annotations
