@@ -187,8 +187,12 @@ class Tmux:
         self.base = ["tmux", "-L", name]
         line = command if isinstance(command, str) else shlex.join(command)
         env_args = [a for k, v in (env or {}).items() for a in ("-e", f"{k}={v}")]
+        # The new server's environment is the pane's: COLUMNS and LINES (which the test
+        # process may have) would win over the pane's real size in the program under test.
+        server_env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
         subprocess.run([*self.base, "-f", "/dev/null", "new-session", "-d", "-s", "main",
-                        "-x", str(size[0]), "-y", str(size[1]), *env_args, line], check=True)
+                        "-x", str(size[0]), "-y", str(size[1]), *env_args, line], check=True,
+                       env=server_env)
         subprocess.run([*self.base, "set-option", "-t", "main", "remain-on-exit", "on"],
                        check=False)
 
