@@ -2,7 +2,9 @@
 
 Each check yields a `Finding` with the exact command that fixes it; `apply_fixes` runs those
 commands (root only). Sysctls are read under `<proc_root>/sys/net/netfilter/` so fixture trees
-work. All checks concern the network namespace bwmon runs in.
+work. All checks concern the network namespace bwmon runs in. Privilege is judged by the
+capabilities the process holds (bwmon.core.capabilities), never by its uid: a service user with
+the right ambient capabilities measures as root does.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ import asyncio
 import os
 import re
 import shlex
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from bwmon.core import capabilities
+from bwmon.core.capabilities import DAC_READ_SEARCH, NET_ADMIN, Capability, holds
 from bwmon.core.model import Finding
 from bwmon.core.sources.ebpf import EbpfOwners
+from bwmon.core.sources.tools import find_tool, resolved
 
 # checks whose failure leaves conntrack with nothing to measure
 BLOCKING = frozenset({"procfs", "conntrack-table", "accounting"})
@@ -44,7 +48,7 @@ async def _output(argv: Sequence[str], timeout: float = 10.0) -> tuple[int, str]
     """Exit status and stdout of a command; 127 when it cannot start."""
     try:
         proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            *resolved(argv), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
     except OSError as exc:
@@ -97,7 +101,7 @@ def _families_in_table(path: Path) -> set[int] | None:
 
 
 def _track_fix(family: int) -> str:
-    if shutil.which("iptables") is None and shutil.which("nft") is not None:
+    if find_tool("iptables") is None and find_tool("nft") is not None:
         nft_family = "ip" if family == 4 else "ip6"
         return (f"nft add table {nft_family} bwmon && nft add chain {nft_family} bwmon track "
                 f"'{{ type filter hook input priority 0; }}' && "
@@ -118,17 +122,30 @@ def check_procfs(proc_root: Path) -> Finding:
                    f"or mount it: mount -t proc proc {proc_root}")
 
 
-def _check_root(euid: int) -> Finding:
-    if euid == 0:
-        return Finding("root", True, "running as root")
-    return Finding("root", False, "not root: other users' sockets cannot be mapped to their "
-                   "processes (/proc/PID/fd) and the conntrack table is root-only",
-                   "sudo bwmon …  (run bwmon as root)")
+GRANT = ("run bwmon as root, or grant it {cap} (AmbientCapabilities= in its systemd unit, or "
+         "setpriv --ambient-caps)")
 
 
-async def _check_table(proc_root: Path, conntrack: str) -> tuple[Finding, Finding]:
+def _check_capability(cap: Capability, mask: int) -> Finding:
+    if holds(cap, mask):
+        return Finding(cap.check, True, f"{cap.name} held: {cap.adds}")
+    return Finding(cap.check, False, f"no {cap.name}: without it, no {cap.adds}",
+                   GRANT.format(cap=cap.name))
+
+
+def _readable(path: Path) -> bool:
+    """Whether this process can read `path` (by trying: capabilities decide, not the uid)."""
+    try:
+        with path.open("rb") as f:
+            f.read(1)
+    except OSError:
+        return False
+    return True
+
+
+async def _check_table(proc_root: Path, conntrack: str, mask: int) -> tuple[Finding, Finding]:
     """The conntrack table (file or tool) and the conntrack tool itself."""
-    tool = shutil.which(conntrack)
+    tool = find_tool(conntrack)
     tool_finding = (
         Finding("conntrack-tool", True, f"conntrack tool found ({tool})") if tool else
         Finding("conntrack-tool", False, f"the conntrack tool ({conntrack}) is missing: needed "
@@ -136,10 +153,11 @@ async def _check_table(proc_root: Path, conntrack: str) -> tuple[Finding, Findin
                 "apt-get install conntrack"))
     path = proc_root / "net" / "nf_conntrack"
     if path.exists():
-        if os.access(path, os.R_OK):
+        if _readable(path):
             return Finding("conntrack-table", True, f"{path} is readable"), tool_finding
-        return Finding("conntrack-table", False, f"{path} is not readable (root only)",
-                       "run bwmon as root (sudo)"), tool_finding
+        need = "" if holds(DAC_READ_SEARCH, mask) else ": it needs CAP_DAC_READ_SEARCH"
+        return Finding("conntrack-table", False, f"{path} is not readable (root only{need})",
+                       GRANT.format(cap=DAC_READ_SEARCH.name)), tool_finding
     if _sysctl(proc_root, "nf_conntrack_acct") is None:
         return Finding("conntrack-table", False, "connection tracking is not loaded "
                        "(no nf_conntrack module)", "modprobe nf_conntrack"), tool_finding
@@ -147,12 +165,13 @@ async def _check_table(proc_root: Path, conntrack: str) -> tuple[Finding, Findin
         return Finding("conntrack-table", False, f"{path} is missing (kernel without "
                        "CONFIG_NF_CONNTRACK_PROCFS) and so is the conntrack tool",
                        "apt-get install conntrack"), tool_finding
-    status, text = await _output([conntrack, "-C"])
+    status, text = await _output([tool, "-C"])
     if status == 0:
         return Finding("conntrack-table", True,
                        f"{path} is missing; the table is read with `{conntrack} -L`"), tool_finding
-    return Finding("conntrack-table", False, f"`{conntrack} -C` failed: {text.strip()[:200]}",
-                   "run bwmon as root (sudo)"), tool_finding
+    need = "" if holds(NET_ADMIN, mask) else " (it needs CAP_NET_ADMIN)"
+    return Finding("conntrack-table", False, f"`{conntrack} -C` failed{need}: "
+                   f"{text.strip()[:200]}", GRANT.format(cap=NET_ADMIN.name)), tool_finding
 
 
 def _check_accounting(proc_root: Path) -> Finding:
@@ -181,7 +200,7 @@ def _check_events(proc_root: Path) -> Finding:
 
 
 async def _check_tracking(
-    proc_root: Path, commands: Sequence[Sequence[str]], euid: int
+    proc_root: Path, commands: Sequence[Sequence[str]], mask: int
 ) -> list[Finding]:
     outputs = await asyncio.gather(*(_output(c) for c in commands))
     texts = [text if status == 0 else "" for status, text in outputs]
@@ -197,9 +216,9 @@ async def _check_tracking(
         elif family in in_table:
             findings.append(Finding(check, True, f"{name} flows are tracked (the table holds "
                                     f"{name} flows)"))
-        elif euid != 0:
+        elif not holds(NET_ADMIN, mask):
             findings.append(Finding(check, False, f"cannot tell whether {name} flows are tracked: "
-                                    "reading the firewall rules needs root",
+                                    "reading the firewall rules needs CAP_NET_ADMIN",
                                     "run bwmon doctor as root (sudo)"))
         else:
             findings.append(Finding(check, False, f"{name} flows are not tracked: since Linux "
@@ -214,18 +233,20 @@ async def diagnose(
     conntrack_command: str = "conntrack",
     ruleset_commands: Sequence[Sequence[str]] = RULESET_COMMANDS,
     ebpf: EbpfOwners | None = None,
-    euid: int | None = None,
+    caps: int | None = None,
 ) -> list[Finding]:
-    """Run every check; findings in the order their fixes should be applied."""
-    euid = os.geteuid() if euid is None else euid
+    """Run every check; findings in the order their fixes should be applied. `caps` is the
+    capability mask to judge by (default: this process's)."""
+    mask = capabilities.effective(proc_root) if caps is None else caps
+    findings = [_check_capability(cap, mask) for cap in capabilities.ALL]
     procfs = check_procfs(proc_root)
     if not procfs.ok:  # every other check reads it: their hints would mislead
-        return [_check_root(euid), procfs]
-    table, tool = await _check_table(proc_root, conntrack_command)
-    findings = [_check_root(euid), table, tool, _check_accounting(proc_root)]
-    findings += await _check_tracking(proc_root, ruleset_commands, euid)
+        return [*findings, procfs]
+    table, tool = await _check_table(proc_root, conntrack_command, mask)
+    findings += [table, tool, _check_accounting(proc_root)]
+    findings += await _check_tracking(proc_root, ruleset_commands, mask)
     findings.append(_check_events(proc_root))
-    owners = ebpf or EbpfOwners(proc_root=proc_root, euid=euid)
+    owners = ebpf or EbpfOwners(proc_root=proc_root, caps=mask)
     reason = owners.available()
     if reason is None:
         findings.append(Finding("ebpf", True, "eBPF attribution available (bpftrace on "

@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from bwmon.cli import doctor as doctor_cli
-from bwmon.core import doctor
+from bwmon.core import capabilities, doctor
+from bwmon.core.capabilities import (
+    ALL_BITS,
+    CAP_BPF,
+    CAP_DAC_READ_SEARCH,
+    CAP_NET_ADMIN,
+    CAP_PERFMON,
+    CAP_SYS_PTRACE,
+)
 from bwmon.core.doctor import (
     apply_fixes,
     blocking,
@@ -22,6 +30,8 @@ from bwmon.core.doctor import (
 )
 from bwmon.core.errors import UserError
 from bwmon.core.model import Finding
+from bwmon.core.sources import tools
+from bwmon.core.sources.conntrack_read import tool_argv
 from bwmon.core.sources.ebpf import EbpfOwners
 
 IPTABLES_TRACKING = """\
@@ -103,7 +113,7 @@ async def run_diagnose(proc: Path, tmp_path: Path, **kw: object) -> dict[str, Fi
     if rules is None:
         rules = rulesets(tmp_path, IPTABLES_TRACKING, IPTABLES_TRACKING)
     found = await diagnose(proc, ruleset_commands=rules, ebpf=NoEbpf(),  # type: ignore[arg-type]
-                           euid=kw.pop("euid", 0), **kw)  # type: ignore[arg-type]
+                           caps=kw.pop("caps", ALL_BITS), **kw)  # type: ignore[arg-type]
     return by_check(found)
 
 
@@ -187,16 +197,29 @@ def test_tracking_rules_reads_iptables_and_nft_families() -> None:
     assert tracking_rules(IPTABLES_PLAIN, IPTABLES_PLAIN, "") == set()
 
 
-async def test_not_root_is_reported_and_not_auto_fixable(tmp_path: Path) -> None:
-    f = await run_diagnose(proc_tree(tmp_path / "proc"), tmp_path, euid=1000)
-    assert not f["root"].ok
-    assert not doctor.fixable(f["root"])
+async def test_capabilities_not_uid_decide_and_each_says_what_it_adds(tmp_path: Path) -> None:
+    proc = proc_tree(tmp_path / "proc")
+    everything = await run_diagnose(proc, tmp_path, caps=(1 << CAP_NET_ADMIN | 1 << CAP_SYS_PTRACE
+                                    | 1 << CAP_DAC_READ_SEARCH | 1 << CAP_BPF | 1 << CAP_PERFMON))
+    assert all(everything[cap.check].ok for cap in capabilities.ALL)
+    assert "root" not in everything  # no check of the uid
+    assert "conntrack -E" in everything["cap-net-admin"].message  # held: what it gives
+    nothing = await run_diagnose(proc, tmp_path, caps=0)
+    for cap in capabilities.ALL:
+        finding = nothing[cap.check]
+        assert not finding.ok and cap.name in finding.message and cap.adds in finding.message
+        assert cap.name in (finding.fix or "") and not doctor.fixable(finding)
+    assert "/proc/PID/fd" in nothing["cap-sys-ptrace"].message
+    half = await run_diagnose(proc, tmp_path, caps=1 << CAP_BPF)  # CAP_PERFMON missing
+    assert not half["cap-bpf"].ok and "CAP_BPF + CAP_PERFMON" in half["cap-bpf"].message
 
 
-async def test_without_root_unreadable_rules_are_not_called_untracked(tmp_path: Path) -> None:
-    rules = [["false"], ["false"], ["false"]]  # iptables-save refuses non-root users
-    f = await run_diagnose(proc_tree(tmp_path / "proc"), tmp_path, euid=1000, rules=rules)
+async def test_without_net_admin_unreadable_rules_are_not_called_untracked(
+        tmp_path: Path) -> None:
+    rules = [["false"], ["false"], ["false"]]  # iptables-save refuses without CAP_NET_ADMIN
+    f = await run_diagnose(proc_tree(tmp_path / "proc"), tmp_path, caps=0, rules=rules)
     assert "cannot tell" in f["tracking-ipv4"].message
+    assert "CAP_NET_ADMIN" in f["tracking-ipv4"].message
     assert not doctor.fixable(f["tracking-ipv4"])  # no rule is added on a guess
 
 
@@ -265,11 +288,29 @@ def test_cli_text_shows_fix_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert "bwmon doctor --fix" in out
 
 
+async def test_tools_outside_path_are_found_in_sbin(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user's PATH often lacks /usr/sbin, where conntrack lives: it is not "missing"."""
+    sbin = tmp_path / "sbin"
+    sbin.mkdir()
+    tool = sbin / "conntrack"
+    tool.write_text("#!/bin/sh\necho 0\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    monkeypatch.setattr(tools, "SBIN_DIRS", (str(sbin),))
+    proc = proc_tree(tmp_path / "proc", table=None)
+    f = await run_diagnose(proc, tmp_path, conntrack_command="conntrack")
+    assert f["conntrack-tool"].ok and str(tool) in f["conntrack-tool"].message
+    assert f["conntrack-table"].ok  # `conntrack -C` ran from sbin
+    assert tool_argv("conntrack", ("ip", "netns", "exec", "x")) == [
+        "ip", "netns", "exec", "x", str(tool)]
+
+
 async def test_nft_only_hosts_get_an_nft_tracking_fix(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    real_which = doctor.shutil.which
-    monkeypatch.setattr(doctor.shutil, "which",
-                        lambda name: None if name == "iptables" else real_which(name))
+    real_find = doctor.find_tool
+    monkeypatch.setattr(doctor, "find_tool",
+                        lambda name: None if name == "iptables" else real_find(name))
     rules = rulesets(tmp_path)
     f = await run_diagnose(proc_tree(tmp_path / "proc"), tmp_path, rules=rules)
     fix6 = f["tracking-ipv6"].fix or ""
@@ -287,7 +328,7 @@ async def test_a_proc_root_that_is_no_procfs_is_named_not_blamed_on_conntrack(
     empty = tmp_path / "proc"
     empty.mkdir()
     f = await run_diagnose(empty, tmp_path)
-    assert list(f) == ["root", "procfs"] and not f["procfs"].ok
+    assert list(f) == [*(c.check for c in capabilities.ALL), "procfs"] and not f["procfs"].ok
     assert "general.proc_root" in f["procfs"].message and not fixable(f["procfs"])
     assert blocking(list(f.values()))
     config = tmp_path / "bwmon.toml"

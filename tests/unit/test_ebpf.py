@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bwmon.core.capabilities import ALL_BITS, CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN
 from bwmon.core.model import ProcKey
 from bwmon.core.sanitize import decode_comm
 from bwmon.core.sources.ebpf import PROBE, EbpfOwners, Sighting, parse_line
@@ -78,11 +79,12 @@ def proc_tree(root: Path, *, tracefs_fs: bool = True) -> Path:
     return root
 
 
-def owners(tmp_path: Path, *, euid: int = 0, bpftrace: str = "sh", **tree: bool) -> EbpfOwners:
+def owners(tmp_path: Path, *, euid: int = 0, caps: int = ALL_BITS, bpftrace: str = "sh",
+           **tree: bool) -> EbpfOwners:
     fs = tree.pop("tracefs_fs", True)
     return EbpfOwners(bpftrace=bpftrace, sys_root=sys_tree(tmp_path / "sys", **tree),
                       proc_root=proc_tree(tmp_path / "proc", tracefs_fs=fs), euid=euid,
-                      netns_inode=4026532177)
+                      caps=caps, netns_inode=4026532177)
 
 
 def test_available_with_tracefs_mounted(tmp_path: Path) -> None:
@@ -91,9 +93,18 @@ def test_available_with_tracefs_mounted(tmp_path: Path) -> None:
     assert e.argv() == ["sh", str(PROBE), "4026532177"]  # no private mount needed
 
 
-def test_not_root(tmp_path: Path) -> None:
-    e = owners(tmp_path, euid=1000)
-    assert (e.available() or "").startswith("not root")
+def test_without_bpf_capabilities(tmp_path: Path) -> None:
+    e = owners(tmp_path, euid=1000, caps=1 << CAP_PERFMON)  # CAP_BPF alone is not enough
+    assert "needs CAP_BPF + CAP_PERFMON" in (e.available() or "")
+    assert "CAP_BPF and CAP_PERFMON" in (e.fix() or "")
+    (tmp_path / "old").mkdir()
+    old_kernel_root = owners(tmp_path / "old", euid=0, caps=1 << CAP_SYS_ADMIN)
+    assert old_kernel_root.available() is None  # before Linux 5.8, CAP_SYS_ADMIN stood for both
+
+
+def test_bpftrace_wants_uid_0_even_with_the_capabilities(tmp_path: Path) -> None:
+    e = owners(tmp_path, euid=1000, caps=1 << CAP_BPF | 1 << CAP_PERFMON)
+    assert "uid 0" in (e.available() or "")
 
 
 def test_no_btf(tmp_path: Path) -> None:
@@ -161,7 +172,7 @@ async def test_run_reports_sightings_then_the_crash(tmp_path: Path) -> None:
 
 
 async def test_run_without_prerequisites_says_why_and_returns(tmp_path: Path) -> None:
-    e = owners(tmp_path, euid=1000)
+    e = owners(tmp_path, euid=1000, caps=0)
     problems: list[str] = []
     await asyncio.wait_for(e.run(lambda s: None, problems.append), 5)
-    assert problems and "not root" in problems[0]
+    assert problems and "needs CAP_BPF" in problems[0]

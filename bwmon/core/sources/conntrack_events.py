@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import shlex
 import shutil
 from collections import deque
@@ -17,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bwmon.core.capabilities import NET_ADMIN, effective, holds
 from bwmon.core.model import ConntrackEntry
 from bwmon.core.runtime.process_tree import die_with_parent
 from bwmon.core.sources.conntrack_parse import parse_line
@@ -25,7 +25,6 @@ from bwmon.core.sources.conntrack_read import TOOL_FIX, tool_argv
 __all__ = ["EVENT_KINDS", "ConntrackEvents", "CtEvent", "parse_event_line"]
 
 EVENT_KINDS = frozenset({"NEW", "UPDATE", "DESTROY"})
-_CAP_NET_ADMIN = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,17 +65,6 @@ def parse_event_line(line: str) -> CtEvent | None:
     return None if entry is None else CtEvent(kind, entry, timestamp)
 
 
-def _has_net_admin(proc_root: Path) -> bool:
-    """Whether this process may listen to conntrack events (CAP_NET_ADMIN)."""
-    try:
-        for line in (proc_root / "self" / "status").read_bytes().splitlines():
-            if line.startswith(b"CapEff:"):
-                return bool(int(line.split()[1], 16) >> _CAP_NET_ADMIN & 1)
-    except (OSError, ValueError, IndexError):
-        pass
-    return os.geteuid() == 0
-
-
 class ConntrackEvents:
     """Listens to conntrack events through `conntrack -E`, restarting the tool if it dies.
 
@@ -115,8 +103,9 @@ class ConntrackEvents:
         tool = tool_argv(self.command)
         if not tool or shutil.which(tool[0]) is None:
             return f"the conntrack tool ({shlex.join(tool)}) is missing ({TOOL_FIX})"
-        if not _has_net_admin(self.proc_root):
-            return "listening to conntrack events needs root (run as root: sudo bwmon …)"
+        if not holds(NET_ADMIN, effective(self.proc_root)):
+            return ("listening to conntrack events needs CAP_NET_ADMIN (run bwmon as root, or "
+                    "grant it that capability)")
         if not self.argv_prefix:
             try:
                 setting = (self.proc_root / "sys/net/netfilter/nf_conntrack_events").read_text()

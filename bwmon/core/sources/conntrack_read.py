@@ -16,6 +16,7 @@ import aiofiles
 
 from bwmon.core.model import ConntrackEntry, TableChange
 from bwmon.core.sources.conntrack_parse import ConntrackParser
+from bwmon.core.sources.tools import resolved
 
 
 class SourceError(Exception):
@@ -27,14 +28,15 @@ class SourceError(Exception):
         self.fix = fix
 
 
-ROOT_FIX = "run as root (sudo bwmon …)"
+ROOT_FIX = "run as root (sudo bwmon …), or grant bwmon the capability named"
 TOOL_FIX = "apt-get install conntrack"
 
 
 def tool_argv(command: str | Sequence[str], argv_prefix: Sequence[str] = ()) -> list[str]:
-    """The argv that runs the conntrack tool: prefix (e.g. `ip netns exec NS`) + command."""
+    """The argv that runs the conntrack tool: prefix (e.g. `ip netns exec NS`) + command, found
+    in the sbin directories too."""
     cmd = shlex.split(command) if isinstance(command, str) else list(command)
-    return [*argv_prefix, *cmd]
+    return [*argv_prefix, *resolved(cmd)]
 
 
 def tool_problem(command: str | Sequence[str], stderr: str) -> SourceError:
@@ -42,7 +44,8 @@ def tool_problem(command: str | Sequence[str], stderr: str) -> SourceError:
     text = " ".join(stderr.split()) or "no error message"
     low = text.lower()
     if "root" in low or "not permitted" in low or "can't open netlink" in low:
-        return SourceError(f"the conntrack tool was refused: {text}", ROOT_FIX)
+        return SourceError(f"the conntrack tool was refused (it needs CAP_NET_ADMIN): {text}",
+                           ROOT_FIX)
     if "protocol not supported" in low or "not implemented" in low:
         return SourceError(f"the kernel does not offer conntrack over netlink: {text}",
                            "modprobe nf_conntrack_netlink")
@@ -109,8 +112,8 @@ class ConntrackSource:
             async with aiofiles.open(path, encoding="ascii", errors="replace") as f:
                 return await f.read()
         except PermissionError:
-            raise SourceError(f"cannot read {path}: permission denied (root only)",
-                              ROOT_FIX) from None
+            raise SourceError(f"cannot read {path}: permission denied (root only: needs "
+                              "CAP_DAC_READ_SEARCH)", ROOT_FIX) from None
         except OSError as exc:
             if isinstance(exc, FileNotFoundError):
                 raise

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bwmon.core.capabilities import BPF, effective, holds
 from bwmon.core.model import ProcKey, SourceStatus
 from bwmon.core.runtime.process_tree import die_with_parent
 from bwmon.core.sanitize import decode_comm
@@ -122,6 +123,7 @@ class EbpfOwners:
         proc_root: Path = Path("/proc"),
         netns_inode: int | None = None,
         euid: int | None = None,
+        caps: int | None = None,
         restart_delay: float = 5.0,
     ) -> None:
         self.bpftrace = bpftrace
@@ -129,6 +131,7 @@ class EbpfOwners:
         self.proc_root = proc_root
         self.netns_inode = netns_inode
         self.euid = os.geteuid() if euid is None else euid
+        self.caps = effective(proc_root) if caps is None else caps
         self.restart_delay = restart_delay
         self.ready = asyncio.Event()  # set once the probes are attached
         self.sightings = 0
@@ -165,9 +168,13 @@ class EbpfOwners:
     def available(self) -> str | None:
         """None when the source can run here, else the reason (see `fix` for the remedy)."""
         self._fix = None
+        if not holds(BPF, self.caps):
+            self._fix = ("run bwmon as root, or grant it CAP_BPF and CAP_PERFMON "
+                         "(AmbientCapabilities= in its systemd unit)")
+            return "attaching eBPF probes needs CAP_BPF + CAP_PERFMON"
         if self.euid != 0:
             self._fix = "run bwmon as root (sudo)"
-            return "not root: attaching eBPF probes needs root"
+            return "bpftrace runs only as uid 0, whatever the capabilities"
         if not (self.sys_root / "kernel" / "btf" / "vmlinux").exists():
             return "no BTF: the kernel lacks /sys/kernel/btf/vmlinux (CONFIG_DEBUG_INFO_BTF)"
         if shutil.which(self.bpftrace) is None:
