@@ -27,7 +27,8 @@ MAX_ROUNDS = 3  # a fix can reveal the next (modprobe, then the sysctls it creat
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "doctor",
-        help="check conntrack, accounting, tracking, events, root and eBPF; print the fixes",
+        help="check capabilities, conntrack, accounting, tracking, events and eBPF; "
+        "print the fixes",
         description="Check the prerequisites of measuring in this network namespace and print "
         "the exact command that fixes each failing check.",
     )
