@@ -2,6 +2,7 @@
 
 Each subcommand lives in its own module with `add_parser(subparsers)` and `run(args) -> int`.
 Errors a user can cause are printed as one line on stderr with exit status 2; never a traceback.
+A reader that closes the output (`| head`) ends the command quietly with status 0.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from bwmon import __version__
+from bwmon.cli.closed_output import finish_output, silence_stdout
 from bwmon.core.errors import UserError
 from bwmon.core.sanitize import clean_lines
 
@@ -43,12 +45,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bwmon.core.runtime.startup import prepare
 
     prepare()  # before the subcommands import asyncio: ssl loaded on use, C heap settings
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        status = int(args.func(args) or 0)
+        finish_output()
+        return status
     except UserError as exc:
         print(f"bwmon: {clean_lines(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except SystemExit:  # --help, --version, a usage error: what they printed is flushed here
+        finish_output()
+        raise
+    except BrokenPipeError:  # the reader of stdout went away: a quiet end (closed_output)
+        silence_stdout()
+        return 0

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from bwmon.cli.closed_output import silence_stdout
 from bwmon.core.config.settings import Settings
 from bwmon.core.engine import Engine
 from bwmon.core.jsonify import event_json as event_doc
@@ -83,25 +84,40 @@ def _cut(text: str, width: int) -> str:
 
 
 class Printer:
-    """Writes each snapshot to `out` as a table or a JSON line."""
+    """Writes each snapshot to `out` as a table or a JSON line. When the reader closes `out`
+    (`| head`), `closed` is set and `on_closed` runs (it stops the engine)."""
 
-    def __init__(self, out: TextIO, *, json_lines: bool, bandwidth: bool, processes: bool) -> None:
+    def __init__(self, out: TextIO, *, json_lines: bool, bandwidth: bool, processes: bool,
+                 on_closed: Callable[[], None] = lambda: None) -> None:
         self.out = out
         self.json_lines = json_lines
         self.bandwidth = bandwidth
         self.processes = processes
         self.tty = out.isatty()
+        self.on_closed = on_closed
+        self.closed = False
 
     def __call__(self, snap: Snapshot) -> None:
         if self.json_lines:
-            self.out.write(json.dumps(snapshot_json(snap), separators=(",", ":")) + "\n")
+            self.write(json.dumps(snapshot_json(snap), separators=(",", ":")) + "\n")
         else:
             lines = format_table(snap, bandwidth=self.bandwidth, processes=self.processes)
             if self.tty:
-                self.out.write(CLEAR + "\n".join(lines) + "\n")
+                self.write(CLEAR + "\n".join(lines) + "\n")
             else:
-                self.out.write("\n".join(lines) + "\n\n")
-        self.out.flush()
+                self.write("\n".join(lines) + "\n\n")
+
+    def write(self, text: str) -> None:
+        if self.closed:
+            return
+        try:
+            self.out.write(text)
+            self.out.flush()
+        except BrokenPipeError:
+            self.closed = True
+            if self.out is sys.stdout:
+                silence_stdout()
+            self.on_closed()
 
 
 async def run_engine(
@@ -112,15 +128,17 @@ async def run_engine(
     count: int | None = None,
     alerts: bool = False,
     on_log: Callable[[LogEvent], None] | None = None,
+    events_json: bool = False,
     config_path: Path | None = None,
     reload: Callable[[], Settings] | None = None,
     out: TextIO = sys.stdout,
 ) -> int:
-    """Run the engine with a printer until SIGINT/SIGTERM/SIGHUP or `count` ticks; with
-    `alerts`, alert rules are evaluated (1.1's one-line format on stderr unless `json_lines`)."""
+    """Run the engine with a printer until SIGINT/SIGTERM/SIGHUP, `count` ticks or the reader
+    closing `out`; with `alerts`, alert rules are evaluated (1.1's one-line format on stderr
+    unless `json_lines`); with `events_json`, alert-log events are JSON lines on `out` too."""
     engine = Engine(settings)
     printer = Printer(out, json_lines=json_lines, bandwidth=settings.general.bandwidth,
-                      processes=processes)
+                      processes=processes, on_closed=engine.stop)
     seen = 0
 
     def on_snapshot(snap: Snapshot) -> None:
@@ -134,6 +152,9 @@ async def run_engine(
             engine.stop()
 
     engine.subscribe(on_snapshot)
+    if events_json:
+        def on_log(event: LogEvent) -> None:
+            printer.write(event_json(event) + "\n")
     unsubscribe_log = engine.log.subscribe(on_log) if on_log else None
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from bwmon.cli.headless import event_json, log_to_stderr, run_engine
+from bwmon.cli.headless import log_to_stderr, run_engine
 from bwmon.cli.monitor import add_output_options
 from bwmon.cli.options import add_settings_options, settings_and_path_from_args
 from bwmon.core.model import LogEvent
@@ -38,13 +38,12 @@ def run(args: argparse.Namespace) -> int:
     json_lines = bool(args.json)
 
     def on_log(event: LogEvent) -> None:
-        if json_lines:
-            print(event_json(event), flush=True)
-        elif event.source != "alert":  # alerts are printed in the 1.1 format
+        if event.source != "alert":  # alerts are printed in the 1.1 format
             log_to_stderr(event)
 
     return asyncio.run(
         run_engine(settings, json_lines=json_lines, processes=args.processes, count=args.count,
-                   alerts=True, on_log=on_log, config_path=path,
+                   alerts=True, on_log=None if json_lines else on_log, events_json=json_lines,
+                   config_path=path,
                    reload=lambda: settings_and_path_from_args(args)[0])
     )

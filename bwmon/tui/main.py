@@ -20,6 +20,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from bwmon import __version__
+from bwmon.cli.closed_output import finish_output
 from bwmon.cli.options import add_settings_options, settings_and_path_from_args
 from bwmon.core.config.settings import Settings
 from bwmon.core.errors import UserError
@@ -96,7 +97,11 @@ def on_a_terminal() -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit:  # --help, --version, a usage error: flushed here, quietly if piped
+        finish_output()
+        raise
     try:
         settings, path = settings_and_path_from_args(args)
         if args.demo is not None and args.demo < 1:

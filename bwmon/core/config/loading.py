@@ -57,8 +57,15 @@ def find_config(
     if env.get(CONFIG_ENV):
         return Path(env[CONFIG_ENV]), True
     for candidate in (default_config_path(env), SYSTEM_CONFIG):
-        if candidate.is_file():
-            return candidate, False
+        try:
+            if candidate.is_file():
+                return candidate, False
+        except OSError as exc:  # e.g. a HOME this user may not enter
+            raise ConfigError(
+                f"{candidate}: cannot tell whether it exists ({exc.strerror}); let this user "
+                "read it, set XDG_CONFIG_HOME (or HOME) to a directory it may read, or name the "
+                "file with --config"
+            ) from None
     return None, False
 
 
