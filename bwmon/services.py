@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TextIO
 
+from bwmon.core.config.reload import ConfigReloader
 from bwmon.core.config.settings import Settings
 from bwmon.core.engine import Engine
+from bwmon.core.model import Level
 
 
 @contextlib.asynccontextmanager
@@ -28,12 +31,13 @@ async def engine_services(
     http: bool = True,
     config_path: Path | None = None,
     reload: Callable[[], Settings] | None = None,
+    reload_on_sighup: bool = False,
 ) -> AsyncIterator[object | None]:
     """Start the alert monitor, the HTTP server (when `http.listen` is set) and the watcher
     that applies an edited config file, and trim the heap every TRIM_SECONDS; stop them on
-    exit. Yields the HTTP server (or None)."""
+    exit. With `reload_on_sighup`, SIGHUP reads the config file again at once (a daemon's
+    reload). Yields the HTTP server (or None)."""
     from bwmon.core.alerts.monitor import attach
-    from bwmon.core.config.reload import ConfigReloader
     from bwmon.core.runtime.heap import trim_forever
 
     monitor, unsubscribe = (attach(engine, settings, stderr=alerts_stderr) if alerts
@@ -44,13 +48,19 @@ async def engine_services(
 
         server = await start_http_from_settings(engine, settings)
     tasks = [asyncio.create_task(trim_forever())]
+    reloader = None
     if config_path is not None and reload is not None:
         reloader = ConfigReloader(engine, config_path, reload, wall=time.time,
                                   on_alerts=monitor.update_rules if monitor else None)
         tasks.append(asyncio.create_task(reloader.run()))
+    loop = asyncio.get_running_loop()
+    if reload_on_sighup:
+        loop.add_signal_handler(signal.SIGHUP, _on_sighup, engine, reloader, tasks)
     try:
         yield server
     finally:
+        if reload_on_sighup:
+            loop.remove_signal_handler(signal.SIGHUP)
         for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -61,3 +71,18 @@ async def engine_services(
             unsubscribe()
         if monitor is not None:
             await monitor.close()
+
+
+def _on_sighup(engine: Engine, reloader: ConfigReloader | None,
+               tasks: list[asyncio.Task[None]]) -> None:
+    """SIGHUP: reload the config file now; without one, say there is nothing to reload."""
+    if reloader is None:
+        engine.log.add(time.time(), Level.INFO, "config", "SIGHUP: no configuration file in "
+                       "use (built-in defaults, BWMON_* and flags): nothing to reload")
+        return
+    task = asyncio.create_task(_reload(reloader))
+    tasks[:] = [t for t in tasks if not t.done()] + [task]
+
+
+async def _reload(reloader: ConfigReloader) -> None:
+    await reloader.reload_now()

@@ -170,8 +170,9 @@ async def run_engine(
     return 0
 
 
-def log_to_stderr(event: LogEvent, stream: TextIO = sys.stderr) -> None:
-    stream.write(f"bwmon: {event.source}: {event.message}\n")
+def log_text(event: LogEvent) -> str:
+    """An alert-log event as `bwmon run` writes it on stderr."""
+    return f"bwmon: {event.source}: {event.message}"
 
 
 def event_json(event: LogEvent) -> str:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from bwmon.cli.headless import log_to_stderr, run_engine
+from bwmon.cli.headless import log_text, run_engine
+from bwmon.cli.log_lines import LogLines
 from bwmon.cli.monitor import add_output_options
 from bwmon.cli.options import add_settings_options, settings_and_path_from_args
 from bwmon.core.model import LogEvent
@@ -37,9 +38,11 @@ def run(args: argparse.Namespace) -> int:
         require_token(addr, settings.http.token)
     json_lines = bool(args.json)
 
+    lines = LogLines(lambda: settings.general.log_level)
+
     def on_log(event: LogEvent) -> None:
         if event.source != "alert":  # alerts are printed in the 1.1 format
-            log_to_stderr(event)
+            lines.event(event, log_text(event))
 
     return asyncio.run(
         run_engine(settings, json_lines=json_lines, processes=args.processes, count=args.count,

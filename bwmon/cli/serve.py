@@ -1,7 +1,8 @@
 """`bwmon serve`: the headless agent — measure, evaluate alerts, serve the HTTP view.
 
-No terminal output but log lines on stderr (journald-friendly), so it suits a systemd unit.
-Stops cleanly on SIGTERM, SIGINT or SIGHUP.
+No terminal output but log lines on stderr (with journald priorities when stderr is the
+journal; see log_lines), so it suits a systemd unit. Stops cleanly on SIGTERM or SIGINT;
+SIGHUP reads the configuration file again, as daemons do (`systemctl reload bwmon`).
 """
 
 from __future__ import annotations
@@ -9,14 +10,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from bwmon.cli.log_lines import LogLines
 from bwmon.cli.options import add_settings_options, settings_and_path_from_args
 from bwmon.core.config.settings import Settings
 from bwmon.core.errors import UserError
-from bwmon.core.model import LogEvent
+from bwmon.core.model import Level, LogEvent
 
 NO_LISTEN = (
     "bwmon serve needs an address to serve on: give --http [ADDR:]PORT (e.g. --http 9100) "
@@ -47,11 +48,10 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(serve(settings, path, lambda: settings_and_path_from_args(args)[0]))
 
 
-def _log_line(event: LogEvent) -> None:
+def log_text(event: LogEvent) -> str:
     data = " ".join(f"{k}={v}" for k, v in event.data)
     tail = f" ({data})" if data else ""
-    print(f"bwmon: {event.level.value}: {event.source}: {event.message}{tail}",
-          file=sys.stderr, flush=True)
+    return f"bwmon: {event.level.value}: {event.source}: {event.message}{tail}"
 
 
 async def serve(settings: Settings, config_path: Path | None = None,
@@ -61,17 +61,18 @@ async def serve(settings: Settings, config_path: Path | None = None,
     from bwmon.services import engine_services
 
     engine = Engine(settings)
-    unsubscribe_log = engine.log.subscribe(_log_line)
+    lines = LogLines(lambda: engine.settings.general.log_level)
+    unsubscribe_log = engine.log.subscribe(lambda event: lines.event(event, log_text(event)))
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, engine.stop)
     try:
-        async with engine_services(engine, settings, config_path=config_path,
-                                   reload=reload) as server:
-            print(f"bwmon: serving {server.url} (JSON /api/v1/snapshot, /metrics)",  # type: ignore[attr-defined]
-                  file=sys.stderr, flush=True)
+        async with engine_services(engine, settings, config_path=config_path, reload=reload,
+                                   reload_on_sighup=True) as server:
+            url = server.url  # type: ignore[attr-defined]
+            lines.line(Level.INFO, f"bwmon: serving {url} (JSON /api/v1/snapshot, /metrics)")
             await engine.run()
     finally:
         unsubscribe_log()
-        print("bwmon: stopped", file=sys.stderr, flush=True)
+        lines.line(Level.INFO, "bwmon: stopped")
     return 0

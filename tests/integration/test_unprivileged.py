@@ -1,7 +1,9 @@
 """bwmon as an unprivileged user holding only the capabilities it needs, as the hardened systemd
-unit runs it (contrib/bwmon.service), without systemd: `setpriv` gives user nobody those
-capabilities as ambient ones. It measures root's traffic, and the doctor judges by
-capabilities, not by the uid. PATH lacks /usr/sbin, as an ordinary user's does.
+unit runs it (contrib/bwmon.service), without systemd: `setpriv` gives user nobody the unit's
+AmbientCapabilities (read from the unit file), with no new privileges, and /proc is mounted
+with hidepid=invisible as the unit's ProtectProc=invisible does. It measures root's traffic,
+and the doctor judges by capabilities, not by the uid. PATH lacks /usr/sbin, as an ordinary
+user's does.
 """
 
 from __future__ import annotations
@@ -21,20 +23,42 @@ from tests.helpers.netns import NetNS
 
 pytestmark = pytest.mark.privileged
 
-# what contrib/bwmon.service grants (AmbientCapabilities=)
-SERVICE_CAPS = ("net_admin", "sys_ptrace", "dac_read_search", "bpf", "perfmon")
+UNIT = REPO / "contrib" / "bwmon.service"
 NOBODY = "65534"
 PORT = 47833
 
 
+def unit_setting(name: str) -> list[str]:
+    """The words of one setting in contrib/bwmon.service."""
+    for line in UNIT.read_text().splitlines():
+        if line.startswith(f"{name}="):
+            return line.split("=", 1)[1].split()
+    raise AssertionError(f"{UNIT} has no {name}=")
+
+
+# what the unit grants, as setpriv spells capabilities ("net_admin")
+SERVICE_CAPS = tuple(c.removeprefix("CAP_").lower() for c in unit_setting("AmbientCapabilities"))
+
+
 def as_nobody(caps: tuple[str, ...]) -> list[str]:
-    """The prefix that runs a command as nobody with exactly `caps`, ambient (as systemd's
-    AmbientCapabilities= does), and a user's PATH without the sbin directories."""
+    """The prefix that runs bwmon as the unit does: user nobody with exactly `caps`, ambient,
+    no new privileges, other users' processes hidden in /proc unless ptrace may reach them
+    (hidepid=invisible, ProtectProc=invisible), and a user's PATH without the sbin
+    directories."""
     wanted = ",".join(f"+{c}" for c in caps)
-    return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-            f"--inh-caps=-all,{wanted}", f"--ambient-caps=-all,{wanted}",
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+            'mount -t proc -o hidepid=invisible proc /proc && exec "$@"', "sh",
+            "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+            "--no-new-privs", f"--inh-caps=-all,{wanted}", f"--ambient-caps=-all,{wanted}",
             "env", "-i", "PATH=/usr/bin:/bin", f"PYTHONPATH={REPO}", "HOME=/nonexistent",
             sys.executable, "-m", "bwmon"]
+
+
+def test_the_unit_grants_exactly_the_capabilities_the_doctor_checks() -> None:
+    names = {n for cap in ALL for n in cap.name.split(" + ")}
+    assert set(unit_setting("AmbientCapabilities")) == names
+    assert set(unit_setting("CapabilityBoundingSet")) == names
+    assert unit_setting("ProtectProc") == ["invisible"]  # what as_nobody() reproduces
 
 
 def doctor(ns: NetNS, caps: tuple[str, ...]) -> tuple[int, dict[str, dict[str, object]]]:

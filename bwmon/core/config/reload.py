@@ -1,8 +1,9 @@
 """Apply an edited bwmon.toml while bwmon runs: groups, filters, alert rules, pipes and their
 shaping limits change at once; settings that need a restart are named in the log.
 
-The file is polled (its mtime and size) every few seconds; a file that fails to load leaves the
-running settings alone and says why in the alert log.
+The file is polled (its mtime and size) every few seconds, and read at once on request
+(`bwmon serve` on SIGHUP); a file that fails to load leaves the running settings alone and says
+why in the alert log.
 """
 
 from __future__ import annotations
@@ -79,6 +80,14 @@ class ConfigReloader:
         if sig == self._seen or sig is None:
             return False
         self._seen = sig
+        return await self._load_and_apply()
+
+    async def reload_now(self) -> bool:
+        """Reload whether or not the file changed (SIGHUP, `systemctl reload`)."""
+        self._seen = _signature(self.path)
+        return await self._load_and_apply()
+
+    async def _load_and_apply(self) -> bool:
         try:
             new = self.load()
         except Exception as exc:  # a broken edit must never stop the monitor
@@ -96,7 +105,7 @@ class ConfigReloader:
         engine.set_auto_group(new.general.auto_group)
         engine.settings.monitors = new.monitors
         engine.set_filters(new.general.include, new.general.exclude)
-        for key in ("interval", "bandwidth", "ignore_local"):
+        for key in ("interval", "bandwidth", "ignore_local", "log_level"):
             setattr(old.general, key, getattr(new.general, key))
         accounting = getattr(engine, "accounting", None)
         if accounting is not None:

@@ -125,6 +125,11 @@ class GeneralSettings(_Section):
         10.0, gt=0.05, le=3600,
         description="Longest spacing of ticks when cpu_budget spaces them out (seconds).",
     )
+    log_level: Literal["info", "warning", "error"] = Field(
+        "info",
+        description="Least severe alert-log event that `bwmon serve` and `bwmon run` write to"
+        " stderr (the journal): info, warning or error.",
+    )
 
 
 class MonitorSettings(_Section):
