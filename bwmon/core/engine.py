@@ -81,7 +81,8 @@ class Engine(Publisher):
         self.procs = ProcessTable(g.proc_root)
         self.flows = FlowTracker(lookback=g.lookback)
         self.attributor = Attributor()
-        self.grouper = Grouper(settings.groups, auto_group=g.auto_group)
+        self.grouper = Grouper(settings.groups, auto_group=g.auto_group,
+                               cmdline_names=g.cmdline_names)
         self.accounting = Accounting(self.grouper, self._filters(g.include, g.exclude),
                                      ignore_local=self._ignore_local())
         self.pipes = self._make_pipes()
@@ -121,9 +122,11 @@ class Engine(Publisher):
         self.grouper.set_groups(self.settings.groups)
         self.accounting.regroup()
 
-    def set_auto_group(self, on: bool) -> None:
+    def set_auto_group(self, on: bool, cmdline_names: bool | None = None) -> None:
         self.settings.general.auto_group = on
-        self.grouper.set_auto_group(on)
+        if cmdline_names is not None:
+            self.settings.general.cmdline_names = cmdline_names
+        self.grouper.set_auto_group(on, cmdline_names)
         self.accounting.regroup()
 
     def set_filters(self, include: list[str], exclude: list[str]) -> None:

@@ -17,23 +17,29 @@ class Grouper:
     """Maps a process to an app name.
 
     The first group with any pattern found (`re.search`) in the command line wins; otherwise,
-    with auto-grouping, the basename of the command (argv[0]); otherwise the command line itself.
-    Results are cached per command line (cleared when the groups change).
+    with auto-grouping, the basename of the command (argv[0]); otherwise the process on its own,
+    as `program[pid]`. A command line becomes a name only when `cmdline_names` asks for it
+    (bwmon 1.1's way): it can hold a secret (`curl -u user:password …`), and a name reaches
+    every output, /metrics labels and alert commands included. Which group a command line
+    belongs to is cached (cleared when the groups change).
     """
 
-    def __init__(self, groups: Sequence[GroupSettings] = (), *, auto_group: bool = True) -> None:
+    def __init__(self, groups: Sequence[GroupSettings] = (), *, auto_group: bool = True,
+                 cmdline_names: bool = False) -> None:
         self.auto_group = auto_group
+        self.cmdline_names = cmdline_names
         self._groups: list[tuple[str, list[re.Pattern[str]]]] = []
-        self._cache: dict[tuple[str, str], str] = {}
+        self._cache: dict[str, str | None] = {}
         self.set_groups(groups)
 
     def set_groups(self, groups: Sequence[GroupSettings]) -> None:
         self._groups = [(g.name, [re.compile(p) for p in g.patterns]) for g in groups]
         self._cache.clear()
 
-    def set_auto_group(self, on: bool) -> None:
+    def set_auto_group(self, on: bool, cmdline_names: bool | None = None) -> None:
         self.auto_group = on
-        self._cache.clear()
+        if cmdline_names is not None:
+            self.cmdline_names = cmdline_names
 
     def group_of(self, cmdline: str) -> str | None:
         """The configured group whose patterns match `cmdline`, if any."""
@@ -44,19 +50,22 @@ class Grouper:
         return None
 
     def app_of(self, info: ProcessInfo) -> str:
-        key = (info.cmdline, info.exe_base)
-        app = self._cache.get(key)
-        if app is None:
-            app = self.group_of(info.cmdline)
-            if app is None:
-                if self.auto_group:
-                    app = info.exe_base or info.name or info.cmdline
-                else:
-                    app = info.cmdline or info.name
+        cmdline = info.cmdline
+        if cmdline in self._cache:
+            group = self._cache[cmdline]
+        else:
+            group = self.group_of(cmdline)
             if len(self._cache) >= APP_CACHE_MAX:  # bounded: command lines churn for ever
                 self._cache.clear()
-            self._cache[key] = app
-        return app
+            self._cache[cmdline] = group
+        if group is not None:
+            return group
+        program = info.exe_base or info.name
+        if self.auto_group:
+            return program or f"[{info.key.pid}]"
+        if self.cmdline_names:
+            return cmdline or info.name
+        return f"{program}[{info.key.pid}]"
 
 
 class ProcessFilter:

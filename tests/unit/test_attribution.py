@@ -206,7 +206,7 @@ def test_rates_divide_by_real_elapsed_time_and_first_tick_is_baseline() -> None:
     assert row(apps, "curl").rate_in == pytest.approx(2000.0)
 
 
-def test_groups_first_match_wins_then_auto_group_then_cmdline() -> None:
+def test_groups_first_match_wins_then_auto_group_then_the_process() -> None:
     groups = [
         GroupSettings(name="Web", patterns=["nginx", "curl"]),
         GroupSettings(name="Tools", patterns=["curl"]),
@@ -216,7 +216,9 @@ def test_groups_first_match_wins_then_auto_group_then_cmdline() -> None:
     other = process_info("python3", "/usr/bin/python3 -m http.server", pid=5, start=5,
                          user="u", uid=1)
     assert g.app_of(other) == "python3"
-    g.set_auto_group(False)
+    g.set_auto_group(False)  # each process on its own; never its command line by default
+    assert g.app_of(other) == "python3[5]"
+    g.set_auto_group(False, cmdline_names=True)  # asked for: bwmon 1.1's full command line
     assert g.app_of(other) == "/usr/bin/python3 -m http.server"
 
 

@@ -37,7 +37,7 @@ class Reloadable(Protocol):
     pipes: PipeSupervisor | None
 
     def set_groups(self, groups: list[GroupSettings]) -> None: ...
-    def set_auto_group(self, on: bool) -> None: ...
+    def set_auto_group(self, on: bool, cmdline_names: bool | None = None) -> None: ...
     def set_filters(self, include: list[str], exclude: list[str]) -> None: ...
 
 
@@ -102,7 +102,7 @@ class ConfigReloader:
         restart = [f"{s}.{k}" for s, k in RESTART_KEYS
                    if getattr(getattr(old, s), k) != getattr(getattr(new, s), k)]
         engine.set_groups(new.groups)
-        engine.set_auto_group(new.general.auto_group)
+        engine.set_auto_group(new.general.auto_group, new.general.cmdline_names)
         engine.settings.monitors = new.monitors
         engine.set_filters(new.general.include, new.general.exclude)
         for key in ("interval", "bandwidth", "ignore_local", "log_level"):

@@ -101,7 +101,13 @@ class GeneralSettings(_Section):
         default_factory=list, description="Hide processes whose command line matches (wins)."
     )
     auto_group: bool = Field(
-        True, description="Group ungrouped processes by the basename of their command."
+        True, description="Group ungrouped processes by the basename of their command;"
+        " false: each ungrouped process is an app of its own, named program[pid].",
+    )
+    cmdline_names: bool = Field(
+        False, description="With auto_group false, name each ungrouped process by its full"
+        " command line instead (bwmon 1.1's way). A command line can hold a secret, and the"
+        " name reaches every output: the table, JSON, /metrics labels, alert commands.",
     )
     history_seconds: int = Field(
         600, ge=10, le=86400, description="Seconds of per-app history kept (ring buffer)."
