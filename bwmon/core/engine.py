@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from bwmon.core.accounting import Accounting
 from bwmon.core.attribution.attributor import Attributor, EndKey, EndUsage, SocketLookup
 from bwmon.core.attribution.flows import FlowDelta, FlowTracker, Steady
+from bwmon.core.checkup import Checkup
 from bwmon.core.config.settings import GroupSettings, Settings
 from bwmon.core.errors import UserError
 from bwmon.core.feed import Publisher
@@ -93,6 +94,7 @@ class Engine(Publisher):
         self._stop = asyncio.Event()
         self._source_error: str | None = None
         self.findings: tuple[Finding, ...] = ()
+        self.checkup = Checkup(g.proc_root, g.conntrack_command, self.log, wall)
         self._extra_sources: dict[str, SourceStatus] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.pacer = TickPacer(g.interval, g.cpu_budget, g.max_interval)
@@ -181,6 +183,7 @@ class Engine(Publisher):
         g = self.settings.general
         if g.events or g.ebpf != "off":
             self._tasks.append(asyncio.create_task(self._discover()))
+        self._tasks.append(asyncio.create_task(self.checkup.run_forever(self._checks_changed)))
         try:
             while not self._stop.is_set():
                 started = self._clock()
@@ -307,6 +310,7 @@ class Engine(Publisher):
             sources=self._sources(pipes),
             findings=self.findings,
             events=self.log.tail(50),
+            checks=self.checkup.checks,
         )
         self.history.record(wall, rows.apps)
         self.publish(snapshot)
@@ -339,15 +343,10 @@ class Engine(Publisher):
 
     async def check_prerequisites(self) -> tuple[Finding, ...]:
         """Run the doctor once: when nothing can be measured its findings go into snapshots;
-        other failed checks go to the log."""
-        from bwmon.core import doctor
-
-        findings = await doctor.diagnose(
-            self.settings.general.proc_root,
-            conntrack_command=self.settings.general.conntrack_command,
-        )
-        failed = tuple(f for f in findings if not f.ok)
-        if doctor.blocking(findings):
+        other failed checks go to the log. (The checkup repeats the checks while running.)"""
+        await self.checkup.run_once()
+        failed = self.checkup.failed
+        if self.checkup.blocking:
             self.findings = failed
         else:
             for f in failed:
@@ -355,26 +354,31 @@ class Engine(Publisher):
                 self.log.add(self._wall(), Level.INFO, "doctor", f.message + fix)
         return failed
 
-    async def _diagnose(self) -> tuple[Finding, ...]:
-        from bwmon.core import doctor
+    def _checks_changed(self) -> None:
+        """A periodic check changed its outcome: the screen's findings follow it."""
+        if self._source_error is None:
+            self.findings = self.checkup.failed if self.checkup.blocking else ()
 
-        findings = await doctor.diagnose(
-            self.settings.general.proc_root,
-            conntrack_command=self.settings.general.conntrack_command,
-        )
-        return tuple(f for f in findings if not f.ok)
+    async def _diagnose(self) -> tuple[Finding, ...]:
+        await self.checkup.run_once()
+        return self.checkup.failed
 
     def _sources(self, pipes: Sequence[PipeCounters]) -> tuple[SourceStatus, ...]:
         detail = self.conntrack.detail
+        blocked = self.checkup.blocking  # readable, but counting nothing (e.g. accounting off)
+        if blocked:
+            detail = f"{detail}, counts nothing: {self.checkup.why_blocking()}"
         if self.pacer.stretched:
             detail = f"{detail}, {self.pacer.describe()}"
+        counting = self._source_error is None and not blocked
         ct = SourceStatus(
-            f"conntrack-{self.conntrack.kind}", self._source_error is None,
-            self._source_error or detail,
+            f"conntrack-{self.conntrack.kind}", counting, self._source_error or detail,
+            counts_bytes=True,
         )
         extra = tuple(self._extra_sources.values())
         pipe_status = tuple(
-            SourceStatus(f"pipe:{p.name}", p.up, p.error or f"{p.listen} → {p.target}")
+            SourceStatus(f"pipe:{p.name}", p.up, p.error or f"{p.listen} → {p.target}",
+                         counts_bytes=True)
             for p in pipes
         )
         return (ct, SourceStatus("sockets", True, self.sockets.kind), *extra, *pipe_status)

@@ -341,6 +341,7 @@ class SourceStatus:
     name: str  # "conntrack-file", "conntrack-tool", "events", "ebpf", "pipe:NAME"
     active: bool
     detail: str = ""  # may quote an error, a host or a path: cleaned like a log message
+    counts_bytes: bool = False  # a byte source (conntrack, pipes), not an owner or event source
 
     def __post_init__(self) -> None:
         if (detail := clean(self.detail)) is not self.detail:
@@ -382,6 +383,12 @@ class Snapshot:
     sources: tuple[SourceStatus, ...] = ()
     findings: tuple[Finding, ...] = ()  # doctor findings when nothing can be measured
     events: tuple[LogEvent, ...] = ()  # the alert log's recent tail
+    checks: tuple[Finding, ...] = ()  # the doctor's latest outcome of every check
+
+    @property
+    def measuring(self) -> bool:
+        """True when a byte source is working: bytes moved now would be counted."""
+        return any(s.active and s.counts_bytes for s in self.sources)
 
     def app(self, name: str) -> AppRow | None:
         for row in self.apps:

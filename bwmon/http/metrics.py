@@ -8,6 +8,7 @@ counts. Labels are app, pipe and rule names — never PIDs or command lines unle
 
 from __future__ import annotations
 
+import platform
 import time
 from collections.abc import Callable, Iterator
 
@@ -16,8 +17,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from bwmon import __version__
 from bwmon.core.feed import SnapshotFeed
 from bwmon.core.model import Level, LogEvent, RowKind, Snapshot
+from bwmon.core.runtime.tree_usage import tree_usage
 from bwmon.http.counters import MonotonicCounters
 from bwmon.http.tickcache import TickCache
 
@@ -49,6 +52,7 @@ class BwmonCollector(Collector):
         self._proc_names: dict[str, tuple[str, str, str]] = {}  # key -> (app, pid, name)
         self.alerts: dict[tuple[str, str, str], int] = {}
         self.ticks = 0
+        self._cpu = 0.0
         for event in feed.log.tail():
             self.on_event(event)
         if feed.latest is not None:
@@ -177,9 +181,19 @@ class BwmonCollector(Collector):
         yield source
         yield GaugeMetricFamily(
             "bwmon_up",
-            f"1 when bwmon produced a snapshot in the last {self.stale_after:g} s.",
-            value=int(self.fresh(snap)),
+            f"1 when bwmon is measuring: a snapshot in the last {self.stale_after:g} s and a "
+            "byte source counting (conntrack with accounting on and flows tracked, or a pipe).",
+            value=int(self.fresh(snap) and snap is not None and snap.measuring),
         )
+        check = GaugeMetricFamily(
+            "bwmon_check_ok", "1 when the doctor's check passed at its latest run (every "
+            "minute); the alert log says why one fails and the command that fixes it.",
+            labels=["check"],
+        )
+        for finding in snap.checks if snap else ():
+            check.add_metric([finding.check], int(finding.ok))
+        yield check
+        yield from self._own_usage()
         yield GaugeMetricFamily(
             "bwmon_last_tick_timestamp_seconds",
             "Wall-clock time of the latest snapshot.",
@@ -188,6 +202,29 @@ class BwmonCollector(Collector):
         yield CounterMetricFamily(
             "bwmon_ticks", "Snapshots received by the HTTP view.", value=self.ticks
         )
+        info = GaugeMetricFamily("bwmon_build_info", "bwmon's version and Python's; always 1.",
+                                 labels=["version", "python"])
+        info.add_metric([__version__, platform.python_version()], 1)
+        yield info
+
+    def _own_usage(self) -> Iterator[Metric]:
+        """bwmon's own cost: its process tree (pipes, workers, conntrack -E, bpftrace, alert
+        commands), children included."""
+        usage = tree_usage()
+        self._cpu = max(self._cpu, usage.cpu_seconds)  # a child reaped elsewhere leaves the tree
+        yield CounterMetricFamily(
+            "bwmon_tree_cpu_seconds", "CPU seconds used by bwmon and its child processes, "
+            "those already ended included.", value=self._cpu)
+        memory = GaugeMetricFamily(
+            "bwmon_tree_memory_bytes", "Memory of bwmon and its running child processes: rss "
+            "(resident) and pss (shared pages divided among the processes sharing them).",
+            labels=["kind"])
+        memory.add_metric(["rss"], usage.rss_bytes)
+        memory.add_metric(["pss"], usage.pss_bytes)
+        yield memory
+        yield GaugeMetricFamily("bwmon_tree_processes",
+                                "Processes in bwmon's tree (bwmon included).",
+                                value=usage.processes)
 
 
 class _Frozen:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import platform
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from bwmon import __version__
 from bwmon.core.feed import ManualFeed
-from bwmon.core.model import Level
+from bwmon.core.model import Finding, Level, SourceStatus
 from bwmon.http import start_http
 from tests.integration.test_http_synthetic import T0, feed_with_ticks, get, snapshot
 
@@ -108,6 +111,37 @@ async def test_health_reports_stale_and_failed_sources() -> None:
     assert samples[("bwmon_up", ())] == 1
     assert samples[("bwmon_source_up", (("source", "pipe:web-pipe"),))] == 0
     assert samples[("bwmon_source_up", (("source", "conntrack-file"),))] == 1
+
+
+async def test_up_means_measuring_and_every_check_is_exported() -> None:
+    """Fresh snapshots whose byte sources count nothing (accounting off) read as down."""
+    feed = ManualFeed()
+    server = await start_http(feed, "0", None)
+    server.collector.wall = lambda: T0 + 1.5
+    checks = (Finding("cap-net-admin", True, "held"),
+              Finding("accounting", False, "byte accounting is off", "sysctl -w …"))
+    base = snapshot(1, firefox=1, curl=None, pipe=1, up=False)
+    idle = dataclasses.replace(base, checks=checks, sources=(
+        SourceStatus("conntrack-file", False, "counts nothing", counts_bytes=True),
+        SourceStatus("sockets", True, "netlink"),  # finds owners, counts no bytes
+        SourceStatus("pipe:web-pipe", False, "restarting", counts_bytes=True)))
+    try:
+        feed.push(idle)
+        samples, types = await scrape(server.port)
+    finally:
+        await server.close()
+    assert samples[("bwmon_up", ())] == 0
+    assert samples[("bwmon_check_ok", (("check", "accounting"),))] == 0
+    assert samples[("bwmon_check_ok", (("check", "cap-net-admin"),))] == 1
+    build = [lbl for name, lbl in samples if name == "bwmon_build_info"]
+    assert build == [(("python", platform.python_version()), ("version", __version__))]
+    # the tree's own cost: this test process at least, counting up
+    assert types["bwmon_tree_cpu_seconds"] == "counter"
+    assert samples[("bwmon_tree_cpu_seconds_total", ())] > 0
+    assert samples[("bwmon_tree_processes", ())] >= 1
+    rss = samples[("bwmon_tree_memory_bytes", (("kind", "rss"),))]
+    pss = samples[("bwmon_tree_memory_bytes", (("kind", "pss"),))]
+    assert 0 < pss <= rss
 
 
 async def test_stale_snapshots_read_as_down() -> None:

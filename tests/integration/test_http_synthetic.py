@@ -44,8 +44,9 @@ def snapshot(seq: int, *, firefox: int, curl: int | None, pipe: int,
         host=HostTotals(rate_in=1505.0, rate_out=156.0, total_in=firefox + (curl or 0),
                         total_out=firefox // 10, loopback_total=42, loopback_rate=1.5),
         filtered=Totals(1.0, 2.0, 11, 22),
-        sources=(SourceStatus("conntrack-file", True, "/proc/net/nf_conntrack"),
-                 SourceStatus("pipe:web-pipe", up, "" if up else "restarting")),
+        sources=(SourceStatus("conntrack-file", True, "/proc/net/nf_conntrack", counts_bytes=True),
+                 SourceStatus("pipe:web-pipe", up, "" if up else "restarting",
+                              counts_bytes=True)),
     )
 
 

@@ -1,0 +1,55 @@
+"""Health that tells the truth: a real `bwmon serve` whose conntrack counts nothing (accounting
+off) says `bwmon_up 0`, though it ticks; the same agent in a namespace that counts says 1."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import REPO
+from tests.helpers.netns import NetNS
+
+pytestmark = pytest.mark.privileged
+HTTP_PORT = 9186
+FETCH = ("import sys, urllib.request; "
+         "sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())")
+
+
+def health(acct: bool) -> dict[tuple[str, str], float]:
+    """(sample name, its one label value or "") → value, once the agent has ticked twice."""
+    with NetNS(acct=acct) as ns:
+        agent = ns.popen([sys.executable, "-m", "bwmon", "serve", "--interval", "0.2",
+                          "--http", f"127.0.0.1:{HTTP_PORT}"], cwd=REPO,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                done = ns.run(sys.executable, "-c", FETCH,
+                              f"http://127.0.0.1:{HTTP_PORT}/metrics", check=False)
+                samples = {(s.name, next(iter(s.labels.values()), "")): s.value
+                           for f in text_string_to_metric_families(done.stdout)
+                           for s in f.samples} if done.returncode == 0 else {}
+                if samples.get(("bwmon_ticks_total", ""), 0) >= 2:
+                    return samples
+                assert agent.poll() is None and time.monotonic() < deadline, agent.stderr
+                time.sleep(0.2)
+        finally:
+            agent.terminate()
+            agent.wait(timeout=20)
+
+
+def test_accounting_off_reads_as_down_on() -> None:
+    off = health(acct=False)
+    assert off[("bwmon_up", "")] == 0  # ticking, but counting nothing
+    assert off[("bwmon_source_up", "conntrack-file")] == 0
+    assert off[("bwmon_check_ok", "accounting")] == 0
+    assert off[("bwmon_check_ok", "tracking-ipv4")] == 1
+    on = health(acct=True)
+    assert on[("bwmon_up", "")] == 1
+    assert on[("bwmon_source_up", "conntrack-file")] == 1
+    assert on[("bwmon_check_ok", "accounting")] == 1
+    assert on[("bwmon_tree_processes", "")] >= 1
