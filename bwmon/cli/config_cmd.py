@@ -1,8 +1,10 @@
-"""`bwmon config convert|show|path|check`: migrate 1.1 INI files, inspect and validate settings.
+"""`bwmon config convert|show|path|check|export-rules`: migrate 1.1 INI files, inspect and
+validate settings, and carry the alert rules over to Prometheus.
 
 `convert` writes a commented bwmon.toml (tomlkit) that loads back to the same settings as the
 old files; `show` prints the effective settings with where each came from; `path` prints the
-file in use; `check` validates a file (and the environment and flags) without starting anything.
+file in use; `check` validates a file (and the environment and flags) without starting anything;
+`export-rules` prints the [[alerts]] as Prometheus rules (bwmon.cli.prometheus_rules).
 """
 
 from __future__ import annotations
@@ -88,6 +90,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     check.add_argument("file", metavar="FILE", type=Path, nargs="?", help="the file to check")
     add_settings_options(check)
     check.set_defaults(func=run_check)
+
+    rules = cmds.add_parser(
+        "export-rules", help="print Prometheus recording and alerting rules equivalent to the "
+        "[[alerts]] of bwmon.toml, for a fleet's Prometheus")
+    add_settings_options(rules)
+    rules.add_argument("--scrape-interval", metavar="SECONDS", type=float, default=15.0,
+                       help="Prometheus' scrape interval for bwmon (default 15): rate() ranges "
+                       "span at least 4 of them")
+    rules.add_argument("--output", "-o", metavar="FILE", type=Path, help="write here, not stdout")
+    rules.set_defaults(func=run_export_rules)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -303,4 +315,19 @@ def run_check(args: argparse.Namespace) -> int:
     what = str(path) if path else "built-in defaults (no bwmon.toml found)"
     counts = ", ".join(f"{len(getattr(settings, name))} {name}" for name in LISTS)
     print(f"{what}: OK ({counts})")
+    return 0
+
+
+def run_export_rules(args: argparse.Namespace) -> int:
+    from bwmon.cli.prometheus_rules import export_rules
+
+    if not args.scrape_interval > 0:
+        raise UserError(f"--scrape-interval {args.scrape_interval:g}: expected seconds above 0")
+    settings, _, _ = _load(args, args.config)
+    text = export_rules(settings, scrape_interval=args.scrape_interval)
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    _write_atomically(args.output, text)
+    print(f"bwmon: wrote {args.output}", file=sys.stderr)
     return 0
