@@ -72,6 +72,8 @@ def _render_parser(prog: str, parser: argparse.ArgumentParser, parts: list[str])
     anchor = "cmd-" + prog.replace(" ", "-")
     parts.append(f'<h3 id="{_esc(anchor)}"><code>{_esc(prog)}</code></h3>')
     parts.append(f"<p>{_esc(parser.description or '')}</p>")
+    if parser.epilog:
+        parts.append(f"<p>{_esc(parser.epilog)}</p>")
     parts.append(f"<pre>{_esc(parser.format_usage().strip())}</pre>")
     rows = []
     nested: list[tuple[str, argparse.ArgumentParser]] = []

@@ -17,6 +17,11 @@ from bwmon.cli.closed_output import finish_output, silence_stdout
 from bwmon.core.errors import UserError
 from bwmon.core.sanitize import clean_lines
 
+EXIT_STATUS = (
+    (0, "done (also when the reader of the output closed it, as `| head` does)"),
+    (2, "an error you can fix, told in one line on stderr (a bad setting, an unreadable file)"),
+    (130, "interrupted (Ctrl+C)"),
+)
 # subcommand name -> module under bwmon.cli
 COMMANDS = {
     "monitor": "bwmon.cli.monitor",
@@ -29,9 +34,13 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from bwmon.cli.doctor import exit_status_text
+
     parser = argparse.ArgumentParser(
         prog="bwmon",
         description="Per-application network bandwidth monitor (conntrack, pipes, alerts).",
+        epilog=exit_status_text(EXIT_STATUS) + " bwmon doctor and bwmon config path have "
+        "statuses of their own (their --help lists them).",
     )
     parser.add_argument("--version", action="version", version=f"bwmon {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -1,10 +1,11 @@
-"""`bwmon config convert|show|path|check|export-rules`: migrate 1.1 INI files, inspect and
-validate settings, and carry the alert rules over to Prometheus.
+"""`bwmon config convert|show|path|check|export-rules|example`: migrate 1.1 INI files, inspect
+and validate settings, carry the alert rules over to Prometheus, print the commented example.
 
 `convert` writes a commented bwmon.toml (tomlkit) that loads back to the same settings as the
 old files; `show` prints the effective settings with where each came from; `path` prints the
 file in use; `check` validates a file (and the environment and flags) without starting anything;
-`export-rules` prints the [[alerts]] as Prometheus rules (bwmon.cli.prometheus_rules).
+`export-rules` prints the [[alerts]] as Prometheus rules (bwmon.cli.prometheus_rules);
+`example` prints the bwmon.toml.example shipped in the package.
 """
 
 from __future__ import annotations
@@ -82,7 +83,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add_settings_options(show)
     show.set_defaults(func=run_show)
 
-    path = cmds.add_parser("path", help="print the bwmon.toml in use (and where it is looked for)")
+    path = cmds.add_parser(
+        "path", help="print the bwmon.toml in use (and where it is looked for)",
+        epilog="exit status: 0 a file is in use; 1 none (built-in defaults); 2 a bad --config.")
     path.add_argument("--config", metavar="FILE", type=Path, help="as for the other commands")
     path.set_defaults(func=run_path)
 
@@ -100,6 +103,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                        "span at least 4 of them")
     rules.add_argument("--output", "-o", metavar="FILE", type=Path, help="write here, not stdout")
     rules.set_defaults(func=run_export_rules)
+
+    example = cmds.add_parser(
+        "example", help="print bwmon.toml.example: every setting, commented, loadable as is")
+    example.set_defaults(func=run_example)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -330,4 +337,12 @@ def run_export_rules(args: argparse.Namespace) -> int:
         return 0
     _write_atomically(args.output, text)
     print(f"bwmon: wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def run_example(args: argparse.Namespace) -> int:
+    """The example shipped in the package, for installs without the source tree."""
+    from importlib.resources import files
+
+    sys.stdout.write(files("bwmon").joinpath("bwmon.toml.example").read_text(encoding="utf-8"))
     return 0

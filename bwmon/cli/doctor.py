@@ -1,7 +1,6 @@
 """`bwmon doctor [--fix] [--json]`: check what measuring needs, print (or apply) the fixes.
 
-Exit status: 0 every check passes; 1 some checks fail but conntrack can measure; 3 nothing can
-be measured until the checks marked FAIL are fixed; 2 a user error (e.g. --fix without root).
+Exit statuses: EXIT_STATUS, shown by --help and the man page.
 """
 
 from __future__ import annotations
@@ -22,6 +21,17 @@ from bwmon.core.errors import UserError
 from bwmon.core.model import Finding
 
 MAX_ROUNDS = 3  # a fix can reveal the next (modprobe, then the sysctls it created)
+EXIT_STATUS = (
+    (0, "every check passes"),
+    (1, "some checks fail (marked warn) but conntrack can measure"),
+    (2, "a user error: a bad configuration, or --fix without root"),
+    (3, "nothing can be measured until the checks marked FAIL are fixed"),
+)
+
+
+def exit_status_text(statuses: tuple[tuple[int, str], ...]) -> str:
+    """The epilog of a command's --help that lists its exit statuses."""
+    return "exit status: " + "; ".join(f"{code} {meaning}" for code, meaning in statuses) + "."
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,6 +41,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "print the fixes",
         description="Check the prerequisites of measuring in this network namespace and print "
         "the exact command that fixes each failing check.",
+        epilog=exit_status_text(EXIT_STATUS),
     )
     p.add_argument("--fix", action="store_true",
                    help="apply the fixes (needs root) and say what was changed")

@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bwmon-tui",
         description="Interactive per-application network bandwidth monitor. "
         "Press ? inside for every key, q to quit.",
+        epilog="exit status: 0 quit; 2 an error you can fix, told in one line on stderr (a bad "
+        "setting, an unreadable file); 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"bwmon-tui {__version__}")
     add_settings_options(parser)

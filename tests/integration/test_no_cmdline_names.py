@@ -72,12 +72,15 @@ def test_a_secret_in_argv_stays_out_of_names_and_labels(tmp_path: Path) -> None:
                                "--hold", "60"], stdout=subprocess.DEVNULL)
             name = f"traffic.py[{client.pid}]"  # the process on its own: program[pid]
 
-            def fired() -> bool:
-                return any(s.name == "bwmon_alert_active" and s.labels["app"] == name
-                           and s.value == 1
-                           for family in text_string_to_metric_families(fetch(ns, "/metrics"))
-                           for s in family.samples)
+            def fired() -> bool:  # from the alert log: it stays when the burst is over
+                events = json.loads(fetch(ns, "/api/v1/alerts?source=alert") or "{}")
+                return any(e["data"].get("app") == name and e["data"].get("event") == "fired"
+                           for e in events.get("events", []))
             until("alert on the client's own row", fired)
+            until("the alert's series", lambda: any(
+                s.name == "bwmon_alert_active" and s.labels["app"] == name
+                for family in text_string_to_metric_families(fetch(ns, "/metrics"))
+                for s in family.samples))
             metrics = fetch(ns, "/metrics")
             apps = {a["name"] for a in json.loads(fetch(ns, "/api/v1/snapshot"))["apps"]}
             alerts = fetch(ns, "/api/v1/alerts")

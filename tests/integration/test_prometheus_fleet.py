@@ -161,8 +161,8 @@ def fleet(tmp_path: Path) -> Iterator[Fleet]:
 
 def test_an_exported_rule_fires_in_prometheus_from_real_traffic(fleet: Fleet) -> None:
     b_instance = f"{fleet.b_addr}:{AGENT_PORT}"
-    quiet = fleet.client(fleet.a, "127.0.0.1", 2_000, 20)  # ~8 kB/s out, under 100 kB/s
-    busy = fleet.client(fleet.b, "127.0.0.1", 400_000, 20)  # ~1.6 MB/s out, over it
+    quiet = fleet.client(fleet.a, "127.0.0.1", 2_000, 40)  # ~8 kB/s out, under 100 kB/s
+    busy = fleet.client(fleet.b, "127.0.0.1", 400_000, 40)  # ~1.6 MB/s for 10 s, over it
     fleet.until("the alert firing for B's client", lambda: any(
         a.get("app") == "fleet-client" and a.get("instance") == b_instance
         for a in fleet.firing()))
