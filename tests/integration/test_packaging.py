@@ -49,6 +49,7 @@ def test_sdist_is_complete_and_the_wheel_carries_licence_deps_and_example(
     assert any(r.startswith("rich>=") for r in requires), requires
     assert example == (REPO / "bwmon.toml.example").read_text()
     assert any(n.endswith(".tcss") for n in names) and "bwmon/http/page.html" in names
+    assert any(n.endswith(".data/data/share/man/man1/bwmon.1") for n in names), names
 
 
 def test_config_example_prints_the_shipped_example() -> None:
