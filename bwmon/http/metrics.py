@@ -20,7 +20,7 @@ from prometheus_client.registry import Collector
 from bwmon import __version__
 from bwmon.core.feed import SnapshotFeed
 from bwmon.core.model import Level, LogEvent, RowKind, Snapshot
-from bwmon.core.runtime.tree_usage import tree_usage
+from bwmon.core.runtime.process_tree import tree_usage
 from bwmon.http.counters import MonotonicCounters
 from bwmon.http.tickcache import TickCache
 
@@ -219,8 +219,9 @@ class BwmonCollector(Collector):
             "bwmon_tree_memory_bytes", "Memory of bwmon and its running child processes: rss "
             "(resident) and pss (shared pages divided among the processes sharing them).",
             labels=["kind"])
-        memory.add_metric(["rss"], usage.rss_bytes)
-        memory.add_metric(["pss"], usage.pss_bytes)
+        memory.add_metric(["rss"], usage.rss)
+        if usage.pss is not None:  # a child of another user's may hide its smaps
+            memory.add_metric(["pss"], usage.pss)
         yield memory
         yield GaugeMetricFamily("bwmon_tree_processes",
                                 "Processes in bwmon's tree (bwmon included).",
