@@ -22,7 +22,9 @@ from hypothesis import strategies as st
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bwmon.cli.headless import format_table, log_to_stderr
+from bwmon.cli import serve
+from bwmon.cli.headless import format_table, log_text
+from bwmon.cli.log_lines import LogLines
 from bwmon.core.alerts.monitor import AlertMonitor, legacy_line
 from bwmon.core.config.settings import AlertSettings, NotifySettings
 from bwmon.core.feed import ManualFeed
@@ -145,9 +147,10 @@ def test_random_names_keep_every_output_well_formed(argvs: list[bytes]) -> None:
     for event in monitor.events:
         well_formed(legacy_line(event), lines=1)
     for e in events:
-        out = io.StringIO()
-        log_to_stderr(e, out)
-        well_formed(out.getvalue(), lines=2)  # the line and its final line feed
+        for text in (log_text(e), serve.log_text(e)):  # bwmon run's and bwmon serve's
+            out = io.StringIO()
+            LogLines(stream=out).event(e, text)
+            well_formed(out.getvalue(), lines=2)  # the line and its final line feed
         # the TUI's alert log pane
         well_formed(event_line(e).plain, lines=1)
 
