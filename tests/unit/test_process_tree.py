@@ -72,10 +72,12 @@ def test_kill_tree_ends_descendants_in_other_sessions_too() -> None:
     parent = subprocess.Popen(["sh", "-c", "setsid sleep 60 & sleep 60"], start_new_session=True)
     try:
         deadline = time.monotonic() + 5
-        while len(psutil.Process(parent.pid).children()) < 2:
-            assert time.monotonic() < deadline, "the children never started"
+        # a child shows as soon as it is forked, before `setsid` has run in it: wait for both
+        # children and for one of them to be in a session of its own
+        while (len(kids := psutil.Process(parent.pid).children()) < 2
+               or len({os.getsid(k.pid) for k in kids}) < 2):
+            assert time.monotonic() < deadline, "the children never started, or none left"
             time.sleep(0.02)
-        kids = psutil.Process(parent.pid).children()
         assert len({os.getsid(k.pid) for k in kids}) == 2  # one left the session
         assert kill_tree(parent.pid) == 3
         assert parent.wait(5) == -signal.SIGKILL
