@@ -54,7 +54,12 @@ Regex = Annotated[str, AfterValidator(check_regex)]
 """A string that must compile as a Python regular expression (checked item by item)."""
 
 
-Label = Annotated[str, AfterValidator(clean)]
+def _clean_label(text: str) -> str:
+    """`clean` with one parameter: older pydantic (2.7) passes ValidationInfo as a second one."""
+    return clean(text)
+
+
+Label = Annotated[str, AfterValidator(_clean_label)]
 """A name shown in the table, the log and metric labels: control characters made visible
 (`bwmon.core.sanitize`), like every name a process gives itself."""
 
