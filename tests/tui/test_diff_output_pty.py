@@ -47,6 +47,7 @@ def test_diff_output_shows_the_same_screens_and_is_smaller(tmp_path: Path) -> No
     raw_term, our_term = Terminal(120, 40), Terminal(120, 40)
     size = (120, 40)
     drawn, redrawn = 0, False
+    settling = 0  # frames after Ctrl+L's clearing that may still precede the full repaint
     for n, frame in enumerate(frames):
         if tuple(frame["size"]) != size:
             size = tuple(frame["size"])
@@ -58,10 +59,18 @@ def test_diff_output_shows_the_same_screens_and_is_smaller(tmp_path: Path) -> No
         # as the terminal gets them: the tty sends a line feed as CR LF (ONLCR)
         raw_term.feed(frame["raw"].replace("\n", "\r\n"))
         our_term.feed(frame["out"].replace("\n", "\r\n"))
-        if frame.get("redraw"):  # cleared: Textual's full repaint is the next frame
+        if frame.get("redraw"):
+            # Cleared: Textual's full repaint follows, but an update already queued (a scroll
+            # bar's column, say) may come first and draw onto the blank screen; until the
+            # repaint lands the two differ. Allow that for a few frames, no longer.
+            settling = 3
             continue
         problem = first_difference(our_term.cells(), raw_term.cells())
+        if problem is not None and settling:
+            settling -= 1
+            continue
         assert problem is None, f"frame {n}: {problem}"
+        settling = 0
         drawn += "firefox" in frame["raw"]
     assert redrawn, "Ctrl+L sent no redraw"
     assert any("this help" in f["raw"] for f in frames)  # the modal help was compared too
