@@ -32,6 +32,7 @@ from bwmon.core.model import (
     Snapshot,
     Unit,
 )
+from bwmon.tui.active_alerts import ActiveAlerts
 from bwmon.tui.alert_log import AlertLog
 from bwmon.tui.app_table import SORTS, TREND_SLICE, TREND_WIDTH, AppTable
 from bwmon.tui.controller import Controller
@@ -75,12 +76,12 @@ class BwmonApp(App[None]):
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "help", "Help"),
         Binding("slash", "filter", "Filter"),
-        Binding("t", "toggle_traffic", "Traffic/BW"),
+        Binding("t", "toggle_traffic", "Traffic"),
         Binding("p", "toggle_processes", "Procs"),
         Binding("a", "toggle_auto_group", "Autogroup"),
         Binding("space", "pause", "Pause"),
         Binding("g", "groups", "Groups"),
-        Binding("l", "toggle_log", "Log", show=False),
+        Binding("l", "toggle_log", "Log"),  # in the footer only where it does something
         Binding("f", "fix", "Fix", show=False),
         Binding("r", "reverse", "Reverse", show=False),
         Binding("less_than_sign", "sort_step(-1)", "Sort ←", show=False),
@@ -119,7 +120,10 @@ class BwmonApp(App[None]):
         self._engine_stopper = engine_stopper
         self._engine_task: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
+        self._unfollow_log: Callable[[], None] | None = None
+        self.alerts = ActiveAlerts()  # named in the header, whatever the size
         self._show_log = False
+        self._narrow = False
         self.applied = 0  # snapshots drawn (for tests and the benchmark)
         self.fatal_error: str | None = None  # a user error that stopped measuring (main prints)
 
@@ -135,7 +139,8 @@ class BwmonApp(App[None]):
         with Horizontal(id="bottom"):
             yield DetailPane(id="detail")
             yield AlertLog(self.controller.settings.tui.log_lines, id="log")
-        yield Footer()
+        # compact: every key shown fits 80 columns (issue 23, item 4)
+        yield Footer(compact=True)
 
     @property
     def table(self) -> AppTable:
@@ -149,12 +154,14 @@ class BwmonApp(App[None]):
         self._layout_bottom()
         # Back from Ctrl+Z (fg): Textual would repaint only what changed, on a blank screen.
         self.app_resume_signal.subscribe(self, lambda _: self.action_redraw())
+        self.alerts.follow(self.feed.log.tail())
+        self._unfollow_log = self.feed.log.subscribe(self.alerts.add)
         self._unsubscribe = self.feed.subscribe(self._on_feed)
         if self.feed.latest is not None:
             self.pending = self.feed.latest
             self._apply(self.feed.latest)
         else:
-            self.query_one("#totals", TotalsHeader).show(None, self.view)
+            self.query_one("#totals", TotalsHeader).show(None, self.view, self.alerts.summary())
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGHUP, signal.SIGTERM):
             # the SSH session dropped or we were asked to stop: leave cleanly, stop the engine
@@ -179,6 +186,8 @@ class BwmonApp(App[None]):
     async def on_unmount(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
+        if self._unfollow_log is not None:
+            self._unfollow_log()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGHUP, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -197,11 +206,17 @@ class BwmonApp(App[None]):
     def _layout_bottom(self, width: int | None = None, height: int | None = None) -> None:
         width = self.size.width if width is None else width
         height = self.size.height if height is None else height
-        narrow = width < NARROW
+        narrow = self._narrow = width < NARROW
         self.screen.set_class(height >= 36, "-tall")
         self.query_one("#bottom").set_class(narrow, "-narrow")
         self.query_one("#detail").display = not (narrow and self._show_log)
         self.query_one("#log").display = not narrow or self._show_log
+        self.refresh_bindings()  # `l` shows in the footer only while it switches something
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "toggle_log":
+            return self._narrow
+        return True
 
     # -- snapshots ---------------------------------------------------------------------------
 
@@ -256,7 +271,8 @@ class BwmonApp(App[None]):
     def _set_view(self, **changes: Any) -> None:
         fields = {**self.view.__dict__, **changes}
         self.view = ViewState(**fields)
-        self.query_one("#totals", TotalsHeader).show(self.shown, self.view)
+        self.query_one("#totals", TotalsHeader).show(self.shown, self.view,
+                                                     self.alerts.summary())
 
     def _show_detail(self) -> None:
         key = self.table.selected_key

@@ -31,8 +31,9 @@ class ViewState:
     hidden_rows: int = 0
 
 
-def header_text(snap: Snapshot | None, view: ViewState) -> Text:
-    """Two lines: totals since start and rates; then the view and what filters hid."""
+def header_text(snap: Snapshot | None, view: ViewState, alerts: str = "") -> Text:
+    """Two lines: totals since start and rates; then the active alerts (first, so that no
+    width cuts them off), the view and what filters hid."""
     text = Text(no_wrap=True, overflow="ellipsis")
     if snap is None:
         text.append("bwmon  waiting for the first measurement…", style="bold")
@@ -49,6 +50,9 @@ def header_text(snap: Snapshot | None, view: ViewState) -> Text:
         style = "bold red" if snap.sources and not active else ""
         text.append(f"  │ sources {active}/{len(snap.sources)}", style=style)
     text.append("\n")
+    if alerts:
+        text.append(f" {alerts} ", style="bold white on red")
+        text.append(" · ")
     text.append("traffic" if view.traffic else "bandwidth", style="bold")
     text.append(" · ")
     text.append("processes" if view.processes else "apps")
@@ -71,5 +75,5 @@ def header_text(snap: Snapshot | None, view: ViewState) -> Text:
 class TotalsHeader(Static):
     """Static showing `header_text`; re-rendered only when a snapshot or a toggle changes."""
 
-    def show(self, snap: Snapshot | None, view: ViewState) -> None:
-        self.update(header_text(snap, view))
+    def show(self, snap: Snapshot | None, view: ViewState, alerts: str = "") -> None:
+        self.update(header_text(snap, view, alerts))
