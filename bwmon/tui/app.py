@@ -90,6 +90,9 @@ class BwmonApp(App[None]):
         Binding("0", "sort_both", "Sort in+out", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("ctrl+l", "redraw", "Redraw", show=False),
+        # The terminal is in raw mode, so Ctrl+Z arrives as a key: stop as terminal programs do
+        # (Textual restores the terminal, then SIGTSTP; on `fg` the app redraws, see on_mount).
+        Binding("ctrl+z", "suspend_process", "Suspend", show=False, priority=True),
     ]
 
     def __init__(

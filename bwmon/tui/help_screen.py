@@ -27,6 +27,7 @@ MAIN_KEYS = (
     ("l", "detail pane ↔ alert log (narrow terminals)"),
     ("f", "apply the doctor's fixes (as root, after confirmation)"),
     ("Ctrl+L", "redraw the whole screen (if something else wrote on it)"),
+    ("Ctrl+Z", "suspend to the shell (measuring stops); fg brings it back"),
     ("?", "this help"),
     ("q", "quit"),
 )
