@@ -11,8 +11,8 @@ loopback, then times (median of --repeat rounds, every variant once per round):
   new1    ProcessTable.owners() when one new process with one new socket appeared
   new_old ProcessTable.owners() when a known process opened one more socket
 and the facts bwmon shows of a process (name, command line, uid and user, start time), per
-process, read by ProcessTable and through psutil (Process, oneshot). Figures go to
-docs/sections/bench-owners.md.
+process, read by ProcessTable and through psutil (Process, oneshot; the user's name from the
+same cache). Figures go to docs/sections/bench-owners.md.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def full_fd_scan(root: str = "/proc") -> dict[int, ProcKey]:
                 found.append(int(target[8:-1]))
         if found:
             try:
-                with open(f"{root}/{name}/stat") as f:
+                with open(f"{root}/{name}/stat", "rb") as f:
                     key = ProcKey(int(name), parse_start(f.read()))
             except OSError:
                 continue
@@ -144,8 +144,8 @@ async def run(n: int, repeat: int) -> dict[str, float]:
         async def facts_psutil() -> None:
             for key in keys:
                 proc = psutil.Process(key.pid)
-                with proc.oneshot():
-                    proc.name(), proc.cmdline(), proc.uids(), proc.username()
+                with proc.oneshot():  # the user name from bwmon's cache, as bwmon does
+                    proc.name(), proc.cmdline(), table._user(proc.uids().real)
                     proc.create_time()
 
         # every round measures each variant once, so all see the same machine load
