@@ -53,7 +53,7 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 def cpu_seconds(pid: int) -> float:
     """utime + stime + children's, in seconds (the client is reaped before we read its own)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()
     return sum(int(fields[i]) for i in (11, 12, 13, 14)) / TICK
 
 

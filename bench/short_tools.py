@@ -37,7 +37,7 @@ MODES = {
 def _stat(pid: int) -> tuple[int, float] | None:
     """(parent pid, CPU seconds) of a process, None when it is gone."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()
     except OSError:
         return None
     return int(fields[1]), (int(fields[11]) + int(fields[12])) / CLK_TCK
