@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from bwmon.cli import build_parser
 from bwmon.core.config.settings import Settings
 from bwmon.tui.main import build_parser as tui_parser
-from docs.build_manual import key_display, tui_bindings
+from docs.build_manual import BENCH_FORMAT, benchmark_problems, key_display, tui_bindings
 
 REPO = Path(__file__).resolve().parents[2]
 MANUAL = REPO / "docs" / "manual.html"
@@ -49,6 +49,25 @@ def test_manual_is_generated_from_the_current_code() -> None:
     done = subprocess.run([sys.executable, str(REPO / "docs" / "build_manual.py"), "--check"],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_every_benchmark_section_follows_the_format() -> None:
+    assert benchmark_problems() == []
+
+
+def test_a_benchmark_section_that_tells_a_story_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "bench-good.md").write_text(BENCH_FORMAT + "Clients: tests/helpers/traffic.py.\n")
+    assert benchmark_problems(tmp_path) == []
+    story = BENCH_FORMAT.replace("Commit 1a2b3c4", "In session 3 we ran it") + (
+        "\n| a | b |\n|---|---|\n| 1 | 2 |\n")
+    (tmp_path / "bench-story.md").write_text(story)
+    (tmp_path / "bench-huge.md").write_text(BENCH_FORMAT + "x" * 30_000)
+    problems = "\n".join(benchmark_problems(tmp_path))
+    assert "bench-story.md: needs a 'Commit <hash>, <YYYY-MM-DD>' line" in problems
+    assert "bench-story.md: has 2 tables, one expected" in problems
+    assert "bench-story.md:11: 'session' tells a story" in problems
+    assert "docs/benchmarks.md: 3" in problems and "bytes, at most 30,000" in problems
+    assert "bench-good.md" not in problems
 
 
 def test_every_flag_of_every_command_is_documented() -> None:
