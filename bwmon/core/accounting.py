@@ -26,6 +26,7 @@ from bwmon.core.model import (
     ProcKey,
     Totals,
 )
+from bwmon.core.regrouping import Moves, compose, move_totals
 from bwmon.core.row_state import Acc, EndAcc, Placed, RowState
 
 # A row without traffic or open flows disappears after this many seconds.
@@ -68,6 +69,7 @@ class Accounting(RowState):
         self.filtered = Acc()
         self.host = HostTotals()
         self._host_in = self._host_out = self._loop_total = 0
+        self._moves: Moves = {}
 
     @property
     def filter(self) -> ProcessFilter | MonitorFilters:
@@ -75,18 +77,38 @@ class Accounting(RowState):
 
     @filter.setter
     def filter(self, value: ProcessFilter | MonitorFilters) -> None:
-        self._filter = value
-        self.regroup()
+        self.set_filter(value)
 
-    def regroup(self) -> None:
-        """Groups or filters changed: count every open flow again under its new row."""
+    def set_filter(self, value: ProcessFilter | MonitorFilters) -> Moves:
+        """A new filter: rows shown and hidden change as with `regroup`; returns the moves."""
+        self._filter = value
+        return self.regroup()
+
+    def regroup(self) -> Moves:
+        """Groups or filters changed: count every open flow again under its new row, and move
+        each process's totals along with it (regrouping.py). Returns the rows' moves, also
+        kept (composed) for the next snapshot until `take_moves`."""
         placed = [p.usage for p in self._open.values()]
         for u in placed:
             self._unplace(u)
+        old_of = {k: app for k, (app, shown) in self._shown.items() if shown and k in self._procs}
         self._shown.clear()
+        new_of: dict[ProcKey, str | None] = {}
+        for key in old_of:
+            if key in self._info:
+                name, shown = self._row_of(key)
+                new_of[key] = name if shown else None
+        moves = move_totals(self._apps, self._procs, old_of, new_of, (UNATTRIBUTED, FORWARDED))
         for u in placed:
             self._place(u, self._ends.get(u.end) if u.end is not None else None, 0.0,
                         count_bytes=False)
+        self._moves = compose(self._moves, moves)
+        return moves
+
+    def take_moves(self) -> Moves:
+        """The moves of every regroup since the last call (for the next snapshot)."""
+        moves, self._moves = self._moves, {}
+        return moves
 
     # -- inputs --------------------------------------------------------------------------------
 

@@ -122,19 +122,19 @@ class Engine(Publisher):
     def set_groups(self, groups: list[GroupSettings]) -> None:
         self.settings.groups = groups
         self.grouper.set_groups(self.settings.groups)
-        self.accounting.regroup()
+        self.history.regroup(self.accounting.regroup())
 
     def set_auto_group(self, on: bool, cmdline_names: bool | None = None) -> None:
         self.settings.general.auto_group = on
         if cmdline_names is not None:
             self.settings.general.cmdline_names = cmdline_names
         self.grouper.set_auto_group(on, cmdline_names)
-        self.accounting.regroup()
+        self.history.regroup(self.accounting.regroup())
 
     def set_filters(self, include: list[str], exclude: list[str]) -> None:
         self.settings.general.include = include
         self.settings.general.exclude = exclude
-        self.accounting.filter = self._filters(include, exclude)
+        self.history.regroup(self.accounting.set_filter(self._filters(include, exclude)))
 
     def set_process_view(self, on: bool) -> None:
         """Snapshots always carry per-process rows; kept for controllers that toggle views."""
@@ -311,6 +311,8 @@ class Engine(Publisher):
             findings=self.findings,
             events=self.log.tail(50),
             checks=self.checkup.checks,
+            regrouped=tuple((old, tuple(to.items()))
+                            for old, to in self.accounting.take_moves().items()),
         )
         self.history.record(wall, rows.apps)
         self.publish(snapshot)

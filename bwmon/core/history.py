@@ -6,6 +6,7 @@ from collections import deque
 from collections.abc import Iterable
 
 from bwmon.core.model import AppRow, HistoryPoint
+from bwmon.core.regrouping import Moves, merge_history
 
 
 class History:
@@ -32,6 +33,20 @@ class History:
         for name in stale:
             del self._series[name]
             del self._last_seen[name]
+
+    def regroup(self, moves: Moves) -> None:
+        """Rows were renamed (groups changed): their points go to the rows that took their
+        processes, so a new row starts with its processes' past and no dip."""
+        if not moves:
+            return
+        names = set(moves).union(*moves.values())
+        merged = merge_history({n: self._series[n] for n in names if n in self._series}, moves)
+        for name in moves:
+            self._series.pop(name, None)
+            self._last_seen.pop(name, None)
+        for name, points in merged.items():
+            self._series[name] = deque(points, maxlen=self.capacity)
+            self._last_seen[name] = self._tick
 
     def names(self) -> list[str]:
         return list(self._series)

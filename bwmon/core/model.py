@@ -384,6 +384,9 @@ class Snapshot:
     findings: tuple[Finding, ...] = ()  # doctor findings when nothing can be measured
     events: tuple[LogEvent, ...] = ()  # the alert log's recent tail
     checks: tuple[Finding, ...] = ()  # the doctor's latest outcome of every check
+    # rows renamed by a change of groups or filters since the previous snapshot: (old row,
+    # ((row it went to, share of its bytes), ...)); alerts follow them (alerts.rules.carry_over)
+    regrouped: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
 
     @property
     def measuring(self) -> bool:

@@ -40,6 +40,16 @@ class ActiveAlerts:
             except ValueError:
                 self._on[key] = 0.0
 
+    def regroup(self, moves: tuple[tuple[str, tuple[tuple[str, float], ...]], ...]) -> None:
+        """Rows were renamed (Snapshot.regrouped): their alerts go on under the new names, as
+        the alert engine carries them (no event says so)."""
+        for old, to in moves:
+            for key in [k for k in self._on if k[1] == old]:
+                limit = self._on.pop(key)
+                for new, share in to:
+                    if share > 0:
+                        self._on[(key[0], new, key[2])] = limit
+
     def summary(self) -> str:
         """e.g. `ALERT web in > 100 KiB/s` or `2 ALERTS web in, ssh out`; "" when none."""
         if not self._on:

@@ -228,6 +228,7 @@ class BwmonApp(App[None]):
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
         self.pending = message.snapshot
+        self.alerts.regroup(message.snapshot.regrouped)
         if self.view.paused:
             return
         try:

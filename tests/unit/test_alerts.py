@@ -228,3 +228,29 @@ def test_rules_with_the_same_name_keep_separate_state() -> None:
     b = rule(name="same", match="b", in_threshold=100)
     events = run([a, b], [(1.0, [row("a", 200 * KIB), row("b", 200 * KIB)])] * 2)
     assert sorted(e.app for _, e in events) == ["a", "b"]
+
+
+def test_an_alert_follows_its_processes_to_a_new_row_and_does_not_fire_again() -> None:
+    """Regrouped (Snapshot.regrouped): web-1 and web-2 become web. Their active alerts go on
+    as web's, with their averages: no fired for web, no cleared for web-1 or web-2; without
+    the moves the same ticks fire for web (what the carry-over prevents)."""
+    from dataclasses import replace
+
+    rules = [rule(match="web", window=2)]
+    for moved in (True, False):
+        state, _ = evaluate(rules, AlertState(), snap(0, T0, 0.0))
+        state, events = evaluate(rules, state, snap(1, T0 + 1, 1.0, row("web-1", 300 * KIB),
+                                                    row("web-2", 300 * KIB)))
+        assert [(e.app, e.kind) for e in events] == [("web-1", "fired"), ("web-2", "fired")]
+        regrouped = snap(2, T0 + 2, 1.0, row("web", 600 * KIB))
+        if moved:
+            regrouped = replace(regrouped, regrouped=(("web-1", (("web", 1.0),)),
+                                                      ("web-2", (("web", 1.0),))))
+        state, events = evaluate(rules, state, regrouped)
+        if moved:
+            assert events == []
+            assert state.active() == [("r", "web", "in")]
+            assert state.pairs[("r", "web")].window.average(2, "in") == 600 * KIB
+        else:
+            assert sorted((e.app, e.kind) for e in events) == [
+                ("web", "fired"), ("web-1", "cleared"), ("web-2", "cleared")]

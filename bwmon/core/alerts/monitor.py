@@ -81,6 +81,14 @@ class AlertMonitor:
 
     def on_snapshot(self, snapshot: Snapshot) -> None:
         """Feed subscriber: evaluate, log, print, schedule commands. Never blocks."""
+        for old, to in snapshot.regrouped:  # say where an active alert went (rules.carry_over)
+            names = ", ".join(new for new, share in to if share > 0)
+            for rule, app, direction in self.state.active():
+                if app == old and names:
+                    self.log.add(snapshot.time, Level.INFO, SOURCE,
+                                 f"{old} {direction} alert goes on as {names} (regrouped)"
+                                 f" [{rule}]", rule=rule, app=old, direction=direction,
+                                 event="moved")
         self.state, self.events = evaluate(self.rules, self.state, snapshot)
         for event in self.events:
             self._log(event)

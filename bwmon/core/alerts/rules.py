@@ -16,6 +16,7 @@ from typing import Literal
 
 from bwmon.core.config.settings import KB, AlertSettings
 from bwmon.core.model import AppRow, Snapshot
+from bwmon.core.regrouping import Moves
 
 Direction = Literal["in", "out"]
 EventKind = Literal["fired", "repeat", "cleared"]
@@ -219,6 +220,43 @@ def _gone(
     return [_event(rule, app, d, "cleared", 0.0, now) for d in DIRECTIONS if pair.active(d)]
 
 
+def _merged(parts: Sequence[tuple[PairState, float]]) -> PairState:
+    """One pair from the shares of several: samples summed newest to newest, an alert active
+    (with its last notice) if it was active in any of them."""
+    longest = max((p.window.samples for p, _ in parts), key=len)
+    samples = []
+    for back in range(1, len(longest) + 1):
+        rate_in = rate_out = 0.0
+        for pair, share in parts:
+            if back <= len(pair.window.samples):
+                s = pair.window.samples[-back]
+                rate_in += s.rate_in * share
+                rate_out += s.rate_out * share
+        samples.append(_Sample(longest[-back].elapsed, rate_in, rate_out))
+    samples.reverse()
+    window = Window(tuple(samples), sum(s.elapsed for s in samples),
+                    sum(s.rate_in * s.elapsed for s in samples),
+                    sum(s.rate_out * s.elapsed for s in samples))
+    on = [p for p, share in parts if share > 0]
+    return PairState(window, any(p.active_in for p in on), any(p.active_out for p in on),
+                     max((p.last_in for p in on), default=0.0),
+                     max((p.last_out for p in on), default=0.0))
+
+
+def carry_over(state: AlertState, moves: Moves) -> AlertState:
+    """Rows were renamed (groups changed): each (rule, row) pair goes along with the row's
+    processes, so an alert already active for them stays active under the new name (it does
+    not fire again, nor clear under the old one)."""
+    if not moves:
+        return state
+    parts: dict[PairKey, list[tuple[PairState, float]]] = {}
+    for (rule, app), pair in state.pairs.items():
+        for target, share in moves.get(app, {app: 1.0}).items():
+            parts.setdefault((rule, target), []).append((pair, share))
+    return AlertState({key: found[0][0] if len(found) == 1 and found[0][1] == 1.0
+                       else _merged(found) for key, found in parts.items()})
+
+
 def evaluate(
     rules: Sequence[AlertSettings], state: AlertState, snapshot: Snapshot
 ) -> tuple[AlertState, list[AlertEvent]]:
@@ -229,6 +267,7 @@ def evaluate(
     rules no longer present are dropped silently.
     """
     now = snapshot.time
+    state = carry_over(state, dict((old, dict(to)) for old, to in snapshot.regrouped))
     keys = rule_keys(rules)
     new_pairs: dict[PairKey, PairState] = {}
     events: list[AlertEvent] = []

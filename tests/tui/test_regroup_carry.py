@@ -1,0 +1,98 @@
+"""Regrouping carries rows over (issue 23, item 6). bwmon-tui in a real tmux measures two real
+traffic clients in a private network namespace, each on its own row (auto-group off), with an
+alert rule that fires for both and runs a command. Pressing `a` puts them (and the sink) into
+one row: that row starts with their totals and their trend, the old rows do not stay behind as
+idle ghosts, and the alert, already active for these processes, does not fire again (its
+command does not run again) but shows on under the new name."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TRAFFIC
+from tests.helpers.netns import NetNS
+from tests.helpers.terminal import REPO, Tmux
+
+pytestmark = pytest.mark.privileged
+BARS = "▁▂▃▄▅▆▇█"
+UNITS = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+OLD_ROW = re.compile(r"^ (traffic\.py\[\d+\])\s")
+
+
+def rows(screen: str) -> dict[str, list[str]]:
+    """The app table's rows by name: their cells as shown."""
+    found = {}
+    for line in screen.splitlines()[3:]:
+        cells = re.split(r"\s{2,}", line.strip())
+        if len(cells) >= 7 and re.fullmatch(r"[\d.]+ (B|KiB|MiB|GiB)", cells[3]):
+            found[cells[0]] = [*cells, line]
+    return found
+
+
+def size(cell: str) -> float:
+    number, unit = cell.split()
+    return float(number) * UNITS[unit]
+
+
+def test_pressing_a_carries_totals_trend_and_alerts_to_the_new_row(tmp_path: Path) -> None:
+    if shutil.which("tmux") is None:
+        pytest.fail("needs tmux (Debian: tmux)", pytrace=False)
+    fired = tmp_path / "fired"
+    config = tmp_path / "bwmon.toml"
+    config.write_text(
+        '[general]\ninterval = 0.5\nauto_group = false\n'
+        '[[alerts]]\nname = "budget"\nmatch = "--tag web"\nin_threshold = 1.0\nwindow = 1.0\n'
+        f'command = ["sh", "-c", "echo $BWMON_APP >> {fired}"]\n')
+    with NetNS() as ns:
+        sink = ns.popen([sys.executable, TRAFFIC, "sink", "--port", "5001"],
+                        stdout=subprocess.PIPE, text=True)
+        assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"
+        for tag in ("web-1", "web-2"):
+            ns.popen([sys.executable, TRAFFIC, "client", "--tag", tag, "--host", "127.0.0.1",
+                      "--port", "5001", "--send", "100000", "--recv", "100000",
+                      "--count", "100000", "--hold", "0.1"], stdout=subprocess.DEVNULL)
+        command = (f"ip netns exec {ns.name} env -u COLUMNS -u LINES TERM=xterm-256color "
+                   f"PYTHONPATH={REPO} {sys.executable} -m bwmon.tui.main --config {config}")
+        with Tmux(f"bwmon-regroup-{os.getpid()}", command, (120, 40)) as tmux:
+            tmux.wait(lambda s: len([n for n in rows(s) if OLD_ROW.match(f" {n} ")]) == 3,
+                      timeout=60)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not (
+                    fired.exists() and len(fired.read_text().splitlines()) == 2):
+                time.sleep(0.2)
+            assert fired.exists() and len(fired.read_text().splitlines()) == 2
+            time.sleep(14)  # three finished 4-second slices in every row's trend
+            before = rows(tmux.screen())
+            old = [n for n in before if OLD_ROW.match(f" {n} ")]
+            assert len(old) == 3, before.keys()
+            carried = sum(size(before[n][3]) for n in old)
+            tmux.keys("a")
+            screen = tmux.wait(lambda s: "traffic.py" in rows(s), timeout=10)
+            problems = []  # all of them, not only the first
+            row = rows(screen)["traffic.py"]
+            trend = row[-1][row[-1].rindex(row[6]) + len(row[6]):]  # after the Conn column
+            if sum(trend.count(b) for b in BARS) < 3:
+                problems.append(f"no past in the new row's trend: {row[-1]!r}")
+            if size(row[3]) < carried * 0.99:
+                problems.append(f"the new row's total {row[3]} is below the old rows' "
+                                f"{carried / (1 << 20):.1f} MiB")
+            time.sleep(3)
+            screen = tmux.screen()
+            ghosts = [n for n in rows(screen) if OLD_ROW.match(f" {n} ")]
+            if ghosts:
+                problems.append(f"old rows stayed: {ghosts}")
+            header = screen.splitlines()[1]
+            if "ALERT traffic.py in" not in header:
+                problems.append(f"the header lost the alert or kept old names: {header!r}")
+            lines = fired.read_text().splitlines()
+            if len(lines) != 2:
+                problems.append(f"the alert fired again: its command ran for {lines}")
+            assert not problems, "\n".join([*problems, screen])
