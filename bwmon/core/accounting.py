@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from bwmon.core.attribution.attributor import EndUsage
 from bwmon.core.attribution.connections import MAX_CONNECTIONS as MAX_CONNECTIONS
+from bwmon.core.attribution.owner_cache import CLOSED_STATES
 from bwmon.core.grouping import Grouper, MonitorFilters, ProcessFilter
 from bwmon.core.model import (
     FORWARDED,
@@ -245,6 +246,7 @@ class Accounting(RowState):
             if placed.owner is not None:
                 placed.app_acc.procs.add(placed.owner)
         placed.usage = u
+        placed.set_live(u.entry.state not in CLOSED_STATES)  # e.g. now in TIME_WAIT
         opened[id(u)] = placed
         if placed.app is not None and u.end is not None:
             self._conns.put(placed.app, u.end, u)
@@ -299,14 +301,12 @@ class Accounting(RowState):
             return
         for acc in accs:
             acc.flows += 1
-        if owner is not None and app is not None:
-            aacc = accs[-1]
-            aacc.open_procs[owner] = aacc.open_procs.get(owner, 0) + 1
-            if u.end is not None:
-                self._conns.put(app, u.end, u)
+        if owner is not None and app is not None and u.end is not None:
+            self._conns.put(app, u.end, u)
         if end_tot is not None:
             end_tot.open += 1
-        self._open[id(u)] = Placed(u, accs, owner, app, end_tot)
+        placed = self._open[id(u)] = Placed(u, accs, owner, app, end_tot)
+        placed.set_live(u.entry.state not in CLOSED_STATES)
 
     def _unplace(self, u: EndUsage) -> None:
         """Take a usage's open flow out of the rows counting it (its bytes stay)."""
@@ -315,15 +315,9 @@ class Accounting(RowState):
             return
         for acc in placed.accs:
             acc.flows -= 1
-        if placed.owner is not None and placed.app is not None:
-            aacc = placed.app_acc
-            left = aacc.open_procs.get(placed.owner, 0) - 1
-            if left > 0:
-                aacc.open_procs[placed.owner] = left
-            else:
-                aacc.open_procs.pop(placed.owner, None)
-            if u.end is not None:
-                self._conns.remove(placed.app, u.end, u)
+        placed.set_live(False)
+        if placed.owner is not None and placed.app is not None and u.end is not None:
+            self._conns.remove(placed.app, u.end, u)
         if placed.ends is not None:
             placed.ends.open -= 1
 

@@ -34,9 +34,11 @@ class Acc:
     total_out: int = 0
     d_in: int = 0
     d_out: int = 0
-    flows: int = 0  # open flows now (kept incrementally across ticks)
+    flows: int = 0  # open flows now, closing ones too (kept incrementally across ticks)
+    conns: int = 0  # open connections now: the open flows not closing (TIME_WAIT, CLOSE)
     last_active: float = 0.0
-    open_procs: dict[ProcKey, int] = field(default_factory=dict)  # process -> open flows here
+    # process -> its open connections here (closing flows left out: the process may be gone)
+    open_procs: dict[ProcKey, int] = field(default_factory=dict)
     procs: set[ProcKey] = field(default_factory=set)  # processes that moved bytes this tick
 
     def add(self, d_in: int, d_out: int) -> None:
@@ -77,11 +79,28 @@ class Placed:
     owner: ProcKey | None
     app: str | None  # the app whose connection list shows it
     ends: EndAcc | None
+    live: bool = False  # counted as an open connection (not closing)
 
     @property
     def app_acc(self) -> Acc:
         """The app row's counters: the last of `accs` (a process's are (process, app))."""
         return self.accs[-1]
+
+    def set_live(self, live: bool) -> None:
+        """Count the flow as an open connection (or not) in its rows and its process."""
+        if live == self.live:
+            return
+        self.live = live
+        step = 1 if live else -1
+        for acc in self.accs:
+            acc.conns += step
+        if self.owner is not None and self.app is not None:
+            procs = self.app_acc.open_procs
+            left = procs.get(self.owner, 0) + step
+            if left > 0:
+                procs[self.owner] = left
+            else:
+                procs.pop(self.owner, None)
 
 
 class RowState:
@@ -126,11 +145,11 @@ class RowState:
             keys = acc.procs.union(acc.open_procs) if acc.procs else acc.open_procs
             procs = tuple(self._info[k] for k in sorted(keys) if k in self._info)
             rows.append(AppRow(name, kind, Unit.IP, rate(acc.d_in), rate(acc.d_out),
-                               acc.total_in, acc.total_out, acc.flows, procs,
+                               acc.total_in, acc.total_out, acc.conns, procs,
                                self._connections(name)))
         for name, acc in self._pipes.items():
             rows.append(AppRow(name, RowKind.PIPE, Unit.PAYLOAD, rate(acc.d_in), rate(acc.d_out),
-                               acc.total_in, acc.total_out, acc.flows))
+                               acc.total_in, acc.total_out, acc.flows))  # its open clients
         return tuple(rows)
 
     def _connections(self, app: str) -> tuple[Connection, ...]:
@@ -145,7 +164,7 @@ class RowState:
             if pinfo is None:
                 continue
             rows.append(ProcessRow(pinfo, self.grouper.app_of(pinfo), rate(acc.d_in),
-                                   rate(acc.d_out), acc.total_in, acc.total_out, acc.flows))
+                                   rate(acc.d_out), acc.total_in, acc.total_out, acc.conns))
         return tuple(rows)
 
     def forget_exited(self, now: float, alive: Callable[[ProcKey], bool]) -> int:

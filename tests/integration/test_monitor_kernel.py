@@ -133,7 +133,10 @@ def test_bytes_per_generator_match_conntrack_and_are_conserved(tmp_path: Path) -
         assert row is not None, (name, summary, bwmon.err[-2000:])
         assert row["total_out"] == pytest.approx(orig, rel=0.01), (name, summary)
         assert row["total_in"] == pytest.approx(reply, rel=0.01), (name, summary)
-        cmdlines = [p["cmdline"] for p in last["processes"] if p["pid"] in row["pids"]]
+        # the processes listed with the row while they ran (an exited one is not listed)
+        cmdlines = [p["cmdline"] for snap in snapshots
+                    for a in snap["apps"] if a["name"] == f"gen-{name}"
+                    for p in snap["processes"] if p["pid"] in a["pids"]]
         assert cmdlines and all(f"--tag gen-{name}" in c for c in cmdlines)
         sink_in += orig
         sink_out += reply
