@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from bwmon.core.attribution.attributor import EndUsage
 from bwmon.core.attribution.connections import MAX_CONNECTIONS as MAX_CONNECTIONS
-from bwmon.core.attribution.owner_cache import CLOSED_STATES
+from bwmon.core.attribution.flows import CLOSED_STATES
 from bwmon.core.grouping import Grouper, MonitorFilters, ProcessFilter
 from bwmon.core.model import (
     FORWARDED,

@@ -37,7 +37,7 @@ from bwmon.tui.alert_log import AlertLog
 from bwmon.tui.app_table import SORTS, TREND_SLICE, TREND_WIDTH, AppTable
 from bwmon.tui.controller import Controller
 from bwmon.tui.detail_pane import DetailPane
-from bwmon.tui.findings import ConfirmFixScreen, FindingsPanel, fix_commands
+from bwmon.tui.findings import ConfirmFixScreen, FindingsPanel, failed, fix_commands
 from bwmon.tui.format import clock_buckets, fill_gaps
 from bwmon.tui.help_screen import HelpScreen
 from bwmon.tui.messages import SnapshotReady
@@ -419,16 +419,22 @@ class BwmonApp(App[None]):
         self.notify(f"{len(groups)} group(s) saved to {self.config_path} and applied")
 
     def action_fix(self) -> None:
+        """f: the fixes of the doctor's failed checks: those that stop measuring (the findings
+        panel) or, while measuring works, those the log suggested (e.g. conntrack events)."""
         snap = self.shown
-        commands = fix_commands(snap.findings) if snap is not None else []
+        findings = (snap.findings or snap.checks) if snap is not None else ()
+        commands = fix_commands(findings)
         if not commands:
-            self.notify("Nothing to fix.")
+            if any(f.fix for f in failed(findings)):
+                self.notify("Nothing bwmon can fix by itself: the alert log says what to do.")
+            else:
+                self.notify("Nothing to fix.")
             return
         if not self.is_root:
-            self.notify("Only root can apply the fixes; the commands are shown above.",
-                        severity="warning")
+            where = ("shown above" if snap is not None and snap.findings
+                     else "; ".join(commands))
+            self.notify(f"Only root can apply the fixes: {where}", severity="warning")
             return
-        findings = snap.findings if snap is not None else ()
 
         async def confirmed(yes: bool | None) -> None:
             if not yes:

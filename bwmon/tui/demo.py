@@ -87,7 +87,8 @@ def demo_snapshot(tick: int, rows: int = 8, *, interval: float = 1.0,
         seq=tick, time=T0 + tick * interval, elapsed=0.0 if tick == 0 else interval,
         apps=tuple(apps), processes=procs, host=host,
         filtered=Totals(10.0, 5.0, 4096 * (tick + 1), 2048 * (tick + 1)),
-        sources=(SourceStatus("conntrack-file", True), SourceStatus("events", True)),
+        sources=(SourceStatus("conntrack-file", True, counts_bytes=True),
+                 SourceStatus("events", True)),
         findings=findings, events=events,
     )
 

@@ -10,13 +10,35 @@ from textual.widgets import Static
 from bwmon.core.model import Snapshot
 from bwmon.tui.format import human_bytes, human_rate
 
-ATTRIBUTION = (("events", "events"), ("ebpf", "eBPF"))
+ATTRIBUTION = (("events", "conntrack events"), ("ebpf", "eBPF"))
+PLAIN_SOURCES = {"conntrack-file": "conntrack", "conntrack-tool": "conntrack",
+                 "events": "conntrack events", "ebpf": "eBPF"}
 
 
 def attribution(snap: Snapshot) -> str:
-    """Which sources learn flows' owners: the tick's poll always, events and eBPF when active."""
+    """How flows' processes are found: by polling always, by events and eBPF when active."""
     active = {s.name for s in snap.sources if s.active}
-    return "+".join(["poll", *(label for name, label in ATTRIBUTION if name in active)])
+    return ", ".join(["polling", *(label for name, label in ATTRIBUTION if name in active)])
+
+
+def plain_source(name: str) -> str:
+    """A source's name in words: `pipe:web` is `pipe web`, `conntrack-file` is `conntrack`."""
+    if name.startswith("pipe:"):
+        return f"pipe {name[5:]}"
+    return PLAIN_SOURCES.get(name, name)
+
+
+def measuring_text(snap: Snapshot) -> tuple[str, str]:
+    """Whether bwmon measures, in words, and its style: every source works (`measuring`), some
+    are off (named), or nothing counts bytes (`NOT measuring`)."""
+    if not snap.sources:
+        return "", ""
+    if not snap.measuring:
+        return "NOT measuring", "bold red"
+    off = list(dict.fromkeys(plain_source(s.name) for s in snap.sources if not s.active))
+    if off:
+        return "measuring; off: " + ", ".join(off), "yellow"
+    return "measuring", ""
 
 
 @dataclass(frozen=True)
@@ -43,12 +65,12 @@ def header_text(snap: Snapshot | None, view: ViewState, alerts: str = "") -> Tex
         text.append(human_rate(h.rate_in), style="bold green")
         text.append("  Out ", style="bold")
         text.append(human_rate(h.rate_out), style="bold cyan")
+        words, style = measuring_text(snap)  # before the totals: no width cuts it off
+        if words:
+            text.append(f"  │ {words}", style=style)
         text.append(f"  │ Total {human_bytes(h.total_in)} in, {human_bytes(h.total_out)} out")
         if h.loopback_total:
             text.append(f" (lo {human_bytes(h.loopback_total)})")
-        active = sum(1 for s in snap.sources if s.active)
-        style = "bold red" if snap.sources and not active else ""
-        text.append(f"  │ sources {active}/{len(snap.sources)}", style=style)
     text.append("\n")
     if alerts:
         text.append(f" {alerts} ", style="bold white on red")
@@ -58,7 +80,7 @@ def header_text(snap: Snapshot | None, view: ViewState, alerts: str = "") -> Tex
     text.append("processes" if view.processes else "apps")
     text.append(" · auto-group " + ("on" if view.auto_group else "off"))
     if snap is not None:
-        text.append(" · owners: " + attribution(snap))
+        text.append(" · processes found by " + attribution(snap))
         f = snap.filtered
         if f.total_in or f.total_out or f.rate_in or f.rate_out:
             text.append(f" · filtered {human_rate(f.rate_in)} in {human_rate(f.rate_out)} out"

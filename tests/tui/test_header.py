@@ -1,4 +1,5 @@
-"""The header says which sources learn flows' owners (issue 3: poll, events, eBPF)."""
+"""The header says which sources find flows' processes (issue 3: polling, events, eBPF), and
+whether bwmon measures, in words (issue 23, item 8)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,24 @@ def test_header_names_the_active_attribution_sources() -> None:
     both = dataclasses.replace(snap, sources=(SourceStatus("conntrack-file", True),
                                               SourceStatus("events", True),
                                               SourceStatus("ebpf", True)))
-    assert "owners: poll+events+eBPF" in header_text(both, ViewState()).plain
+    assert "processes found by polling, conntrack events, eBPF" in header_text(
+        both, ViewState()).plain
     off = dataclasses.replace(snap, sources=(SourceStatus("conntrack-file", True),
                                              SourceStatus("events", False, "no tool"),
                                              SourceStatus("ebpf", False, "no BTF")))
-    assert "owners: poll ·" in header_text(off, ViewState()).plain + " ·"
+    assert "processes found by polling ·" in header_text(off, ViewState()).plain + " ·"
+
+
+def test_header_says_in_words_whether_bwmon_measures() -> None:
+    snap = demo_snapshot(3, 2)
+    first = header_text(snap, ViewState()).plain.splitlines()[0]
+    assert "│ measuring  │ Total" in first and "sources" not in first
+    off = dataclasses.replace(snap, sources=(
+        SourceStatus("conntrack-file", True, counts_bytes=True),
+        SourceStatus("events", False, "no tool"), SourceStatus("pipe:web", False, "down",
+                                                               counts_bytes=True)))
+    assert "│ measuring; off: conntrack events, pipe web  │" in header_text(
+        off, ViewState()).plain.splitlines()[0]
+    none = dataclasses.replace(snap, sources=(
+        SourceStatus("conntrack-file", False, counts_bytes=True),))
+    assert "│ NOT measuring  │" in header_text(none, ViewState()).plain.splitlines()[0]

@@ -66,17 +66,25 @@ class FlowChanges:
     steady: list[Steady] = field(default_factory=list)
 
 
+# TCP states of a connection that is closed, kept by conntrack for a while (up to 2 minutes)
+CLOSED_STATES = frozenset({"TIME_WAIT", "CLOSE"})
+
+
 class FlowTracker:
     """Turns conntrack reads into deltas.
 
-    `lookback=True` counts what a flow already carried when bwmon first saw it in its first read;
-    `lookback=False` takes that first read as a baseline. Flows first seen later always count in
+    `lookback=True` counts what a flow already carried when bwmon first saw it in its first read,
+    unless the connection was closed then (CLOSED_STATES): the bytes of connections over before
+    bwmon started, often of processes long gone, would fill `(unattributed)` with old traffic
+    at the first second (issue 23, item 8); they are a baseline, as with `lookback=False`, which
+    takes the whole first read as a baseline. Flows first seen later always count in
     full: they began after bwmon started. `read` does Python work only for entries whose object
     changed since the previous read (the rest is set arithmetic on object ids, done in C).
     """
 
     def __init__(self, *, lookback: bool) -> None:
         self.lookback = lookback
+        self._count_closed = True
         self._seen: dict[FlowKey, _Seen] = {}
         # id(entry) -> key for every entry object held in _seen (held, so ids are not reused)
         self._by_id: dict[int, FlowKey] = {}
@@ -112,6 +120,7 @@ class FlowTracker:
         first = self._reads == 0
         self._reads += 1
         count_new = self.lookback or not first
+        self._count_closed = not first  # lookback: connections already closed are a baseline
         by_id = self._by_id
         hinted = change is not None and change.base == self._serial
         released, self._released = self._released, {}
@@ -185,7 +194,10 @@ class FlowTracker:
                     seen[key] = _Seen(stone[0], stone[1], entry.ct_id, entry)
                     by_id[id(entry)] = key
                     continue
-                d_orig, d_reply = (orig, reply) if count_new else (0, 0)
+                if count_new and (self._count_closed or entry.state not in CLOSED_STATES):
+                    d_orig, d_reply = orig, reply
+                else:
+                    d_orig, d_reply = 0, 0
                 seen[key] = _Seen(orig, reply, entry.ct_id, entry)
             else:
                 # keep the held key and record: nothing new outlives the tick for a flow

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from bwmon.core.attribution.ends import EndKey, EndUsage, Match, SocketLookup
-from bwmon.core.attribution.flows import FlowDelta, Steady, new_delta
+from bwmon.core.attribution.flows import CLOSED_STATES, FlowDelta, Steady, new_delta
 from bwmon.core.model import ConntrackEntry, FlowKey, ProcKey
 from bwmon.core.runtime.slots import fast_constructor
 
@@ -20,7 +20,6 @@ from bwmon.core.runtime.slots import fast_constructor
 RETRY_TICKS = 5
 MAX_RETRIES = 3
 # TCP states of a flow whose sockets are closed for good: no lookup can find an owner again.
-CLOSED_STATES = frozenset({"TIME_WAIT", "CLOSE"})
 
 _new_usage = fast_constructor(
     EndUsage, ("entry", "end", "owner", "d_in", "d_out", "loopback", "open"))

@@ -93,7 +93,8 @@ class GeneralSettings(_Section):
     interval: float = Field(1.0, gt=0.05, le=3600, description="Seconds between two ticks.")
     lookback: bool = Field(
         True,
-        description="Count what conntrack already held at start (false: only traffic after start).",
+        description="Count what connections open at start had already moved (false: only "
+        "traffic after start). Connections already closed at start are never counted.",
     )
     bandwidth: bool = Field(
         True, description="Show bandwidth (bytes/s); false shows cumulative traffic."
