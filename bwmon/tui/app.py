@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal
+from textual.containers import Horizontal, VerticalScroll
 from textual.css.query import NoMatches
 from textual.widgets import DataTable, Footer, Input, Static
 
@@ -47,6 +47,10 @@ from bwmon.tui.steady_order import MEAN_SECONDS
 from bwmon.tui.totals_header import TotalsHeader, ViewState
 
 NARROW = 100  # below this width the detail pane and the log share one place (key l)
+# Rows the findings panel leaves to the rest: header 2, the table's least 5, footer 1 (the
+# bottom area's height is added: 9, or 16 from TALL rows up, as in bwmon.tcss)
+FIXED_ROWS = 2 + 5 + 1
+TALL = 36
 
 
 def process_rows(snap: Snapshot) -> list[AppRow]:
@@ -134,7 +138,8 @@ class BwmonApp(App[None]):
 
     def compose(self) -> ComposeResult:
         yield TotalsHeader(id="totals")
-        yield FindingsPanel(id="findings")
+        with VerticalScroll(id="findings-box"):  # scrolls where the terminal is too short
+            yield FindingsPanel(id="findings")
         with Horizontal(id="filter-bar"):
             yield Input(placeholder="regex on app name or command line", id="filter")
             yield Static("", id="filter-error")
@@ -151,6 +156,7 @@ class BwmonApp(App[None]):
 
     def on_mount(self) -> None:
         self.query_one("#findings", FindingsPanel).display = False
+        self.query_one("#findings-box").display = False
         self.query_one("#filter-bar").display = False
         self.table.set_traffic_mode(self.view.traffic)
         self.table.focus()
@@ -210,7 +216,12 @@ class BwmonApp(App[None]):
         width = self.size.width if width is None else width
         height = self.size.height if height is None else height
         narrow = self._narrow = width < NARROW
-        self.screen.set_class(height >= 36, "-tall")
+        self.screen.set_class(height >= TALL, "-tall")
+        # the findings panel takes what the rest leaves, so that every fix line shows (a
+        # fixed 8 rows cut it off before the fixes at 120x40); scrolls if still too long
+        bottom = 16 if height >= TALL else 9
+        box = self.query_one("#findings-box")
+        box.styles.max_height = max(4, height - FIXED_ROWS - bottom)
         self.query_one("#bottom").set_class(narrow, "-narrow")
         self.query_one("#detail").display = not (narrow and self._show_log)
         self.query_one("#log").display = not narrow or self._show_log
@@ -265,8 +276,9 @@ class BwmonApp(App[None]):
                         means[row.name] = found
             table.show(rows, trends, means)
             self._set_view(hidden_rows=table.hidden_by_filter)
-            self.query_one("#findings", FindingsPanel).show(
-                snap.findings, can_fix=self.is_root)
+            panel = self.query_one("#findings", FindingsPanel)
+            panel.show(snap.findings, can_fix=self.is_root)
+            self.query_one("#findings-box").display = panel.display
             self._show_detail()
             new = self.feed.log.tail() + snap.events
             self.query_one("#log", AlertLog).add_events(new)
