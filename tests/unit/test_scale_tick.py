@@ -348,6 +348,38 @@ async def test_regrouping_moves_open_flows_to_the_new_app(tree: Tree) -> None:
     assert "curl" not in apps(snap)  # its processes went: no idle row stays behind
 
 
+async def test_a_saved_group_starts_with_its_processes_totals_and_history(tree: Tree) -> None:
+    """Saving groups (the editor) on the real engine: the new row carries the old rows'
+    bytes and rate history, and the next bytes add to them (issue 23, item 6)."""
+    from bwmon.core.config.settings import GroupSettings
+
+    tree.open(40000, 101, orig=1000, reply=5000)
+    tree.open(40001, 102, orig=2000, reply=7000)
+    tree.write()
+    e = engine(tree)
+    await e.tick()
+    for step in range(1, 4):
+        for sport in (40000, 40001):
+            tree.flows[sport][2] += 1000 * step
+        tree.write()
+        before = await e.tick()
+    old = apps(before)
+    past = {n: e.history.points(n) for n in ("curl", "wget")}
+    e.set_groups([GroupSettings(name="fetchers", patterns=["curl", "wget"])])
+    tree.flows[40000][2] += 500
+    tree.write()
+    snap = await e.tick()
+    rows = apps(snap)
+    assert "curl" not in rows and "wget" not in rows
+    assert rows["fetchers"][0] == old["curl"][0] + old["wget"][0] + 500
+    assert rows["fetchers"][1] == old["curl"][1] + old["wget"][1]
+    merged = e.history.points("fetchers")
+    assert len(merged) == len(past["curl"]) + 1  # their past, then the new tick
+    for point, a, b in zip(merged, past["curl"], past["wget"], strict=False):
+        assert point.time == a.time == b.time
+        assert point.rate_in == pytest.approx(a.rate_in + b.rate_in)
+
+
 async def test_connection_list_shows_the_largest_and_follows_a_climber(tree: Tree) -> None:
     from bwmon.core import accounting
 
