@@ -32,7 +32,7 @@ class ActiveAlerts:
         key = (data.get("rule", ""), data.get("app", ""), data.get("direction", ""))
         if not key[1]:
             return
-        if data.get("event") == "cleared":
+        if data.get("event") in ("cleared", "ended"):
             self._on.pop(key, None)
         elif data.get("event") in ("fired", "repeat"):
             try:

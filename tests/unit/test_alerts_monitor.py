@@ -127,3 +127,21 @@ async def test_the_1_1_notification_file_drives_alerts_in_kib_per_second() -> No
     await monitor.close()
     # notification_command=true ran and succeeded
     assert [dict(e.data)["status"] for e in log.tail() if e.source == "notify"] == ["0"]
+
+
+def test_an_active_alert_whose_rule_is_removed_ends_in_the_log_and_the_header() -> None:
+    """A config reload that drops a rule: its active alert is no longer evaluated, so the log
+    says it ended and the TUI header's list of active alerts lets it go."""
+    from bwmon.tui.active_alerts import ActiveAlerts
+
+    log = EventLog()
+    shown = ActiveAlerts()
+    log.subscribe(shown.add)
+    monitor = AlertMonitor([ssh_rule()], NotifySettings(), log)
+    monitor.on_snapshot(snap(0, 0))
+    monitor.on_snapshot(snap(1, 200 * KIB))
+    assert shown.summary().startswith("ALERT ssh in")
+    monitor.update_rules([])
+    assert shown.summary() == ""
+    ended = log.tail()[-1]
+    assert dict(ended.data)["event"] == "ended" and "[SSH] was removed" in ended.message

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TextIO
 
 from bwmon.core.alerts.notifier import Notifier
-from bwmon.core.alerts.rules import AlertEvent, AlertState, evaluate
+from bwmon.core.alerts.rules import AlertEvent, AlertState, evaluate, rule_keys
 from bwmon.core.config.settings import KB, AlertSettings, NotifySettings, Settings
 from bwmon.core.eventlog import EventLog
 from bwmon.core.feed import SnapshotFeed
@@ -78,9 +78,11 @@ class AlertMonitor:
         self.notifier = notifier or Notifier(notify_settings, log)
         self.state = AlertState()
         self.events: list[AlertEvent] = []  # events of the latest snapshot
+        self.time = 0.0  # the latest snapshot's (no clock read here)
 
     def on_snapshot(self, snapshot: Snapshot) -> None:
         """Feed subscriber: evaluate, log, print, schedule commands. Never blocks."""
+        self.time = snapshot.time
         for old, to in snapshot.regrouped:  # say where an active alert went (rules.carry_over)
             names = ", ".join(new for new, share in to if share > 0)
             for rule, app, direction in self.state.active():
@@ -107,7 +109,15 @@ class AlertMonitor:
         )
 
     def update_rules(self, rules: Sequence[AlertSettings]) -> None:
-        """Swap the rules at run time; pairs of rules kept by name keep their averages."""
+        """Swap the rules at run time; pairs of rules kept by name keep their averages. An
+        alert of a rule that is gone ends without a notice but this log line (event `ended`),
+        so that nothing shows it as active any more."""
+        kept = set(rule_keys(rules))
+        for rule, app, direction in self.state.active():
+            if rule not in kept:
+                self.log.add(self.time, Level.INFO, SOURCE,
+                             f"{app} {direction} alert ended: its rule [{rule}] was removed",
+                             rule=rule, app=app, direction=direction, event="ended")
         self.rules = list(rules)
 
     async def close(self) -> None:
