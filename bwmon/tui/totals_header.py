@@ -72,25 +72,28 @@ def header_text(snap: Snapshot | None, view: ViewState, alerts: str = "") -> Tex
         if h.loopback_total:
             text.append(f" (lo {human_bytes(h.loopback_total)})")
     text.append("\n")
+    # most important first: a narrow terminal cuts the end of the line
     if alerts:
         text.append(f" {alerts} ", style="bold white on red")
+        text.append(" · ")
+    if view.paused:
+        text.append("PAUSED", style="bold reverse")
+        text.append(" · ")
+    if view.filter:
+        text.append(f"filter /{view.filter}/", style="yellow")
+        if view.hidden_rows:
+            text.append(f" hides {view.hidden_rows}", style="yellow")
         text.append(" · ")
     text.append("traffic" if view.traffic else "bandwidth", style="bold")
     text.append(" · ")
     text.append("processes" if view.processes else "apps")
     text.append(" · auto-group " + ("on" if view.auto_group else "off"))
     if snap is not None:
-        text.append(" · processes found by " + attribution(snap))
         f = snap.filtered
         if f.total_in or f.total_out or f.rate_in or f.rate_out:
             text.append(f" · filtered {human_rate(f.rate_in)} in {human_rate(f.rate_out)} out"
                         f" ({human_bytes(f.total_in + f.total_out)})", style="yellow")
-    if view.filter:
-        text.append(f" · filter /{view.filter}/", style="yellow")
-        if view.hidden_rows:
-            text.append(f" hides {view.hidden_rows}", style="yellow")
-    if view.paused:
-        text.append(" · PAUSED", style="bold reverse")
+        text.append(" · processes found by " + attribution(snap))
     return text
 
 

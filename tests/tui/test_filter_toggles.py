@@ -97,6 +97,7 @@ async def test_pause_freezes_the_table_until_resumed(app: BwmonApp, feed: Manual
         feed.push(demo_snapshot(40, 10))
         await pilot.pause()
         assert "PAUSED" in header(app)
+        assert "PAUSED" in screen_lines(app)[1]  # on screen at 80 columns, not cut off
         assert app.table.get_cell("firefox", "total_in").plain == frozen
         await pilot.press("space")
         await pilot.pause()
