@@ -1,9 +1,10 @@
 """Regrouping carries rows over (issue 23, item 6). bwmon-tui in a real tmux measures two real
 traffic clients in a private network namespace, each on its own row (auto-group off), with an
 alert rule that fires for both and runs a command. Pressing `a` puts them (and the sink) into
-one row: that row starts with their totals and their trend, the old rows do not stay behind as
-idle ghosts, and the alert, already active for these processes, does not fire again (its
-command does not run again) but shows on under the new name."""
+one row, and so does saving a new group `web` for them in the group editor: that row starts
+with their totals and their trend, the old rows do not stay behind as idle ghosts, and the
+alert, already active for these processes, does not fire again (its command does not run
+again) but shows on under the new name."""
 
 from __future__ import annotations
 
@@ -42,7 +43,18 @@ def size(cell: str) -> float:
     return float(number) * UNITS[unit]
 
 
-def test_pressing_a_carries_totals_trend_and_alerts_to_the_new_row(tmp_path: Path) -> None:
+# how to regroup, the row the clients end up in, and whether the sink's row joins them
+WAYS = {
+    "a": ([["a"]], "traffic.py", True),
+    "editor": ([["g"], ["C-n"], ["-l", "web"], ["C-e"], ["-l", "tag web-"], ["C-s"]], "web",
+               False),
+}
+
+
+@pytest.mark.parametrize("way", list(WAYS))
+def test_regrouping_carries_totals_trend_and_alerts_to_the_new_row(
+        way: str, tmp_path: Path) -> None:
+    keys, new, with_sink = WAYS[way]
     if shutil.which("tmux") is None:
         pytest.fail("needs tmux (Debian: tmux)", pytrace=False)
     fired = tmp_path / "fired"
@@ -70,15 +82,18 @@ def test_pressing_a_carries_totals_trend_and_alerts_to_the_new_row(tmp_path: Pat
                 time.sleep(0.2)
             assert fired.exists() and len(fired.read_text().splitlines()) == 2
             time.sleep(14)  # three finished 4-second slices in every row's trend
-            before = rows(tmux.screen())
-            old = [n for n in before if OLD_ROW.match(f" {n} ")]
-            assert len(old) == 3, before.keys()
-            carried = sum(size(before[n][3]) for n in old)
             runs = fired.read_text().splitlines()
-            tmux.keys("a")
-            screen = tmux.wait(lambda s: "traffic.py" in rows(s), timeout=10)
+            before = rows(tmux.screen())
+            everyone = [n for n in before if OLD_ROW.match(f" {n} ")]
+            old = everyone if with_sink else runs  # the clients' rows are those that fired
+            assert len(everyone) == 3 and set(runs) <= set(everyone), before.keys()
+            carried = sum(size(before[n][3]) for n in old)
+            for key in keys:
+                tmux.keys(*key)
+                time.sleep(0.4)
+            screen = tmux.wait(lambda s: new in rows(s), timeout=10)
             problems = []  # all of them, not only the first
-            row = rows(screen)["traffic.py"]
+            row = rows(screen)[new]
             trend = row[-1][row[-1].rindex(row[6]) + len(row[6]):]  # after the Conn column
             if sum(trend.count(b) for b in BARS) < 3:
                 problems.append(f"no past in the new row's trend: {row[-1]!r}")
@@ -87,11 +102,11 @@ def test_pressing_a_carries_totals_trend_and_alerts_to_the_new_row(tmp_path: Pat
                                 f"{carried / (1 << 20):.1f} MiB")
             time.sleep(3)
             screen = tmux.screen()
-            ghosts = [n for n in rows(screen) if OLD_ROW.match(f" {n} ")]
+            ghosts = [n for n in rows(screen) if n in old]
             if ghosts:
                 problems.append(f"old rows stayed: {ghosts}")
             header = screen.splitlines()[1]
-            if "ALERT traffic.py in" not in header:
+            if f"ALERT {new} in" not in header:
                 problems.append(f"the header lost the alert or kept old names: {header!r}")
             lines = fired.read_text().splitlines()
             if lines != runs:
