@@ -149,7 +149,9 @@ class SocketBytes:
     marks a socket's final counters (it is gone). `owner` is the process seen using the socket
     (eBPF, at first sight), else None: then `inode` is mapped through /proc/PID/fd; inode 0
     means no process holds the socket now (orphaned, still in the accept queue, destroyed).
-    `uid` is the socket's user as the kernel gives it (-1: unknown).
+    `uid` is the socket's user as the kernel gives it (-1: unknown). `netns` is the inode of
+    the socket's network namespace where the source knows it (eBPF sees every namespace), else
+    0: the namespace the source was opened in.
     """
 
     source: ByteSource
@@ -167,6 +169,7 @@ class SocketBytes:
     state: int = 0  # TCP state as the kernel numbers it (sources.socket_table.TCP_*); 0 for others
     closed: bool = False
     owner: ProcKey | None = None
+    netns: int = 0
 
     @property
     def unit(self) -> Unit:
