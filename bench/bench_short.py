@@ -7,13 +7,13 @@ moving exactly --send bytes up and --recv bytes down and then held open for the 
 Observers, all running through the whole benchmark in the client namespace:
 
   bwmon ×3   `bwmon monitor --json`, one per attribution mode: poll (no events, no eBPF),
-             events (conntrack NEW/DESTROY events), ebpf (events + the bpftrace source)
+             events (conntrack NEW/DESTROY events), ebpf (events + the eBPF socket probe)
   nethogs    `nethogs -t -C -v 2` on the veth device (trace mode, total bytes)
   truth      conntrack's own counters of the generator's flows (DESTROY events + table)
 
 Share = bytes on the generator's row / conntrack's bytes of its flows (bwmon), or the
 generator's row / all rows (nethogs, whose units are its own); CPU = utime+stime during the
-cell, of bwmon with its conntrack -E and bpftrace children, and of nethogs.
+cell, of bwmon with its discovery worker and conntrack -E children, and of nethogs.
 
     python3 bench/bench_short.py [--connections 300] [--lifetimes 0,0.1,1] [--json FILE]
 """

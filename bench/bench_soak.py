@@ -3,13 +3,13 @@
     python3 bench/bench_soak.py [--warmup 120] [--minutes 10] [--sample 10] [--rate 28]
 
 As root, in a private network namespace: a sink, the paced churn of bench/soak_churn.py
-(`--rate` short TCP connections a second in all, a quarter as many UDP exchanges, two new
-client processes every 5 s, so owners come and go) straight to the sink, and a slower churn
-(a seventh of the rate) through a pipe each monitor runs. Three monitors watch it at once:
-`bwmon run` (output thrown away), `bwmon-tui` in tmux at 120×40, each with its discovery
-worker, `conntrack -E`, bpftrace and pipe child, and `nethogs -a -t -d 1 lo`. Every `--sample`
-seconds each tree's proportional set size (PSS: pages shared between processes are split
-between them, so the trees' figures add up) and RSS are read with
+(`--rate` short TCP connections a second in all, a quarter as many UDP exchanges, two new client
+processes every 5 s, so owners come and go) straight to the sink, and a slower churn (a seventh
+of the rate) through a pipe each monitor runs. Three monitors watch it at once: `bwmon run`
+(output thrown away), `bwmon-tui` in tmux at 120×40, each with its discovery worker, `conntrack
+-E` and pipe child and the eBPF socket probe, and `nethogs -a -t -d 1 lo`. Every `--sample`
+seconds each tree's proportional set size (PSS: pages shared between processes are split between
+them, so the trees' figures add up) and RSS are read with
 bwmon.core.runtime.process_tree.tree_usage, with the table's size. Reports, after `--warmup`
 seconds, the first and last sample, the largest, and CPU seconds per minute of each tree.
 """

@@ -44,7 +44,7 @@ def _stat(pid: int) -> tuple[int, float] | None:
 
 
 def tree_cpu(root: int) -> float:
-    """CPU seconds of `root` and its living descendants (bwmon's conntrack -E and bpftrace)."""
+    """CPU seconds of `root` and its living descendants (bwmon's discovery worker and conntrack -E)."""
     parents: dict[int, list[int]] = {}
     cpu: dict[int, float] = {}
     for name in os.listdir("/proc"):

@@ -42,7 +42,7 @@ SYS_PTRACE = Capability(
     "mapping other users' sockets to their processes (the links in /proc/PID/fd)")
 BPF = Capability(
     "CAP_BPF + CAP_PERFMON", (CAP_BPF, CAP_PERFMON), "cap-bpf",
-    "eBPF attribution: the owner of a connection shorter than a tick")
+    "eBPF: the owner of a connection shorter than a tick, and the bytes of UDP sockets")
 ALL = (NET_ADMIN, DAC_READ_SEARCH, SYS_PTRACE, BPF)
 ALL_BITS = (1 << 64) - 1
 

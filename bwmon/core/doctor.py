@@ -249,8 +249,9 @@ async def diagnose(
     owners = ebpf or EbpfOwners(proc_root=proc_root, caps=mask)
     reason = owners.available()
     if reason is None:
-        findings.append(Finding("ebpf", True, "eBPF attribution available (bpftrace on "
-                                "sock:sock_send_length/sock_recv_length)"))
+        findings.append(Finding("ebpf", True, "eBPF socket probe available (libbpf, on "
+                                "sock_send_length/sock_recv_length): owners of short "
+                                "connections, UDP bytes"))
     else:
         findings.append(Finding("ebpf", False, f"eBPF attribution unavailable ({reason}); "
                                 "short connections rely on conntrack events and polling",

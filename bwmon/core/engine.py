@@ -181,8 +181,9 @@ class Engine(Publisher):
             await self.pipes.start()
         await self.check_prerequisites()
         g = self.settings.general
-        if g.events or g.ebpf != "off":
-            self._tasks.append(asyncio.create_task(self._discover()))
+        ring = await self._load_ebpf()
+        if g.events or ring is not None:
+            self._tasks.append(asyncio.create_task(self._discover(ring)))
         self._tasks.append(asyncio.create_task(self.checkup.run_forever(self._checks_changed)))
         try:
             while not self._stop.is_set():
@@ -201,6 +202,8 @@ class Engine(Publisher):
                     await task
             if self.pipes is not None:
                 await self.pipes.stop()
+            for source in self.socket_sources:
+                await source.close()
 
     def _pace(self, cpu_seconds: float) -> float:
         """The spacing before the next tick (adaptive polling, runtime.pacing); says so in
@@ -220,9 +223,30 @@ class Engine(Publisher):
             self.log.add(self._wall(), Level.INFO, "conntrack", message)
         return spacing
 
-    async def _discover(self) -> None:
-        """Event-driven owner discovery (conntrack events, eBPF) in a child process, so a long
-        tick cannot hold back the lookups of connections that live only milliseconds."""
+    async def _load_ebpf(self) -> int | None:
+        """Load the eBPF socket probe unless `general.ebpf` is off: its byte sums become a
+        socket source read each tick, its sightings ring goes to the discovery worker (the fd
+        returned). Where it cannot load, the reason goes to the log and the source list."""
+        g = self.settings.general
+        if g.ebpf == "off":
+            return None
+        from bwmon.core.sources.ebpf import EbpfOwners, open_probe
+        from bwmon.core.sources.ebpf_bytes import EbpfBytes
+
+        owners = EbpfOwners(proc_root=g.proc_root)
+        probe, reason = await asyncio.to_thread(open_probe, owners)  # the verifier takes ~0.1 s
+        if probe is None:
+            self.set_source_status(SourceStatus("ebpf", False, reason or ""))
+            level = Level.WARNING if g.ebpf == "on" else Level.INFO
+            self.log.add(self._wall(), level, "ebpf", f"eBPF attribution off: {reason}")
+            return None
+        self.add_socket_source(EbpfBytes(probe))
+        return probe.rings
+
+    async def _discover(self, ebpf_ring: int | None) -> None:
+        """Event-driven owner discovery (conntrack events, eBPF sightings) in a child process,
+        so a long tick cannot hold back the lookups of connections that live only
+        milliseconds."""
         from bwmon.core.attribution.discovery_worker import run_worker
 
         g = self.settings.general
@@ -230,8 +254,8 @@ class Engine(Publisher):
         def problem(level: Level, source: str, message: str) -> None:
             self.log.add(self._wall(), level, source, message)
 
-        await run_worker(self, problem, proc_root=g.proc_root, events=g.events, ebpf=g.ebpf,
-                         conntrack_command=g.conntrack_command)
+        await run_worker(self, problem, proc_root=g.proc_root, events=g.events,
+                         ebpf_ring=ebpf_ring, conntrack_command=g.conntrack_command)
 
     async def tick(self) -> Snapshot:
         """Read every source once, account, publish and return the snapshot."""

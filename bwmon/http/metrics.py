@@ -208,7 +208,7 @@ class BwmonCollector(Collector):
         yield info
 
     def _own_usage(self) -> Iterator[Metric]:
-        """bwmon's own cost: its process tree (pipes, workers, conntrack -E, bpftrace, alert
+        """bwmon's own cost: its process tree (pipes, workers, conntrack -E, alert
         commands), children included."""
         usage = tree_usage()
         self._cpu = max(self._cpu, usage.cpu_seconds)  # a child reaped elsewhere leaves the tree

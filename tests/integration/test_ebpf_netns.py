@@ -1,4 +1,5 @@
-"""The eBPF source on the real kernel: 1 ms connections in a test namespace get their owner."""
+"""The eBPF source on the real kernel: 1 ms connections in a test namespace get their owner,
+other namespaces are seen (and told apart), and a hostile comm cannot forge a sighting."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bwmon.core.sanitize import decode_comm
 from bwmon.core.sources.ebpf import EbpfOwners, Sighting
 from tests.conftest import TRAFFIC
 from tests.helpers.netns import NetNS
@@ -71,11 +73,15 @@ async def test_short_connections_get_their_owner() -> None:
         for sink in sinks:
             assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"
         owners = EbpfOwners(netns_inode=os.stat(Path("/run/netns") / ns.name).st_ino)
+        everywhere = EbpfOwners(all_namespaces=True)
         seen: list[Sighting] = []
+        seen_all: list[Sighting] = []
         problems: list[str] = []
         task = asyncio.create_task(owners.run(seen.append, problems.append))
+        task_all = asyncio.create_task(everywhere.run(seen_all.append, problems.append))
         try:
             await asyncio.wait_for(owners.ready.wait(), 60)
+            await asyncio.wait_for(everywhere.ready.wait(), 60)
 
             tcp_pid, tcp = await asyncio.to_thread(client, ns, "tcp", "127.0.0.1", 50,
                                                    "bwmon-ebpf-tcp-tag")
@@ -85,9 +91,10 @@ async def test_short_connections_get_their_owner() -> None:
                                                  "bwmon-ebpf-elsewhere")
             await asyncio.sleep(0.5)  # let the last lines arrive
         finally:
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+            for t in (task, task_all):
+                t.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await t
             for sink in sinks:
                 sink.kill()
                 sink.wait()
@@ -111,5 +118,52 @@ async def test_short_connections_get_their_owner() -> None:
 
         # the sink answered on the server side: its accepted sockets are sighted too
         assert any(s.lport == PORT and s.rport in tcp_ports for s in seen)
-        # another namespace's traffic is filtered out in the kernel
+        # another namespace's traffic is not reported to a reader of one namespace...
         assert not [s for s in seen if s.pid == far_pid]
+        # ...but the probe sees every namespace, each sighting naming its own
+        inodes = {n.name: os.stat(Path("/run/netns") / n.name).st_ino for n in (ns, other)}
+        assert {s.netns for s in seen_all if s.pid == far_pid} == {inodes[other.name]}
+        assert {s.netns for s in seen_all if s.pid == tcp_pid} == {inodes[ns.name]}
+
+
+# Sets its own comm (argv[1], hex), then sends UDP datagrams to 127.0.0.1:PORT.
+NAMED = r"""
+import socket, sys, time
+with open("/proc/self/comm", "wb") as f:
+    f.write(bytes.fromhex(sys.argv[1]))
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for _ in range(5):
+    s.sendto(b"x" * 10, ("127.0.0.1", int(sys.argv[2])))
+print(s.getsockname()[1], flush=True)
+"""
+
+
+async def test_a_comm_cannot_forge_or_hide_a_sighting() -> None:
+    """A process names itself with a line break followed by what looks like another record (the
+    bpftrace probe printed comm raw, so its parser cut the name at the newline); the probe's
+    records are binary, so the name arrives whole, escaped, on the process's own sighting."""
+    forged = b"ok\nS 1 0 17 4 1"  # 15 bytes: all the kernel keeps
+    with NetNS(acct=False, track=False) as ns:
+        reason = EbpfOwners().available()
+        if reason is not None:
+            pytest.skip(f"kernel lacks eBPF support: {reason}")
+        owners = EbpfOwners(netns_inode=os.stat(Path("/run/netns") / ns.name).st_ino)
+        seen: list[Sighting] = []
+        problems: list[str] = []
+        task = asyncio.create_task(owners.run(seen.append, problems.append))
+        try:
+            await asyncio.wait_for(owners.ready.wait(), 60)
+            p = ns.popen([sys.executable, "-c", NAMED, forged.hex(), str(PORT)],
+                         stdout=subprocess.PIPE, text=True)
+            out, _ = await asyncio.to_thread(p.communicate, timeout=30)
+            await asyncio.sleep(0.3)
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        assert problems == []
+        mine = [s for s in seen if s.pid == p.pid]
+        assert mine and {s.comm for s in mine} == {decode_comm(forged)}
+        assert decode_comm(forged) == "ok\\x0aS 1 0 17 4 1"  # one name, the break visible
+        assert {s.lport for s in mine} == {int(out)}
+        assert all(s.pid in (p.pid,) for s in seen if s.proto == "udp")  # nothing forged

@@ -49,6 +49,8 @@ def test_sdist_is_complete_and_the_wheel_carries_licence_deps_and_example(
     assert any(r.startswith("rich>=") for r in requires), requires
     assert example == (REPO / "bwmon.toml.example").read_text()
     assert any(n.endswith(".tcss") for n in names) and "bwmon/http/page.html" in names
+    probe = "bwmon/core/sources/bpf/socket_probe.bpf"
+    assert {f"{probe}.o", f"{probe}.c"} <= set(names)  # the eBPF object and its source
     assert any(n.endswith(".data/data/share/man/man1/bwmon.1") for n in names), names
 
 

@@ -100,8 +100,8 @@ def rulesets(tmp_path: Path, ipv4: str = "", ipv6: str = "", nft: str = "") -> l
 
 class NoEbpf(EbpfOwners):
     def available(self) -> str | None:
-        self._fix = "apt-get install bpftrace"
-        return "bpftrace missing"
+        self._fix = "apt-get install libbpf1"
+        return "libbpf missing: no libbpf.so.1"
 
 
 def by_check(findings: list[Finding]) -> dict[str, Finding]:
@@ -120,7 +120,7 @@ async def run_diagnose(proc: Path, tmp_path: Path, **kw: object) -> dict[str, Fi
 async def test_healthy_tree_passes_everything_but_ebpf(tmp_path: Path) -> None:
     f = await run_diagnose(proc_tree(tmp_path / "proc"), tmp_path, conntrack_command="true")
     assert [c for c, x in f.items() if not x.ok] == ["ebpf"]
-    assert f["ebpf"].fix == "apt-get install bpftrace"
+    assert f["ebpf"].fix == "apt-get install libbpf1"
     assert not blocking(list(f.values()))
 
 

@@ -1,178 +1,273 @@
-"""eBPF source: output parsing, availability on fixture /sys trees, and the run loop with a fake
-bpftrace (a real subprocess printing what the probe would)."""
+"""eBPF socket probe, the parts that need no kernel: record decoding (the probe's binary layout),
+availability on fixture /sys trees, the byte source over a stand-in map, and the shipped object
+matching its source (and rebuilding from it)."""
 
 from __future__ import annotations
 
-import asyncio
-import stat
+import hashlib
+import shutil
+import socket
+import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from bwmon.core.capabilities import ALL_BITS, CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN
-from bwmon.core.model import ProcKey
+from bwmon.core.model import ByteSource, ProcKey
 from bwmon.core.sanitize import decode_comm
-from bwmon.core.sources.ebpf import PROBE, EbpfOwners, Sighting, parse_line
+from bwmon.core.sources.bpf import loader, records
+from bwmon.core.sources.ebpf import EbpfOwners, Sighting, sighting
+from bwmon.core.sources.ebpf_bytes import EbpfBytes
+
+BPF_DIR = Path(loader.__file__).parent
+NETNS = 4026532177
 
 
-def test_parse_ipv4_tcp_line() -> None:
-    s = parse_line("S 4242 344846807377 6 4 10.0.0.1 46468 10.0.0.2 5555 345040723335 curl\n")
+def v4(a: str) -> bytes:
+    return socket.inet_pton(socket.AF_INET, a) + bytes(12)
+
+
+def v6(a: str) -> bytes:
+    return socket.inet_pton(socket.AF_INET6, a)
+
+
+def record(*, pid: int = 4242, start_ns: int = 344_846_807_377, nsecs: int = 345_040_723_335,
+           netns: int = NETNS, uid: int = 1000, family: int = 2, proto: int = 6,
+           lport: int = 46468, rport: int = 5555, laddr: bytes | None = None,
+           raddr: bytes | None = None, comm: bytes = b"curl", cookie: int = 77) -> bytes:
+    """A struct sighting as the probe writes it."""
+    laddr = v4("10.0.0.1") if laddr is None else laddr
+    raddr = v4("10.0.0.2") if raddr is None else raddr
+    return records.SIGHTING.pack(cookie, start_ns, nsecs, pid, netns, uid, family, proto, lport,
+                                 rport, laddr, raddr, comm.ljust(16, b"\0"))
+
+
+def test_layouts_match_the_c_structs() -> None:
+    """96 and 112 bytes, as socket_probe.bpf.c's struct sighting and struct sock_bytes."""
+    assert records.SIGHTING.size == 96
+    assert records.SOCK_BYTES_SIZE == 112
+
+
+def test_an_ipv4_tcp_sighting() -> None:
+    s = sighting(record(), clk_tck=100)
     assert s == Sighting(pid=4242, start=34484, comm="curl", proto="tcp", family=4,
                          local="10.0.0.1", lport=46468, remote="10.0.0.2", rport=5555,
-                         time=345.040723335)
+                         time=345.040723335, netns=NETNS, cookie=77, uid=1000)
     assert s.key == ProcKey(4242, 34484)  # start in clock ticks, as /proc/PID/stat
 
 
-def test_parse_keeps_a_comm_with_spaces() -> None:
-    s = parse_line("S 1 0 6 4 1.1.1.1 1 2.2.2.2 2 3 Web Content\n")
-    assert s is not None and s.comm == "Web Content"
-
-
-def test_a_comm_cut_mid_character_or_holding_escapes_reads_as_from_proc() -> None:
-    """The probe prints comm's raw bytes; decoded like /proc/PID/comm (sanitize.decode_comm)."""
-    comm = "загрузчик-файлов".encode()[:13] + b"\x1b["  # 15 bytes, as the kernel keeps
-    raw = b"S 1 0 6 4 1.1.1.1 1 2.2.2.2 2 3 " + comm + b"\n"
-    s = parse_line(raw.decode("utf-8", "surrogateescape"))
-    assert s is not None and s.comm == decode_comm(comm) == "загруз\\xd1\\x1b["
+def test_a_comm_is_bytes_not_a_line() -> None:
+    """A newline, an escape or a forged record inside a comm stays inside the name: the record
+    is binary, the name decoded like /proc/PID/comm (sanitize.decode_comm)."""
+    forged = b"ok\nS 1 0 6 4 1"  # 15 bytes, as the kernel keeps
+    s = sighting(record(comm=forged))
+    assert s is not None and s.comm == decode_comm(forged) == "ok\\x0aS 1 0 6 4 1"
+    cut = "загрузчик-файлов".encode()[:13] + b"\x1b["  # cut mid-character, then an escape
+    s = sighting(record(comm=cut))
+    assert s is not None and s.comm == decode_comm(cut) == "загруз\\xd1\\x1b["
 
 
 def test_ipv4_mapped_addresses_become_ipv4() -> None:
-    s = parse_line("S 7 0 17 6 ::ffff:127.0.0.1 38362 ::ffff:127.0.0.1 5557 1 python3")
+    s = sighting(record(family=10, proto=17, laddr=v6("::ffff:127.0.0.1"),
+                        raddr=v6("::ffff:127.0.0.1")))
     assert s is not None
     assert (s.proto, s.family, s.local, s.remote) == ("udp", 4, "127.0.0.1", "127.0.0.1")
 
 
 def test_ipv6_and_unconnected_udp() -> None:
-    s = parse_line("S 7 0 6 6 fd00::1 80 fd00::2 4000 1 nginx")
+    s = sighting(record(family=10, laddr=v6("fd00::1"), raddr=v6("fd00::2")))
     assert s is not None and (s.family, s.local, s.remote) == (6, "fd00::1", "fd00::2")
-    u = parse_line("S 7 0 17 6 :: 55893 :: 0 1 dig")
-    assert u is not None and (u.remote, u.rport, u.lport) == ("::", 0, 55893)
+    u = sighting(record(family=10, proto=17, laddr=v6("::"), raddr=v6("::"), rport=0))
+    assert u is not None and (u.remote, u.rport, u.family) == ("::", 0, 6)
+    m = sighting(record(family=10, proto=17, laddr=v6("::ffff:10.0.0.1"), raddr=v6("::"),
+                        rport=0))
+    assert m is not None and (m.family, m.local, m.remote) == (4, "10.0.0.1", "0.0.0.0")
 
 
-@pytest.mark.parametrize("line", [
-    "", "ready\n", "Attaching 6 probes...", "S 1 2 3", "Lost 12 events",
-    "S x 0 6 4 1.1.1.1 1 2.2.2.2 2 3 a",  # not a pid
-    "S 1 0 132 4 1.1.1.1 1 2.2.2.2 2 3 a",  # SCTP: not ours
-    "S 1 0 6 4 not-an-ip 1 2.2.2.2 2 3 a",
-])
-def test_garbage_is_ignored(line: str) -> None:
-    assert parse_line(line) is None
+@pytest.mark.parametrize("raw", [b"", b"\0" * 40, record(family=1), record()[:95]])
+def test_what_is_not_a_sighting_is_ignored(raw: bytes) -> None:
+    assert sighting(raw) is None
 
 
-def sys_tree(root: Path, *, btf: bool = True, tracefs: bool = True,
-             btf_names: bool = True) -> Path:
-    kernel = root / "kernel"
-    (kernel / "btf").mkdir(parents=True)
+def test_other_protocols_are_named() -> None:
+    assert [sighting(record(proto=p)).proto for p in (17, 1, 58, 132, 99)] == [  # type: ignore[union-attr]
+        "udp", "icmp", "icmpv6", "sctp", "proto99"]
+
+
+# -- availability -------------------------------------------------------------------------------
+
+def sys_tree(root: Path, *, btf: bool = True, btf_names: bool = True) -> Path:
+    (root / "kernel" / "btf").mkdir(parents=True, exist_ok=True)
     if btf:
         names = b"btf_trace_sock_send_length\0btf_trace_sock_recv_length\0" if btf_names else b""
-        (kernel / "btf" / "vmlinux").write_bytes(b"\0" + names)
-    (kernel / "tracing").mkdir()
-    if tracefs:
-        for tp in ("sock_send_length", "sock_recv_length"):
-            (kernel / "tracing" / "events" / "sock" / tp).mkdir(parents=True)
+        (root / "kernel" / "btf" / "vmlinux").write_bytes(b"\0" + names)
     return root
 
 
-def proc_tree(root: Path, *, tracefs_fs: bool = True) -> Path:
-    root.mkdir()
-    (root / "filesystems").write_text("nodev\tsysfs\n" + ("nodev\ttracefs\n" if tracefs_fs else ""))
-    return root
+def owners(tmp_path: Path, *, caps: int = ALL_BITS, **tree: bool) -> EbpfOwners:
+    return EbpfOwners(sys_root=sys_tree(tmp_path / "sys", **tree), proc_root=tmp_path,
+                      caps=caps, netns_inode=NETNS)
 
 
-def owners(tmp_path: Path, *, euid: int = 0, caps: int = ALL_BITS, bpftrace: str = "sh",
-           **tree: bool) -> EbpfOwners:
-    fs = tree.pop("tracefs_fs", True)
-    return EbpfOwners(bpftrace=bpftrace, sys_root=sys_tree(tmp_path / "sys", **tree),
-                      proc_root=proc_tree(tmp_path / "proc", tracefs_fs=fs), euid=euid,
-                      caps=caps, netns_inode=4026532177)
+def test_available_with_btf_and_the_tracepoints(tmp_path: Path) -> None:
+    assert owners(tmp_path).available() is None
 
 
-def test_available_with_tracefs_mounted(tmp_path: Path) -> None:
-    e = owners(tmp_path)
-    assert e.available() is None
-    assert e.argv() == ["sh", str(PROBE), "4026532177"]  # no private mount needed
-
-
-def test_without_bpf_capabilities(tmp_path: Path) -> None:
-    e = owners(tmp_path, euid=1000, caps=1 << CAP_PERFMON)  # CAP_BPF alone is not enough
+def test_capabilities_suffice_without_uid_0(tmp_path: Path) -> None:
+    """libbpf needs CAP_BPF + CAP_PERFMON, not root (bpftrace wanted uid 0 as well)."""
+    assert owners(tmp_path, caps=1 << CAP_BPF | 1 << CAP_PERFMON).available() is None
+    e = owners(tmp_path, caps=1 << CAP_PERFMON)  # CAP_BPF alone is not enough
     assert "needs CAP_BPF + CAP_PERFMON" in (e.available() or "")
     assert "CAP_BPF and CAP_PERFMON" in (e.fix() or "")
     (tmp_path / "old").mkdir()
-    old_kernel_root = owners(tmp_path / "old", euid=0, caps=1 << CAP_SYS_ADMIN)
+    old_kernel_root = owners(tmp_path / "old", caps=1 << CAP_SYS_ADMIN)
     assert old_kernel_root.available() is None  # before Linux 5.8, CAP_SYS_ADMIN stood for both
-
-
-def test_bpftrace_wants_uid_0_even_with_the_capabilities(tmp_path: Path) -> None:
-    e = owners(tmp_path, euid=1000, caps=1 << CAP_BPF | 1 << CAP_PERFMON)
-    assert "uid 0" in (e.available() or "")
 
 
 def test_no_btf(tmp_path: Path) -> None:
     assert "no BTF" in (owners(tmp_path, btf=False).available() or "")
 
 
-def test_bpftrace_missing_names_the_package(tmp_path: Path) -> None:
-    e = owners(tmp_path, bpftrace="no-such-bpftrace")
-    assert "bpftrace missing" in (e.available() or "")
-    assert e.fix() == "apt-get install bpftrace"
-
-
 def test_tracepoints_missing(tmp_path: Path) -> None:
-    e = owners(tmp_path, tracefs=False, btf_names=False)
-    assert "tracepoints missing" in (e.available() or "")
+    assert "tracepoints missing" in (owners(tmp_path, btf_names=False).available() or "")
 
 
-def test_unmounted_tracefs_is_mounted_privately_for_bpftrace(tmp_path: Path) -> None:
-    e = owners(tmp_path, tracefs=False)
-    assert e.available() is None
-    argv = e.argv()
-    assert argv[:4] == ["unshare", "--mount", "--propagation", "private"]
-    assert str(tmp_path / "sys" / "kernel" / "tracing") in argv
-
-
-def test_unmounted_tracefs_without_kernel_support_names_the_mount(tmp_path: Path) -> None:
-    e = owners(tmp_path, tracefs=False, tracefs_fs=False)
-    assert "tracefs not mounted" in (e.available() or "")
-    assert e.fix() == "mount -t tracefs tracefs /sys/kernel/tracing"
-
-
-FAKE = """#!/bin/sh
-# stands in for bpftrace: argv is PROBE NETNS_INODE
-echo "Attaching 6 probes..."
-echo ready
-echo "S 4242 344846807377 6 4 10.0.0.1 46468 10.0.0.2 5555 345040723335 curl"
-echo "garbage"
-echo "S 4243 0 17 6 ::ffff:10.0.0.1 53000 ::ffff:10.0.0.9 53 345040723999 dig"
-echo "ERROR: Unknown error -1: couldn't set RLIMIT_MEMLOCK for bpftrace." >&2
-echo "ERROR: failed to attach probe" >&2
-exit 1
-"""
-
-
-async def test_run_reports_sightings_then_the_crash(tmp_path: Path) -> None:
-    fake = tmp_path / "fake-bpftrace"
-    fake.write_text(FAKE)
-    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
-    e = owners(tmp_path, bpftrace=str(fake))
-    seen: list[Sighting] = []
-    problems: list[str] = []
-    task = asyncio.create_task(e.run(seen.append, problems.append))
-    for _ in range(200):
-        if problems:
-            break
-        await asyncio.sleep(0.02)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert [(s.pid, s.proto, s.lport) for s in seen] == [(4242, "tcp", 46468), (4243, "udp", 53000)]
-    assert len(problems) == 1
-    assert "status 1" in problems[0] and "failed to attach probe" in problems[0]
-    assert "RLIMIT_MEMLOCK" not in problems[0]  # benign noise is not shown
-    assert e.status().active is False and e.sightings == 2
+def test_libbpf_missing_names_the_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(loader, "LIBBPF", "libbpf-no-such.so.1")
+    e = owners(tmp_path)
+    assert "libbpf missing" in (e.available() or "")
+    assert e.fix() == "apt-get install libbpf1"
+    with pytest.raises(loader.ProbeError, match="libbpf missing"):
+        loader.load()
 
 
 async def test_run_without_prerequisites_says_why_and_returns(tmp_path: Path) -> None:
-    e = owners(tmp_path, euid=1000, caps=0)
+    e = owners(tmp_path, caps=0)
     problems: list[str] = []
-    await asyncio.wait_for(e.run(lambda s: None, problems.append), 5)
+    await e.run(lambda s: None, problems.append)
     assert problems and "needs CAP_BPF" in problems[0]
+
+
+# -- the byte source over a stand-in map ---------------------------------------------------------
+
+class FakeMap:
+    """Stands in for a loaded probe's byte-sum map: cookie → (in, out, first sighting)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[int, tuple[int, int, bytes]] = {}
+        self.taken: list[int] = []
+
+    def put(self, cookie: int, bytes_in: int, bytes_out: int, **first: object) -> None:
+        self.entries[cookie] = (bytes_in, bytes_out, record(cookie=cookie, **first))  # type: ignore[arg-type]
+
+    def _raw(self, cookie: int) -> bytes:
+        i, o, first = self.entries[cookie]
+        return records.SOCK_BYTES.pack(i, o) + first
+
+    def sockets_now(self) -> list[tuple[int, bytes]]:
+        return [(c, self._raw(c)) for c in self.entries]
+
+    def take(self, cookie: int) -> bytes | None:
+        self.taken.append(cookie)
+        raw = self._raw(cookie)
+        del self.entries[cookie]
+        return raw
+
+    def lost_sightings(self) -> int:
+        return 3
+
+    def close(self) -> None:
+        pass
+
+
+class Clock:
+    now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def source(fake: FakeMap, clock: Clock, **kw: object) -> EbpfBytes:
+    return EbpfBytes(fake, netns=frozenset({NETNS}), clk_tck=100, retire_after=30.0,  # type: ignore[arg-type]
+                     clock=clock, **kw)  # type: ignore[arg-type]
+
+
+def by_cookie(rows: Sequence[object] | None) -> dict[int, object]:
+    assert rows is not None
+    return {r.cookie: r for r in rows}  # type: ignore[attr-defined]
+
+
+async def test_sockets_are_reported_with_their_owner_and_namespace() -> None:
+    fake, clock = FakeMap(), Clock()
+    fake.put(1, 500, 7000, proto=17, rport=0, raddr=v4("0.0.0.0"), lport=53000)
+    fake.put(2, 10, 20, proto=17, netns=NETNS + 1)  # another namespace
+    rows = await source(fake, clock).read()
+    assert rows is not None and len(rows) == 1
+    r = rows[0]
+    assert (r.source, r.proto, r.bytes_in, r.bytes_out, r.closed) == (
+        ByteSource.EBPF, "udp", 500, 7000, False)
+    assert (r.local, r.lport, r.remote, r.rport) == ("10.0.0.1", 53000, "", 0)
+    assert r.owner == ProcKey(4242, 34484) and r.uid == 1000 and r.netns == NETNS
+    everywhere = EbpfBytes(fake, all_namespaces=True, clk_tck=100, clock=clock)  # type: ignore[arg-type]
+    assert set(by_cookie(await everywhere.read())) == {1, 2}
+
+
+async def test_an_idle_socket_is_retired_with_its_final_counters() -> None:
+    fake, clock = FakeMap(), Clock()
+    src = source(fake, clock)
+    fake.put(1, 0, 100, proto=17)
+    fake.put(2, 0, 100, proto=17)
+    await src.read()
+    clock.now += 20
+    fake.put(2, 0, 250, proto=17)  # 2 keeps talking
+    await src.read()
+    clock.now += 15  # 1 has been still for 35 s, 2 for 15 s
+    rows = by_cookie(await src.read())
+    assert rows[1].closed and rows[1].bytes_out == 100  # type: ignore[attr-defined]
+    assert not rows[2].closed  # type: ignore[attr-defined]
+    assert fake.taken == [1] and set(fake.entries) == {2}
+    fake.put(1, 0, 40, proto=17)  # it spoke again: a fresh entry, counting from zero
+    rows = by_cookie(await src.read())
+    assert not rows[1].closed and rows[1].bytes_out == 40  # type: ignore[attr-defined]
+
+
+async def test_status_says_what_is_measured_and_what_was_lost() -> None:
+    fake, clock = FakeMap(), Clock()
+    src = source(fake, clock)
+    fake.put(1, 0, 100, proto=17)
+    await src.read()
+    st = src.status()
+    assert st.active and st.counts_bytes and "UDP" in st.detail
+    assert "1 in the kernel map" in st.detail and "3 sightings lost" in st.detail
+    assert src.protos >= {"udp", "icmp"} and "tcp" not in src.protos
+
+
+# -- the shipped object ------------------------------------------------------------------------
+
+def test_the_shipped_object_was_built_from_this_source() -> None:
+    """build.sh records the source's hash beside the object: editing the source without
+    rebuilding (and committing) the object fails here."""
+    recorded = (BPF_DIR / "socket_probe.bpf.sha256").read_text().split()[0]
+    assert hashlib.sha256((BPF_DIR / "socket_probe.bpf.c").read_bytes()).hexdigest() == recorded
+
+
+def _sections(obj: Path) -> set[str]:
+    out = subprocess.run(["llvm-objdump", "-h", str(obj)], capture_output=True, text=True,
+                         check=True).stdout
+    rows = [line.split() for line in out.splitlines()]
+    return {row[1] for row in rows if len(row) > 2 and row[0].isdigit()}
+
+
+def test_the_object_rebuilds_from_its_recipe(tmp_path: Path) -> None:
+    """A reviewer can rebuild it: build.sh in a copy yields an object with the same programs
+    and maps (clang, llvm and libbpf-dev come with ./dev's TEST_DEBS)."""
+    for tool in ("clang", "llvm-strip", "llvm-objdump"):
+        assert shutil.which(tool), f"{tool} missing: ./dev installs clang and llvm"
+    for name in ("build.sh", "socket_probe.bpf.c"):
+        shutil.copy2(BPF_DIR / name, tmp_path / name)
+    subprocess.run(["sh", str(tmp_path / "build.sh")], check=True, capture_output=True)
+    rebuilt = tmp_path / "socket_probe.bpf.o"
+    assert _sections(rebuilt) == _sections(BPF_DIR / "socket_probe.bpf.o")
+    assert {"tp_btf/sock_send_length", "tp_btf/sock_recv_length", ".maps", ".BTF"} <= _sections(
+        rebuilt)

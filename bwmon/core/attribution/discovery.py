@@ -2,11 +2,11 @@
 
 Conntrack NEW events trigger an immediate, batched socket lookup (one sock_diag dump per batch,
 well under a millisecond) and owner resolution; DESTROY events hand the flow's final counters to
-the engine so bytes moved after the last poll are not lost. The optional eBPF source reports
-the process that sent or received on a socket as it happens, so even 1 ms connections get their
-owner. Everything is bounded: a storm of NEW events is batched, capped and paced so lookups
-never take more than about half of the event loop; an event overrun (ENOBUFS) is repaired by
-one full socket-table pass, never by counting anything twice.
+the engine so bytes moved after the last poll are not lost. The optional eBPF socket probe
+reports the process that sent or received on a socket as it happens, so even 1 ms connections
+get their owner. Everything is bounded: a storm of NEW events is batched, capped and paced so
+lookups never take more than about half of the event loop; an event overrun (ENOBUFS) is
+repaired by one full socket-table pass, never by counting anything twice.
 """
 
 from __future__ import annotations
@@ -267,10 +267,11 @@ def _connected(sock: SocketEntry) -> bool:
     return sock.state != TCP_LISTEN and not (sock.rport == 0 and sock.remote in WILDCARDS)
 
 
-async def run_listeners(discovery: Discovery, *, events: bool, ebpf: str,
+async def run_listeners(discovery: Discovery, *, events: bool, ebpf_ring: int | None,
                         conntrack_command: str) -> None:
-    """Start the conntrack event listener and the eBPF source as configured; runs until
-    cancelled. Unavailable sources are reported once and skipped."""
+    """Start the conntrack event listener, and the eBPF sightings reader when the engine loaded
+    the socket probe (`ebpf_ring`: its ring buffer's fd); runs until cancelled. Unavailable
+    sources are reported once and skipped (the engine reports an eBPF probe it could not load)."""
     tasks: list[asyncio.Task[None]] = [asyncio.create_task(discovery.resolve_forever())]
     sink = discovery.sink
     if events:
@@ -296,26 +297,20 @@ async def run_listeners(discovery: Discovery, *, events: bool, ebpf: str,
         else:
             sink.set_source_status(SourceStatus("events", False, reason))
             discovery.log_problem(Level.INFO, "events", f"conntrack events off: {reason}")
-    if ebpf != "off":
-        from bwmon.core.sources.ebpf import EbpfOwners
+    if ebpf_ring is not None:
+        from bwmon.core.sources.ebpf import EbpfOwners, Sighting
 
-        probe = EbpfOwners()
-        reason = probe.available()
-        if reason is None:
-            def on_sighting(s: object) -> None:
-                discovery.on_sighting(s.proto, s.local, s.lport, s.remote, s.rport,  # type: ignore[attr-defined]
-                                      s.key)  # type: ignore[attr-defined]
+        probe = EbpfOwners(ring_fd=ebpf_ring)
 
-            def on_ebpf_problem(message: str) -> None:
-                discovery.log_problem(Level.WARNING, "ebpf", message)
+        def on_sighting(s: Sighting) -> None:
+            discovery.on_sighting(s.proto, s.local, s.lport, s.remote, s.rport, s.key)
 
-            sink.set_source_status(SourceStatus("ebpf", False, "starting: attaching the probes"))
-            tasks.append(asyncio.create_task(probe.run(on_sighting, on_ebpf_problem)))
-            tasks.append(asyncio.create_task(_watch_probe(probe.ready, sink)))
-        else:
-            sink.set_source_status(SourceStatus("ebpf", False, reason))
-            level = Level.WARNING if ebpf == "on" else Level.INFO
-            discovery.log_problem(level, "ebpf", f"eBPF attribution off: {reason}")
+        def on_ebpf_problem(message: str) -> None:
+            discovery.log_problem(Level.WARNING, "ebpf", message)
+
+        sink.set_source_status(SourceStatus("ebpf", False, "starting: reading the probe"))
+        tasks.append(asyncio.create_task(probe.run(on_sighting, on_ebpf_problem)))
+        tasks.append(asyncio.create_task(_watch_probe(probe.ready, sink)))
     try:
         await asyncio.gather(*tasks)
     finally:
@@ -328,14 +323,13 @@ async def run_listeners(discovery: Discovery, *, events: bool, ebpf: str,
 
 
 async def _watch_probe(ready: asyncio.Event, sink: OwnerSink) -> None:
-    """Say "ebpf" is active only while the probes are attached (the header tells the truth
-    during bpftrace's start-up of a few seconds and after a crash)."""
+    """Say "ebpf" is active only while the sightings are read (the header tells the truth)."""
     while True:
         await ready.wait()
-        sink.set_source_status(SourceStatus("ebpf", True, "bpftrace sock_send/recv_length"))
+        sink.set_source_status(SourceStatus("ebpf", True, "socket probe on sock_send/recv_length"))
         while ready.is_set():
             await asyncio.sleep(0.5)
-        sink.set_source_status(SourceStatus("ebpf", False, "bpftrace stopped: restarting"))
+        sink.set_source_status(SourceStatus("ebpf", False, "socket probe stopped: restarting"))
 
 
 def sockdiag_lookup(family: int, end: EndKey) -> SocketEntry | None:

@@ -112,7 +112,8 @@ class _LineSink:
         self.write({"l": [level.value, source, message]})
 
 
-async def _worker(proc_root: Path, events: bool, ebpf: str, conntrack_command: str) -> None:
+async def _worker(proc_root: Path, events: bool, ebpf_ring: int | None,
+                  conntrack_command: str) -> None:
     """The child's main: discovery with its own socket and process tables, until stdin ends
     (the engine stopped or died)."""
     from bwmon.core.sources.processes import ProcessTable
@@ -126,7 +127,7 @@ async def _worker(proc_root: Path, events: bool, ebpf: str, conntrack_command: s
     discovery = Discovery(sink, sink.log_problem, sockets.index, lambda: sockets.local_addresses,
                           procs.owners, describe=procs.info, entries=sockets.entries,
                           lookup=sockdiag_lookup if sockets.kind == "sock_diag" else None)
-    listeners = asyncio.create_task(run_listeners(discovery, events=events, ebpf=ebpf,
+    listeners = asyncio.create_task(run_listeners(discovery, events=events, ebpf_ring=ebpf_ring,
                                                   conntrack_command=conntrack_command))
 
     async def expire() -> None:  # dead processes leave the worker's caches too
@@ -198,16 +199,20 @@ def _dispatch(line: bytes, sink: RemoteSink,
 
 
 async def run_worker(sink: RemoteSink, log_problem: Callable[[Level, str, str], None], *,
-                     proc_root: Path, events: bool, ebpf: str, conntrack_command: str) -> None:
+                     proc_root: Path, events: bool, ebpf_ring: int | None,
+                     conntrack_command: str) -> None:
     """Run discovery in a child process and feed its reports to `sink` until cancelled;
-    a worker that dies is restarted after a pause (doubling up to 30 s)."""
+    a worker that dies is restarted after a pause (doubling up to 30 s). `ebpf_ring`: the fd of
+    the socket probe's sightings ring (loaded by the engine), inherited by the worker."""
     argv = [sys.executable, "-m", "bwmon.core.attribution.discovery_worker", str(proc_root),
-            "1" if events else "0", ebpf, conntrack_command]
+            "1" if events else "0", "-" if ebpf_ring is None else str(ebpf_ring),
+            conntrack_command]
+    fds = () if ebpf_ring is None else (ebpf_ring,)
     delay = WORKER_RESTART[0]
     while True:
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE)
+            stderr=asyncio.subprocess.PIPE, pass_fds=fds)
         assert proc.stdout is not None and proc.stderr is not None
         try:
             pending = b""
@@ -223,7 +228,7 @@ async def run_worker(sink: RemoteSink, log_problem: Callable[[Level, str, str], 
                     proc.stdin.close()
                 try:
                     await asyncio.wait_for(proc.wait(), 3.0)
-                except TimeoutError:  # with its conntrack -E and bpftrace
+                except TimeoutError:  # with its conntrack -E
                     kill_tree(proc.pid)
                     await proc.wait()
         said = err[-1] if err else "no message"
@@ -236,6 +241,7 @@ async def run_worker(sink: RemoteSink, log_problem: Callable[[Level, str, str], 
 
 
 if __name__ == "__main__":
-    _root, _events, _ebpf, _command = sys.argv[1:5]
+    _root, _events, _ring, _command = sys.argv[1:5]
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_worker(Path(_root), _events == "1", _ebpf, _command))
+        asyncio.run(_worker(Path(_root), _events == "1", None if _ring == "-" else int(_ring),
+                            _command))

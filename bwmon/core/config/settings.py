@@ -126,7 +126,8 @@ class GeneralSettings(_Section):
         True, description="Listen for conntrack NEW/DESTROY events to catch short connections."
     )
     ebpf: Literal["auto", "on", "off"] = Field(
-        "auto", description="Kernel-side attribution through bpftrace: auto, on, off."
+        "auto", description="The eBPF socket probe (owners of short connections, UDP bytes):"
+        " auto, on, off."
     )
     cpu_budget: float = Field(
         0.1, ge=0, le=1,

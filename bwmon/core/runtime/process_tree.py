@@ -1,10 +1,10 @@
 """bwmon's own process tree: what it costs the host (CPU time, memory), and ending it whole.
 
-bwmon is more than one process: the discovery worker, `conntrack -E`, the eBPF loader
-(bpftrace), one child per pipe and the notification commands all run below it. Their sum is
-what a user pays, so status and metrics report the tree, not the main process alone. Ending
-one of those children ends what it started too: a notification command that left its process
-group, `conntrack -E` under a discovery worker that had to be killed.
+bwmon is more than one process: the discovery worker, `conntrack -E`, one child per pipe and the
+notification commands all run below it (the eBPF socket probe lives in the main process). Their
+sum is what a user pays, so status and metrics report the tree, not the main process alone.
+Ending one of those children ends what it started too: a notification command that left its
+process group, `conntrack -E` under a discovery worker that had to be killed.
 """
 
 from __future__ import annotations
@@ -80,6 +80,6 @@ def kill_tree(pid: int, sig: signal.Signals = signal.SIGKILL) -> int:
 
 def die_with_parent() -> None:
     """For `preexec_fn`, in a child before exec: SIGTERM it when its parent dies, so a helper
-    (bpftrace, `conntrack -E`) never outlives the process that reads it."""
+    (`conntrack -E`) never outlives the process that reads it."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
