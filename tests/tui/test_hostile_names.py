@@ -40,13 +40,19 @@ def test_escape_names_change_no_pane_title_clipboard_or_screen(tmp_path: Path) -
             return subprocess.run([*tmux.base, "display-message", "-p", "-t", "main",
                                    "#{pane_title}"], capture_output=True, text=True).stdout
 
+        def drawn(screen: str) -> bool:
+            """A whole frame is on the screen, not one caught while it was being written (its
+            header first drawn: a name that wiped the screen would keep it from coming back)."""
+            return screen.startswith(" In ")
+
         try:
-            first = tmux.wait(lambda s: "PWNED" in s or "PWNED" in title(), timeout=60)
+            first = tmux.wait(lambda s: ("PWNED" in s or "PWNED" in title()) and drawn(s),
+                              timeout=60)
             # the detail pane shows the selected row's whole name: look at both rows
             tmux.keys("Down")
-            second = tmux.wait(lambda s: s != first, timeout=20)
+            second = tmux.wait(lambda s: s != first and drawn(s), timeout=20)
             tmux.keys("Up")
-            third = tmux.wait(lambda s: s != second, timeout=20)
+            third = tmux.wait(lambda s: s != second and drawn(s), timeout=20)
             assert "PWNED" not in title()
             screens = first + second + third
             assert "\\x1b]0;PWNED\\x07\\x1b[2Jx" in screens, screens
