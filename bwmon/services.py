@@ -1,5 +1,5 @@
 """What runs around the engine in every front end: alert monitor, HTTP server, config reload,
-and the heap trimmer that keeps RSS at what is live.
+the history recorder, and the heap trimmer that keeps RSS at what is live.
 
 `bwmon run`, `bwmon serve` and `bwmon-tui` all use `engine_services`, so each starts and stops
 the same things in the same order.
@@ -32,16 +32,25 @@ async def engine_services(
     config_path: Path | None = None,
     reload: Callable[[], Settings] | None = None,
     reload_on_sighup: bool = False,
+    history: bool = True,
 ) -> AsyncIterator[object | None]:
     """Start the alert monitor, the HTTP server (when `http.listen` is set) and the watcher
     that applies an edited config file, and trim the heap every TRIM_SECONDS; stop them on
     exit. With `reload_on_sighup`, SIGHUP reads the config file again at once (a daemon's
-    reload). Yields the HTTP server (or None)."""
+    reload). With `history` (and history.enabled), the recorder writes the history store; it
+    is `engine.recorder` meanwhile. Yields the HTTP server (or None)."""
     from bwmon.core.alerts.monitor import attach
     from bwmon.core.runtime.heap import trim_forever
 
     monitor, unsubscribe = (attach(engine, settings, stderr=alerts_stderr) if alerts
                             else (None, None))
+    recorder = None
+    if history and settings.history.enabled:
+        from bwmon.core.store.recorder import Recorder
+
+        recorder = Recorder(engine, settings.history, wall=time.time)
+        recorder.start()
+        engine.recorder = recorder
     server = None
     if http and settings.http.listen:
         from bwmon.http.server import start_http_from_settings
@@ -71,6 +80,8 @@ async def engine_services(
             unsubscribe()
         if monitor is not None:
             await monitor.close()
+        if recorder is not None:
+            await recorder.close()  # after the engine stopped: writes the last ticks' bytes
 
 
 def _on_sighup(engine: Engine, reloader: ConfigReloader | None,

@@ -24,6 +24,9 @@ def _isolated_config(
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    # the history store: under the test's home, also for bwmon run as root (not /var/lib)
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / ".local" / "state"))
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
     for var in list(os.environ):
         if var.startswith("BWMON_"):
             monkeypatch.delenv(var)

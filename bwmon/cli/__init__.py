@@ -1,4 +1,4 @@
-"""The headless command line: `bwmon monitor|run|serve|pipe|doctor|config`.
+"""The headless command line: `bwmon monitor|run|serve|pipe|doctor|config|report`.
 
 Each subcommand lives in its own module with `add_parser(subparsers)` and `run(args) -> int`.
 Errors a user can cause are printed as one line on stderr with exit status 2; never a traceback.
@@ -30,6 +30,7 @@ COMMANDS = {
     "pipe": "bwmon.cli.pipe",
     "doctor": "bwmon.cli.doctor",
     "config": "bwmon.cli.config_cmd",
+    "report": "bwmon.cli.report",
 }
 
 

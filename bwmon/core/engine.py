@@ -39,6 +39,7 @@ from bwmon.core.sources.socket_source import SocketSource
 if TYPE_CHECKING:
     from bwmon.core.pipes.supervisor import PipeSupervisor
     from bwmon.core.sources.byte_source import SocketByteSource
+    from bwmon.core.store.recorder import Recorder
 from bwmon.core.sources.socket_table import SocketIndex
 
 # Exited processes' rows and cached facts are dropped this often (in ticks).
@@ -100,6 +101,7 @@ class Engine(Publisher):
         self.pacer = TickPacer(g.interval, g.cpu_budget, g.max_interval)
         self._table_size = 0  # entries of the last conntrack read
         self.socket_sources: list[SocketByteSource] = []
+        self.recorder: Recorder | None = None  # the history store's writer, when one runs
 
     # -- configuration at run time -------------------------------------------------------------
 

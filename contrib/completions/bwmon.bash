@@ -5,7 +5,7 @@
 
 _bwmon_table() {  # _bwmon_table TABLE COMMAND: one line of the tables below
   case "$1:$2" in
-    "subs:bwmon") echo "monitor run serve pipe doctor config" ;;
+    "subs:bwmon") echo "monitor run serve pipe doctor config report" ;;
     "subs:bwmon config") echo "convert show path check export-rules example" ;;
     "opts:bwmon") echo "-h --help --version" ;;
     "opts:bwmon monitor") echo "-h --help --config --app-config --monitor-config --notification-config --auto-group --no-auto-group --include --exclude --bandwidth --traffic --no-lookback --ignore-local --interval --http --json --processes --count" ;;
@@ -20,6 +20,7 @@ _bwmon_table() {  # _bwmon_table TABLE COMMAND: one line of the tables below
     "opts:bwmon config check") echo "-h --help --config --app-config --monitor-config --notification-config --auto-group --no-auto-group --include --exclude --bandwidth --traffic --no-lookback --ignore-local --interval --http" ;;
     "opts:bwmon config export-rules") echo "-h --help --config --app-config --monitor-config --notification-config --auto-group --no-auto-group --include --exclude --bandwidth --traffic --no-lookback --ignore-local --interval --http --scrape-interval --output -o" ;;
     "opts:bwmon config example") echo "-h --help" ;;
+    "opts:bwmon report") echo "-h --help --since --until -n --top --app --json --csv --config --store" ;;
     "opts:bwmon-tui") echo "-h --help --version --config --app-config --monitor-config --notification-config --auto-group --no-auto-group --include --exclude --bandwidth --traffic --no-lookback --ignore-local --interval --http --no-mouse --demo" ;;
     "files:bwmon monitor") echo "--config --app-config --monitor-config --notification-config" ;;
     "files:bwmon run") echo "--config --app-config --monitor-config --notification-config" ;;
@@ -30,6 +31,7 @@ _bwmon_table() {  # _bwmon_table TABLE COMMAND: one line of the tables below
     "files:bwmon config path") echo "--config" ;;
     "files:bwmon config check") echo "--config --app-config --monitor-config --notification-config" ;;
     "files:bwmon config export-rules") echo "--config --app-config --monitor-config --notification-config --output -o" ;;
+    "files:bwmon report") echo "--config --store" ;;
     "files:bwmon-tui") echo "--config --app-config --monitor-config --notification-config" ;;
     "values:bwmon monitor") echo "--config --app-config --monitor-config --notification-config --include --exclude --interval --http --count" ;;
     "values:bwmon run") echo "--config --app-config --monitor-config --notification-config --include --exclude --interval --http --count" ;;
@@ -41,6 +43,7 @@ _bwmon_table() {  # _bwmon_table TABLE COMMAND: one line of the tables below
     "values:bwmon config path") echo "--config" ;;
     "values:bwmon config check") echo "--config --app-config --monitor-config --notification-config --include --exclude --interval --http" ;;
     "values:bwmon config export-rules") echo "--config --app-config --monitor-config --notification-config --include --exclude --interval --http --scrape-interval --output -o" ;;
+    "values:bwmon report") echo "--since --until -n --top --app --config --store" ;;
     "values:bwmon-tui") echo "--config --app-config --monitor-config --notification-config --include --exclude --interval --http --demo" ;;
     "posfile:bwmon config check") echo "yes" ;;
   esac

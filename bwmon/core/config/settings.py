@@ -262,6 +262,35 @@ class TuiSettings(_Section):
     log_lines: int = Field(500, ge=10, description="Entries kept in the alert log.")
 
 
+class HistorySettings(_Section):
+    """The history store: per-app bytes by minute, hour and day that survive restarts."""
+
+    enabled: bool = Field(
+        True, description="Record per-app totals in the history store; false: keep none.",
+    )
+    path: Path | None = Field(
+        None, description="The store's file; unset: $STATE_DIRECTORY/history.sqlite under"
+        " systemd, else $XDG_STATE_HOME/bwmon/history.sqlite, else"
+        " /var/lib/bwmon/history.sqlite as root, ~/.local/state/bwmon/history.sqlite for a"
+        " user.",
+    )
+    minutes_hours: int = Field(
+        48, ge=1, le=24 * 366,
+        description="Hours the per-minute totals are kept; older minutes live on in hours.",
+    )
+    hours_days: int = Field(
+        60, ge=1, le=3660,
+        description="Days the per-hour totals are kept; older hours live on in days.",
+    )
+    days_days: int = Field(
+        0, ge=0, description="Days the per-day totals are kept; 0: for ever.",
+    )
+    flush_seconds: float = Field(
+        60.0, ge=1, le=3600,
+        description="Seconds between two writes; a crash loses at most this much history.",
+    )
+
+
 class Settings(BaseSettings):
     """All of bwmon's settings."""
 
@@ -279,6 +308,7 @@ class Settings(BaseSettings):
     notify: NotifySettings = Field(default_factory=NotifySettings)  # type: ignore[arg-type]
     http: HttpSettings = Field(default_factory=HttpSettings)  # type: ignore[arg-type]
     tui: TuiSettings = Field(default_factory=TuiSettings)  # type: ignore[arg-type]
+    history: HistorySettings = Field(default_factory=HistorySettings)  # type: ignore[arg-type]
 
     @property
     def pipes(self) -> list[MonitorSettings]:

@@ -1,0 +1,125 @@
+"""`bwmon report`: local days and months in text, JSON and CSV; clear one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bwmon.cli import main
+from bwmon.core.store.retention import Retention
+from bwmon.core.store.tally import AppKey, MinuteBytes
+from bwmon.core.store.writer import StoreWriter
+
+NEW_YORK = "EST5EDT,M3.2.0,M11.1.0"
+
+
+@pytest.fixture
+def new_york(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("TZ", NEW_YORK)
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def at(text: str) -> int:
+    return int(time.mktime(time.strptime(text, "%Y-%m-%d %H:%M")))
+
+
+@pytest.fixture
+def store(tmp_path: Path, new_york: None) -> Path:
+    """Bytes just before and after local midnight of 2026-11-01 (a 25-hour day: DST ends)."""
+    path = tmp_path / "h.sqlite"
+    w = StoreWriter(path, Retention(24 * 365, 3650, 0))
+    w.open()
+    w.write([
+        MinuteBytes(at("2026-10-31 23:59"), AppKey("firefox", "ip"), 1000, 10),
+        MinuteBytes(at("2026-11-01 00:00"), AppKey("firefox", "ip"), 2000, 20),
+        MinuteBytes(at("2026-11-01 23:59"), AppKey("apt", "payload"), 3 << 20, 0),
+        MinuteBytes(at("2026-11-02 00:00"), AppKey("apt", "ip"), 5, 0),
+    ])
+    w.close()
+    return path
+
+
+def report(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    status = main(["report", *argv])
+    out = capsys.readouterr()
+    return status, out.out, out.err
+
+
+def test_days_are_local_days_in_json_csv_and_text(store: Path, capsys) -> None:
+    period = ["--since", "2026-10-31", "--until", "2026-11-03", "--store", str(store)]
+    status, out, _ = report(capsys, "days", "--json", *period)
+    assert status == 0
+    doc = json.loads(out)
+    assert [(d["day"], d["bytes_in"]) for d in doc["days"]] == [
+        ("2026-10-31", 1000), ("2026-11-01", 2000 + (3 << 20)), ("2026-11-02", 5)]
+    assert doc["since"] == "2026-10-31T00:00:00-04:00"  # still summer time
+    assert doc["until"] == "2026-11-03T00:00:00-05:00"
+    status, out, _ = report(capsys, "days", "--csv", *period)
+    assert status == 0
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == ["day", "bytes_in", "bytes_out", "bytes_total"]
+    assert rows[2] == ["2026-11-01", str(2000 + (3 << 20)), "20", str(2020 + (3 << 20))]
+    status, out, _ = report(capsys, "days", *period)
+    assert status == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("per day, 2026-10-31 00:00 EDT to 2026-11-02 23:59 EST")
+    assert any(line.startswith("2026-11-01") and "3.00 MiB" in line for line in lines)
+
+
+def test_top_merges_an_apps_units_and_app_gives_its_days(store: Path, capsys) -> None:
+    status, out, _ = report(capsys, "top", "--json", "--since", "2026-10-01", "--until",
+                            "2026-12-01", "--store", str(store))
+    apps = json.loads(out)["apps"]
+    assert [(a["app"], a["units"], a["bytes_in"]) for a in apps] == [
+        ("apt", ["ip", "payload"], (3 << 20) + 5), ("firefox", ["ip"], 3000)]
+    status, out, _ = report(capsys, "app", "firefox", "--json", "--since", "2026-10-01",
+                            "--store", str(store))
+    assert [d["day"] for d in json.loads(out)["days"]] == ["2026-10-31", "2026-11-01"]
+    status, out, _ = report(capsys, "months", "--csv", "--since", "2026-10-01", "--until",
+                            "2026-12-01", "--store", str(store))
+    assert status == 0
+    assert list(csv.reader(io.StringIO(out)))[1:] == [["2026-10", "1000", "10", "1010"],
+                                                      ["2026-11", str(2005 + (3 << 20)), "20",
+                                                       str(2025 + (3 << 20))]]
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["app", "firefx"], "did you mean 'firefox'"),
+    (["top", "--since", "last week"], "expected YYYY-MM-DD"),
+    (["today", "--since", "7d"], "has its own period"),
+    (["app"], "needs the app's name"),
+    (["top", "--since", "2026-11-02", "--until", "2026-11-01"], "the period is empty"),
+])
+def test_mistakes_are_one_line(store: Path, capsys, argv: list[str], says: str) -> None:
+    status, out, err = report(capsys, *argv, "--store", str(store))
+    assert status == 2 and out == ""
+    assert len(err.splitlines()) == 1 and says in err, err
+
+
+def test_no_store_and_a_damaged_one_are_one_line(tmp_path: Path, capsys) -> None:
+    status, _, err = report(capsys, "--store", str(tmp_path / "none.sqlite"))
+    assert status == 2 and "no history store at" in err and len(err.splitlines()) == 1
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"junk" * 1000)
+    status, _, err = report(capsys, "--store", str(junk))
+    assert status == 2 and "not a readable history store" in err, err
+    assert junk.read_bytes() == b"junk" * 1000  # a reader never moves a file
+
+
+def test_the_default_store_follows_xdg_and_the_history_path_setting(tmp_path: Path,
+                                                                    capsys, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    status, _, err = report(capsys)
+    assert status == 2 and str(tmp_path / "state" / "bwmon" / "history.sqlite") in err
+    monkeypatch.setenv("BWMON_HISTORY__PATH", str(tmp_path / "elsewhere.sqlite"))
+    status, _, err = report(capsys)
+    assert str(tmp_path / "elsewhere.sqlite") in err
