@@ -19,15 +19,18 @@ import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
 from prometheus_client import exposition
 
 from bwmon.core.config.settings import Settings
 from bwmon.core.feed import SnapshotFeed
+from bwmon.core.store.location import store_path
 from bwmon.http.api import ApiError, JsonApi, dumps
 from bwmon.http.listen import HttpConfigError, parse_listen, require_token
 from bwmon.http.metrics import BwmonCollector, MetricsPage
 from bwmon.http.protocol import MAX_HEAD, HttpError, Request, read_request, response
+from bwmon.http.store_history import store_history
 
 JSON = "application/json"
 HTML = "text/html; charset=utf-8"
@@ -66,8 +69,10 @@ class HttpServer:
         per_process_metrics: bool = False,
         stale_after: float = 10.0,
         limits: Limits = Limits(),
+        store: Path | None = None,
     ) -> None:
         self.feed = feed
+        self.store = store  # the history store behind /api/v1/history?range=… (None: off)
         self.token = token or None
         self.limits = limits
         self.api = JsonApi(feed)
@@ -202,6 +207,14 @@ class HttpServer:
             return False
         return hmac.compare_digest(cred.encode(), self.token.encode())
 
+    async def _history(self, r: Request) -> bytes:
+        """The live rates; with range, since or until: the history store's buckets."""
+        if any(r.param(k) is not None for k in ("range", "since", "until")):
+            return await store_history(self.store, r.query.get("app", []), r.param("range"),
+                                       r.param("since"), r.param("until"), r.param("top"))
+        return await self.api.history(r.query.get("app", []), r.param("seconds"),
+                                      r.param("top"))
+
     async def dispatch(self, req: Request) -> Reply:
         """Route one request to its answer: (status, body, content type, extra headers)."""
         if not self.authorized(req):
@@ -209,8 +222,7 @@ class HttpServer:
             return 401, body, JSON, CHALLENGE
         routes: dict[str, Callable[[Request], Awaitable[bytes]]] = {
             "/api/v1/snapshot": lambda r: self.api.snapshot(),
-            "/api/v1/history": lambda r: self.api.history(
-                r.query.get("app", []), r.param("seconds"), r.param("top")),
+            "/api/v1/history": self._history,
             "/api/v1/alerts": lambda r: self.api.alerts(
                 r.param("limit"), r.param("source"), r.param("since")),
         }
@@ -239,6 +251,7 @@ async def start_http(
     per_process_metrics: bool = False,
     stale_after: float = 10.0,
     limits: Limits = Limits(),
+    store: Path | None = None,
 ) -> HttpServer:
     """Parse `listen` ("PORT", "ADDR:PORT", "[V6]:PORT"), check the token rule, start serving.
 
@@ -248,7 +261,7 @@ async def start_http(
     addr, port = parse_listen(listen)
     require_token(addr, token)
     server = HttpServer(feed, token, per_process_metrics=per_process_metrics,
-                        stale_after=stale_after, limits=limits)
+                        stale_after=stale_after, limits=limits, store=store)
     try:
         await server.start(addr, port)
     except OSError as exc:
@@ -266,5 +279,7 @@ async def start_http_from_settings(feed: SnapshotFeed, settings: Settings) -> Ht
     if not http.listen:
         return None
     stale = max(10.0, 3 * settings.general.interval)
+    store = store_path(settings.history.path) if settings.history.enabled else None
     return await start_http(feed, http.listen, http.token,
-                            per_process_metrics=http.per_process_metrics, stale_after=stale)
+                            per_process_metrics=http.per_process_metrics, stale_after=stale,
+                            store=store)

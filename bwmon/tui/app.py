@@ -32,6 +32,7 @@ from bwmon.core.model import (
     Snapshot,
     Unit,
 )
+from bwmon.core.store.location import store_path
 from bwmon.tui.active_alerts import ActiveAlerts
 from bwmon.tui.alert_log import AlertLog
 from bwmon.tui.app_table import SORTS, TREND_SLICE, TREND_WIDTH, AppTable
@@ -40,6 +41,7 @@ from bwmon.tui.detail_pane import DetailPane
 from bwmon.tui.findings import ConfirmFixScreen, FindingsPanel, failed, fix_commands
 from bwmon.tui.format import clock_buckets, fill_gaps
 from bwmon.tui.help_screen import HelpScreen
+from bwmon.tui.history_screen import HistoryScreen, recorder_note
 from bwmon.tui.messages import SnapshotReady
 from bwmon.tui.output.driver import DiffDriver
 from bwmon.tui.output.driver import driver_class as diff_driver_class
@@ -83,8 +85,12 @@ class BwmonApp(App[None]):
         Binding("t", "toggle_traffic", "Traffic"),
         Binding("p", "toggle_processes", "Procs"),
         Binding("a", "toggle_auto_group", "Autogroup"),
+        # at narrow widths the footer has room for History and Log, not Pause (space still
+        # pauses there, through the hidden binding below; ? lists it)
         Binding("space", "pause", "Pause"),
+        Binding("space", "pause_narrow", "Pause", show=False),
         Binding("g", "groups", "Groups"),
+        Binding("h", "history", "History"),
         Binding("l", "toggle_log", "Log"),  # in the footer only where it does something
         Binding("f", "fix", "Fix", show=False),
         Binding("r", "reverse", "Reverse", show=False),
@@ -230,6 +236,8 @@ class BwmonApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "toggle_log":
             return self._narrow
+        if action == "pause":
+            return not self._narrow
         return True
 
     # -- snapshots ---------------------------------------------------------------------------
@@ -304,6 +312,13 @@ class BwmonApp(App[None]):
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
+    def action_history(self) -> None:
+        """h: the history view, from the history store (the live table stays as it is)."""
+        history = self.controller.settings.history
+        store = store_path(history.path) if history.enabled else None
+        self.push_screen(HistoryScreen(store, self.table.selected_key,
+                                       recorder_note(getattr(self.feed, "recorder", None))))
+
     def action_redraw(self) -> None:
         """Ctrl+L: clear the terminal and draw everything again (something else wrote on it,
         or part of the picture is missing, as after Ctrl+Z and fg)."""
@@ -353,6 +368,9 @@ class BwmonApp(App[None]):
     def action_toggle_auto_group(self) -> None:
         self._set_view(auto_group=not self.view.auto_group)
         self.controller.set_auto_group(self.view.auto_group)
+
+    def action_pause_narrow(self) -> None:
+        self.action_pause()
 
     def action_pause(self) -> None:
         self._set_view(paused=not self.view.paused)

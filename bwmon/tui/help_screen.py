@@ -24,12 +24,18 @@ MAIN_KEYS = (
     ("a", "auto-group by command name on/off"),
     ("space", "pause / resume the display (measuring goes on)"),
     ("g", "group editor"),
+    ("h", "history: what each app moved in the last 1 h, 24 h, 7 d or 30 d (history store)"),
     ("l", "detail pane ↔ alert log (narrow terminals)"),
     ("f", "apply the doctor's fixes (as root, after confirmation)"),
     ("Ctrl+L", "redraw the whole screen (if something else wrote on it)"),
     ("Ctrl+Z", "suspend to the shell (measuring stops); fg brings it back"),
     ("?", "this help"),
     ("q", "quit"),
+)
+HISTORY_KEYS = (
+    ("1 2 3 4", "the last 1 h, 24 h, 7 d, 30 d"),
+    ("s", "every app ↔ the app selected in the table (its periods one per line)"),
+    ("Esc h q", "back to the live table"),
 )
 EDITOR_KEYS = (
     ("Tab / Shift+Tab", "move between the group list and the fields"),
@@ -71,6 +77,9 @@ def help_text() -> Group:
         Text("Main screen", style="bold"),
         key_table(MAIN_KEYS),
         *reading,
+        Text(),
+        Text("History view", style="bold"),
+        key_table(HISTORY_KEYS),
         Text(),
         Text("Group editor", style="bold"),
         key_table(EDITOR_KEYS),

@@ -7,7 +7,7 @@ import itertools
 from textual.widgets import Static
 
 from bwmon.tui.app import BwmonApp
-from bwmon.tui.help_screen import EDITOR_KEYS, MAIN_KEYS, HelpScreen
+from bwmon.tui.help_screen import EDITOR_KEYS, HISTORY_KEYS, MAIN_KEYS, HelpScreen
 from tests.helpers.screen_text import widget_lines
 
 
@@ -17,10 +17,10 @@ async def test_help_lists_keys_and_q_closes_only_the_help(app: BwmonApp) -> None
         await pilot.press("question_mark")
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
-        await pilot.resize_terminal(80, 60)  # tall: the whole page shows
+        await pilot.resize_terminal(80, 70)  # tall: the whole page shows
         await pilot.pause()
         text = "\n".join(widget_lines(app, app.screen.query_one("#help-text", Static)))
-        for key in ("1 … 7", "Ctrl+S", "apply the doctor's fixes", "quit"):
+        for key in ("1 … 7", "Ctrl+S", "apply the doctor's fixes", "quit", "history"):
             assert key in text
         await pilot.press("q")
         await pilot.pause()
@@ -69,18 +69,19 @@ async def test_help_wraps_once_at_80_columns(app: BwmonApp) -> None:
     """Issue 23, item 10: at 80 columns the help's lines were broken by hand and wrapped
     again by the page, leaving stubs like "start)" and "passes the" on lines of their own,
     and descriptions running on under the keys."""
-    async with app.run_test(size=(80, 60)) as pilot:  # tall: the whole page shows
+    async with app.run_test(size=(80, 70)) as pilot:  # tall: the whole page shows
         await pilot.pause()
         await pilot.press("question_mark")
         await pilot.pause()
         text = app.screen.query_one("#help-text", Static)
         lines = widget_lines(app, text)
         width = text.content_region.width
-        keys = {k for k, _ in (*MAIN_KEYS, *EDITOR_KEYS)}
+        keys = {k for k, _ in (*MAIN_KEYS, *HISTORY_KEYS, *EDITOR_KEYS)}
         indent = 19  # descriptions start here: 2 spaces, the key in 16, one more
         assert not needless_breaks(lines, width, keys, indent)
         for line in lines:  # every line is a heading, key row, continuation or paragraph
             assert (not line.strip() or line[:indent].strip() in keys
-                    or line.startswith((" " * indent, "  ", "Main", "Group", "Esc"))), line
+                    or line.startswith((" " * indent, "  ", "Main", "History", "Group",
+                                        "Esc"))), line
         shown = " ".join(" ".join(lines).split())
         assert "a row passes the one above when its mean is over 1.2 times as big" in shown
