@@ -233,3 +233,18 @@ def test_a_full_disk_is_one_message_and_nothing_is_lost_once_there_is_room(
         filler.unlink()
         bwmon.wait_for(lambda: recorded_in(store) == sent)  # written once there is room
         assert bwmon.stop() == 0
+
+
+def test_a_store_nobody_writes_is_read_where_the_reader_may_not_write(
+        ns: NetNS, tmp_path: Path) -> None:
+    """A WAL store with no writer, in a directory the reader cannot write (another user's, a
+    read-only mount): SQLite would need a -shm file there; the report reads it all the same."""
+    with tmpfs(tmp_path / "ro", "size=2m") as ro:
+        store = ro / "history.sqlite"
+        bwmon = Bwmon(ns, config(tmp_path, store, 9351))
+        sent = send(ns, 9351, 2, 25_000)
+        bwmon.wait_for(lambda: recorded_in(store) == sent)
+        assert bwmon.stop() == 0
+        assert not (ro / "history.sqlite-shm").exists()  # a clean stop leaves the file alone
+        sh("mount", "-o", "remount,ro", str(ro))
+        assert recorded_in(store) == sent

@@ -124,7 +124,11 @@ class Recorder:
         try:
             while True:
                 job = self._jobs.get()
-                self._handle(writer, job)
+                try:
+                    self._handle(writer, job)
+                except Exception as exc:  # a bug here must not end the thread with a traceback
+                    self.state = StoreState.FAILED
+                    self._say(Level.ERROR, f"cannot record history in {self.path}: {exc!r}")
                 if job.final:
                     return
         finally:

@@ -190,6 +190,24 @@ def move_aside(path: Path, now: float) -> Path:
     return aside
 
 
+def _read_only(path: Path, query: str) -> tuple[sqlite3.Connection, tuple[str] | None]:
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?{query}", uri=True,
+                           isolation_level=None, check_same_thread=False)
+    try:
+        return conn, conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    except BaseException:
+        conn.close()
+        raise
+
+
+def _no_wal_data(path: Path) -> bool:
+    wal = path.with_name(path.name + "-wal")
+    try:
+        return wal.stat().st_size == 0
+    except FileNotFoundError:
+        return True
+
+
 def open_reader(path: Path) -> sqlite3.Connection:
     """A read-only connection to an existing store; StoreError (one line) if there is none or
     it cannot be read."""
@@ -197,9 +215,16 @@ def open_reader(path: Path) -> sqlite3.Connection:
         raise StoreError(f"no history store at {path} yet: bwmon records one while it runs "
                          "(history.path and history.enabled in bwmon.toml)")
     try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
-                               isolation_level=None, check_same_thread=False)
-        row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        try:
+            conn, row = _read_only(path, "mode=ro")
+        except sqlite3.OperationalError:
+            # SQLite reads a WAL-mode file by sharing memory with its writer (the -shm file
+            # beside it). With no writer there is none, and a reader that may not create one
+            # (another user's directory) is refused: but with no -wal data either, the file
+            # alone is the whole store, and "immutable" reads it as it is.
+            if not _no_wal_data(path):
+                raise
+            conn, row = _read_only(path, "mode=ro&immutable=1")
     except sqlite3.DatabaseError as exc:
         if _is_corruption(exc):
             raise StoreCorrupt(f"{path} is not a readable history store ({exc}); the "
