@@ -97,9 +97,10 @@ def main() -> None:
         size = os.path.getsize(path)
         counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
                   for t in ("minutes", "hours", "days")}
-        minutes_bytes = conn.execute(
-            "SELECT sum(pgsize) FROM dbstat WHERE name = 'minutes'").fetchone()[0] \
-            if _has_dbstat(conn) else None
+        table_bytes = {t: conn.execute("SELECT sum(pgsize) FROM dbstat WHERE name = ?",
+                                       (t,)).fetchone()[0]
+                       for t in ("minutes", "hours", "days")} if _has_dbstat(conn) else {}
+        minutes_bytes = table_bytes.get("minutes")
 
         # tick side: one 200-app snapshot into the tally
         snap = Snapshot(1, float(now), 1.0, tuple(
@@ -140,6 +141,8 @@ def main() -> None:
     print(f"Store after a year at {args.apps} apps (built in {built:.0f} s): "
           f"{size / 1e6:.1f} MB; rows: {counts}")
     print(f"per app-year: {size / args.apps / 1e3:.0f} kB")
+    for table, used in table_bytes.items():
+        print(f"  {table}: {used / 1e6:.1f} MB, {used / args.apps / 1e3:.1f} kB per app")
     if minutes_bytes:
         per_app_day = minutes_bytes / args.apps / 2
         print(f"baseline, minutes kept for a year: {per_app_day * 365 / 1e6:.1f} MB per app, "
