@@ -160,6 +160,7 @@ def test_two_bwmon_on_one_store_one_writes_the_other_reads(ns: NetNS, tmp_path: 
     assert line is not None and f"pid {writer.proc.pid}" in line and str(store) in line
     sent = send(ns, 9311, 2, 30_000)
     send(ns, 9312, 2, 10_000)  # measured by the reader: not recorded, the writer's run is
+    # (and not when the reader takes over: the interval of the takeover is the writer's)
     writer.wait_for(lambda: recorded_in(store) == sent)  # a report beside both: no error
     assert writer.stop() == 0
     # the writer is gone: the reader takes over at its next flush

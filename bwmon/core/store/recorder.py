@@ -135,11 +135,16 @@ class Recorder:
             writer.close()
 
     def _handle(self, writer: StoreWriter, job: _Job) -> None:
-        if writer.conn is None and not self._open(writer, job.now):
-            if self.state is StoreState.FAILED:
-                self._keep(job.rows)
-            return  # READING: the other bwmon records the same traffic
-        rows = self._pending + job.rows
+        rows = job.rows
+        if writer.conn is None:
+            was = self.state
+            if not self._open(writer, job.now):
+                if self.state is StoreState.FAILED:
+                    self._keep(rows)
+                return  # READING: the other bwmon records the same traffic
+            if was is StoreState.READING:  # taking over: the other one wrote (part of) this
+                rows = []  # interval already; better a part of one interval lost than doubled
+        rows = self._pending + rows
         self._pending = []
         try:
             writer.write(rows)
