@@ -11,7 +11,8 @@ of the rate) through a pipe each monitor runs. Three monitors watch it at once: 
 seconds each tree's proportional set size (PSS: pages shared between processes are split between
 them, so the trees' figures add up) and RSS are read with
 bwmon.core.runtime.process_tree.tree_usage, with the table's size. Reports, after `--warmup`
-seconds, the first and last sample, the largest, and CPU seconds per minute of each tree.
+seconds, the first and last sample, the largest, and CPU seconds per minute of each tree, and
+the last sample of each tree by process (main, discovery worker, pipe child, conntrack -E).
 """
 
 from __future__ import annotations
@@ -128,6 +129,28 @@ def main() -> None:
                     p.kill()
                 p.wait()
     report(samples, args)
+    print()
+    for name, parts in last_parts.items():
+        print(f"{name}, by process at the end: " + ", ".join(
+            f"{what} {pss / 2**20:.1f}" for what, pss in parts) + " MiB PSS")
+
+
+last_parts: dict[str, list[tuple[str, int]]] = {}
+
+
+def by_process(pid: int) -> list[tuple[str, int]]:
+    """PSS of a tree's processes, each named by what it is (the tree's figure, taken apart)."""
+    out = []
+    root = psutil.Process(pid)
+    for proc in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            argv = proc.cmdline()
+            what = next((a.rsplit(".", 1)[-1] for a in argv if a.startswith("bwmon.")),
+                        Path(argv[0]).name if argv else "?")
+            if "bwmon" in argv:
+                what = "bwmon " + argv[argv.index("bwmon") + 1]
+            out.append((what, proc.memory_full_info().pss))
+    return out
 
 
 def soak(ns: NetNS, roots: dict[str, psutil.Process], args: argparse.Namespace
@@ -139,6 +162,9 @@ def soak(ns: NetNS, roots: dict[str, psutil.Process], args: argparse.Namespace
         trees = {name: tree_usage(p.pid) for name, p in roots.items()}
         entries = len(ns.conntrack_text().splitlines())
         samples.append(Sample(time.monotonic() - start, trees, entries))
+        for name, p in roots.items():
+            with contextlib.suppress(psutil.Error):
+                last_parts[name] = by_process(p.pid)
         print(f"{samples[-1].t:6.0f} s  " + "  ".join(
             f"{n} {u.pss / 2**20 if u.pss else 0:.1f} MiB ({u.processes} proc)"
             for n, u in trees.items()) + f"  conntrack {entries}", flush=True)

@@ -106,10 +106,13 @@ def test_nobody_with_the_service_capabilities_measures_roots_traffic(tmp_path: P
              for a in snap["apps"] if a["name"] == "generator"
              for p in snap["processes"] if p["pid"] in a["pids"]}
     assert users == {"root"}
+    # the eBPF socket probe runs too: CAP_BPF + CAP_PERFMON suffice, uid 0 is not needed
+    assert any(s["name"] == "ebpf" and s["active"] for s in last["sources"]), last["sources"]
 
     # the doctor, as that same user, finds nothing missing that the service grants
     for cap in ALL:
         assert checks[cap.check]["ok"], checks[cap.check]
+    assert checks["ebpf"]["ok"], checks["ebpf"]
     assert "root" not in checks
     assert checks["conntrack-table"]["ok"], checks["conntrack-table"]
     assert checks["conntrack-tool"]["ok"] and "/usr/sbin/" in str(
