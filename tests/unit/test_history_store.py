@@ -12,6 +12,7 @@ import pytest
 
 from bwmon.core.model import Unit
 from bwmon.core.store import calendar, queries
+from bwmon.core.store.location import default_path
 from bwmon.core.store.retention import Retention
 from bwmon.core.store.schema import open_reader
 from bwmon.core.store.tally import AppKey, MinuteBytes, MinuteTally
@@ -174,3 +175,16 @@ def test_writes_add_to_what_a_minute_already_holds(tmp_path: Path) -> None:
         ("a", 11, 22), ("b", 5, 5)]
     for table in ("minutes", "hours", "days"):
         assert conn.execute(f"SELECT sum(bytes_in) FROM {table}").fetchone()[0] == 16
+
+
+@pytest.mark.parametrize(("env", "euid", "expected"), [
+    ({"STATE_DIRECTORY": "/var/lib/bwmon", "HOME": "/root"}, 61234, "/var/lib/bwmon"),
+    ({"XDG_STATE_HOME": "/home/u/state", "HOME": "/home/u"}, 1000, "/home/u/state/bwmon"),
+    ({"XDG_STATE_HOME": "relative", "HOME": "/home/u"}, 1000, "/home/u/.local/state/bwmon"),
+    ({"HOME": "/home/u"}, 1000, "/home/u/.local/state/bwmon"),
+    ({"HOME": "/root"}, 0, "/var/lib/bwmon"),
+    ({"HOME": "/root", "XDG_STATE_HOME": "/root/s"}, 0, "/root/s/bwmon"),
+])
+def test_the_store_lives_where_the_manual_says(env: dict[str, str], euid: int,
+                                               expected: str) -> None:
+    assert default_path(env, euid) == Path(expected) / "history.sqlite"
