@@ -37,6 +37,7 @@ from bwmon.core.runtime.pacing import TickPacer
 from bwmon.core.sources.socket_source import SocketSource
 
 if TYPE_CHECKING:
+    from bwmon.core.namespaces.watch import NamespaceWatch
     from bwmon.core.pipes.supervisor import PipeSupervisor
     from bwmon.core.sources.byte_source import SocketByteSource
     from bwmon.core.store.recorder import Recorder
@@ -102,6 +103,23 @@ class Engine(Publisher):
         self._table_size = 0  # entries of the last conntrack read
         self.socket_sources: list[SocketByteSource] = []
         self.recorder: Recorder | None = None  # the history store's writer, when one runs
+        self.namespaces = self._make_namespaces()
+
+    def _make_namespaces(self) -> NamespaceWatch | None:
+        """The other namespaces' watch when the scope asks for them; the process table learns
+        containers and units either way."""
+        from bwmon.core.namespaces.netns import NamespaceScan
+        from bwmon.core.namespaces.placement import Placer
+        from bwmon.core.namespaces.watch import NamespaceWatch, measures_all
+
+        g, ns = self.settings.general, self.settings.namespaces
+        if not measures_all(ns.scope, g.proc_root):
+            self.procs.placer = Placer(NamespaceScan(g.proc_root))
+            return None
+        watch = NamespaceWatch(proc_root=g.proc_root, conntrack_command=g.conntrack_command,
+                               lookback=g.lookback, include=ns.include, exclude=ns.exclude)
+        self.procs.placer = watch.placer
+        return watch
 
     # -- configuration at run time -------------------------------------------------------------
 
@@ -316,9 +334,15 @@ class Engine(Publisher):
         pipes: list[PipeCounters] = (
             self.pipes.counters() if self.pipes is not None else []
         )
+        closed, replaced, kept = plan.closed, plan.replaced, plan.steady
+        if self.namespaces is not None:  # the other namespaces' flows, into the same rows
+            extra = await self.namespaces.tick(tick, self.procs)
+            usages.extend(extra.added)
+            closed = [*closed, *extra.closed]
+            replaced = [*replaced, *extra.replaced]
+            kept = [*kept, *extra.steady]
         rows = self.accounting.step_changes(
-            usages, plan.closed, pipes, self.procs.info, now, elapsed, plan.replaced,
-            plan.steady,
+            usages, closed, pipes, self.procs.info, now, elapsed, replaced, kept,
         )
         if tick % EXPIRE_TICKS == 0:
             self.accounting.forget_exited(now, self.procs.alive)
@@ -409,5 +433,14 @@ class Engine(Publisher):
                          counts_bytes=True)
             for p in pipes
         )
-        return (ct, SourceStatus("sockets", True, self.sockets.kind), *extra, *pipe_status)
+        spaces: tuple[SourceStatus, ...] = ()
+        if self.namespaces is not None:
+            states = self.namespaces.states()
+            broken = [s for s in states if s.error]
+            detail = f"{len(states)} other network namespaces measured"
+            if broken:
+                detail += f"; {len(broken)} unreadable ({broken[0].name}: {broken[0].error})"
+            spaces = (SourceStatus("namespaces", True, detail),)
+        return (ct, SourceStatus("sockets", True, self.sockets.kind), *extra, *spaces,
+                *pipe_status)
 

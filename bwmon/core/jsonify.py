@@ -28,6 +28,8 @@ def _proc(info: ProcessInfo) -> dict[str, Any]:
         "cmdline": info.cmdline,
         "user": info.user,
         "uid": info.uid,
+        "container": info.container or None,  # null: bwmon's own namespace, no container
+        "systemd_unit": info.unit or None,
     }
 
 
@@ -54,6 +56,7 @@ def _row(row: AppRow) -> dict[str, Any]:
         "total_out": row.total_out,
         "flows": row.flows,
         "pids": [p.key.pid for p in row.processes],
+        "containers": sorted({p.container for p in row.processes if p.container}),
         "connections": [_conn(c) for c in row.connections],
     }
 

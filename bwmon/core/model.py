@@ -195,9 +195,13 @@ class ProcessInfo:
     user: str
     uid: int
     exe_base: str = ""  # basename of argv[0] (for auto-grouping)
+    # its container (runtime's name, namespace/pod/container for Kubernetes, an `ip netns`
+    # name or netns:<inode> for another namespace; "" for bwmon's own) and its systemd unit
+    container: str = ""
+    unit: str = ""
 
     def __post_init__(self) -> None:
-        for name in ("name", "cmdline", "user", "exe_base"):
+        for name in ("name", "cmdline", "user", "exe_base", "container", "unit"):
             value = getattr(self, name)
             if (safe := clean(value)) is not value:
                 object.__setattr__(self, name, safe)

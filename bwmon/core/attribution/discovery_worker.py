@@ -98,7 +98,7 @@ class _LineSink:
                 self._sent.popitem(last=False)
             p = self._describe(owner)
             if p is not None:
-                info = [p.name, p.cmdline, p.user, p.uid, p.exe_base]
+                info = [p.name, p.cmdline, p.user, p.uid, p.exe_base, p.container, p.unit]
         self.write({"o": [end.proto, end.local, end.lport, end.remote, end.rport],
                     "p": [owner.pid, owner.start], "i": info})
 
@@ -123,6 +123,10 @@ async def _worker(proc_root: Path, events: bool, ebpf_ring: int | None,
     out, _ = await loop.connect_write_pipe(asyncio.Protocol, sys.stdout)
     sockets = SocketSource(proc_root)
     procs = ProcessTable(proc_root)
+    from bwmon.core.namespaces.netns import NamespaceScan
+    from bwmon.core.namespaces.placement import Placer
+
+    procs.placer = Placer(NamespaceScan(proc_root))  # containers and units named here too
     sink = _LineSink(procs.info, out)
     discovery = Discovery(sink, sink.log_problem, sockets.index, lambda: sockets.local_addresses,
                           procs.owners, describe=procs.info, entries=sockets.entries,
@@ -172,9 +176,10 @@ def _owner(pid: int, start: int) -> ProcKey:
 def _info(owner: ProcKey, fields: list[Any]) -> ProcessInfo:
     """A process's facts from a report, its strings interned: churn brings many processes of
     one program (same name, user, often the same command line)."""
-    name, cmdline, user, uid, exe_base = fields
+    name, cmdline, user, uid, exe_base, *place = fields
+    container, unit = [*place, "", ""][:2]
     return ProcessInfo(owner, sys.intern(name), sys.intern(cmdline), sys.intern(user), uid,
-                       sys.intern(exe_base))
+                       sys.intern(exe_base), sys.intern(container), sys.intern(unit))
 
 
 def _dispatch(line: bytes, sink: RemoteSink,

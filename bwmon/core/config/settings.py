@@ -254,6 +254,22 @@ class HttpSettings(_Section):
     _v_listen = field_validator("listen", mode="before")(_check_listen)
 
 
+class NamespaceSettings(_Section):
+    """Which network namespaces besides bwmon's own are measured (containers, pods, ip netns)."""
+
+    scope: Literal["auto", "all", "own"] = Field(
+        "auto", description="all: every network namespace on the host; own: only the one bwmon"
+        " runs in; auto: all when bwmon runs in the host's namespace (PID 1's), else own.",
+    )
+    include: list[Regex] = Field(
+        default_factory=list, description="Only measure namespaces whose name matches"
+        " (container name, ip netns name or netns:INODE).",
+    )
+    exclude: list[Regex] = Field(
+        default_factory=list, description="Never measure namespaces whose name matches (wins).",
+    )
+
+
 class TuiSettings(_Section):
     """The interactive monitor."""
 
@@ -309,6 +325,8 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)  # type: ignore[arg-type]
     tui: TuiSettings = Field(default_factory=TuiSettings)  # type: ignore[arg-type]
     history: HistorySettings = Field(default_factory=HistorySettings)  # type: ignore[arg-type]
+    namespaces: NamespaceSettings = Field(
+        default_factory=NamespaceSettings)  # type: ignore[arg-type]
 
     @property
     def pipes(self) -> list[MonitorSettings]:

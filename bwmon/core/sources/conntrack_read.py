@@ -84,6 +84,13 @@ class ConntrackSource:
                 return "file", str(path)
         return "tool", shlex.join([*tool_argv(self.command, self.argv_prefix), *_LIST_ARGS])
 
+    def retarget(self, proc_root: Path, argv_prefix: Sequence[str] = ()) -> None:
+        """Read another procfs view of the same table from now on (a namespace's way in
+        changed: the process it was read through exited)."""
+        self.proc_root = Path(proc_root)
+        self.argv_prefix = tuple(argv_prefix)
+        self.kind, self.detail = self._probe()
+
     @property
     def change(self) -> TableChange:
         """How the last read differs from the one before (for FlowTracker.read)."""

@@ -14,7 +14,7 @@ import asyncio
 import os
 import pwd
 import sys
-from collections.abc import Collection, Generator, Iterable
+from collections.abc import Callable, Collection, Generator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,6 +71,8 @@ class ProcessTable:
         self._hot: dict[int, None] = {}  # pids that recently opened wanted sockets, oldest first
         self._users: dict[int, str] = {}
         self._lock = asyncio.Lock()
+        # pid -> (container, unit) when set (bwmon.core.namespaces.placement.Placer)
+        self.placer: Callable[[int], tuple[str, str]] | None = None
         self.scans = 0  # scans performed (calls that listed /proc)
         self.dirs_read = 0  # fd directories listed, in total
         self.dirs_checked = 0  # fd directories stat'ed to see whether they changed
@@ -361,8 +363,10 @@ class ProcessTable:
             except OSError:
                 return None
         cmdline, exe_base = command_line(raw, comm)
+        container, unit = self.placer(key.pid) if self.placer is not None else ("", "")
         return ProcessInfo(key=key, name=sys.intern(comm), cmdline=cmdline, user=self._user(uid),
-                           uid=uid, exe_base=exe_base)
+                           uid=uid, exe_base=exe_base, container=sys.intern(container),
+                           unit=sys.intern(unit))
 
     def learn(self, info: ProcessInfo) -> None:
         """Facts of a process read elsewhere (by the discovery worker, maybe just before it

@@ -14,10 +14,15 @@ ADDRESS_REFRESH = 30
 
 
 class SocketSource:
-    def __init__(self, proc_root: Path = Path("/proc")) -> None:
+    """`netns` (a path that opens another network namespace) makes the sock_diag dump run
+    inside that namespace (bwmon.core.namespaces.enter); `proc_root` is then /proc/PID of a
+    process in it, for the /proc/net fallback and the addresses."""
+
+    def __init__(self, proc_root: Path = Path("/proc"), netns: str | None = None) -> None:
         self.proc_root = proc_root
+        self.netns = netns
         # sock_diag answers for the namespace bwmon runs in; only use it for the real /proc
-        self.kind = "sock_diag" if proc_root == Path("/proc") else "procfs"
+        self.kind = "sock_diag" if proc_root == Path("/proc") or netns else "procfs"
         self.local_addresses: frozenset[str] = frozenset()
         self._reads = 0
 
@@ -30,6 +35,10 @@ class SocketSource:
             from bwmon.core.sources.sock_diag import dump_sockets
 
             try:
+                if self.netns is not None:
+                    from bwmon.core.namespaces.enter import enter
+
+                    return await enter(self.netns, dump_sockets)
                 return await asyncio.to_thread(dump_sockets)
             except OSError:
                 self.kind = "procfs"

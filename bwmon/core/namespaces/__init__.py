@@ -1,0 +1,1 @@
+"""Every network namespace on the host: found, followed, named, measured."""

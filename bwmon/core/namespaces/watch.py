@@ -1,0 +1,116 @@
+"""All the host's other network namespaces, followed and measured each tick.
+
+Every tick starts with a scan (namespaces.netns: new processes' namespaces and the bind mounts),
+so a container started while bwmon runs is measured from the next tick on; a namespace that
+vanished has its meter dropped and its open flows closed in the rows at once (nothing of it is
+kept). Which namespaces are measured can be narrowed by name (settings `[namespaces]`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bwmon.core.namespaces.meter import Measured, NamespaceMeter
+from bwmon.core.namespaces.netns import BIND_MOUNT_DIRS, NamespaceScan, NetNamespace
+from bwmon.core.namespaces.placement import Placer
+from bwmon.core.sources.processes import ProcessTable
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceState:
+    """One measured namespace as the snapshot shows it."""
+
+    inode: int
+    name: str
+    processes: int
+    flows: int
+    error: str | None = None
+
+
+class NamespaceWatch:
+    """The scan, the names and one meter per measured namespace (not bwmon's own)."""
+
+    def __init__(self, *, proc_root: Path, conntrack_command: str, lookback: bool,
+                 include: Sequence[str] = (), exclude: Sequence[str] = (),
+                 mount_dirs: Sequence[Path] = BIND_MOUNT_DIRS) -> None:
+        self.proc_root = proc_root
+        self.conntrack_command = conntrack_command
+        self.lookback = lookback
+        self.scan = NamespaceScan(proc_root, mount_dirs)
+        self.placer = Placer(self.scan)
+        self.include = [re.compile(p) for p in include]
+        self.exclude = [re.compile(p) for p in exclude]
+        self.meters: dict[int, NamespaceMeter] = {}
+        self._names: dict[int, tuple[int, str]] = {}  # inode -> (processes then, name)
+
+    def wanted(self, name: str) -> bool:
+        if any(p.search(name) for p in self.exclude):
+            return False
+        return not self.include or any(p.search(name) for p in self.include)
+
+    async def tick(self, tick: int, procs: ProcessTable) -> Measured:
+        """Scan, follow the meters, measure each namespace; one Measured for all of them."""
+        await asyncio.to_thread(self.scan.scan)
+        total = Measured()
+        found = self.scan.namespaces
+        for inode in [i for i in self.meters if i not in found]:
+            total.closed.extend(self.meters.pop(inode).open_usages())
+        for inode in [i for i in self._names if i not in found]:
+            del self._names[inode]
+        for inode, ns in found.items():
+            if inode == self.scan.own:
+                continue
+            meter = self.meters.get(inode)
+            name = self._name(ns)
+            if not self.wanted(name):
+                if meter is not None:
+                    total.closed.extend(self.meters.pop(inode).open_usages())
+                continue
+            if meter is None:
+                meter = self.meters[inode] = NamespaceMeter(
+                    ns, name, proc_root=self.proc_root,
+                    conntrack_command=self.conntrack_command, lookback=self.lookback)
+            else:
+                meter.follow(ns, name)
+        for meter in list(self.meters.values()):
+            part = await meter.measure(tick, procs)
+            total.added.extend(part.added)
+            total.closed.extend(part.closed)
+            total.replaced.extend(part.replaced)
+            total.steady.extend(part.steady)
+        return total
+
+    def _name(self, ns: NetNamespace) -> str:
+        """The namespace's name, read again only when its processes changed in number (a
+        container's namespace is often created before the container's process enters it)."""
+        known = self._names.get(ns.inode)
+        if known is not None and known[0] == ns.processes:
+            return known[1]
+        name = self.placer.namespace_name(ns)
+        self._names[ns.inode] = (ns.processes, name)
+        return name
+
+    def states(self) -> tuple[NamespaceState, ...]:
+        return tuple(
+            NamespaceState(m.ns.inode, m.name, m.ns.processes, m.flows_seen, m.error)
+            for m in sorted(self.meters.values(), key=lambda m: m.name))
+
+    def namespace(self, inode: int) -> NetNamespace | None:
+        return self.scan.namespaces.get(inode)
+
+
+def measures_all(scope: str, proc_root: Path) -> bool:
+    """Whether `scope` means every namespace: "auto" does when bwmon runs in the host's own
+    network namespace (that of PID 1), so a bwmon started in a container watches only it."""
+    if scope != "auto":
+        return scope == "all"
+    try:
+        return os.stat(proc_root / "1" / "ns" / "net").st_ino == os.stat(
+            proc_root / "self" / "ns" / "net").st_ino
+    except OSError:
+        return False
