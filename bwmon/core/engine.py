@@ -87,7 +87,7 @@ class Engine(Publisher):
         self.grouper = Grouper(settings.groups, auto_group=g.auto_group,
                                cmdline_names=g.cmdline_names)
         self.accounting = Accounting(self.grouper, self._filters(g.include, g.exclude),
-                                     ignore_local=self._ignore_local())
+                                     ignore_local=self._ignore_local(), linger=g.row_linger)
         self.pipes = self._make_pipes()
         self.tick_count = 0
         self._seq = 0
@@ -363,6 +363,7 @@ class Engine(Publisher):
             checks=self.checkup.checks,
             regrouped=tuple((old, tuple(to.items()))
                             for old, to in self.accounting.take_moves().items()),
+            namespaces=self.namespaces.states() if self.namespaces is not None else (),
         )
         self.history.record(wall, rows.apps)
         self.publish(snapshot)

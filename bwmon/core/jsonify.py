@@ -118,4 +118,8 @@ def snapshot_json(s: Snapshot) -> dict[str, Any]:
             {"check": f.check, "ok": f.ok, "message": f.message, "fix": f.fix} for f in s.findings
         ],
         "events": [event_json(e) for e in s.events],
+        "namespaces": [
+            {"inode": n.inode, "name": n.name, "processes": n.processes, "flows": n.flows,
+             "error": n.error} for n in s.namespaces
+        ],
     }

@@ -377,6 +377,23 @@ class HistoryPoint:
 
 
 @dataclass(frozen=True, slots=True)
+class NamespaceState:
+    """A network namespace measured besides bwmon's own, as the last tick saw it."""
+
+    inode: int
+    name: str  # container name, ip netns name, or netns:<inode>
+    processes: int
+    flows: int  # entries of its conntrack table at the last read
+    error: str | None = None  # why its table could not be read
+
+    def __post_init__(self) -> None:
+        for name in ("name", "error"):
+            value = getattr(self, name)
+            if value is not None and (safe := clean(value)) is not value:
+                object.__setattr__(self, name, safe)
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """Everything a consumer may show after one tick. Immutable; replaced every tick."""
 
@@ -394,6 +411,7 @@ class Snapshot:
     # rows renamed by a change of groups or filters since the previous snapshot: (old row,
     # ((row it went to, share of its bytes), ...)); alerts follow them (alerts.rules.carry_over)
     regrouped: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
+    namespaces: tuple[NamespaceState, ...] = ()  # other network namespaces measured
 
     @property
     def measuring(self) -> bool:

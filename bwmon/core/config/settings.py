@@ -119,6 +119,10 @@ class GeneralSettings(_Section):
         600, ge=10, le=86400, description="Seconds of per-app history kept (ring buffer)."
     )
     proc_root: Path = Field(Path("/proc"), description="Where procfs is mounted.")
+    row_linger: float = Field(
+        120.0, ge=1, le=86400, description="Seconds a row without traffic or open flows stays"
+        " (an exited process, a removed container) before it disappears.",
+    )
     conntrack_command: str = Field(
         "conntrack", description="The conntrack tool, used where /proc/net/nf_conntrack is missing."
     )

@@ -12,24 +12,13 @@ import asyncio
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
+from bwmon.core.model import NamespaceState
 from bwmon.core.namespaces.meter import Measured, NamespaceMeter
 from bwmon.core.namespaces.netns import BIND_MOUNT_DIRS, NamespaceScan, NetNamespace
 from bwmon.core.namespaces.placement import Placer
 from bwmon.core.sources.processes import ProcessTable
-
-
-@dataclass(frozen=True, slots=True)
-class NamespaceState:
-    """One measured namespace as the snapshot shows it."""
-
-    inode: int
-    name: str
-    processes: int
-    flows: int
-    error: str | None = None
 
 
 class NamespaceWatch:
