@@ -22,6 +22,7 @@ from bwmon.core.feed import SnapshotFeed
 from bwmon.core.model import Level, LogEvent, RowKind, Snapshot
 from bwmon.core.runtime.process_tree import tree_usage
 from bwmon.http.counters import MonotonicCounters
+from bwmon.http.place_counters import PlaceCounters
 from bwmon.http.tickcache import TickCache
 
 ALERT_SOURCE = "alert"
@@ -48,6 +49,7 @@ class BwmonCollector(Collector):
         self.pipes = MonotonicCounters(max_names)
         self.processes = MonotonicCounters(max_names)
         self.kinds = MonotonicCounters(8)  # unattributed, forwarded, filtered, host
+        self.places = PlaceCounters(max_names)  # per container, per systemd unit
         self._units: dict[str, str] = {}
         self._proc_names: dict[str, tuple[str, str, str]] = {}  # key -> (app, pid, name)
         self.alerts: dict[tuple[str, str, str], int] = {}
@@ -83,6 +85,7 @@ class BwmonCollector(Collector):
         self.apps.update(s.time, apps)
         self.pipes.update(s.time, pipes)
         self.kinds.update(s.time, kinds)
+        self.places.update(s.processes)
         if self.per_process:
             procs = []
             for p in s.processes:
@@ -134,6 +137,18 @@ class BwmonCollector(Collector):
             pipe.add_metric([name, "in"], b_in)
             pipe.add_metric([name, "out"], b_out)
         yield pipe
+        for family, label, counters, text in (
+            ("bwmon_container_bytes", "container", self.places.containers,
+             "Bytes of the processes of each container (runtime name, namespace/pod/container,"
+             " ip netns name or netns:INODE)."),
+            ("bwmon_unit_bytes", "unit", self.places.units,
+             "Bytes of the processes of each systemd unit."),
+        ):
+            fam = CounterMetricFamily(family, text, labels=[label, "direction"])
+            for name, b_in, b_out in counters.items():
+                fam.add_metric([name, "in"], b_in)
+                fam.add_metric([name, "out"], b_out)
+            yield fam
         kinds = dict((k, (i, o)) for k, i, o in self.kinds.items())
         for kind, text in (
             ("unattributed", "Bytes of local flows no process could be found for."),

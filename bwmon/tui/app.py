@@ -147,7 +147,7 @@ class BwmonApp(App[None]):
         with VerticalScroll(id="findings-box"):  # scrolls where the terminal is too short
             yield FindingsPanel(id="findings")
         with Horizontal(id="filter-bar"):
-            yield Input(placeholder="regex on app name or command line", id="filter")
+            yield Input(placeholder="regex on app, command line, container or unit", id="filter")
             yield Static("", id="filter-error")
         yield AppTable(max_rows=self.controller.settings.tui.max_rows, id="apps")
         with Horizontal(id="bottom"):

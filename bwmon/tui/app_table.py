@@ -32,8 +32,18 @@ class Column:
     value: Callable[[AppRow], float | str]
 
 
+def where(row: AppRow) -> str:
+    """Where a row's processes run: their containers, else their systemd units ("" if none)."""
+    places = sorted({p.container for p in row.processes if p.container})
+    if not places:
+        places = sorted({p.unit for p in row.processes if p.unit})
+    return ",".join(places)
+
+
 COLUMNS: dict[str, Column] = {c.key: c for c in (
     Column("app", "App", 12, False, lambda r: r.name.lower()),
+    # shown only while some row runs in a container or unit (see AppTable.order)
+    Column("where", "Container/unit", 16, False, lambda r: where(r).lower()),
     # Byte columns sort by the figure shown (3 significant digits): rows showing the same
     # figure stay in name order instead of swapping places every tick.
     Column("rate_in", "In/s", 10, True, lambda r: shown_bytes(r.rate_in)),
@@ -71,11 +81,13 @@ def _pin(row: AppRow) -> int:
 
 
 def row_matches(row: AppRow, pattern: re.Pattern[str] | None) -> bool:
-    """Filter rule: the regex is searched in the app name and its processes' command lines."""
+    """Filter rule: the regex is searched in the app name and its processes' command lines,
+    containers and units."""
     if pattern is None or _pin(row):
         return True
     return bool(pattern.search(row.name)) or any(
-        pattern.search(p.cmdline) for p in row.processes)
+        pattern.search(p.cmdline) or (p.container and pattern.search(p.container))
+        or (p.unit and pattern.search(p.unit)) for p in row.processes)
 
 
 # Render caches of the table, in entries: DataTable sizes them for big static tables (10,000
@@ -113,6 +125,7 @@ class AppTable(DataTable[Text]):
         self.traffic_mode = False
         self.name_label = "App"  # the first column's heading: "Process" in the process view
         self.show_trend = False
+        self.show_where = False  # a Container/unit column, while some row has one
         self.pattern: re.Pattern[str] | None = None
         self.hidden_by_filter = 0
         self._source: list[AppRow] = []
@@ -129,7 +142,8 @@ class AppTable(DataTable[Text]):
 
     @property
     def order(self) -> tuple[str, ...]:
-        return TRAFFIC_ORDER if self.traffic_mode else BANDWIDTH_ORDER
+        base = TRAFFIC_ORDER if self.traffic_mode else BANDWIDTH_ORDER
+        return (base[0], "where", *base[1:]) if self.show_where else base
 
     @property
     def selected_key(self) -> str | None:
@@ -155,6 +169,7 @@ class AppTable(DataTable[Text]):
         by (see steady_order; a row without one, by its own figure)."""
         self._before = {r.name: r for r in self._source}
         self._source = list(rows)
+        self.show_where = any(where(r) for r in self._source)
         self._trends = trends
         self._trend_top = max((v for cells in trends.values() for v in cells if v is not None),
                               default=0.0)
@@ -304,6 +319,8 @@ class AppTable(DataTable[Text]):
         for key in self.order:
             if key == "app":
                 cells.append(row.name)
+            elif key == "where":
+                cells.append(where(row))
             elif key in ("rate_in", "rate_out", "total_in", "total_out"):
                 cells.append(human_bytes(getattr(row, key)))
             elif key == "procs":
@@ -325,6 +342,8 @@ class AppTable(DataTable[Text]):
                 out.append(Text(cell + suffix, style=style, no_wrap=True, overflow="ellipsis"))
             elif key == "trend":
                 out.append(Text(cell, style="green"))
+            elif key == "where":
+                out.append(Text(cell, no_wrap=True, overflow="ellipsis"))
             else:
                 out.append(Text(cell, justify="right"))
         return out

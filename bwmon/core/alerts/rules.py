@@ -147,11 +147,25 @@ def rule_keys(rules: Sequence[AlertSettings]) -> list[str]:
     return keys
 
 
-def matches(pattern: re.Pattern[str], row: AppRow) -> bool:
-    """A rule matches a row when its regex is found in the app name or any process command line."""
+def matches(pattern: re.Pattern[str], row: AppRow, field: str = "") -> bool:
+    """A rule matches a row when its regex is found in the app name or any process command
+    line; with `field` "container:" or "unit:" (a rule's `match = "container:RE"`), in any of
+    its processes' container or unit names instead."""
+    if field == "container:":
+        return any(p.container and pattern.search(p.container) for p in row.processes)
+    if field == "unit:":
+        return any(p.unit and pattern.search(p.unit) for p in row.processes)
     if pattern.search(row.name):
         return True
     return any(pattern.search(p.cmdline) for p in row.processes)
+
+
+def rule_pattern(match: str) -> tuple[str, re.Pattern[str]]:
+    """(field, regex) of a rule's `match`: "container:RE" and "unit:RE" name a field."""
+    for prefix in ("container:", "unit:"):
+        if match.startswith(prefix):
+            return prefix, re.compile(match[len(prefix):])
+    return "", re.compile(match)
 
 
 def window_average(samples: Sequence[_Sample], window: float, direction: Direction) -> float:
@@ -274,9 +288,9 @@ def evaluate(
     for key, rule in zip(keys, rules, strict=True):
         if not (_threshold(rule, "in") or _threshold(rule, "out")):
             continue
-        pattern = re.compile(rule.match)
+        field, pattern = rule_pattern(rule.match)
         for row in snapshot.apps:
-            if not matches(pattern, row):
+            if not matches(pattern, row, field):
                 continue
             pair = state.pairs.get((key, row.name), PairState())
             if snapshot.elapsed > 0:

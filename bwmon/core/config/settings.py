@@ -87,6 +87,17 @@ class _Section(BaseModel):
         return value
 
 
+GroupWay = Literal["groups", "container", "unit", "basename"]
+GROUP_WAYS: tuple[GroupWay, ...] = ("groups", "container", "unit", "basename")
+
+
+def _no_repeats(values: list[str]) -> list[str]:
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"each way may be listed once; repeated: {', '.join(repeated)}")
+    return values
+
+
 class GeneralSettings(_Section):
     """Options of the measuring core (the old `runmonitor.py` flags)."""
 
@@ -119,6 +130,13 @@ class GeneralSettings(_Section):
         600, ge=10, le=86400, description="Seconds of per-app history kept (ring buffer)."
     )
     proc_root: Path = Field(Path("/proc"), description="Where procfs is mounted.")
+    group_by: list[GroupWay] = Field(
+        default_factory=lambda: list(GROUP_WAYS),
+        description="The order in which a process gets its app: regex groups (a pattern"
+        " container:RE or unit:RE matches those names), its container, its systemd .service"
+        " (not the one bwmon runs in), its command's basename.",
+    )
+    _v_group_by = field_validator("group_by")(_no_repeats)
     row_linger: float = Field(
         120.0, ge=1, le=86400, description="Seconds a row without traffic or open flows stays"
         " (an exited process, a removed container) before it disappears.",
@@ -194,7 +212,8 @@ class AlertSettings(_Section):
     """A bandwidth budget: alert when an app's averaged rate crosses a threshold."""
 
     name: Label = Field(description="Label of the rule.")
-    match: Regex = Field(description="Regex searched in the app name or a process command line.")
+    match: Regex = Field(description="Regex searched in the app name or a process command line;"
+                         " container:RE or unit:RE searches its processes' container or unit.")
     in_threshold: float | None = Field(None, ge=0, description="kB/s in; 0 or unset = no limit.")
     out_threshold: float | None = Field(None, ge=0, description="kB/s out; 0 or unset = no limit.")
     window: float = Field(1.0, gt=0, description="Seconds the rate is averaged over.")
