@@ -167,6 +167,8 @@ class Accounting(RowState):
             self._place(u, end_tot, now)
         for usages in (moved, added):
             for u in usages:  # host totals: each flow once, from its initiator's side if local
+                if u.elsewhere:  # counted by the namespace whose end it is
+                    continue
                 if u.end is None or not u.loopback:
                     host_in += u.d_in
                     host_out += u.d_out
@@ -263,7 +265,8 @@ class Accounting(RowState):
                                         "(exited)")
                 self._info[owner] = pinfo
             cached = self._shown[owner] = (self.grouper.app_of(pinfo),
-                                           self._filter.shows(pinfo.cmdline))
+                                           self._filter.shows(pinfo.cmdline, pinfo.container,
+                                                              pinfo.unit))
         return cached
 
     def _place(self, u: EndUsage, end_tot: EndAcc | None, now: float, *,
@@ -272,8 +275,10 @@ class Accounting(RowState):
         app: str | None = None
         owner: ProcKey | None = None
         moved = count_bytes and bool(u.d_in or u.d_out)
-        if u.end is None:
-            accs: tuple[Acc, ...] = (self._apps[FORWARDED],)
+        if u.elsewhere:  # another namespace counts this flow with its own end: no row here
+            accs: tuple[Acc, ...] = ()
+        elif u.end is None:
+            accs = (self._apps[FORWARDED],)
         elif self.ignore_local and u.loopback:
             accs = (self.filtered,)
         elif u.owner is None:

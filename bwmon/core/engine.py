@@ -37,6 +37,7 @@ from bwmon.core.runtime.pacing import TickPacer
 from bwmon.core.sources.socket_source import SocketSource
 
 if TYPE_CHECKING:
+    from bwmon.core.namespaces.crossing import Crossing
     from bwmon.core.namespaces.watch import NamespaceWatch
     from bwmon.core.pipes.supervisor import PipeSupervisor
     from bwmon.core.sources.byte_source import SocketByteSource
@@ -84,8 +85,11 @@ class Engine(Publisher):
         self.procs = ProcessTable(g.proc_root)
         self.flows = FlowTracker(lookback=g.lookback)
         self.attributor = Attributor()
+        from bwmon.core.namespaces.placement import read_placement
+
         self.grouper = Grouper(settings.groups, auto_group=g.auto_group,
-                               cmdline_names=g.cmdline_names)
+                               cmdline_names=g.cmdline_names, group_by=g.group_by,
+                               own_unit=read_placement(g.proc_root, "self").unit)
         self.accounting = Accounting(self.grouper, self._filters(g.include, g.exclude),
                                      ignore_local=self._ignore_local(), linger=g.row_linger)
         self.pipes = self._make_pipes()
@@ -116,9 +120,14 @@ class Engine(Publisher):
         if not measures_all(ns.scope, g.proc_root):
             self.procs.placer = Placer(NamespaceScan(g.proc_root))
             return None
+        from bwmon.core.namespaces.crossing import Place
+
         watch = NamespaceWatch(proc_root=g.proc_root, conntrack_command=g.conntrack_command,
                                lookback=g.lookback, include=ns.include, exclude=ns.exclude)
         self.procs.placer = watch.placer
+        self._own_place = Place("host", self.flows, lambda: self.sockets.local_addresses,
+                                self.sockets.index)
+        watch.set_own(self._own_place)
         return watch
 
     # -- configuration at run time -------------------------------------------------------------
@@ -302,6 +311,11 @@ class Engine(Publisher):
         cache = self.attributor.cache
         if tick % ALIVE_TICKS == 0:
             self._check_owners()
+        foreign: Crossing | None = None
+        gone_spaces: list[EndUsage] = []
+        if self.namespaces is not None:  # every table read before any flow is attributed
+            gone_spaces = await self.namespaces.read(tick, self.procs)
+            foreign = self.namespaces.crossing(self._own_place)
         plan = cache.plan(changed, gone, self.flows.entry, tick, steady)
         usages: list[EndUsage] = []
         index: SocketLookup = _NO_SOCKETS
@@ -315,8 +329,10 @@ class Engine(Publisher):
                 if start:  # a long lookup (the first tick of a huge table): let a screen
                     await asyncio.sleep(0)  # sharing the event loop draw and take keys
                 chunk = plan.lookup[start:start + LOOKUP_CHUNK]
+                if foreign is not None:
+                    await foreign.prepare(chunk, tick)
                 matches, inodes, uids = self.attributor.match(
-                    chunk, index, self.sockets.local_addresses
+                    chunk, index, self.sockets.local_addresses, foreign
                 )
                 owners = await self.procs.owners(inodes, uids) if inodes else {}
                 found = self.attributor.attribute(matches, owners, tick)
@@ -336,9 +352,9 @@ class Engine(Publisher):
         )
         closed, replaced, kept = plan.closed, plan.replaced, plan.steady
         if self.namespaces is not None:  # the other namespaces' flows, into the same rows
-            extra = await self.namespaces.tick(tick, self.procs)
+            extra = await self.namespaces.attribute(tick, self.procs)
             usages.extend(extra.added)
-            closed = [*closed, *extra.closed]
+            closed = [*closed, *gone_spaces, *extra.closed]
             replaced = [*replaced, *extra.replaced]
             kept = [*kept, *extra.steady]
         rows = self.accounting.step_changes(

@@ -14,7 +14,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from bwmon.core.attribution.ends import EndKey as EndKey
 from bwmon.core.attribution.ends import EndUsage as EndUsage
-from bwmon.core.attribution.ends import Match
+from bwmon.core.attribution.ends import ForeignEnds, Match
 from bwmon.core.attribution.ends import SocketLookup as SocketLookup
 from bwmon.core.attribution.ends import is_loopback as is_loopback
 from bwmon.core.attribution.flows import FlowDelta
@@ -73,9 +73,14 @@ class Attributor:
         deltas: Sequence[FlowDelta],
         sockets: SocketLookup,
         local_addresses: Collection[str],
+        foreign: ForeignEnds | None = None,
     ) -> tuple[list[Match], set[int], set[int]]:
         """Find each delta's local ends and their sockets.
 
+        With `foreign`, an end local to another measured namespace is that namespace's: skipped
+        when it counts the connection itself (a flow left with no end here is `elsewhere`),
+        else matched to its socket there (a container's NAT'd flow gets its process). A flow
+        whose two ends are local to measured namespaces is local traffic (`local_pair`).
         Returns the matches, the socket inodes whose owners are needed, and those sockets' uids.
         """
         matches: list[Match] = []
@@ -85,11 +90,22 @@ class Attributor:
             e = delta.entry
             proto = e.proto
             found = False
+            elsewhere = False
+            local_ends = 0
+            first = len(matches)
             for initiator, t in ((True, e.orig), (False, e.reply)):
                 local, lport, remote, rport = t.src, t.sport, t.dst, t.dport
                 sock = sockets.find(proto, local, lport, remote, rport)
                 if sock is None and local not in local_addresses and not is_loopback(local):
-                    continue
+                    if foreign is None or not foreign.owns(local):
+                        continue
+                    local_ends += 1
+                    if foreign.tracks(e, initiator):
+                        elsewhere = True
+                        continue
+                    sock = foreign.find(proto, local, lport, remote, rport)
+                else:
+                    local_ends += 1
                 found = True
                 match = Match(delta, EndKey(proto, local, lport, remote, rport), initiator, sock)
                 matches.append(match)
@@ -102,7 +118,10 @@ class Attributor:
                         inodes.add(match.listener.inode)
                         uids.add(match.listener.uid)
             if not found:
-                matches.append(Match(delta, None, True, None))
+                matches.append(Match(delta, None, True, None, elsewhere=elsewhere))
+            elif foreign is not None and local_ends == 2:
+                for m in matches[first:]:
+                    m.local_pair = True
         return matches, inodes, uids
 
     def attribute(
@@ -114,7 +133,8 @@ class Attributor:
         for m in matches:
             d = m.delta
             if m.end is None:
-                out.append(EndUsage(d.entry, None, None, d.d_orig, d.d_reply, False, d.open))
+                out.append(EndUsage(d.entry, None, None, d.d_orig, d.d_reply, False, d.open,
+                                    m.elsewhere))
                 continue
             owner: ProcKey | None = None
             if m.socket is not None and m.socket.inode:
@@ -138,7 +158,7 @@ class Attributor:
                     memory[m.end] = (owner, tick)
             # the initiator sent the original direction; the responder received it
             d_in, d_out = (d.d_reply, d.d_orig) if m.initiator else (d.d_orig, d.d_reply)
-            loop = is_loopback(m.end.local) or m.end.local == m.end.remote
+            loop = is_loopback(m.end.local) or m.end.local == m.end.remote or m.local_pair
             out.append(EndUsage(d.entry, m.end, owner, d_in, d_out, loop, d.open))
         if tick % SWEEP_TICKS == 0:
             self._expire(tick)

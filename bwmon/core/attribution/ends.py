@@ -15,6 +15,22 @@ from bwmon.core.attribution.flows import FlowDelta
 from bwmon.core.model import ConntrackEntry, ProcKey, SocketEntry
 
 
+class ForeignEnds(Protocol):
+    """Flow ends local to another measured network namespace (bwmon.core.namespaces.crossing):
+    the engine's namespace sees a container's NAT'd or forwarded flow, or a flow to a process in
+    another namespace."""
+
+    def owns(self, address: str) -> bool:
+        """Whether `address` is local to a measured namespace other than this one."""
+
+    def tracks(self, entry: ConntrackEntry, initiator: bool) -> bool:
+        """Whether the namespace of that end counts the same connection in its own table."""
+
+    def find(self, proto: str, local: str, lport: int, remote: str,
+             rport: int) -> SocketEntry | None:
+        """That end's socket in its namespace (read this tick), if any."""
+
+
 class SocketLookup(Protocol):
     """The socket table as attribution asks it (bwmon.core.sources.socket_table.SocketIndex)."""
 
@@ -48,8 +64,11 @@ class EndUsage:
     owner: ProcKey | None  # None: unattributed (or forwarded)
     d_in: int
     d_out: int
-    loopback: bool
+    loopback: bool  # local traffic: both ends local (here, or in another measured namespace)
     open: bool
+    # a flow with no local end here that another measured namespace counts with its own end
+    # (a container's NAT'd flow the container tracks): counted in no row and not in the host
+    elsewhere: bool = False
 
 
 def is_loopback(addr: str) -> bool:
@@ -81,3 +100,5 @@ class Match:
     socket: SocketEntry | None
     listener: SocketEntry | None = None  # for a TCP end not accepted yet
     firm: bool = False  # the owner came from the socket itself (not memory or the listener)
+    local_pair: bool = False  # both ends are local to measured namespaces (local traffic)
+    elsewhere: bool = False  # no end here; another namespace counts the flow

@@ -98,6 +98,10 @@ class FlowTracker:
     def __len__(self) -> int:
         return len(self._seen)
 
+    def entries(self) -> list[ConntrackEntry]:
+        """Every entry last read for flows still in the table."""
+        return [seen.entry for seen in self._seen.values()]
+
     def entry(self, key: FlowKey) -> ConntrackEntry | None:
         """The entry last read for a flow still in the table."""
         seen = self._seen.get(key)

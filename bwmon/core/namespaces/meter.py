@@ -11,13 +11,18 @@ read of a short conntrack table a tick: sockets are dumped only for flows that n
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bwmon.core.attribution.attributor import Attributor, EndUsage, SocketLookup
 from bwmon.core.attribution.flows import FlowTracker
+from bwmon.core.attribution.owner_cache import TickPlan
 from bwmon.core.model import ProcKey
+from bwmon.core.namespaces.crossing import Crossing, Place
+from bwmon.core.namespaces.enter import enter
 from bwmon.core.namespaces.netns import NetNamespace
+from bwmon.core.sources.addresses import read_local_addresses
 from bwmon.core.sources.conntrack_read import ConntrackSource, SourceError
 from bwmon.core.sources.processes import ProcessTable
 from bwmon.core.sources.socket_source import SocketSource
@@ -25,6 +30,7 @@ from bwmon.core.sources.socket_table import SocketIndex
 
 _NO_SOCKETS = SocketIndex(())
 ALIVE_TICKS = 10
+ADDRESS_TICKS = 30  # the namespace's addresses are read again this often (and at first sight)
 
 
 @dataclass(slots=True)
@@ -35,6 +41,11 @@ class Measured:
     closed: list[EndUsage] = field(default_factory=list)
     replaced: list[tuple[EndUsage, EndUsage]] = field(default_factory=list)
     steady: list[tuple[EndUsage, ...]] = field(default_factory=list)
+
+
+def _own_addresses() -> frozenset[str]:
+    """The addresses of the namespace the calling thread is in."""
+    return read_local_addresses(Path("/proc/thread-self"))
 
 
 def _views(ns: NetNamespace, proc_root: Path) -> tuple[Path, tuple[str, ...]]:
@@ -58,6 +69,12 @@ class NamespaceMeter:
         self.attributor = Attributor()
         self.error: str | None = None
         self.flows_seen = 0  # entries of the last read
+        self._root = root
+        self.addresses: frozenset[str] = frozenset()
+        self._addresses_read = -ADDRESS_TICKS
+        self._plan: TickPlan | None = None
+        self.place = Place(name, self.flows, lambda: self.addresses,
+                           self.index if self.sockets is not None else None)
 
     def _sockets(self, ns: NetNamespace) -> SocketSource | None:
         if ns.pid is None:  # no process in it: no socket has an owner; its flows are routed
@@ -71,45 +88,75 @@ class NamespaceMeter:
             root, prefix = _views(ns, self.proc_root)
             self.conntrack.retarget(root, prefix)
             self.sockets = self._sockets(ns)
+            self._root = root
+            self._addresses_read = -ADDRESS_TICKS
+            self.place = Place(name, self.flows, lambda: self.addresses,
+                               self.index if self.sockets is not None else None)
         self.ns = ns
 
     def open_usages(self) -> list[EndUsage]:
         """Every usage still counted as an open flow (to close them all when it vanishes)."""
         return list(self.attributor.cache.usages())
 
-    async def measure(self, tick: int, procs: ProcessTable) -> Measured:
+    async def read(self, tick: int, procs: ProcessTable) -> None:
+        """Read the table and plan the tick (which flows need an owner); attribution follows
+        once every namespace has read its table (see namespaces.crossing)."""
+        if tick - self._addresses_read >= ADDRESS_TICKS:
+            self._addresses_read = tick
+            try:
+                if self.ns.pid is not None:
+                    self.addresses = await asyncio.to_thread(read_local_addresses, self._root)
+                else:  # a bind mount alone has no /proc/PID view: read it from inside
+                    self.addresses = await enter(self.ns.handle, _own_addresses)
+            except OSError:
+                self.addresses = frozenset()
+        self._plan = None
         try:
             entries = await self.conntrack.read()
         except SourceError as exc:
             self.error = str(exc)
-            return Measured()
+            return
         self.error = None
         self.flows_seen = len(entries)
         read = self.flows.read(entries, tick, self.conntrack.change)
-        gone, steady = read.gone, read.steady
         cache = self.attributor.cache
         if tick % ALIVE_TICKS == 0:
             for key in cache.owners():
                 if not procs.alive(key):
                     cache.owner_died(key)
-        plan = cache.plan(read.deltas, gone, self.flows.entry, tick, steady)
+        self._plan = cache.plan(read.deltas, read.gone, self.flows.entry, tick, read.steady)
+
+    async def index(self) -> SocketLookup:
+        return await self.sockets.index() if self.sockets is not None else _NO_SOCKETS
+
+    async def attribute(self, tick: int, procs: ProcessTable,
+                        foreign: Crossing | None = None) -> Measured:
+        """The usages of what `read` planned; ends in other measured namespaces through
+        `foreign`."""
+        plan = self._plan
+        if plan is None:
+            return Measured()
+        cache = self.attributor.cache
         out = Measured(closed=plan.closed, replaced=plan.replaced, steady=plan.steady)
         if not (plan.probe or plan.lookup):
             return out
         index: SocketLookup = _NO_SOCKETS
-        local: frozenset[str] = frozenset()
+        local = self.addresses
         if self.sockets is not None:
-            index = await self.sockets.index()
-            local = self.sockets.local_addresses
+            index = await self._index_now(tick)
         if plan.probe:
             cache.probe(plan, index, self.flows.entry)
         if plan.lookup:
-            matches, inodes, uids = self.attributor.match(plan.lookup, index, local)
+            if foreign is not None:
+                await foreign.prepare(plan.lookup, tick)
+            matches, inodes, uids = self.attributor.match(plan.lookup, index, local, foreign)
             owners: dict[int, ProcKey] = await procs.owners(inodes, uids) if inodes else {}
             found = self.attributor.attribute(matches, owners, tick)
             cache.store(matches, found)
             out.added = found
         return out
 
-
-__all__ = ["Measured", "NamespaceMeter"]
+    async def _index_now(self, tick: int) -> SocketLookup:
+        """The socket table, shared with the Place: read at most once a tick."""
+        await self.place.fetch(tick)
+        return self.place.sockets or _NO_SOCKETS

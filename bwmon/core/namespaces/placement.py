@@ -16,7 +16,7 @@ from bwmon.core.namespaces.netns import NamespaceScan, NetNamespace
 from bwmon.core.namespaces.runtimes import RuntimeNames
 
 
-def read_placement(proc_root: Path, pid: int) -> Placement:
+def read_placement(proc_root: Path, pid: int | str) -> Placement:
     try:
         with open(proc_root / str(pid) / "cgroup", "rb") as f:
             text = f.read().decode(errors="replace")

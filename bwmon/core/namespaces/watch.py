@@ -14,7 +14,9 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from bwmon.core.attribution.ends import EndUsage
 from bwmon.core.model import NamespaceState
+from bwmon.core.namespaces.crossing import Crossing, Place, by_address
 from bwmon.core.namespaces.meter import Measured, NamespaceMeter
 from bwmon.core.namespaces.netns import BIND_MOUNT_DIRS, NamespaceScan, NetNamespace
 from bwmon.core.namespaces.placement import Placer
@@ -35,6 +37,8 @@ class NamespaceWatch:
         self.include = [re.compile(p) for p in include]
         self.exclude = [re.compile(p) for p in exclude]
         self.meters: dict[int, NamespaceMeter] = {}
+        self.own: Place | None = None
+        self._by_address: dict[str, list[Place]] = {}
         self._names: dict[int, tuple[int, str]] = {}  # inode -> (processes then, name)
 
     def wanted(self, name: str) -> bool:
@@ -42,13 +46,18 @@ class NamespaceWatch:
             return False
         return not self.include or any(p.search(name) for p in self.include)
 
-    async def tick(self, tick: int, procs: ProcessTable) -> Measured:
-        """Scan, follow the meters, measure each namespace; one Measured for all of them."""
+    def set_own(self, place: Place) -> None:
+        """bwmon's own namespace, as the others see it (its flows, addresses, sockets)."""
+        self.own = place
+
+    async def read(self, tick: int, procs: ProcessTable) -> list[EndUsage]:
+        """Scan, follow the meters, read every measured namespace's table. Returns the open
+        usages of namespaces gone (or no longer wanted): to be closed in the rows."""
         await asyncio.to_thread(self.scan.scan)
-        total = Measured()
+        closed: list[EndUsage] = []
         found = self.scan.namespaces
         for inode in [i for i in self.meters if i not in found]:
-            total.closed.extend(self.meters.pop(inode).open_usages())
+            closed.extend(self.meters.pop(inode).open_usages())
         for inode in [i for i in self._names if i not in found]:
             del self._names[inode]
         for inode, ns in found.items():
@@ -58,7 +67,7 @@ class NamespaceWatch:
             name = self._name(ns)
             if not self.wanted(name):
                 if meter is not None:
-                    total.closed.extend(self.meters.pop(inode).open_usages())
+                    closed.extend(self.meters.pop(inode).open_usages())
                 continue
             if meter is None:
                 meter = self.meters[inode] = NamespaceMeter(
@@ -66,8 +75,25 @@ class NamespaceWatch:
                     conntrack_command=self.conntrack_command, lookback=self.lookback)
             else:
                 meter.follow(ns, name)
+        for meter in self.meters.values():
+            await meter.read(tick, procs)
+        places = [m.place for m in self.meters.values()]
+        if self.own is not None:
+            places.append(self.own)
+        for place in places:
+            place.new_tick()
+        self._by_address = by_address(places)
+        return closed
+
+    def crossing(self, place: Place) -> Crossing:
+        """The other measured namespaces as `place` sees them (after `read`)."""
+        return Crossing(place, self._by_address)
+
+    async def attribute(self, tick: int, procs: ProcessTable) -> Measured:
+        """Every namespace's usages of this tick, in one Measured."""
+        total = Measured()
         for meter in list(self.meters.values()):
-            part = await meter.measure(tick, procs)
+            part = await meter.attribute(tick, procs, self.crossing(meter.place))
             total.added.extend(part.added)
             total.closed.extend(part.closed)
             total.replaced.extend(part.replaced)
