@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from bwmon.core.sources.conntrack_parse import parse_conntrack
-from tests.helpers.netns import NetNS, sh
+from tests.helpers.netns import NetNS, link, sh
 from tests.integration.test_namespaces_engine import INTERVAL, LINGER, Monitor, _names
 
 pytestmark = [pytest.mark.privileged, pytest.mark.slow]
@@ -150,3 +150,65 @@ def test_podman_container_traffic_is_its_own(tmp_path: Path) -> None:
         rules = sh("iptables", "-t", table, "-S").stdout
         assert "CNI-" not in rules and "NETAVARK" not in rules, "podman touched the host"
     assert sys.platform == "linux"
+
+
+def test_podman_container_behind_nat_counts_once_for_its_process(tmp_path: Path) -> None:
+    """The container tracks nothing (no rule in it, as usual): its connection to a server in
+    another namespace, masqueraded by Podman's network, is seen only by Podman's namespace,
+    as a flow with no local end there. It must go to the container's process, and count once
+    in the host total (within 1 % of Podman's namespace's table)."""
+    if shutil.which("podman") is None or BUSYBOX is None:
+        pytest.fail("podman and busybox-static are test packages (./dev installs them)")
+    prefix = f"bwpn{os.getpid()}"
+    config = tmp_path / "bwmon.toml"
+    config.write_text(
+        '[general]\nevents = false\nebpf = "off"\n\n'
+        f'[namespaces]\nscope = "all"\ninclude = ["^{prefix}-"]\n')
+    tarball = _image(tmp_path)
+    name = f"{prefix}-app"
+    with NetNS(prefix="bwnh") as home, NetNS(prefix=prefix) as outer, \
+            NetNS(prefix=prefix) as server:
+        link(outer, server, 0)  # 10.231.0.1 (Podman's namespace) - 10.231.0.2 (the server)
+        podman = Podman(outer)
+        sink = server.popen(["socat", "-u", f"TCP-LISTEN:{PORT + 1},reuseaddr,fork",
+                             "OPEN:/dev/null"])
+        bwmon = Monitor(home, config)
+        try:
+            podman("import", str(tarball), "localhost/bwmon-bb")
+            bwmon.wait_for("two ticks", lambda s: s["seq"] >= 2)
+            script = (f"for i in $(seq {CHUNKS}); do head -c {CHUNK} /dev/zero; "
+                      f"sleep {INTERVAL / 2}; done | nc 10.231.0.2 {PORT + 1}; sleep 30")
+            podman("run", "-d", "--name", name, "--ulimit", "nofile=1024:1024",
+                   "--ulimit", "nproc=1024:1024", "localhost/bwmon-bb",
+                   "/bin/busybox", "sh", "-c", script)
+            truth: list[Any] = []
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                truth = [e for e in parse_conntrack(outer.conntrack_text())
+                         if e.orig.dport == PORT + 1]
+                if truth and truth[0].state not in ("ESTABLISHED", None):
+                    break
+                time.sleep(0.2)
+            assert truth and truth[0].reply.dst == "10.231.0.1", truth  # masqueraded
+            sent = sum(e.orig_bytes or 0 for e in truth)
+            total = sent + sum(e.reply_bytes or 0 for e in truth)
+            assert sent > CHUNKS * CHUNK
+
+            def counted(s: dict[str, Any]) -> bool:
+                mine = [p for p in s["processes"] if p["container"] == name]
+                return sum(p["total_out"] for p in mine) >= 0.99 * sent
+            bwmon.wait_for("the container's bytes", counted)
+            time.sleep(3 * INTERVAL)
+            snap = bwmon.snaps[-1]
+        finally:
+            bwmon.stop()
+            podman.cleanup()
+            sink.kill()
+            sink.wait()
+    mine = [p for p in snap["processes"] if p["container"] == name]
+    assert {p["name"] for p in mine} == {"nc"}, mine
+    assert sum(p["total_out"] for p in mine) == pytest.approx(sent, rel=0.01)
+    host = snap["host"]["total_in"] + snap["host"]["total_out"]
+    assert host == pytest.approx(total, rel=0.01), (host, total, snap["apps"])
+    forwarded = snap["forwarded"]
+    assert forwarded is None or forwarded["total_in"] + forwarded["total_out"] < 0.01 * total
