@@ -62,13 +62,12 @@ def test_scan_finds_follows_and_forgets(procs: list[subprocess.Popen[bytes]]) ->
 
         unshared = subprocess.Popen(["unshare", "--net", "sleep", "60"])
         procs.append(unshared)
-        sleeper = _child_of(unshared.pid) if Path("/proc").joinpath(
-            str(unshared.pid), "comm").read_text().strip() == "unshare" else unshared.pid
+        sleeper = unshared.pid  # unshare (without --fork) enters the namespace, execs sleep
         deadline = time.monotonic() + 5
         own = scan.own
         while time.monotonic() < deadline:
             other = os.stat(f"/proc/{sleeper}/ns/net").st_ino
-            if other != own:
+            if other != own and Path(f"/proc/{sleeper}/comm").read_text().strip() == "sleep":
                 break
             time.sleep(0.01)
         change = scan.scan()
