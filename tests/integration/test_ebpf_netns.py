@@ -167,3 +167,55 @@ async def test_a_comm_cannot_forge_or_hide_a_sighting() -> None:
         assert decode_comm(forged) == "ok\\x0aS 1 0 17 4 1"  # one name, the break visible
         assert {s.lport for s in mine} == {int(out)}
         assert all(s.pid in (p.pid,) for s in seen if s.proto == "udp")  # nothing forged
+
+
+# Fills the ring: 3,000 UDP sockets sending one datagram each (3,000 sightings, ~300 KiB of
+# records: more than the 256 KiB ring), then waits; on a line from stdin, one socket of its own
+# sends, and again on a second line.
+FILLER = r"""
+import socket, sys
+for _ in range(3000):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(b"f", ("127.0.0.1", 9))
+last = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+print("full", flush=True)
+for line in sys.stdin:
+    last.sendto(b"x", ("127.0.0.1", 9))
+    print(last.getsockname()[1], flush=True)
+"""
+
+
+def test_a_sighting_that_found_the_ring_full_comes_at_the_next_send() -> None:
+    """While the reader is busy the ring may fill; the socket that found it full is reported at
+    its next send instead of never (its first sight is not remembered until written)."""
+    from bwmon.core.sources.bpf.loader import RING_BYTES, load
+    from bwmon.core.sources.bpf.ring import RingReader
+    from bwmon.core.sources.ebpf import sighting
+
+    reason = EbpfOwners().available()
+    if reason is not None:
+        pytest.skip(f"kernel lacks eBPF support: {reason}")
+    with NetNS(acct=False, track=False) as ns:
+        probe = load()
+        ring = RingReader(probe.rings, RING_BYTES)
+        p = ns.popen([sys.executable, "-c", FILLER], stdin=subprocess.PIPE,
+                     stdout=subprocess.PIPE, text=True)
+        try:
+            assert p.stdin is not None and p.stdout is not None
+            assert p.stdout.readline().strip() == "full"
+            p.stdin.write("\n")
+            p.stdin.flush()
+            port = int(p.stdout.readline())  # its first send: the ring is still full
+            assert probe.lost_sightings() > 0
+            first = [s for raw in ring.drain() if (s := sighting(raw)) and s.lport == port]
+            p.stdin.write("\n")  # the ring has room again: the second send reports it
+            p.stdin.flush()
+            assert int(p.stdout.readline()) == port
+            second = [s for raw in ring.drain() if (s := sighting(raw)) and s.lport == port]
+        finally:
+            p.kill()
+            p.wait()
+            ring.close()
+            probe.close()
+    assert first == []
+    assert [(s.pid, s.proto) for s in second] == [(p.pid, "udp")]

@@ -239,7 +239,7 @@ async def test_status_says_what_is_measured_and_what_was_lost() -> None:
     await src.read()
     st = src.status()
     assert st.active and st.counts_bytes and "UDP" in st.detail
-    assert "1 in the kernel map" in st.detail and "3 sightings lost" in st.detail
+    assert "1 in the kernel map" in st.detail and "ring full 3 times" in st.detail
     assert src.protos >= {"udp", "icmp"} and "tcp" not in src.protos
 
 

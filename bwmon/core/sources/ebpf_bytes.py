@@ -108,7 +108,7 @@ class EbpfBytes:
         lost = self.probe.lost_sightings()
         detail = f"UDP and other non-TCP sockets, {self.sockets} in the kernel map"
         if lost:
-            detail += f", {lost} sightings lost (ring full)"
+            detail += f", sightings ring full {lost} times (each retried at the next send)"
         return SourceStatus("ebpf-bytes", True, detail, counts_bytes=True)
 
     async def close(self) -> None:

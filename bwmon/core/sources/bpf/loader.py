@@ -111,7 +111,8 @@ class LoadedProbe:
         return None if rc else value.raw
 
     def lost_sightings(self) -> int:
-        """Sightings dropped because the ring was full, since loading."""
+        """Sightings not written because the ring was full, since loading (each is retried
+        at its socket's next send)."""
         key = ctypes.c_uint32(0)
         value = ctypes.c_uint64()
         rc = self._lib.bpf_map_lookup_elem(self.lost, ctypes.byref(key), ctypes.byref(value))

@@ -107,7 +107,8 @@ struct {
 	__type(value, struct seen);
 } seen SEC(".maps");
 
-/* records lost because the ring was full (index 0); read by bwmon for its status */
+/* sightings not written because the ring was full (index 0; each is retried at the socket's
+ * next send); read by bwmon for its status */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -164,13 +165,14 @@ static __always_inline int on_bytes(struct sock *sk, int ret, bool out)
 
 	struct seen *was = bpf_map_lookup_elem(&seen, &cookie);
 	if (!was || was->pid != pid || was->tuple != tuple) {
-		struct seen now = { .pid = pid, .tuple = tuple };
-		bpf_map_update_elem(&seen, &cookie, &now, BPF_ANY);
 		changed = true;
 		struct sighting *s = bpf_ringbuf_reserve(&sightings, sizeof(*s), 0);
 		if (s) {
 			describe(s, sk, cookie, family, proto);
 			bpf_ringbuf_submit(s, 0);
+			/* remembered only once reported: a full ring is retried at the next send */
+			struct seen now = { .pid = pid, .tuple = tuple };
+			bpf_map_update_elem(&seen, &cookie, &now, BPF_ANY);
 		} else {
 			__u32 zero = 0;
 			__u64 *n = bpf_map_lookup_elem(&lost, &zero);
