@@ -9,6 +9,8 @@ relaxes this for a contributor running a subset without root.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +32,34 @@ def _isolated_config(
     for var in list(os.environ):
         if var.startswith("BWMON_"):
             monkeypatch.delenv(var)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A home for the whole run, set before test modules are imported: a module that copies
+    os.environ at import (ENV = {**os.environ, ...}) hands its bwmon this one, so no bwmon a
+    test starts reads the developer's config or writes its history store under /var/lib or
+    ~/.local/state. Each test still gets its own home from `_isolated_config`."""
+    home = Path(tempfile.mkdtemp(prefix="bwmon-tests-home-"))
+    config.add_cleanup(lambda: shutil.rmtree(home, ignore_errors=True))
+    os.environ["HOME"] = str(home)
+    os.environ["XDG_CONFIG_HOME"] = str(home / ".config")
+    os.environ["XDG_STATE_HOME"] = str(home / ".local" / "state")
+    os.environ.pop("STATE_DIRECTORY", None)
+    config.stash[_SYSTEM_STORE_KEY] = SYSTEM_STORE.exists()
+
+
+SYSTEM_STORE = Path("/var/lib/bwmon/history.sqlite")  # root's default history store
+_SYSTEM_STORE_KEY = pytest.StashKey[bool]()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A test that let bwmon write root's own history store fails the run: tests write nothing
+    outside the repository and their temporary directories."""
+    if SYSTEM_STORE.exists() and not session.config.stash.get(_SYSTEM_STORE_KEY, True):
+        session.config.get_terminal_writer().line(
+            f"\nerror: a test let bwmon create {SYSTEM_STORE} (a bwmon started with an environment"
+            " that bypassed the test home)", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
