@@ -22,9 +22,9 @@ sys.path.insert(0, str(DOCS.parent))
 
 # Order of the hand-written sections; files not listed follow in name order.
 ORDER = [
-    "overview", "install", "measuring", "conntrack", "sockets", "short-connections", "doctor",
-    "containers", "tui", "ssh", "pipes", "alerts", "history", "http", "service", "scale", "config",
-    "migration",
+    "overview", "install", "measuring", "socket-counters", "conntrack", "sockets",
+    "short-connections", "doctor", "containers", "tui", "ssh", "pipes", "alerts", "history",
+    "http", "service", "scale", "config", "migration",
     "troubleshooting",
 ]
 GENERATED = ["reference-commands", "reference-settings", "reference-keys"]

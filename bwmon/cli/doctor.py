@@ -16,14 +16,23 @@ import textwrap
 from pathlib import Path
 
 from bwmon.cli.options import settings_from_args
-from bwmon.core.doctor import BLOCKING, TRACKING, apply_fixes, blocking, diagnose, fixable
+from bwmon.core.doctor import (
+    BLOCKING,
+    CONNTRACK_ADDS,
+    TRACKING,
+    apply_fixes,
+    blocking,
+    diagnose,
+    fixable,
+    measuring,
+    upgrade,
+)
 from bwmon.core.errors import UserError
 from bwmon.core.model import Finding
 
 MAX_ROUNDS = 3  # a fix can reveal the next (modprobe, then the sysctls it created)
 EXIT_STATUS = (
-    (0, "every check passes"),
-    (1, "some checks fail (marked warn) but conntrack can measure"),
+    (0, "something is measured (checks marked upgr or warn may still fail)"),
     (2, "a user error: a bad configuration, or --fix without root"),
     (3, "nothing can be measured until the checks marked FAIL are fixed"),
 )
@@ -85,6 +94,8 @@ async def _doctor(args: argparse.Namespace) -> tuple[list[Finding], list[str]]:
 def _label(finding: Finding, findings: list[Finding]) -> str:
     if finding.ok:
         return "ok"
+    if upgrade(finding, findings):
+        return "upgr"
     essential = finding.check in BLOCKING or (
         finding.check in TRACKING and blocking([f for f in findings if f.check in TRACKING]))
     return "FAIL" if essential else "warn"
@@ -108,8 +119,11 @@ def _print_text(findings: list[Finding], applied: list[str], fix: bool) -> None:
               file=out)
         if not f.ok and f.fix:
             print(f"{indent}fix: {f.fix}", file=out)
-    if blocking(findings):
+    if not measuring(findings):
         print("Nothing can be measured until the checks marked FAIL are fixed.", file=out)
+    elif any(upgrade(f, findings) for f in findings):
+        print(f"Measuring TCP from socket counters. The upgrades (upgr) add {CONNTRACK_ADDS}.",
+              file=out)
     if any(fixable(f) for f in findings) and not fix:
         print("Run `bwmon doctor --fix` as root to apply the fixes shown.", file=out)
 
@@ -122,12 +136,12 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({
             "namespace": _namespace(),
-            "blocking": blocking(findings),
+            "blocking": not measuring(findings),
+            "conntrack_blocked": blocking(findings),
+            "upgrades": [f.check for f in findings if upgrade(f, findings)],
             "findings": [dataclasses.asdict(f) for f in findings],
             "applied": applied,
         }, indent=2))
     else:
         _print_text(findings, applied, args.fix)
-    if blocking(findings):
-        return 3
-    return 0 if all(f.ok for f in findings) else 1
+    return 0 if measuring(findings) else 3

@@ -21,6 +21,7 @@ from bwmon.core.engine import Engine
 from bwmon.core.jsonify import event_json as event_doc
 from bwmon.core.jsonify import snapshot_json
 from bwmon.core.model import AppRow, LogEvent, RowKind, Snapshot
+from bwmon.core.shares import shares_text, unmeasured_text
 from bwmon.core.units import human_bytes, human_rate
 from bwmon.services import engine_services
 
@@ -37,6 +38,9 @@ def format_table(snap: Snapshot, *, bandwidth: bool, processes: bool = False,
         f"total in {human_bytes(h.total_in)}  out {human_bytes(h.total_out)}  "
         f"(loopback {human_bytes(h.loopback_total)})"
     )
+    measured = "; ".join(t for t in (shares_text(snap), unmeasured_text(snap)) if t)
+    if measured:
+        lines.append(f"      {measured}")
     if snap.findings:
         lines.append("Nothing can be measured yet:")
         for f in snap.findings:

@@ -28,7 +28,7 @@ from bwmon.core.model import (
     Totals,
 )
 from bwmon.core.regrouping import Moves, compose, move_totals
-from bwmon.core.row_state import Acc, EndAcc, Placed, RowState
+from bwmon.core.row_state import IP_BYTES, PAYLOAD_BYTES, Acc, EndAcc, Placed, RowState
 
 # A row without traffic or open flows disappears after this many seconds.
 LINGER_SECONDS = 120.0
@@ -223,6 +223,7 @@ class Accounting(RowState):
                         acc.total_in += d_in
                         acc.total_out += d_out
                         acc.last_active = now
+                        acc.units |= IP_BYTES
                     if placed.owner is not None:
                         placed.app_acc.procs.add(placed.owner)
                 if placed.app is not None and u.end is not None:
@@ -242,9 +243,11 @@ class Accounting(RowState):
         if placed.ends is not None:
             placed.ends.add(u, now)
         if u.d_in or u.d_out:
+            unit = PAYLOAD_BYTES if u.payload else IP_BYTES
             for acc in placed.accs:
                 acc.add(u.d_in, u.d_out)
                 acc.last_active = now
+                acc.units |= unit
             if placed.owner is not None:
                 placed.app_acc.procs.add(placed.owner)
         placed.usage = u
@@ -299,9 +302,11 @@ class Accounting(RowState):
                 if moved or (count_bytes and not u.open):
                     aacc.procs.add(owner)
         if moved:
+            unit = PAYLOAD_BYTES if u.payload else IP_BYTES
             for acc in accs:
                 acc.add(u.d_in, u.d_out)
                 acc.last_active = now
+                acc.units |= unit
         if not u.open:
             return
         for acc in accs:

@@ -24,6 +24,11 @@ from bwmon.core.sources.tools import find_tool, resolved
 
 # checks whose failure leaves conntrack with nothing to measure
 BLOCKING = frozenset({"procfs", "conntrack-table", "accounting"})
+SOCKETS = "socket-counters"
+# what conntrack adds where the socket counters already measure TCP (a failed check is then an
+# upgrade, not a blocker)
+CONNTRACK_ADDS = ("IP-level bytes (headers included), forwarded and NAT traffic, and UDP "
+                  "without eBPF")
 TRACKING = ("tracking-ipv4", "tracking-ipv6")
 RULESET_COMMANDS: tuple[tuple[str, ...], ...] = (
     ("iptables-save",),
@@ -227,6 +232,38 @@ async def _check_tracking(
     return findings
 
 
+def check_socket_counters(proc_root: Path) -> Finding:
+    """Whether TCP is measured from per-socket counters: a sock_diag dump with tcp_info (no
+    privilege needed) and the destroy broadcasts for closing sockets."""
+    from bwmon.core.sources.sock_diag import DestroyFeed, SockDiagError, dump_tcp_bytes
+
+    if proc_root != Path("/proc"):
+        return Finding(SOCKETS, False, f"socket counters not checked: general.proc_root is "
+                       f"{proc_root}, not the running kernel's /proc")
+    try:
+        dump_tcp_bytes()
+    except SockDiagError as exc:
+        return Finding(SOCKETS, False, f"TCP socket counters unavailable: {exc}",
+                       "modprobe inet_diag tcp_diag")
+    try:
+        DestroyFeed().close()
+    except SockDiagError as exc:
+        return Finding(SOCKETS, True, "TCP measured from per-socket counters (tcp_info through "
+                       f"sock_diag), but closing sockets' last bytes are not seen: {exc}")
+    return Finding(SOCKETS, True, "TCP measured from per-socket counters (tcp_info through "
+                   "sock_diag, payload bytes), closing sockets from the destroy broadcasts: no "
+                   "firewall rule or sysctl needed")
+
+
+def _check_udp(findings: Sequence[Finding]) -> Finding:
+    """UDP is measured only by conntrack here (eBPF byte sums are the other way): say so."""
+    if not blocking(findings):
+        return Finding("udp", True, "UDP measured by conntrack (IP bytes)")
+    return Finding("udp", False, "UDP not measured: conntrack counts nothing here and no eBPF "
+                   "byte source runs; UDP traffic shows as not measured, not as zero",
+                   "apply the conntrack fixes above (accounting and a tracking rule)")
+
+
 async def diagnose(
     proc_root: Path = Path("/proc"),
     *,
@@ -246,6 +283,9 @@ async def diagnose(
     findings += [table, tool, _check_accounting(proc_root)]
     findings += await _check_tracking(proc_root, ruleset_commands, mask)
     findings.append(_check_events(proc_root))
+    # what is measured without them goes first: the conntrack checks are upgrades to it
+    at = len(capabilities.ALL)
+    findings[at:at] = [check_socket_counters(proc_root), _check_udp(findings)]
     owners = ebpf or EbpfOwners(proc_root=proc_root, caps=mask)
     reason = owners.available()
     if reason is None:
@@ -264,6 +304,20 @@ def blocking(findings: Sequence[Finding]) -> bool:
     failed = {f.check for f in findings if not f.ok}
     tracked = [c for c in TRACKING if any(f.check == c for f in findings)]
     return bool(failed & BLOCKING) or (bool(tracked) and all(c in failed for c in tracked))
+
+
+def measuring(findings: Sequence[Finding]) -> bool:
+    """True when something is measured: conntrack counts, or the socket counters measure TCP."""
+    return not blocking(findings) or any(f.check == SOCKETS and f.ok for f in findings)
+
+
+def upgrade(finding: Finding, findings: Sequence[Finding]) -> bool:
+    """A failed conntrack check while the socket counters measure: fixing it adds something
+    (CONNTRACK_ADDS), nothing stops without it."""
+    if finding.ok or not any(f.check == SOCKETS and f.ok for f in findings):
+        return False
+    return finding.check in BLOCKING or finding.check in TRACKING or finding.check in (
+        "udp", "events", "conntrack-tool")
 
 
 def fix_commands(fix: str) -> list[list[str]]:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from bwmon.core.accounting import Accounting
 from bwmon.core.attribution.attributor import Attributor, EndKey, EndUsage, SocketLookup
+from bwmon.core.attribution.byte_merge import ByteMerge
 from bwmon.core.attribution.flows import FlowDelta, FlowTracker, Steady
+from bwmon.core.attribution.socket_flows import SocketDelta, SocketFlows, SocketState, usage_of
 from bwmon.core.checkup import Checkup
 from bwmon.core.config.settings import GroupSettings, Settings
 from bwmon.core.errors import UserError
@@ -30,6 +32,7 @@ from bwmon.core.model import (
     ProcessInfo,
     ProcKey,
     Snapshot,
+    SocketBytes,
     SourceStatus,
 )
 from bwmon.core.runtime.gcpause import collection_deferred
@@ -52,6 +55,19 @@ ALIVE_TICKS = 10
 STARTUP_TICKS = 2
 # Flows looked up between two returns to the event loop (bwmon-tui draws on the same loop).
 LOOKUP_CHUNK = 5000
+# A socket whose owner is unknown is looked up by inode again after this many ticks.
+SOCKET_RETRY_TICKS = 5
+# New TCP sockets are looked for every general.socket_watch seconds, so the owner of a
+# connection shorter than a tick is found while it lives; spaced out so that the dumps cost at
+# most WATCH_SHARE of a CPU (a dump walks the kernel's whole TCP hash: ~1.5 ms here, even empty).
+WATCH_SHARE = 0.05
+WATCH_KEEP = 200  # watches an owner found for a socket no longer listed is kept
+# Bytes of a socket with no known owner wait this many ticks (at most PENDING_MAX sockets) for
+# conntrack to count its flow with an owner (events, or a lookup made while it was open).
+PENDING_TICKS = 3
+PENDING_MAX = 20_000
+# With socket counters, a conntrack table that counts nothing is read this often (seconds).
+CONNTRACK_IDLE_SECONDS = 2.0
 # Flows of protocols without sockets (icmp, sctp, ...) are matched against no socket at all.
 _NO_SOCKETS = SocketIndex(())
 
@@ -107,6 +123,15 @@ class Engine(Publisher):
         self._table_size = 0  # entries of the last conntrack read
         self.socket_sources: list[SocketByteSource] = []
         self.recorder: Recorder | None = None  # the history store's writer, when one runs
+        self._socket_flows: list[SocketFlows] = []
+        self.merge = ByteMerge()
+        self._ct_read_at: float | None = None  # clock of the last conntrack table read
+        self._ct_read = True  # this tick read the table
+        self._ct_counting = True  # its last read held byte counters
+        self.shares: dict[str, int] = {}  # bytes counted per byte source, each flow once
+        self._cookie_owner: dict[int, tuple[ProcKey, int]] = {}  # cookie -> (owner, watch)
+        # socket bytes of unknown owner held while conntrack may count them with an owner
+        self._pending_sockets: dict[EndKey, tuple[SocketState, int, int, int, bool]] = {}
         self.namespaces = self._make_namespaces()
 
     def _make_namespaces(self) -> NamespaceWatch | None:
@@ -190,6 +215,8 @@ class Engine(Publisher):
         `read()` must return). The engine closes it when the run ends.
         """
         self.socket_sources.append(source)
+        self._socket_flows.append(SocketFlows(lookback=self.settings.general.lookback))
+        self.merge.protos = self.merge.protos | source.protos
 
     def flow_ended(self, entry: ConntrackEntry) -> None:
         """A DESTROY event's final counters, accounted at the next tick."""
@@ -208,12 +235,15 @@ class Engine(Publisher):
             raise UserError(f"{procfs.message}; {procfs.fix}")
         if self.pipes is not None:
             await self.pipes.start()
+        self._open_socket_counters()
         await self.check_prerequisites()
         g = self.settings.general
         ring = await self._load_ebpf()
         if g.events or ring is not None:
             self._tasks.append(asyncio.create_task(self._discover(ring)))
         self._tasks.append(asyncio.create_task(self.checkup.run_forever(self._checks_changed)))
+        if g.socket_watch > 0 and any("tcp" in s.protos for s in self.socket_sources):
+            self._tasks.append(asyncio.create_task(self._watch_sockets()))
         try:
             while not self._stop.is_set():
                 started = self._clock()
@@ -232,7 +262,57 @@ class Engine(Publisher):
             if self.pipes is not None:
                 await self.pipes.stop()
             for source in self.socket_sources:
-                await source.close()
+                with contextlib.suppress(Exception):
+                    await source.close()
+
+    def _open_socket_counters(self) -> None:
+        """TCP's own counters (general.socket_counters), for the namespace bwmon runs in: only
+        with the real /proc (a fixture tree describes no kernel to ask)."""
+        from pathlib import Path
+
+        g = self.settings.general
+        if not g.socket_counters or g.proc_root != Path("/proc"):
+            return
+        if any("tcp" in s.protos for s in self.socket_sources):
+            return
+        from bwmon.core.sources.tcp_counters import TcpCounters
+
+        self.add_socket_source(TcpCounters())
+
+    async def _watch_sockets(self) -> None:
+        """Owners of new TCP sockets, looked for between ticks: a connection of 100 ms is
+        usually born and gone between two ticks, and once closed its socket names no process
+        (inode 0). A cheap dump (no tcp_info) every general.socket_watch seconds, spaced out
+        so the dumps cost at most WATCH_SHARE of a CPU, and the fd scan of the processes whose
+        descriptors changed when a new socket shows."""
+        from bwmon.core.sources.sock_diag import dump_tcp_inodes, end_of
+
+        def dump() -> tuple[dict[int, tuple[int, bytes]], float]:
+            started = time.thread_time()
+            return dump_tcp_inodes(), time.thread_time() - started
+
+        known: dict[int, tuple[int, bytes]] = {}
+        watch = 0
+        while True:
+            try:
+                now, cost = await asyncio.to_thread(dump)  # cost: the dump's own CPU time
+            except OSError:
+                return  # the tick's own dump reports the problem
+            watch += 1
+            new = {c: i for c, i in now.items() if c not in known}
+            known = now
+            if new:
+                owners = await self.procs.owners({inode for inode, _ in new.values()})
+                for cookie, (inode, head) in new.items():
+                    owner = owners.get(inode)
+                    if owner is not None:
+                        self._cookie_owner[cookie] = (owner, watch)
+                        # conntrack's view of the same flow finds its owner too
+                        self.remember_owner(EndKey("tcp", *end_of(head)), owner)
+            if watch % WATCH_KEEP == 0:
+                self._cookie_owner = {c: v for c, v in self._cookie_owner.items()
+                                      if c in now or watch - v[1] < WATCH_KEEP}
+            await asyncio.sleep(max(self.settings.general.socket_watch, cost / WATCH_SHARE))
 
     def _pace(self, cpu_seconds: float) -> float:
         """The spacing before the next tick (adaptive polling, runtime.pacing); says so in
@@ -244,8 +324,15 @@ class Engine(Publisher):
             return g.interval
         was = pacer.stretched
         events = self._extra_sources.get("events")
-        spacing = pacer.observe(cpu_seconds, events is not None and events.active,
+        sockets = bool(self.socket_sources)
+        if sockets and not self._ct_read:
+            return g.interval  # only ticks that read the table say what reading it costs
+        # with socket counters the rates come from the sockets and closing TCP sockets report
+        # their final counters: the table's reads, not the ticks, are spaced out
+        spacing = pacer.observe(cpu_seconds, sockets or (events is not None and events.active),
                                 self._table_size)
+        if sockets:
+            spacing = g.interval
         if pacer.stretched != was:
             message = (f"conntrack table {pacer.describe()}" if pacer.stretched
                        else f"conntrack table read every {g.interval:g} s again")
@@ -294,7 +381,12 @@ class Engine(Publisher):
     async def _tick(self) -> Snapshot:
         self.tick_count += 1
         tick = self.tick_count
-        entries = await self._read_conntrack()
+        entries = None
+        self._ct_read = self._conntrack_due()
+        if self._ct_read:
+            self._ct_read_at = self._clock()
+            entries = await self._read_conntrack()
+        samples = await self._read_sockets()
         now = self._clock()
         elapsed = 0.0 if self._last_read is None else now - self._last_read
         self._last_read = now
@@ -305,6 +397,8 @@ class Engine(Publisher):
         steady: list[Steady] = []
         if entries is not None:
             self._table_size = len(entries)
+            if self.socket_sources:
+                self._ct_counting = any(e.orig_bytes is not None for e in entries)
             read = self.flows.read(entries, tick, self.conntrack.change)
             changed.extend(read.deltas)
             gone, steady = read.gone, read.steady
@@ -340,6 +434,7 @@ class Engine(Publisher):
                 if elapsed == 0.0 and len(plan.lookup) > LOOKUP_CHUNK:
                     # the first tick of a huge table: account chunk by chunk too, so the
                     # screen gets turns (no rates yet, so nothing of this tick is lost)
+                    self._merge_conntrack(found, tick)
                     self.accounting.step_changes(found, (), (), self.procs.info, now, 0.0)
                 else:
                     usages.extend(found)
@@ -350,7 +445,22 @@ class Engine(Publisher):
         pipes: list[PipeCounters] = (
             self.pipes.counters() if self.pipes is not None else []
         )
-        closed, replaced, kept = plan.closed, plan.replaced, plan.steady
+        closed: list[EndUsage] = plan.closed
+        replaced = plan.replaced
+        kept = plan.steady
+        if self.socket_sources:
+            from bwmon.core.model import Unit
+
+            self.accounting.default_unit = Unit.PAYLOAD if self.checkup.blocking else Unit.IP
+            self._merge_conntrack(usages, tick)
+            self._merge_conntrack((new for _, new in replaced), tick)
+            for steady_usages in plan.steady:
+                self._merge_conntrack(steady_usages, tick)
+            s_added, s_closed, s_replaced = await self._socket_usages(samples, tick)
+            usages.extend(s_added)
+            closed = [*closed, *s_closed]
+            replaced = [*replaced, *s_replaced]
+            self.merge.sweep(tick)
         if self.namespaces is not None:  # the other namespaces' flows, into the same rows
             extra = await self.namespaces.attribute(tick, self.procs)
             usages.extend(extra.added)
@@ -360,11 +470,13 @@ class Engine(Publisher):
         rows = self.accounting.step_changes(
             usages, closed, pipes, self.procs.info, now, elapsed, replaced, kept,
         )
+        self._count_shares(rows.host.total_in + rows.host.total_out)
         if tick % EXPIRE_TICKS == 0:
             self.accounting.forget_exited(now, self.procs.alive)
             self.procs.expire(self.accounting.live_processes())
         wall = self._wall()
         self._seq += 1
+        sources = self._sources(pipes)
         snapshot = Snapshot(
             seq=self._seq,
             time=wall,
@@ -373,8 +485,10 @@ class Engine(Publisher):
             processes=rows.processes,
             host=rows.host,
             filtered=rows.filtered,
-            sources=self._sources(pipes),
+            sources=sources,
             findings=self.findings,
+            shares=tuple(sorted((k, v) for k, v in self.shares.items() if v)),
+            unmeasured=self._unmeasured(sources),
             events=self.log.tail(50),
             checks=self.checkup.checks,
             regrouped=tuple((old, tuple(to.items()))
@@ -384,6 +498,130 @@ class Engine(Publisher):
         self.history.record(wall, rows.apps)
         self.publish(snapshot)
         return snapshot
+
+    def _conntrack_due(self) -> bool:
+        """Whether this tick reads the conntrack table. Without socket counters: every tick
+        (the tick itself is spaced out, see `_pace`). With them the rates come from the
+        sockets, so the table, whose read costs in proportion to all its flows, is read only
+        as often as the CPU budget allows (the pacer's spacing), and while it counts nothing
+        at most every CONNTRACK_IDLE_SECONDS (to notice that it starts to)."""
+        if not self.socket_sources or self._ct_read_at is None:
+            return True
+        spacing = self.pacer.spacing
+        if not self._ct_counting:
+            spacing = max(spacing, CONNTRACK_IDLE_SECONDS)
+        # a tick due a little early still reads (ticks start `interval` apart, not exactly)
+        return self._clock() - self._ct_read_at >= spacing - self.settings.general.interval / 2
+
+    def _merge_conntrack(self, usages: Iterable[EndUsage], tick: int) -> None:
+        """Conntrack's share of ends a socket source measures too (attribution.byte_merge)."""
+        self.merge.conntrack(usages, tick)
+
+    async def _read_sockets(self) -> list[tuple[int, Sequence[SocketBytes]]]:
+        """Every per-socket byte source's read, concurrently; (index, samples) of those that
+        answered. A protocol measured by an earlier source is not taken from a later one."""
+        if not self.socket_sources:
+            return []
+        reads = await asyncio.gather(*(s.read() for s in self.socket_sources),
+                                     return_exceptions=True)
+        out: list[tuple[int, Sequence[SocketBytes]]] = []
+        covered: frozenset[str] = frozenset()
+        for i, (source, got) in enumerate(zip(self.socket_sources, reads, strict=True)):
+            if isinstance(got, BaseException) or got is None:
+                if isinstance(got, BaseException):
+                    self.log.add(self._wall(), Level.ERROR, source.status().name, str(got))
+                continue
+            protos = source.protos - covered
+            covered |= source.protos
+            if protos != source.protos:
+                got = [s for s in got if s.proto in protos]
+            out.append((i, got))
+        return out
+
+    async def _socket_usages(
+        self, samples: list[tuple[int, Sequence[SocketBytes]]], tick: int
+    ) -> tuple[list[EndUsage], list[EndUsage], list[tuple[EndUsage, EndUsage]]]:
+        """The sockets' deltas as end usages: new ones, previous ones that end, and pairs of
+        (previous, new) usages of sockets whose counters moved (accounting's cheap case)."""
+        deltas: list[SocketDelta] = []
+        for i, got in samples:
+            deltas.extend(self._socket_flows[i].read(got, tick))
+        inodes: set[int] = set()
+        uids: set[int] = set()
+        for d in deltas:
+            st = d.state
+            if st.owner is None:
+                sample = st.sample
+                watched = self._cookie_owner.get(sample.cookie)
+                if sample.owner is not None:
+                    st.owner = sample.owner
+                elif watched is not None:
+                    st.owner = watched[0]
+                elif sample.inode and tick - st.tried >= SOCKET_RETRY_TICKS:
+                    st.tried = tick
+                    inodes.add(sample.inode)
+                    uids.add(sample.uid)
+        owners = await self.procs.owners(inodes, uids) if inodes else {}
+        added: list[EndUsage] = []
+        closed: list[EndUsage] = []
+        replaced: list[tuple[EndUsage, EndUsage]] = []
+        memory = self.attributor.owner_of
+        merge = self.merge.socket
+        pending_ok = self.merge.protos
+        shares = self.shares
+        pending = self._pending_sockets
+        ct_counts = self._ct_counting and self._ct_read_at is not None
+
+        def emit(st: SocketState, d_in: int, d_out: int, is_open: bool,
+                 owner: ProcKey | None) -> None:
+            u = usage_of(st, SocketDelta(st, d_in, d_out, is_open), owner)
+            merge(u, tick)
+            if u.d_in or u.d_out:
+                orig = st.entry.orig
+                if not u.loopback or (st.end.local == orig.src and st.end.lport == orig.sport):
+                    shares[u.source.value] = shares.get(u.source.value, 0) + u.d_in + u.d_out
+            old = st.usage
+            if old is None:
+                added.append(u)
+            elif old.owner == owner:
+                replaced.append((old, u))
+            else:
+                closed.append(old)
+                added.append(u)
+            st.usage = u if is_open else None
+
+        for d in deltas:
+            st = d.state
+            if st.owner is None and st.sample.inode:
+                st.owner = owners.get(st.sample.inode)
+                if st.owner is not None:
+                    self.remember_owner(st.end, st.owner)
+            owner = st.owner if st.owner is not None else memory(st.end)
+            if owner is None and ct_counts and (d.d_in or d.d_out) and st.end.proto in pending_ok:
+                # conntrack counts flows too and may know this one's owner (events, a lookup
+                # before the socket closed): wait a few ticks for it before (unattributed)
+                was = pending.get(st.end)
+                pending[st.end] = ((st, was[1] + d.d_in, was[2] + d.d_out, was[3], d.open)
+                                   if was is not None else (st, d.d_in, d.d_out, tick, d.open))
+                continue
+            emit(st, d.d_in, d.d_out, d.open, owner)
+        for end, (st, d_in, d_out, first, is_open) in list(pending.items()):
+            if self.merge.conntrack_counted(end):  # conntrack counts it, with its owner
+                del pending[end]
+                if not is_open and st.usage is not None:
+                    closed.append(st.usage)
+                    st.usage = None
+            elif tick - first >= PENDING_TICKS or len(pending) > PENDING_MAX:
+                del pending[end]
+                owner = st.owner if st.owner is not None else memory(end)
+                emit(st, d_in, d_out, is_open, owner)
+        return added, closed, replaced
+
+    def _count_shares(self, host_total: int) -> None:
+        """Bytes per byte source since start (the header's shares): conntrack has what the
+        host total holds beyond the socket sources' bytes."""
+        socket_total = sum(v for k, v in self.shares.items() if k != "conntrack")
+        self.shares["conntrack"] = max(0, host_total - socket_total)
 
     def _check_owners(self) -> None:
         """Owners of cached flows that exited: their flows are looked up again next tick."""
@@ -402,7 +640,8 @@ class Engine(Publisher):
             if message != self._source_error:
                 self._source_error = message
                 self.log.add(self._wall(), Level.ERROR, "conntrack", message)
-                self.findings = await self._diagnose()
+                found = await self._diagnose()
+                self.findings = () if self.socket_sources else found
             return None
         if self._source_error is not None:
             self._source_error = None
@@ -415,7 +654,7 @@ class Engine(Publisher):
         other failed checks go to the log. (The checkup repeats the checks while running.)"""
         await self.checkup.run_once()
         failed = self.checkup.failed
-        if self.checkup.blocking:
+        if self.checkup.blocking and not self.socket_sources:
             self.findings = failed
         else:
             for f in failed:
@@ -426,7 +665,8 @@ class Engine(Publisher):
     def _checks_changed(self) -> None:
         """A periodic check changed its outcome: the screen's findings follow it."""
         if self._source_error is None:
-            self.findings = self.checkup.failed if self.checkup.blocking else ()
+            blocked = self.checkup.blocking and not self.socket_sources
+            self.findings = self.checkup.failed if blocked else ()
 
     async def _diagnose(self) -> tuple[Finding, ...]:
         await self.checkup.run_once()
@@ -458,6 +698,17 @@ class Engine(Publisher):
             if broken:
                 detail += f"; {len(broken)} unreadable ({broken[0].name}: {broken[0].error})"
             spaces = (SourceStatus("namespaces", True, detail),)
-        return (ct, SourceStatus("sockets", True, self.sockets.kind), *extra, *spaces,
-                *pipe_status)
+        counters = tuple(s.status() for s in self.socket_sources)
+        return (ct, *counters, SourceStatus("sockets", True, self.sockets.kind), *extra,
+                *spaces, *pipe_status)
+
+    def _unmeasured(self, sources: Sequence[SourceStatus]) -> tuple[str, ...]:
+        """Protocols whose bytes no source counts now (the header says "not measured")."""
+        if sources and sources[0].active:  # conntrack counts every protocol it tracks
+            return ()
+        measured: set[str] = set()
+        for source, status in zip(self.socket_sources, sources[1:], strict=False):
+            if status.active:
+                measured |= source.protos
+        return tuple(p for p in ("tcp", "udp") if p not in measured)
 

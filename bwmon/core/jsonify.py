@@ -122,4 +122,6 @@ def snapshot_json(s: Snapshot) -> dict[str, Any]:
             {"inode": n.inode, "name": n.name, "processes": n.processes, "flows": n.flows,
              "error": n.error} for n in s.namespaces
         ],
+        "shares": dict(s.shares),
+        "not_measured": list(s.unmeasured),
     }

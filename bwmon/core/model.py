@@ -412,6 +412,9 @@ class Snapshot:
     # ((row it went to, share of its bytes), ...)); alerts follow them (alerts.rules.carry_over)
     regrouped: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
     namespaces: tuple[NamespaceState, ...] = ()  # other network namespaces measured
+    # bytes counted per byte source since start, each flow once ("conntrack", "tcp_info", ...)
+    shares: tuple[tuple[str, int], ...] = ()
+    unmeasured: tuple[str, ...] = ()  # protocols no source counts now ("udp"): not measured
 
     @property
     def measuring(self) -> bool:

@@ -25,6 +25,9 @@ from bwmon.core.model import (
     Unit,
 )
 
+IP_BYTES, PAYLOAD_BYTES = 1, 2
+_UNITS = {IP_BYTES: Unit.IP, PAYLOAD_BYTES: Unit.PAYLOAD, IP_BYTES | PAYLOAD_BYTES: Unit.MIXED}
+
 
 @dataclass(slots=True)
 class Acc:
@@ -40,6 +43,7 @@ class Acc:
     # process -> its open connections here (closing flows left out: the process may be gone)
     open_procs: dict[ProcKey, int] = field(default_factory=dict)
     procs: set[ProcKey] = field(default_factory=set)  # processes that moved bytes this tick
+    units: int = 0  # what its bytes were: IP_BYTES, PAYLOAD_BYTES or both
 
     def add(self, d_in: int, d_out: int) -> None:
         self.d_in += d_in
@@ -116,6 +120,7 @@ class RowState:
         self._info: dict[ProcKey, ProcessInfo] = {}
         self._conns = AppConnections()
         self._shown: dict[ProcKey, tuple[str, bool]] = {}  # process -> (its app, shown)
+        self.default_unit = Unit.IP  # a row that moved no bytes yet: what its source counts
 
     def live_processes(self) -> list[ProcKey]:
         """Processes whose rows are still kept (their facts must stay cached)."""
@@ -144,7 +149,8 @@ class RowState:
                 kind = RowKind.APP
             keys = acc.procs.union(acc.open_procs) if acc.procs else acc.open_procs
             procs = tuple(self._info[k] for k in sorted(keys) if k in self._info)
-            rows.append(AppRow(name, kind, Unit.IP, rate(acc.d_in), rate(acc.d_out),
+            unit = _UNITS.get(acc.units, self.default_unit)
+            rows.append(AppRow(name, kind, unit, rate(acc.d_in), rate(acc.d_out),
                                acc.total_in, acc.total_out, acc.conns, procs,
                                self._connections(name)))
         for name, acc in self._pipes.items():

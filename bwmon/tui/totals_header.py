@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from bwmon.core.model import Snapshot
+from bwmon.core.shares import shares_text, unmeasured_text
 from bwmon.tui.format import human_bytes, human_rate
 
 ATTRIBUTION = (("events", "conntrack events"), ("ebpf", "eBPF"))
@@ -71,6 +72,10 @@ def header_text(snap: Snapshot | None, view: ViewState, alerts: str = "") -> Tex
         text.append(f"  │ Total {human_bytes(h.total_in)} in, {human_bytes(h.total_out)} out")
         if h.loopback_total:
             text.append(f" (lo {human_bytes(h.loopback_total)})")
+        if measured := shares_text(snap):
+            text.append(f"  │ {measured}")
+        if unmeasured := unmeasured_text(snap):
+            text.append(f"  │ {unmeasured}", style="yellow")
     text.append("\n")
     # most important first: a narrow terminal cuts the end of the line
     if alerts:

@@ -4,15 +4,19 @@
                                                    replies N bytes per TCP connection / UDP datagram
   python traffic.py client --tag T --host H --port P --proto tcp|udp --send N --recv M
                            [--count K] [--hold S] [--parallel | --concurrency C] [--report]
+                           [--rate B] [--wait-file PATH]
      K connections, each sending N bytes and reading M bytes back, each held open S seconds;
      all at once (--parallel) or C at a time. `--report` prints the mean connection lifetime
      (`lifetime_ms=…`, open to close) before "done".
+     `--rate` paces each connection's sending to B bytes/s (a long transfer); `--wait-file`
+     has each connection, once open, wait for PATH to exist before it sends.
      `--tag` only makes the command line distinctive for grouping regexes.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import sys
 import threading
@@ -31,10 +35,17 @@ def _read_exactly(conn: socket.socket, n: int, keep: bool = True) -> bytes | Non
     return b"".join(parts)
 
 
-def _send_n(conn: socket.socket, n: int) -> None:
+def _send_n(conn: socket.socket, n: int, rate: float = 0.0) -> None:
     payload = b"r" * 65536
+    started, sent = time.monotonic(), 0
     while n > 0:
-        n -= conn.send(payload[: min(n, len(payload))])
+        if rate:
+            ahead = sent / rate - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+        k = conn.send(payload[: min(n, len(payload), 16384 if rate else len(payload))])
+        n -= k
+        sent += k
 
 
 def _tcp_sink(port: int, reply: int) -> None:
@@ -82,11 +93,18 @@ def sink(args: argparse.Namespace) -> None:
     _tcp_sink(args.port, args.reply)
 
 
+_PACE: dict[str, str] = {"rate": "0", "wait_file": ""}
+
+
 def _one_tcp(host: str, port: int, send: int, recv: int, hold: float) -> None:
     """One connection: send, read the reply, stay open `hold` seconds, close."""
     with socket.create_connection((host, port)) as s:
+        if _PACE["wait_file"]:
+            print("connected", flush=True)
+            while not os.path.exists(_PACE["wait_file"]):
+                time.sleep(0.01)
         s.sendall(send.to_bytes(8, "big") + recv.to_bytes(8, "big"))
-        _send_n(s, send)
+        _send_n(s, send, float(_PACE["rate"]))
         if _read_exactly(s, recv, keep=False) is None:
             print(f"short read of {recv}", file=sys.stderr)
         if hold:
@@ -114,6 +132,7 @@ def _one_udp(host: str, port: int, send: int, recv: int, hold: float) -> None:
 
 
 def client(args: argparse.Namespace) -> None:
+    _PACE.update(rate=str(args.rate), wait_file=args.wait_file)
     one = _one_tcp if args.proto == "tcp" else _one_udp
     job = (args.host, args.port, args.send, args.recv, args.hold)
     lifetimes: list[float] = []
@@ -169,6 +188,8 @@ def main() -> None:
     c.add_argument("--parallel", action="store_true", help="all connections at once")
     c.add_argument("--concurrency", type=int, default=1, help="connections open at a time")
     c.add_argument("--report", action="store_true", help="print the mean connection lifetime")
+    c.add_argument("--rate", type=float, default=0.0, help="pace sending to B bytes/s")
+    c.add_argument("--wait-file", default="", help="once connected, wait for this file")
     args = p.parse_args()
     sink(args) if args.cmd == "sink" else client(args)
 

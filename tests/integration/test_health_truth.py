@@ -1,8 +1,10 @@
 """Health that tells the truth: a real `bwmon serve` whose conntrack counts nothing (accounting
-off) says `bwmon_up 0`, though it ticks; the same agent in a namespace that counts says 1."""
+off) and that has no socket counters says `bwmon_up 0`, though it ticks; with the socket counters
+(the default) it measures TCP and says 1; in a namespace where conntrack counts it says 1."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -19,11 +21,12 @@ FETCH = ("import sys, urllib.request; "
          "sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())")
 
 
-def health(acct: bool) -> dict[tuple[str, str], float]:
+def health(acct: bool, sockets: bool = True) -> dict[tuple[str, str], float]:
     """(sample name, its one label value or "") → value, once the agent has ticked twice."""
+    env = {**os.environ, "BWMON_GENERAL__SOCKET_COUNTERS": "true" if sockets else "false"}
     with NetNS(acct=acct) as ns:
         agent = ns.popen([sys.executable, "-m", "bwmon", "serve", "--interval", "0.2",
-                          "--http", f"127.0.0.1:{HTTP_PORT}"], cwd=REPO,
+                          "--http", f"127.0.0.1:{HTTP_PORT}"], cwd=REPO, env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             deadline = time.monotonic() + 30
@@ -43,11 +46,15 @@ def health(acct: bool) -> dict[tuple[str, str], float]:
 
 
 def test_accounting_off_reads_as_down_on() -> None:
-    off = health(acct=False)
+    off = health(acct=False, sockets=False)
     assert off[("bwmon_up", "")] == 0  # ticking, but counting nothing
     assert off[("bwmon_source_up", "conntrack-file")] == 0
     assert off[("bwmon_check_ok", "accounting")] == 0
     assert off[("bwmon_check_ok", "tracking-ipv4")] == 1
+    tcp = health(acct=False)  # the socket counters measure TCP all the same
+    assert tcp[("bwmon_up", "")] == 1
+    assert tcp[("bwmon_source_up", "conntrack-file")] == 0
+    assert tcp[("bwmon_source_up", "tcp_info")] == 1
     on = health(acct=True)
     assert on[("bwmon_up", "")] == 1
     assert on[("bwmon_source_up", "conntrack-file")] == 1

@@ -1,6 +1,7 @@
 """When nothing can be measured, `bwmon monitor` says why and what fixes it (the doctor's
-findings), instead of printing an empty table. Checked in a fresh namespace: accounting off and
-no ruleset that makes the kernel track flows."""
+findings), instead of printing an empty table; when the socket counters measure TCP, it says
+what is not measured. Checked in a fresh namespace: accounting off and no ruleset that makes the
+kernel track flows."""
 
 from __future__ import annotations
 
@@ -18,22 +19,37 @@ pytestmark = pytest.mark.privileged
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _monitor(ns: NetNS, *flags: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+def _monitor(ns: NetNS, *flags: str,
+             env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), **(env_extra or {})}
     return ns.run(sys.executable, "-m", "bwmon", "monitor", "--interval", "0.2", "--count", "1",
                   *flags, env=env, timeout=60, check=False)
 
 
-def test_fresh_namespace_shows_findings_with_fixes() -> None:
+def test_fresh_namespace_measures_tcp_and_says_udp_is_not_measured() -> None:
+    """The socket counters measure TCP with no rule and no accounting: no findings, but the
+    header says UDP is not measured (never a silent zero)."""
     with NetNS(acct=False, track=False) as ns:
         done = _monitor(ns)
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stderr
+        assert "Nothing can be measured" not in done.stdout
+        assert "not measured: UDP" in done.stdout
+        doc = json.loads(_monitor(ns, "--json").stdout.splitlines()[-1])
+        assert doc["findings"] == [] and doc["not_measured"] == ["udp"]
+
+
+def test_fresh_namespace_without_socket_counters_shows_findings_with_fixes() -> None:
+    with NetNS(acct=False, track=False) as ns:
+        done = _monitor(ns, env_extra={"BWMON_GENERAL__SOCKET_COUNTERS": "false"})
         assert done.returncode == 0, done.stderr
         assert "Traceback" not in done.stderr
         assert "Nothing can be measured" in done.stdout
         assert "net.netfilter.nf_conntrack_acct=1" in done.stdout
         assert "iptables" in done.stdout  # the command that makes the kernel track flows
 
-        doc = json.loads(_monitor(ns, "--json").stdout.splitlines()[-1])
+        doc = json.loads(_monitor(ns, "--json", env_extra={
+            "BWMON_GENERAL__SOCKET_COUNTERS": "false"}).stdout.splitlines()[-1])
         fixes = [f["fix"] or "" for f in doc["findings"]]
         assert any("nf_conntrack_acct=1" in f for f in fixes)
 

@@ -132,4 +132,4 @@ def test_the_doctor_names_each_missing_capability() -> None:
         assert name in str(checks[check]["message"]) and name in str(checks[check]["fix"])
     assert checks["conntrack-table"]["ok"]  # CAP_DAC_READ_SEARCH reads the root-only table
     assert "CAP_NET_ADMIN" in str(checks["tracking-ipv4"]["message"])  # cannot read the rules
-    assert status != 0  # warnings at least
+    assert status == 0  # warnings only: conntrack and the socket counters measure

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import NamedTuple, Protocol
+from typing import ClassVar, NamedTuple, Protocol
 
 from bwmon.core.attribution.flows import FlowDelta
 from bwmon.core.model import ConntrackEntry, ProcKey, SocketEntry
@@ -57,7 +57,11 @@ class EndUsage:
 
     Not frozen for one reason: the owner cache updates a steady flow's usages in place
     (entry and bytes; see FlowOwners.plan) instead of making new ones every tick.
+    `payload` says what the bytes are: conntrack's whole IP packets here, a socket's payload
+    in attribution.socket_flows.SocketUsage.
     """
+
+    payload: ClassVar[bool] = False
 
     entry: ConntrackEntry
     end: EndKey | None  # None: forwarded (no local end)

@@ -147,14 +147,26 @@ class GeneralSettings(_Section):
     events: bool = Field(
         True, description="Listen for conntrack NEW/DESTROY events to catch short connections."
     )
+    socket_counters: bool = Field(
+        True, description="Measure TCP from each socket's own byte counters (tcp_info through"
+        " sock_diag, payload bytes): no firewall rule, sysctl or root needed. Where conntrack"
+        " counts a flow too, the flow is counted once.",
+    )
+    socket_watch: float = Field(
+        0.05, ge=0, le=10,
+        description="With socket counters: look for new TCP sockets' owners every this many"
+        " seconds, so a connection shorter than a tick keeps its process (at most 5 % of a CPU"
+        " is spent on it). 0: only at ticks (short connections go to (unattributed)).",
+    )
     ebpf: Literal["auto", "on", "off"] = Field(
         "auto", description="The eBPF socket probe (owners of short connections, UDP bytes):"
         " auto, on, off."
     )
     cpu_budget: float = Field(
         0.1, ge=0, le=1,
-        description="Share of one CPU the ticks may use while conntrack events report flow"
-        " ends; beyond it, ticks are spaced out up to max_interval. 0: every interval, always.",
+        description="Share of one CPU the ticks may use while conntrack events (or the socket"
+        " counters) report flow ends; beyond it, ticks are spaced out up to max_interval (with"
+        " socket counters only the conntrack table's reads are). 0: every interval, always.",
     )
     max_interval: float = Field(
         10.0, gt=0.05, le=3600,

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
-from bwmon.core.model import SocketEntry
+from bwmon.core.model import ByteSource, SocketBytes, SocketEntry
 from bwmon.core.sources.socket_table import TCP_LISTEN, normalise_address
 
 NETLINK_SOCK_DIAG = 4
@@ -47,6 +47,13 @@ _COMPAT_TAIL = struct.Struct("=IIIII")
 _RTA = struct.Struct("=HH")
 _TCPI_BYTES = struct.Struct("=QQ")  # tcp_info.bytes_acked, bytes_received
 _TCPI_BYTES_OFFSET = 120
+
+_COOKIE_UID_INODE = struct.Struct("=4xII12xII")  # cookie[2] and uid, inode of _MSG_TAIL
+# the destroy broadcasts (sock_diag multicast groups, include/uapi/linux/sock_diag.h)
+SKNLGRP_INET_TCP_DESTROY = 1
+SKNLGRP_INET6_TCP_DESTROY = 3
+SOL_NETLINK = 270
+NETLINK_ADD_MEMBERSHIP = 1
 
 _EMPTY_ID = (0, 0, bytes(16), bytes(16))
 _PROTOS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP}
@@ -90,11 +97,11 @@ def _request(family: int, proto: int, ext: int, sockid: tuple[int, int, bytes, b
     return _message(SOCK_DIAG_BY_FAMILY, body, flags, seq)
 
 
-def _tcp_both_families(ext: int, seq: int) -> bytes:
+def _tcp_both_families(ext: int, seq: int, states: int = ALL_STATES) -> bytes:
     """The older inet_diag_req (TCPDIAG_GETSOCK) with family AF_UNSPEC: IPv4 and IPv6 TCP in one
     walk of the kernel's connection hash, which is what a TCP dump costs (half the v2 price)."""
     body = (_COMPAT_HEAD.pack(socket.AF_UNSPEC, 0, 0, ext) + _SOCKID.pack(*_EMPTY_ID)
-            + _COMPAT_TAIL.pack(0, INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE, ALL_STATES, 0))
+            + _COMPAT_TAIL.pack(0, INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE, states, 0))
     return _message(TCPDIAG_GETSOCK, body, NLM_F_REQUEST | NLM_F_DUMP, seq)
 
 
@@ -158,6 +165,20 @@ def _tcp_bytes(payload: bytes) -> tuple[int, int] | None:
     return None
 
 
+def _socket_bytes(payload: bytes, closed: bool = False) -> SocketBytes | None:
+    """A TCP socket's tcp_info byte counters (None for TIME_WAIT and others without them)."""
+    counts = _tcp_bytes(payload)
+    if counts is None:
+        return None
+    family, state, _timer, _retrans = _MSG_HEAD.unpack_from(payload)
+    sport, dport, src, dst = _SOCKID.unpack_from(payload, _MSG_HEAD.size)
+    low, high, uid, inode = _COOKIE_UID_INODE.unpack_from(payload, _MSG_HEAD.size + _SOCKID.size)
+    local, remote = _address(family, src), _address(family, dst)
+    fam = 6 if ":" in local else 4  # an IPv4-mapped IPv6 socket is filed as IPv4
+    return SocketBytes(ByteSource.TCP_INFO, "tcp", fam, local, sport, remote, dport,
+                       low | high << 32, inode, uid, counts[1], counts[0], state, closed)
+
+
 def _send(sock: socket.socket, message: bytes) -> None:
     try:
         sock.send(message)
@@ -168,13 +189,15 @@ def _send(sock: socket.socket, message: bytes) -> None:
 _ABSENT = (errno.ENOENT, errno.EAFNOSUPPORT, errno.EOPNOTSUPP, errno.EINVAL)
 
 
-def _dump(protos: tuple[str, ...], ext: int) -> Iterator[tuple[str, bytes]]:
-    """Payloads of a dump of `protos`; a family or protocol the kernel lacks yields nothing."""
+def _dump(protos: tuple[str, ...], ext: int,
+          states: int = ALL_STATES) -> Iterator[tuple[str, bytes]]:
+    """Payloads of a dump of `protos`; a family or protocol the kernel lacks yields nothing.
+    `states` (a mask of 1 << TCP state) narrows a TCP dump."""
     sock = _open()
     with sock:
         seq = 1
         if "tcp" in protos:
-            _send(sock, _tcp_both_families(ext, seq))
+            _send(sock, _tcp_both_families(ext, seq, states))
             try:
                 for payload in _messages(sock, seq):
                     yield "tcp", payload
@@ -209,6 +232,107 @@ def dump_tcp_counters() -> list[TcpCounters]:
         if counts is not None:
             found.append(TcpCounters(_entry(proto, payload), counts[0], counts[1]))
     return found
+
+
+def dump_tcp_bytes() -> list[SocketBytes]:
+    """Every TCP socket with tcp_info (not TIME_WAIT), keyed by cookie, with its payload bytes
+    since it was created: received (bytes_received) and sent and acknowledged (bytes_acked)."""
+    found: list[SocketBytes] = []
+    for _proto, payload in _dump(("tcp",), 1 << (INET_DIAG_INFO - 1)):
+        if len(payload) < _MSG_SIZE:
+            raise SockDiagError(errno.EPROTO, "sock_diag: short inet_diag_msg")
+        if payload[1] == TCP_LISTEN:  # a listener moves no bytes
+            continue
+        got = _socket_bytes(payload)
+        if got is not None:
+            found.append(got)
+    return found
+
+
+# connected TCP sockets a process may still hold: not LISTEN, TIME_WAIT, CLOSE, SYN_RECV
+_HELD_STATES = ALL_STATES & ~(1 << 10 | 1 << 6 | 1 << 7 | 1 << 3)
+
+
+def dump_tcp_inodes() -> dict[int, tuple[int, bytes]]:
+    """cookie -> (inode, raw message head) of every connected TCP socket a process holds now:
+    a cheap dump (no tcp_info) for finding the owners of sockets that live less than a tick.
+    `end_of(head)` decodes a head's addresses, for the few sockets that are new."""
+    found: dict[int, tuple[int, bytes]] = {}
+    offset = _MSG_HEAD.size + _SOCKID.size
+    unpack = _COOKIE_UID_INODE.unpack_from
+    for _proto, payload in _dump(("tcp",), 0, _HELD_STATES):
+        if len(payload) < _MSG_SIZE:
+            raise SockDiagError(errno.EPROTO, "sock_diag: short inet_diag_msg")
+        low, high, _uid, inode = unpack(payload, offset)
+        if inode:
+            found[low | high << 32] = (inode, payload[:offset])
+    return found
+
+
+def end_of(head: bytes) -> tuple[str, int, str, int]:
+    """(local, lport, remote, rport) of a message head from dump_tcp_inodes (normalised)."""
+    family = head[0]
+    sport, dport, src, dst = _SOCKID.unpack_from(head, _MSG_HEAD.size)
+    return _address(family, src), sport, _address(family, dst), dport
+
+
+class DestroyFeed:
+    """The sock_diag destroy broadcasts of TCP sockets (IPv4 and IPv6) of this namespace: each
+    destroyed socket's final tcp_info, so a connection shorter than a tick is counted in full.
+
+    Non-blocking; `drain()` takes what arrived. `lost` counts overruns of the receive buffer
+    (ENOBUFS: the kernel dropped broadcasts because they were not read fast enough).
+    """
+
+    def __init__(self, rcvbuf: int = 4 << 20) -> None:
+        sock = _open()
+        try:
+            sock.bind((0, 0))  # an unbound netlink socket gets no broadcast
+            for group in (SKNLGRP_INET_TCP_DESTROY, SKNLGRP_INET6_TCP_DESTROY):
+                sock.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group)
+        except OSError as exc:
+            sock.close()
+            raise SockDiagError(exc.errno or errno.EIO,
+                                f"cannot subscribe to sock_diag destroy broadcasts: {exc}") from exc
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, 33, rcvbuf)  # SO_RCVBUFFORCE (CAP_NET_ADMIN)
+        except OSError:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.setblocking(False)
+        self.sock = sock
+        self.lost = 0
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def drain(self) -> list[SocketBytes]:
+        """Final counters of the sockets destroyed since the last drain."""
+        found: list[SocketBytes] = []
+        while True:
+            try:
+                data = self.sock.recv(1 << 16)
+            except BlockingIOError:
+                return found
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:
+                    self.lost += 1
+                    continue
+                raise SockDiagError(exc.errno or errno.EIO,
+                                    f"sock_diag destroy read failed: {exc}") from exc
+            offset = 0
+            while offset + _NLMSGHDR.size <= len(data):
+                length, mtype, _flags, _seq, _pid = _NLMSGHDR.unpack_from(data, offset)
+                if length < _NLMSGHDR.size:
+                    break
+                payload = data[offset + _NLMSGHDR.size : offset + length]
+                offset += (length + 3) & ~3
+                if mtype == SOCK_DIAG_BY_FAMILY and len(payload) >= _MSG_SIZE:
+                    got = _socket_bytes(payload, closed=True)
+                    if got is not None:
+                        found.append(got)
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 def _packed(family: int, addr: str) -> bytes:

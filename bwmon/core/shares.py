@@ -1,0 +1,24 @@
+"""Which byte source measured what share, and what nobody measures: one line for headers."""
+
+from __future__ import annotations
+
+from bwmon.core.model import Snapshot
+
+LABELS = {"conntrack": "conntrack", "tcp_info": "TCP sockets", "ebpf": "eBPF"}
+
+
+def shares_text(snap: Snapshot) -> str:
+    """E.g. "measured by TCP sockets 97%, conntrack 3%" ("" before any byte was counted)."""
+    total = sum(v for _, v in snap.shares)
+    if not total:
+        return ""
+    parts = sorted(snap.shares, key=lambda kv: -kv[1])
+    return "measured by " + ", ".join(f"{LABELS.get(k, k)} {100 * v / total:.0f}%"
+                                      for k, v in parts if v)
+
+
+def unmeasured_text(snap: Snapshot) -> str:
+    """E.g. "not measured: UDP" ("" when every protocol is measured)."""
+    if not snap.unmeasured:
+        return ""
+    return "not measured: " + ", ".join(p.upper() for p in snap.unmeasured)

@@ -1,0 +1,112 @@
+"""Per-socket deltas (attribution.socket_flows) and one count per end (attribution.byte_merge)."""
+
+from __future__ import annotations
+
+from bwmon.core.attribution.byte_merge import ByteMerge
+from bwmon.core.attribution.ends import EndKey, EndUsage
+from bwmon.core.attribution.socket_flows import SocketDelta, SocketFlows, usage_of
+from bwmon.core.model import ByteSource, ConntrackEntry, SocketBytes, Tuple5
+
+
+def sock(cookie: int, b_in: int, b_out: int, *, closed: bool = False, lport: int = 40000,
+         inode: int = 7) -> SocketBytes:
+    return SocketBytes(ByteSource.TCP_INFO, "tcp", 4, "10.0.0.1", lport, "10.0.0.2", 443,
+                       cookie, 0 if closed else inode, 1000, b_in, b_out, 1, closed)
+
+
+def sums(deltas: list[SocketDelta]) -> dict[int, tuple[int, int]]:
+    out: dict[int, tuple[int, int]] = {}
+    for d in deltas:
+        c = d.state.sample.cookie
+        was = out.get(c, (0, 0))
+        out[c] = (was[0] + d.d_in, was[1] + d.d_out)
+    return out
+
+
+def test_first_read_is_a_baseline_without_lookback_and_counts_with_it() -> None:
+    for lookback, want in ((False, (0, 0)), (True, (500, 70))):
+        flows = SocketFlows(lookback=lookback)
+        assert sums(flows.read([sock(1, 500, 70)], 1)) == {1: want}
+        assert sums(flows.read([sock(1, 600, 75)], 2)) == {1: (100, 5)}
+
+
+def test_a_socket_listed_then_closed_adds_only_its_tail() -> None:
+    flows = SocketFlows(lookback=False)
+    flows.read([], 1)
+    assert sums(flows.read([sock(1, 16384, 65553)], 2)) == {1: (16384, 65553)}
+    # the destroy broadcast's final counters: only what moved since the listing
+    assert sums(flows.read([sock(1, 16385, 65554, closed=True)], 3)) == {1: (1, 1)}
+
+
+def test_a_connection_seen_only_closed_counts_in_full_but_not_before_the_first_read() -> None:
+    flows = SocketFlows(lookback=False)
+    assert flows.read([sock(1, 10, 20, closed=True)], 1) == []  # from before bwmon
+    assert sums(flows.read([sock(2, 300, 400, closed=True)], 2)) == {2: (300, 400)}
+
+
+def test_a_stale_listing_after_the_close_and_a_late_close_count_nothing_twice() -> None:
+    flows = SocketFlows(lookback=False)
+    flows.read([], 1)
+    flows.read([sock(1, 100, 100)], 2)
+    # closed and, in the same read, listed by a dump taken just before
+    assert sums(flows.read([sock(1, 150, 150), sock(1, 200, 200, closed=True)], 3)) == {
+        1: (100, 100)}
+    assert flows.read([sock(1, 150, 150)], 4) == []  # a later stale listing: ignored
+    # a socket that left the listing, then its destroy broadcast handled late
+    flows.read([sock(2, 10, 10)], 5)
+    gone = flows.read([], 6)
+    assert [(d.d_in, d.d_out, d.open) for d in gone] == [(0, 0, False)]
+    assert sums(flows.read([sock(2, 30, 40, closed=True)], 7)) == {2: (20, 30)}
+
+
+def test_a_socket_a_dump_missed_once_resumes_from_its_counters() -> None:
+    flows = SocketFlows(lookback=False)
+    flows.read([], 1)
+    flows.read([sock(1, 100, 100)], 2)
+    flows.read([], 3)
+    assert sums(flows.read([sock(1, 130, 100)], 4)) == {1: (30, 0)}
+
+
+def test_counters_never_give_a_negative_delta() -> None:
+    flows = SocketFlows(lookback=True)
+    flows.read([sock(1, 100, 100)], 1)
+    assert sums(flows.read([sock(1, 90, 120)], 2)) == {1: (0, 20)}
+
+
+def ct_usage(end: EndKey, d_in: int, d_out: int) -> EndUsage:
+    entry = ConntrackEntry(4, "tcp", 6, Tuple5(end.local, end.remote, end.lport, end.rport),
+                           Tuple5(end.remote, end.local, end.rport, end.lport), 1, 1, 1, 1)
+    return EndUsage(entry, end, None, d_in, d_out, False, True)
+
+
+def test_merge_counts_the_larger_of_conntrack_and_socket_per_end() -> None:
+    flows = SocketFlows(lookback=False)
+    flows.read([], 1)
+    merge = ByteMerge(frozenset({"tcp"}))
+    counted = 0
+    # a flow seen by both: socket payload 1000/tick, conntrack IP bytes 1040/tick read late
+    d = flows.read([sock(1, 1000, 0)], 2)[0]
+    u = usage_of(d.state, d, None)
+    merge.socket(u, 2)
+    counted += u.d_in
+    c = ct_usage(d.state.end, 1040, 0)
+    merge.conntrack([c], 2)
+    counted += c.d_in
+    assert counted == 1040  # conntrack's IP bytes win, nothing twice
+    d = flows.read([sock(1, 3000, 0)], 3)[0]  # conntrack not read this tick: socket fills in
+    u = usage_of(d.state, d, None)
+    merge.socket(u, 3)
+    counted += u.d_in
+    assert counted == 3000
+    c = ct_usage(d.state.end, 2080, 0)  # the table read again: the rest of its IP bytes
+    merge.conntrack([c], 4)
+    counted += c.d_in
+    assert counted == 3120
+
+
+def test_merge_passes_ends_no_socket_source_measures() -> None:
+    merge = ByteMerge(frozenset({"tcp"}))
+    udp = EndKey("udp", "10.0.0.1", 5353, "10.0.0.2", 53)
+    u = ct_usage(udp, 128, 0)
+    merge.conntrack([u], 1)
+    assert (u.d_in, len(merge)) == (128, 0)
