@@ -286,6 +286,9 @@ class Accounting(RowState):
             accs = (self.filtered,)
         elif u.owner is None:
             accs = (self._apps[UNATTRIBUTED],)
+            uid = getattr(u, "uid", -1)  # a socket's user, where the kernel gave one
+            if uid >= 0 and count_bytes and (u.d_in or u.d_out):
+                accs[0].uids.add(uid)
         else:
             name, shown = self._row_of(u.owner)
             if not shown:

@@ -36,10 +36,12 @@ NET_ADMIN = Capability(
     "`conntrack -E` events for connections shorter than a tick) and reading the firewall rules")
 DAC_READ_SEARCH = Capability(
     "CAP_DAC_READ_SEARCH", (CAP_DAC_READ_SEARCH,), "cap-dac-read-search",
-    "reading the root-only /proc/net/nf_conntrack and listing other users' /proc/PID/fd")
+    "reading the root-only /proc/net/nf_conntrack and listing other users' /proc/PID/fd "
+    "(without it and CAP_SYS_PTRACE, other users' TCP traffic is counted as (unattributed))")
 SYS_PTRACE = Capability(
     "CAP_SYS_PTRACE", (CAP_SYS_PTRACE,), "cap-sys-ptrace",
-    "mapping other users' sockets to their processes (the links in /proc/PID/fd)")
+    "mapping other users' sockets to their processes (the links in /proc/PID/fd); your own "
+    "processes' TCP traffic is measured without any capability")
 BPF = Capability(
     "CAP_BPF + CAP_PERFMON", (CAP_BPF, CAP_PERFMON), "cap-bpf",
     "eBPF: the owner of a connection shorter than a tick, and the bytes of UDP sockets")

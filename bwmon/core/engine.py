@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -61,13 +62,22 @@ SOCKET_RETRY_TICKS = 5
 # connection shorter than a tick is found while it lives; spaced out so that the dumps cost at
 # most WATCH_SHARE of a CPU (a dump walks the kernel's whole TCP hash: ~1.5 ms here, even empty).
 WATCH_SHARE = 0.05
+# When the watch found the owner of none of the last WATCH_RECORD // 2 (or more) sockets seen
+# only closed (all were too short for it, e.g. 1 ms requests), it looks WATCH_BACKOFF times
+# less often, until it finds one again.
+WATCH_RECORD = 40
+WATCH_BACKOFF = 10
 WATCH_KEEP = 200  # watches an owner found for a socket no longer listed is kept
 # Bytes of a socket with no known owner wait this many ticks (at most PENDING_MAX sockets) for
 # conntrack to count its flow with an owner (events, or a lookup made while it was open).
 PENDING_TICKS = 3
 PENDING_MAX = 20_000
-# With socket counters, a conntrack table that counts nothing is read this often (seconds).
+# With socket counters, a conntrack table that counts nothing is read this often (seconds),
+# and one whose bytes the sockets see too this often (its IP-level bytes correct theirs).
 CONNTRACK_IDLE_SECONDS = 2.0
+CONNTRACK_SOCKETS_SECONDS = 5.0
+# Ticks the table is read every tick after it counted bytes no socket source sees.
+CONNTRACK_ONLY_TICKS = 10
 # Flows of protocols without sockets (icmp, sctp, ...) are matched against no socket at all.
 _NO_SOCKETS = SocketIndex(())
 
@@ -128,6 +138,8 @@ class Engine(Publisher):
         self._ct_read_at: float | None = None  # clock of the last conntrack table read
         self._ct_read = True  # this tick read the table
         self._ct_counting = True  # its last read held byte counters
+        self._ct_only_tick = 0  # last tick conntrack counted (or saw start) what no socket sees
+        self._watch_record: deque[bool] = deque(maxlen=WATCH_RECORD)  # found the closing's owner
         self.shares: dict[str, int] = {}  # bytes counted per byte source, each flow once
         self._cookie_owner: dict[int, tuple[ProcKey, int]] = {}  # cookie -> (owner, watch)
         # socket bytes of unknown owner held while conntrack may count them with an owner
@@ -206,6 +218,8 @@ class Engine(Publisher):
         self.attributor.remember(end, owner, self.tick_count)
         if info is not None:
             self.procs.learn(info)
+        if self.socket_sources and end.proto not in self.merge.protos:
+            self._ct_only_tick = self.tick_count  # a flow only conntrack counts started
 
     def add_socket_source(self, source: SocketByteSource) -> None:
         """Plug in a per-socket byte source (eBPF sums per socket, tcp_info, ...) before `run`.
@@ -312,7 +326,11 @@ class Engine(Publisher):
             if watch % WATCH_KEEP == 0:
                 self._cookie_owner = {c: v for c, v in self._cookie_owner.items()
                                       if c in now or watch - v[1] < WATCH_KEEP}
-            await asyncio.sleep(max(self.settings.general.socket_watch, cost / WATCH_SHARE))
+            spacing = self.settings.general.socket_watch
+            record = self._watch_record
+            if len(record) >= WATCH_RECORD // 2 and not any(record):
+                spacing *= WATCH_BACKOFF  # every closing it was for lived too short for it
+            await asyncio.sleep(max(spacing, cost / WATCH_SHARE))
 
     def _pace(self, cpu_seconds: float) -> float:
         """The spacing before the next tick (adaptive polling, runtime.pacing); says so in
@@ -503,19 +521,32 @@ class Engine(Publisher):
         """Whether this tick reads the conntrack table. Without socket counters: every tick
         (the tick itself is spaced out, see `_pace`). With them the rates come from the
         sockets, so the table, whose read costs in proportion to all its flows, is read only
-        as often as the CPU budget allows (the pacer's spacing), and while it counts nothing
-        at most every CONNTRACK_IDLE_SECONDS (to notice that it starts to)."""
+        as often as its extra information needs: every tick (within the CPU budget: the
+        pacer's spacing) while it counts bytes no socket source sees (UDP without eBPF,
+        forwarded flows: their rates come from it) or their flows start (events), else every
+        CONNTRACK_SOCKETS_SECONDS (IP-level bytes corrected), and while it counts nothing at
+        most every CONNTRACK_IDLE_SECONDS (to notice that it starts to)."""
         if not self.socket_sources or self._ct_read_at is None:
             return True
         spacing = self.pacer.spacing
-        if not self._ct_counting:
+        if not self._ct_counting and self.checkup.blocking:
             spacing = max(spacing, CONNTRACK_IDLE_SECONDS)
+        elif self.tick_count - self._ct_only_tick > CONNTRACK_ONLY_TICKS:
+            spacing = max(spacing, CONNTRACK_SOCKETS_SECONDS)
         # a tick due a little early still reads (ticks start `interval` apart, not exactly)
         return self._clock() - self._ct_read_at >= spacing - self.settings.general.interval / 2
 
     def _merge_conntrack(self, usages: Iterable[EndUsage], tick: int) -> None:
-        """Conntrack's share of ends a socket source measures too (attribution.byte_merge)."""
-        self.merge.conntrack(usages, tick)
+        """Conntrack's share of ends a socket source measures too (attribution.byte_merge);
+        notes when conntrack counted bytes no socket source sees."""
+        listed = usages if isinstance(usages, (list, tuple)) else list(usages)
+        protos = self.merge.protos
+        if self._ct_only_tick != tick:
+            for u in listed:
+                if (u.d_in or u.d_out) and (u.end is None or u.end.proto not in protos):
+                    self._ct_only_tick = tick
+                    break
+        self.merge.conntrack(listed, tick)
 
     async def _read_sockets(self) -> list[tuple[int, Sequence[SocketBytes]]]:
         """Every per-socket byte source's read, concurrently; (index, samples) of those that
@@ -570,7 +601,9 @@ class Engine(Publisher):
         pending_ok = self.merge.protos
         shares = self.shares
         pending = self._pending_sockets
-        ct_counts = self._ct_counting and self._ct_read_at is not None
+        # conntrack counts flows (the doctor says so, or its last read held counters)
+        ct_counts = not self.checkup.blocking or self._ct_counting
+        cookie_owner = self._cookie_owner
 
         def emit(st: SocketState, d_in: int, d_out: int, is_open: bool,
                  owner: ProcKey | None) -> None:
@@ -596,24 +629,36 @@ class Engine(Publisher):
                 st.owner = owners.get(st.sample.inode)
                 if st.owner is not None:
                     self.remember_owner(st.end, st.owner)
+            if not d.open and st.tried < 0 and (d.d_in or d.d_out):
+                # seen only closed (never at a tick with its inode): the watch's to find
+                self._watch_record.append(st.sample.cookie in self._cookie_owner)
             owner = st.owner if st.owner is not None else memory(st.end)
-            if owner is None and ct_counts and (d.d_in or d.d_out) and st.end.proto in pending_ok:
-                # conntrack counts flows too and may know this one's owner (events, a lookup
-                # before the socket closed): wait a few ticks for it before (unattributed)
+            if (owner is None and (d.d_in or d.d_out) and st.end.proto in pending_ok
+                    and (ct_counts or (d.open and not st.sample.inode))):
+                # its owner may still be learnt: a socket in a listener's accept queue (inode
+                # 0) once accepted; with conntrack counting too, conntrack's own lookup (events,
+                # made while the socket was open). Wait a few ticks before (unattributed).
                 was = pending.get(st.end)
                 pending[st.end] = ((st, was[1] + d.d_in, was[2] + d.d_out, was[3], d.open)
                                    if was is not None else (st, d.d_in, d.d_out, tick, d.open))
                 continue
-            emit(st, d.d_in, d.d_out, d.open, owner)
+            was = pending.pop(st.end, None) if pending else None
+            if was is not None and was[0] is st:  # bytes held before, now with an owner
+                emit(st, d.d_in + was[1], d.d_out + was[2], d.open, owner)
+            else:
+                emit(st, d.d_in, d.d_out, d.open, owner)
         for end, (st, d_in, d_out, first, is_open) in list(pending.items()):
-            if self.merge.conntrack_counted(end):  # conntrack counts it, with its owner
+            if st.owner is None and (watched := cookie_owner.get(st.sample.cookie)):
+                st.owner = watched[0]
+            owner = st.owner if st.owner is not None else memory(end)
+            if ct_counts and self.merge.conntrack_counted(end):  # conntrack counts it
                 del pending[end]
                 if not is_open and st.usage is not None:
                     closed.append(st.usage)
                     st.usage = None
-            elif tick - first >= PENDING_TICKS or len(pending) > PENDING_MAX:
+            elif (owner is not None or tick - first >= PENDING_TICKS
+                  or len(pending) > PENDING_MAX):
                 del pending[end]
-                owner = st.owner if st.owner is not None else memory(end)
                 emit(st, d_in, d_out, is_open, owner)
         return added, closed, replaced
 

@@ -58,6 +58,7 @@ def _row(row: AppRow) -> dict[str, Any]:
         "pids": [p.key.pid for p in row.processes],
         "containers": sorted({p.container for p in row.processes if p.container}),
         "connections": [_conn(c) for c in row.connections],
+        "uids": list(row.uids),
     }
 
 

@@ -294,6 +294,7 @@ class AppRow:
     flows: int = 0  # open connections/flows now
     processes: tuple[ProcessInfo, ...] = ()
     connections: tuple[Connection, ...] = ()
+    uids: tuple[int, ...] = ()  # (unattributed): the users of sockets whose owner is unknown
 
 
 @dataclass(frozen=True, slots=True)

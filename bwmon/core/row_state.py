@@ -44,6 +44,7 @@ class Acc:
     open_procs: dict[ProcKey, int] = field(default_factory=dict)
     procs: set[ProcKey] = field(default_factory=set)  # processes that moved bytes this tick
     units: int = 0  # what its bytes were: IP_BYTES, PAYLOAD_BYTES or both
+    uids: set[int] = field(default_factory=set)  # (unattributed): users of its sockets
 
     def add(self, d_in: int, d_out: int) -> None:
         self.d_in += d_in
@@ -152,7 +153,7 @@ class RowState:
             unit = _UNITS.get(acc.units, self.default_unit)
             rows.append(AppRow(name, kind, unit, rate(acc.d_in), rate(acc.d_out),
                                acc.total_in, acc.total_out, acc.conns, procs,
-                               self._connections(name)))
+                               self._connections(name), tuple(sorted(acc.uids))))
         for name, acc in self._pipes.items():
             rows.append(AppRow(name, RowKind.PIPE, Unit.PAYLOAD, rate(acc.d_in), rate(acc.d_out),
                                acc.total_in, acc.total_out, acc.flows))  # its open clients

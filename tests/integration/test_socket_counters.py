@@ -216,3 +216,6 @@ def test_a_user_without_privileges_sees_own_tcp_traffic_only() -> None:
     assert 0.99 * mine <= total(last, "gen") <= 1.01 * mine
     assert total(last, "other") == 0  # root's generator is not shown as a process of its own
     assert not any(p["uid"] == 0 for p in last["processes"])
+    # its bytes are counted all the same, as (unattributed) with the user the kernel gives
+    unattributed = next(a for a in last["apps"] if a["name"] == "(unattributed)")
+    assert unattributed["total_out"] >= 4_000_000 and unattributed["uids"] == [0]

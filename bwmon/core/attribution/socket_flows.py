@@ -99,10 +99,13 @@ class SocketFlows:
                 closed.append(s)
                 continue
             cookie = s.cookie
-            if cookie in stones:
-                continue  # listed by a dump taken before its close was handled
             listed.add(cookie)
             old = socks.get(cookie)
+            if old is not None and old.sample is s:
+                continue  # the source handed back last read's record: nothing moved
+            if cookie in stones:
+                listed.discard(cookie)
+                continue  # listed by a dump taken before its close was handled
             if old is None and cookie in self._vanished:  # a dump missed it for a while
                 old = socks[cookie] = self._vanished.pop(cookie)[0]
             if old is None:

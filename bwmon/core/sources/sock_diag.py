@@ -234,19 +234,69 @@ def dump_tcp_counters() -> list[TcpCounters]:
     return found
 
 
-def dump_tcp_bytes() -> list[SocketBytes]:
-    """Every TCP socket with tcp_info (not TIME_WAIT), keyed by cookie, with its payload bytes
-    since it was created: received (bytes_received) and sent and acknowledged (bytes_acked)."""
+def dump_tcp_bytes(previous: dict[int, SocketBytes] | None = None) -> list[SocketBytes]:
+    """Every TCP socket with tcp_info (not TIME_WAIT, not LISTEN), keyed by cookie, with its
+    payload bytes since it was created: received (bytes_received) and sent and acknowledged
+    (bytes_acked). `previous` (cookie -> the last read's record) is updated in place, and a
+    socket whose counters, state and inode did not move is handed back as the same object:
+    on a busy server most sockets are idle at any second, and building a record is most of
+    a dump's cost."""
     found: list[SocketBytes] = []
+    prev = {} if previous is None else previous
+    seen: set[int] = set()
+    head_at = _MSG_HEAD.size + _SOCKID.size
+    unpack_ids = _COOKIE_UID_INODE.unpack_from
+    unpack_rta, unpack_bytes = _RTA.unpack_from, _TCPI_BYTES.unpack_from
+    info_at = 0  # where tcp_info's attribute sits: the same in every message of a dump
+    need = _RTA.size + _TCPI_BYTES_OFFSET + _TCPI_BYTES.size
     for _proto, payload in _dump(("tcp",), 1 << (INET_DIAG_INFO - 1)):
         if len(payload) < _MSG_SIZE:
             raise SockDiagError(errno.EPROTO, "sock_diag: short inet_diag_msg")
-        if payload[1] == TCP_LISTEN:  # a listener moves no bytes
+        state = payload[1]
+        if state == TCP_LISTEN:  # a listener moves no bytes
+            continue
+        counts = None
+        if info_at and len(payload) >= info_at + need:
+            length, rtype = unpack_rta(payload, info_at)
+            if rtype == INET_DIAG_INFO and length >= need:
+                acked, received = unpack_bytes(payload, info_at + _RTA.size + _TCPI_BYTES_OFFSET)
+                counts = (acked, received)
+        if counts is None:
+            at = _info_offset(payload)
+            if at is None:
+                continue  # TIME_WAIT and others without tcp_info
+            info_at = at
+            counts = unpack_bytes(payload, at + _RTA.size + _TCPI_BYTES_OFFSET)
+        low, high, _uid, inode = unpack_ids(payload, head_at)
+        cookie = low | high << 32
+        seen.add(cookie)
+        old = prev.get(cookie)
+        if (old is not None and old.bytes_out == counts[0] and old.bytes_in == counts[1]
+                and old.inode == inode and old.state == state):
+            found.append(old)
             continue
         got = _socket_bytes(payload)
         if got is not None:
+            prev[cookie] = got
             found.append(got)
+    if previous is not None and len(prev) > len(seen):
+        for cookie in prev.keys() - seen:
+            del prev[cookie]
     return found
+
+
+def _info_offset(payload: bytes) -> int | None:
+    """Offset of the INET_DIAG_INFO attribute (with room for the byte counters), if any."""
+    offset = _MSG_SIZE
+    while offset + _RTA.size <= len(payload):
+        length, rtype = _RTA.unpack_from(payload, offset)
+        if length < _RTA.size:
+            return None
+        if (rtype == INET_DIAG_INFO
+                and length - _RTA.size >= _TCPI_BYTES_OFFSET + _TCPI_BYTES.size):
+            return offset
+        offset += (length + 3) & ~3
+    return None
 
 
 # connected TCP sockets a process may still hold: not LISTEN, TIME_WAIT, CLOSE, SYN_RECV

@@ -30,6 +30,7 @@ class TcpCounters:
         self._error: str | None = None
         self._lost_seen = 0
         self._sockets = 0
+        self._previous: dict[int, SocketBytes] = {}  # the last dump's records, by cookie
         self._feed: DestroyFeed | None = None
         self._watching = False
         try:
@@ -79,7 +80,7 @@ class TcpCounters:
 
         self._watch()
         try:
-            found = await asyncio.to_thread(dump_tcp_bytes)
+            found = await asyncio.to_thread(dump_tcp_bytes, self._previous)
         except OSError as exc:
             self._error = f"sock_diag dump failed: {exc}"
             return None
