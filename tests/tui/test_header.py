@@ -36,3 +36,13 @@ def test_header_says_in_words_whether_bwmon_measures() -> None:
     none = dataclasses.replace(snap, sources=(
         SourceStatus("conntrack-file", False, counts_bytes=True),))
     assert "│ NOT measuring  │" in header_text(none, ViewState()).plain.splitlines()[0]
+
+
+def test_header_says_which_source_measured_what_share_and_what_is_not_measured() -> None:
+    snap = dataclasses.replace(demo_snapshot(3, 2), unmeasured=("udp",),
+                               shares=(("conntrack", 250), ("tcp_info", 750)))
+    text = header_text(snap, ViewState()).plain
+    assert "measured by TCP sockets 75%, conntrack 25%" in text
+    assert "not measured: UDP" in text
+    plain = dataclasses.replace(snap, shares=(), unmeasured=())
+    assert "measured by" not in header_text(plain, ViewState()).plain

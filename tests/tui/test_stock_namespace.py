@@ -1,0 +1,48 @@
+"""bwmon-tui on a stock server: no conntrack rule, accounting off. In a real tmux pane, a
+generator's TCP traffic shows on its own row within seconds (the sockets' counters), the header
+says who measured it and that UDP is not measured, and no findings panel stands in the way."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TRAFFIC
+from tests.helpers.netns import NetNS
+from tests.helpers.terminal import REPO, Tmux
+from tests.tui.test_ssh_e2e import tui_command
+
+pytestmark = pytest.mark.privileged
+PORT = 6011
+
+
+def test_tcp_per_process_at_once_with_no_rule_and_no_accounting(tmp_path: Path) -> None:
+    if shutil.which("tmux") is None:
+        pytest.skip("needs tmux (Debian: tmux)")
+    config = tmp_path / "bwmon.toml"
+    config.write_text('[general]\nevents = false\nebpf = "off"\n\n[[groups]]\n'
+                      'name = "stock-gen"\npatterns = ["--tag stock-gen "]\n')
+    with NetNS(acct=False, track=False) as ns:
+        sink = ns.popen([sys.executable, TRAFFIC, "sink", "--port", str(PORT)],
+                        stdout=subprocess.PIPE, text=True)
+        assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"
+        # a long, paced upload: 1 MB/s for a minute (the test ends long before)
+        ns.popen([sys.executable, TRAFFIC, "client", "--tag", "stock-gen", "--host",
+                  "127.0.0.1", "--port", str(PORT), "--send", "60000000", "--rate", "1000000"],
+                 stdout=subprocess.DEVNULL)
+        command = (f"ip netns exec {ns.name} env PYTHONPATH={REPO} {tui_command()} "
+                   f"--config {config}")
+        def moving(screen: str) -> bool:
+            return any("stock-gen" in line and ("KiB/s" in line or "MiB/s" in line)
+                       for line in screen.splitlines())
+
+        with Tmux(f"bwmon-stock-{os.getpid()}", command, (160, 40)) as tmux:
+            screen = tmux.wait(moving, timeout=60)
+            assert "measured by TCP sockets" in screen, screen
+            assert "not measured: UDP" in screen, screen
+            assert "Nothing can be measured" not in screen, screen
