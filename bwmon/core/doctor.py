@@ -256,12 +256,15 @@ def check_socket_counters(proc_root: Path) -> Finding:
 
 
 def _check_udp(findings: Sequence[Finding]) -> Finding:
-    """UDP is measured only by conntrack here (eBPF byte sums are the other way): say so."""
+    """Whether UDP is measured: by conntrack, or by the eBPF probe's byte sums; say so if not."""
     if not blocking(findings):
         return Finding("udp", True, "UDP measured by conntrack (IP bytes)")
-    return Finding("udp", False, "UDP not measured: conntrack counts nothing here and no eBPF "
-                   "byte source runs; UDP traffic shows as not measured, not as zero",
-                   "apply the conntrack fixes above (accounting and a tracking rule)")
+    if any(f.check == "ebpf" and f.ok for f in findings):
+        return Finding("udp", True, "UDP measured by the eBPF probe's byte sums (payload)")
+    return Finding("udp", False, "UDP not measured: conntrack counts nothing here and the eBPF "
+                   "probe cannot run; UDP traffic shows as not measured, not as zero",
+                   "apply the conntrack fixes (accounting and a tracking rule), or those of "
+                   "the ebpf check")
 
 
 async def diagnose(
@@ -283,9 +286,6 @@ async def diagnose(
     findings += [table, tool, _check_accounting(proc_root)]
     findings += await _check_tracking(proc_root, ruleset_commands, mask)
     findings.append(_check_events(proc_root))
-    # what is measured without them goes first: the conntrack checks are upgrades to it
-    at = len(capabilities.ALL)
-    findings[at:at] = [check_socket_counters(proc_root), _check_udp(findings)]
     owners = ebpf or EbpfOwners(proc_root=proc_root, caps=mask)
     reason = owners.available()
     if reason is None:
@@ -296,6 +296,9 @@ async def diagnose(
         findings.append(Finding("ebpf", False, f"eBPF attribution unavailable ({reason}); "
                                 "short connections rely on conntrack events and polling",
                                 owners.fix()))
+    # what is measured without conntrack goes first: its checks are upgrades to it
+    at = len(capabilities.ALL)
+    findings[at:at] = [check_socket_counters(proc_root), _check_udp(findings)]
     return findings
 
 

@@ -629,6 +629,10 @@ class Engine(Publisher):
                 st.owner = owners.get(st.sample.inode)
                 if st.owner is not None:
                     self.remember_owner(st.end, st.owner)
+            if ct_counts and not st.end.remote and (d.d_in or d.d_out):
+                # an unconnected socket (a UDP server): its bytes are those of many flows,
+                # which conntrack counts one by one: not merged per end, so not counted twice
+                d.d_in = d.d_out = 0
             if not d.open and st.tried < 0 and (d.d_in or d.d_out):
                 # seen only closed (never at a tick with its inode): the watch's to find
                 self._watch_record.append(st.sample.cookie in self._cookie_owner)

@@ -23,7 +23,8 @@ FETCH = ("import sys, urllib.request; "
 
 def health(acct: bool, sockets: bool = True) -> dict[tuple[str, str], float]:
     """(sample name, its one label value or "") → value, once the agent has ticked twice."""
-    env = {**os.environ, "BWMON_GENERAL__SOCKET_COUNTERS": "true" if sockets else "false"}
+    env = {**os.environ, "BWMON_GENERAL__SOCKET_COUNTERS": "true" if sockets else "false",
+           "BWMON_GENERAL__EBPF": "auto" if sockets else "off"}  # no per-socket byte source
     with NetNS(acct=acct) as ns:
         agent = ns.popen([sys.executable, "-m", "bwmon", "serve", "--interval", "0.2",
                           "--http", f"127.0.0.1:{HTTP_PORT}"], cwd=REPO, env=env,

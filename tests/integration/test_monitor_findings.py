@@ -27,15 +27,16 @@ def _monitor(ns: NetNS, *flags: str,
 
 
 def test_fresh_namespace_measures_tcp_and_says_udp_is_not_measured() -> None:
-    """The socket counters measure TCP with no rule and no accounting: no findings, but the
-    header says UDP is not measured (never a silent zero)."""
+    """The socket counters measure TCP with no rule and no accounting: no findings, but without
+    eBPF the header says UDP is not measured (never a silent zero)."""
+    no_ebpf = {"BWMON_GENERAL__EBPF": "off"}  # the probe would measure UDP
     with NetNS(acct=False, track=False) as ns:
-        done = _monitor(ns)
+        done = _monitor(ns, env_extra=no_ebpf)
         assert done.returncode == 0, done.stderr
         assert "Traceback" not in done.stderr
         assert "Nothing can be measured" not in done.stdout
         assert "not measured: UDP" in done.stdout
-        doc = json.loads(_monitor(ns, "--json").stdout.splitlines()[-1])
+        doc = json.loads(_monitor(ns, "--json", env_extra=no_ebpf).stdout.splitlines()[-1])
         assert doc["findings"] == [] and doc["not_measured"] == ["udp"]
 
 
