@@ -252,7 +252,7 @@ network traffic on Linux from the kernel's connection tracking and its own meter
 
 # Order of the benchmark sections (docs/sections/bench-NAME.md); files not listed follow by name.
 BENCH_ORDER = ["tick", "kernel", "memory", "owners", "short", "pipe", "tui-output", "http",
-               "sockets", "ebpf", "namespaces", "history"]
+               "sockets", "busy", "ebpf", "namespaces", "history"]
 BENCH_MAX_BYTES = 30_000  # docs/benchmarks.md as a whole
 BENCH_FORMAT = """\
 # Benchmark: CPU per tick at 1k–100k conntrack entries
