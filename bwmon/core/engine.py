@@ -603,10 +603,16 @@ class Engine(Publisher):
         pending = self._pending_sockets
         # conntrack counts flows (the doctor says so, or its last read held counters)
         ct_counts = not self.checkup.blocking or self._ct_counting
+        ct_tracks = ct_counts or self._table_size > 0
         cookie_owner = self._cookie_owner
 
         def emit(st: SocketState, d_in: int, d_out: int, is_open: bool,
                  owner: ProcKey | None) -> None:
+            # where conntrack tracks flows, its entries are the open connections rows count
+            # and list: a socket's usage then only adds bytes (else each would count twice)
+            is_open = is_open and not ct_tracks
+            if not is_open and st.usage is None and not (d_in or d_out):
+                return
             u = usage_of(st, SocketDelta(st, d_in, d_out, is_open), owner)
             merge(u, tick)
             if u.d_in or u.d_out:
@@ -616,7 +622,7 @@ class Engine(Publisher):
             old = st.usage
             if old is None:
                 added.append(u)
-            elif old.owner == owner:
+            elif old.owner == owner and is_open:
                 replaced.append((old, u))
             else:
                 closed.append(old)
