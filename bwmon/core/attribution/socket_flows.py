@@ -169,4 +169,4 @@ def usage_of(st: SocketState, d: SocketDelta, owner: ProcKey | None) -> SocketUs
     end = st.end
     loop = is_loopback(end.local) or end.local == end.remote
     return SocketUsage(st.entry, end, owner, d.d_in, d.d_out, loop, d.open,
-                       st.sample.source, st.sample.uid)
+                       source=st.sample.source, uid=st.sample.uid)
