@@ -45,19 +45,28 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["XDG_CONFIG_HOME"] = str(home / ".config")
     os.environ["XDG_STATE_HOME"] = str(home / ".local" / "state")
     os.environ.pop("STATE_DIRECTORY", None)
-    config.stash[_SYSTEM_STORE_KEY] = SYSTEM_STORE.exists()
+    config.stash[_SYSTEM_STORE_KEY] = _stamp(SYSTEM_STORE)
 
 
 SYSTEM_STORE = Path("/var/lib/bwmon/history.sqlite")  # root's default history store
-_SYSTEM_STORE_KEY = pytest.StashKey[bool]()
+_SYSTEM_STORE_KEY = pytest.StashKey["int | None"]()
+
+
+def _stamp(path: Path) -> int | None:
+    """When the file was last written (None: there is none)."""
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """A test that let bwmon write root's own history store fails the run: tests write nothing
     outside the repository and their temporary directories."""
-    if SYSTEM_STORE.exists() and not session.config.stash.get(_SYSTEM_STORE_KEY, True):
+    before = session.config.stash.get(_SYSTEM_STORE_KEY, None)
+    if _stamp(SYSTEM_STORE) not in (None, before):
         session.config.get_terminal_writer().line(
-            f"\nerror: a test let bwmon create {SYSTEM_STORE} (a bwmon started with an environment"
+            f"\nerror: a test let bwmon write {SYSTEM_STORE} (a bwmon started with an environment"
             " that bypassed the test home)", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

@@ -119,7 +119,9 @@ def test_bwmon_tui_over_ssh_in_tmux(sshd: tuple[int, Path], tmp_path: Path) -> N
         ns.popen([sys.executable, TRAFFIC, "client", "--tag", "e2egen", "--host", "127.0.0.1",
                   "--port", "5001", "--send", "200000", "--recv", "200000", "--count", "2000",
                   "--hold", "0.2"], stdout=subprocess.DEVNULL)
-        remote = f"ip netns exec {ns.name} env PYTHONPATH={REPO} {tui_command()} --config {config}"
+        # (the login's HOME is root's: the history store goes under the test's directory)
+        remote = (f"ip netns exec {ns.name} env PYTHONPATH={REPO} "
+                  f"XDG_STATE_HOME={tmp_path / 'state'} {tui_command()} --config {config}")
         ssh = (f"ssh -tt -p {port} -i {key} -o StrictHostKeyChecking=no "
                f"-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR root@127.0.0.1 '{remote}'")
         tmux = Tmux(f"bwmon-e2e-{os.getpid()}", ssh, (120, 40))
