@@ -188,8 +188,12 @@ def test_an_exported_rule_fires_in_prometheus_from_real_traffic(fleet: Fleet) ->
         results[expr] = fleet.query(expr)  # a parse error fails in api()
     top = next(r for e, r in results.items() if e.startswith("topk(10"))
     assert "fleet-client" in {r["metric"].get("app") for r in top}, top
-    across = next(r for e, r in results.items() if e.startswith("sum by (instance, direction)"))
-    assert {r["metric"]["instance"] for r in across} == {"127.0.0.1:9184", b_instance}, across
+    # A's quiet client is in the fleet panel too, once its series has the two samples a rate
+    # needs (B's alert can fire before that on a slow machine)
+    across = next(e for e in results if e.startswith("sum by (instance, direction)"))
+    fleet.until("both agents' clients in the fleet panel", lambda: {
+        r["metric"]["instance"] for r in fleet.query(across)} == {"127.0.0.1:9184", b_instance},
+        timeout=8)
 
     for proc in (quiet, busy):
         assert proc.wait(timeout=60) == 0
