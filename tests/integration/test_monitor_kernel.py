@@ -9,12 +9,8 @@ flow must land in exactly one row per local end (conservation).
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -22,11 +18,10 @@ import pytest
 
 from bwmon.core.sources.conntrack_parse import parse_conntrack
 from tests.conftest import TRAFFIC
+from tests.helpers.monitor import Monitor
 from tests.helpers.netns import NetNS
 
 pytestmark = [pytest.mark.privileged, pytest.mark.slow]
-
-REPO = Path(__file__).resolve().parents[2]
 
 # name -> (proto, host, sink port, bytes sent, bytes asked back, connections, hold seconds)
 GENERATORS = {
@@ -46,45 +41,6 @@ def _config(tmp: Path) -> Path:
     path = tmp / "bwmon.toml"
     path.write_text("\n".join(lines))
     return path
-
-
-class Bwmon:
-    """`bwmon monitor --json` in the namespace, its output read as it comes (like a consumer)."""
-
-    def __init__(self, ns: NetNS, config: Path) -> None:
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        self.proc = ns.popen(
-            [sys.executable, "-m", "bwmon", "monitor", "--json", "--config", str(config),
-             "--interval", "0.5", "--no-lookback"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        )
-        self.lines: list[str] = []
-        self.err = ""
-        self._out = threading.Thread(target=self._read, daemon=True)
-        self._out.start()
-        self._err = threading.Thread(target=self._read_err, daemon=True)
-        self._err.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    def _read_err(self) -> None:
-        assert self.proc.stderr is not None
-        self.err = self.proc.stderr.read()
-
-    def stop(self) -> list[dict]:
-        """Stop bwmon and parse every line it wrote. Only the reader threads read its pipes:
-        `communicate()` would read stdout too, and a line split between two readers came out
-        cut in half."""
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=20)
-        self._out.join(10)
-        self._err.join(10)
-        assert self.proc.returncode == 0, self.err
-        assert "Traceback" not in self.err, self.err
-        return [json.loads(line) for line in self.lines if line.strip()]
 
 
 def _run_generators(ns: NetNS) -> None:
@@ -108,7 +64,7 @@ def _run_generators(ns: NetNS) -> None:
 
 def test_bytes_per_generator_match_conntrack_and_are_conserved(tmp_path: Path) -> None:
     with NetNS() as ns:
-        bwmon = Bwmon(ns, _config(tmp_path))
+        bwmon = Monitor(ns, _config(tmp_path))
         time.sleep(1.5)  # bwmon's first read: an empty baseline
         _run_generators(ns)
         time.sleep(1.5)  # two more ticks: everything is in TIME_WAIT or finished

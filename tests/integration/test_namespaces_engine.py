@@ -9,12 +9,9 @@ may stay: its entry goes at once, its rows within the configured row linger.
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -23,54 +20,13 @@ import pytest
 
 from bwmon.core.sources.conntrack_parse import parse_conntrack
 from tests.conftest import TRAFFIC
+from tests.helpers.monitor import Monitor
 from tests.helpers.netns import NetNS
 
 pytestmark = [pytest.mark.privileged, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
 INTERVAL = 0.5
 LINGER = 3.0
-
-
-class Monitor:
-    """`bwmon monitor --json` in `ns`; its snapshots collected as they come."""
-
-    def __init__(self, ns: NetNS, config: Path) -> None:
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        self.proc = ns.popen(
-            [sys.executable, "-m", "bwmon", "monitor", "--json", "--config", str(config),
-             "--interval", str(INTERVAL), "--no-lookback"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        self.snaps: list[dict[str, Any]] = []
-        self.err = ""
-        threading.Thread(target=self._read, daemon=True).start()
-        threading.Thread(target=self._read_err, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if line.strip():
-                self.snaps.append(json.loads(line))
-
-    def _read_err(self) -> None:
-        assert self.proc.stderr is not None
-        self.err = self.proc.stderr.read()
-
-    def wait_for(self, what: str, test: Any, timeout: float = 15.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        seen = 0
-        while time.monotonic() < deadline:
-            for snap in self.snaps[seen:]:
-                if test(snap):
-                    return snap
-            seen = len(self.snaps)
-            time.sleep(0.05)
-        raise AssertionError(f"never saw {what}; stderr: {self.err[-1500:]}")
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=20)
-        assert "Traceback" not in self.err, self.err
 
 
 def _names(snap: dict[str, Any]) -> set[str]:
@@ -85,10 +41,10 @@ def test_a_namespace_is_followed_from_start_to_removal(tmp_path: Path) -> None:
         f'[namespaces]\nscope = "all"\ninclude = ["^{prefix}-"]\n\n'
         '[[groups]]\nname = "nsgen"\npatterns = ["--tag nsgen "]\n')
     with NetNS(prefix="bwnh") as home:
-        bwmon = Monitor(home, config)
+        bwmon = Monitor(home, config, interval=INTERVAL)
         try:
             bwmon.wait_for("two ticks", lambda s: s["seq"] >= 2)
-            before = bwmon.snaps[-1]["seq"]
+            before = bwmon.ticks[-1]["seq"]
             with NetNS(prefix=prefix) as box:
                 seen = bwmon.wait_for("the new namespace", lambda s: box.name in _names(s))
                 assert seen["seq"] - before <= 2, (before, seen["seq"])
@@ -122,7 +78,7 @@ def test_a_namespace_is_followed_from_start_to_removal(tmp_path: Path) -> None:
                 assert unattributed < 0.01 * (sent + back)
                 sink.kill()
                 sink.wait()
-            gone_at = bwmon.snaps[-1]["seq"]
+            gone_at = bwmon.ticks[-1]["seq"]
             gone = bwmon.wait_for("the namespace gone", lambda s: box.name not in _names(s))
             assert gone["seq"] - gone_at <= 2
             deadline = time.monotonic() + LINGER + 10 * INTERVAL + 2

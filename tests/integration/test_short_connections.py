@@ -9,12 +9,8 @@ own table (TCP flows stay in TIME_WAIT for two minutes) is the ground truth per 
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -23,81 +19,15 @@ import pytest
 from bwmon.core.sources.conntrack_parse import parse_conntrack
 from bwmon.core.sources.ebpf import EbpfOwners
 from tests.conftest import ALLOWED_SKIP, TRAFFIC
+from tests.helpers.monitor import Monitor, peak_totals, write_config
 from tests.helpers.netns import NetNS, link
 
 pytestmark = [pytest.mark.privileged, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
 SHORT_PORT, HELD_PORT = 7311, 7312
 # the kernel features the eBPF source needs; any other reason (tool missing, not root) is a
 # set-up problem that CI must not skip over
 KERNEL_REASONS = ("no BTF", "tracepoints missing")
-
-
-class Monitor:
-    """`bwmon monitor --json` in a namespace; its ticks read as they come."""
-
-    def __init__(self, ns: NetNS, tmp: Path, ebpf: str) -> None:
-        config = tmp / f"bwmon-{ebpf}.toml"
-        config.write_text("\n".join([
-            "[general]", "events = true", f'ebpf = "{ebpf}"', "",
-            "[[groups]]", 'name = "gen-short"', 'patterns = ["--tag gen-short "]', "",
-            "[[groups]]", 'name = "gen-held"', 'patterns = ["--tag gen-held "]', "",
-        ]))
-        self.proc = ns.popen(
-            [sys.executable, "-m", "bwmon", "monitor", "--json", "--config", str(config),
-             "--no-lookback", "--interval", "0.5"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-        )
-        self.ticks: list[dict] = []
-        self.err = ""
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        self._err_reader = threading.Thread(target=self._read_err, daemon=True)
-        self._err_reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if line.strip():
-                self.ticks.append(json.loads(line))
-
-    def _read_err(self) -> None:
-        assert self.proc.stderr is not None
-        self.err = self.proc.stderr.read()
-
-    def wait_active(self, source: str, timeout: float = 30.0) -> None:
-        """Until a tick says `source` is active (eBPF: the probes are attached)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.ticks and any(s["name"] == source and s["active"]
-                                  for s in self.ticks[-1]["sources"]):
-                return
-            if self.proc.poll() is not None:
-                self._err_reader.join(5)
-                raise AssertionError(f"bwmon exited: {self.err}")
-            time.sleep(0.1)
-        raise AssertionError(f"source {source} not active after {timeout} s: "
-                             f"{self.ticks[-1]['sources'] if self.ticks else 'no tick'}")
-
-    def stop(self) -> dict[str, int]:
-        """Stop; each app's in+out bytes at its largest (totals are cumulative)."""
-        self.proc.send_signal(signal.SIGTERM)
-        # only the reader threads read the pipes: communicate() would read stdout too, and
-        # a line split between two readers came out cut in half
-        self.proc.wait(timeout=20)
-        self._reader.join(10)
-        self._err_reader.join(10)
-        err = self.err
-        assert self.proc.returncode == 0, err
-        assert "Traceback" not in err, err
-        best: dict[str, int] = {}
-        for tick in self.ticks:
-            for app in tick["apps"]:
-                best[app["name"]] = max(best.get(app["name"], 0),
-                                        app["total_in"] + app["total_out"])
-        return best
 
 
 def burst(client: NetNS, host: str) -> None:
@@ -122,12 +52,14 @@ def run_burst(tmp: Path, ebpf: str) -> tuple[dict[str, int], dict[int, int]]:
                  for port in (SHORT_PORT, HELD_PORT)]
         for s in sinks:
             assert s.stdout is not None and s.stdout.readline().strip() == "ready"
-        monitor = Monitor(client, tmp, ebpf)
+        config = write_config(tmp / f"bwmon-{ebpf}.toml", {"events": True, "ebpf": ebpf},
+                              ("gen-short", "gen-held"))
+        monitor = Monitor(client, config)
         monitor.wait_active("ebpf" if ebpf == "on" else "events")
         time.sleep(0.6)  # a baseline tick after the sources came up
         burst(client, host)
         time.sleep(1.5)  # the last ticks count what the burst left in the table
-        rows = monitor.stop()
+        rows = peak_totals(monitor.stop())
         truth: dict[int, int] = {}
         for e in parse_conntrack(client.conntrack_text()):
             if e.proto == "tcp":

@@ -8,9 +8,6 @@ here and removed afterwards; all traffic stays inside them.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -21,97 +18,26 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, TRAFFIC
+from tests.conftest import TRAFFIC
+from tests.helpers.generators import HEADER, generate, sink
+from tests.helpers.monitor import Monitor, total, write_config
 from tests.helpers.netns import NetNS, link
 
 pytestmark = [pytest.mark.privileged]
 
 NOBODY = 65534
-HEADER = 16  # traffic.py's request header (sizes), sent on every connection
 
 
-class Monitor:
-    """`bwmon monitor --json` in a namespace (optionally as another user); ticks as they come."""
-
-    def __init__(self, ns: NetNS, tmp: Path, *, prefix: tuple[str, ...] = (),
-                 extra: tuple[str, ...] = ()) -> None:
-        config = tmp / "bwmon.toml"
-        config.write_text("\n".join([
-            "[general]", "events = false", 'ebpf = "off"', *extra, "",
-            "[[groups]]", 'name = "gen"', 'patterns = ["--tag gen "]', "",
-            "[[groups]]", 'name = "other"', 'patterns = ["--tag other "]', "",
-        ]))
-        config.chmod(0o644)
-        tmp.chmod(0o755)
-        self.proc = ns.popen(
-            [*prefix, sys.executable, "-m", "bwmon", "monitor", "--json", "--config",
-             str(config), "--no-lookback", "--interval", "0.5"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONPATH": str(REPO), "HOME": str(tmp)},
-        )
-        self.ticks: list[dict] = []
-        self.err = ""
-        self._readers = [threading.Thread(target=self._read, daemon=True),
-                         threading.Thread(target=self._read_err, daemon=True)]
-        for t in self._readers:
-            t.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if line.strip():
-                self.ticks.append(json.loads(line))
-
-    def _read_err(self) -> None:
-        assert self.proc.stderr is not None
-        self.err = self.proc.stderr.read()
-
-    def wait_ticks(self, n: int, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        start = len(self.ticks)
-        while len(self.ticks) < start + n:
-            if self.proc.poll() is not None:
-                self._readers[1].join(5)
-                raise AssertionError(f"bwmon exited: {self.err}")
-            assert time.monotonic() < deadline, f"no tick after {timeout} s"
-            time.sleep(0.05)
-
-    def stop(self) -> dict:
-        """Stop; the last tick (totals are cumulative)."""
-        self.wait_ticks(3)  # the last closes reach a tick
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=20)
-        for t in self._readers:
-            t.join(10)
-        assert self.proc.returncode == 0, self.err
-        assert "Traceback" not in self.err, self.err
-        return self.ticks[-1]
+def start(ns: NetNS, tmp: Path, *, prefix: tuple[str, ...] = ()) -> Monitor:
+    """bwmon with the eBPF and conntrack-events sources off: socket counters alone."""
+    config = write_config(tmp / "bwmon.toml", {"events": False, "ebpf": "off"}, ("gen", "other"))
+    return Monitor(ns, config, prefix=prefix, env={"HOME": str(tmp)})
 
 
-def total(tick: dict, name: str) -> int:
-    row = next((a for a in tick["apps"] if a["name"] == name), None)
-    return 0 if row is None else row["total_in"] + row["total_out"]
-
-
-def generate(ns: NetNS, host: str, port: int, *, tag: str = "gen", send: int, recv: int,
-             count: int = 1, hold: float = 0.0, concurrency: int = 1, rate: float = 0.0,
-             prefix: tuple[str, ...] = ()) -> int:
-    """Run a generator to its end; its own payload bytes (the truth)."""
-    gen = ns.popen([*prefix, sys.executable, TRAFFIC, "client", "--tag", tag, "--host", host,
-                    "--port", str(port), "--send", str(send), "--recv", str(recv), "--count",
-                    str(count), "--hold", str(hold), "--concurrency", str(concurrency),
-                    "--rate", str(rate)],
-                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    out, err = gen.communicate(timeout=120)
-    assert gen.returncode == 0 and "done" in out, err
-    return count * (send + HEADER + recv)
-
-
-def sink(ns: NetNS, port: int, prefix: tuple[str, ...] = ()) -> subprocess.Popen[str]:
-    proc = ns.popen([*prefix, sys.executable, TRAFFIC, "sink", "--port", str(port)],
-                    stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    return proc
+def finish(monitor: Monitor) -> dict:
+    """Stop once the last closes reached a tick; the last tick (totals are cumulative)."""
+    monitor.wait_ticks(3)
+    return monitor.stop()[-1]
 
 
 @pytest.fixture
@@ -128,11 +54,11 @@ def test_long_and_short_tcp_are_measured_with_no_rule_and_no_accounting(
     """A long transfer on its process's row, ~1 ms connections counted in full, from socket
     counters alone: conntrack counts nothing here, and bwmon says so (UDP not measured)."""
     client, host = stock_pair
-    monitor = Monitor(client, tmp_path)
+    monitor = start(client, tmp_path)
     monitor.wait_ticks(2)
     long = generate(client, host, 7501, send=8_000_000, recv=100_000, rate=4_000_000)
     short = generate(client, host, 7501, tag="other", send=65536, recv=16384, count=100)
-    last = monitor.stop()
+    last = finish(monitor)
     assert 0.99 * long <= total(last, "gen") <= 1.01 * long
     counted = total(last, "other") + total(last, "(unattributed)")
     assert 0.99 * short <= counted <= 1.01 * short
@@ -146,11 +72,11 @@ def test_long_and_short_tcp_are_measured_with_no_rule_and_no_accounting(
 def test_connections_held_100_ms_stay_on_their_process(
         stock_pair: tuple[NetNS, str], tmp_path: Path) -> None:
     client, host = stock_pair
-    monitor = Monitor(client, tmp_path)
+    monitor = start(client, tmp_path)
     monitor.wait_ticks(2)
     truth = generate(client, host, 7501, send=65536, recv=16384, count=100, hold=0.1,
                      concurrency=20)
-    last = monitor.stop()
+    last = finish(monitor)
     assert 0.99 * truth <= total(last, "gen") <= 1.01 * truth
 
 
@@ -162,12 +88,12 @@ def test_a_connection_open_before_bwmon_starts_counts_from_its_first_tick(
                         "--port", "7501", "--send", "3000000", "--wait-file", str(go)],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert gen.stdout is not None and gen.stdout.readline().strip() == "connected"
-    monitor = Monitor(client, tmp_path)
+    monitor = start(client, tmp_path)
     monitor.wait_ticks(2)
     go.touch()  # only now does the open connection send
     _out, err = gen.communicate(timeout=60)
     assert gen.returncode == 0, err
-    last = monitor.stop()
+    last = finish(monitor)
     truth = 3_000_000 + HEADER
     assert 0.99 * truth <= total(last, "gen") <= 1.01 * truth
 
@@ -177,7 +103,7 @@ def test_accounting_and_a_rule_switched_on_mid_run_count_nothing_twice(tmp_path:
     and 1 MB connections keep flowing while accounting and a tracking rule come on."""
     with NetNS(acct=False, track=False) as ns:
         sink(ns, 7502)
-        monitor = Monitor(ns, tmp_path)
+        monitor = start(ns, tmp_path)
         monitor.wait_ticks(2)
         truth: list[int] = []
         long = threading.Thread(target=lambda: truth.append(generate(
@@ -195,7 +121,7 @@ def test_accounting_and_a_rule_switched_on_mid_run_count_nothing_twice(tmp_path:
                               concurrency=3, rate=2_000_000))
         long.join(60)
         ct = ns.conntrack_text()
-        last = monitor.stop()
+        last = finish(monitor)
     assert "bytes=" in ct  # conntrack did count the flows made after the switch
     want = sum(truth)
     assert 0.99 * want <= total(last, "gen") <= 1.01 * want
@@ -207,12 +133,13 @@ def test_a_user_without_privileges_sees_own_tcp_traffic_only() -> None:
                  "--inh-caps=-all", "--bounding-set=-all")
     with NetNS(acct=False, track=False) as ns, tempfile.TemporaryDirectory() as tmp:
         sink(ns, 7503)
-        monitor = Monitor(ns, Path(tmp), prefix=as_nobody)  # pytest's tmp_path is root's only
+        Path(tmp).chmod(0o755)
+        monitor = start(ns, Path(tmp), prefix=as_nobody)  # pytest's tmp_path is root's only
         monitor.wait_ticks(2)
         mine = generate(ns, "127.0.0.1", 7503, send=4_000_000, recv=0, rate=4_000_000,
                         prefix=as_nobody)
         generate(ns, "127.0.0.1", 7503, tag="other", send=4_000_000, recv=0, rate=4_000_000)
-        last = monitor.stop()
+        last = finish(monitor)
     assert 0.99 * mine <= total(last, "gen") <= 1.01 * mine
     assert total(last, "other") == 0  # root's generator is not shown as a process of its own
     assert not any(p["uid"] == 0 for p in last["processes"])
