@@ -13,7 +13,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.helpers.terminal import REPO, PtyApp, Terminal, first_difference
+
+pytestmark = pytest.mark.terminal
 
 RECORDER = str(REPO / "tests" / "tui" / "record_frames.py")
 

@@ -43,11 +43,13 @@ def size(cell: str) -> float:
     return float(number) * UNITS[unit]
 
 
-# how to regroup, the row the clients end up in, and whether the sink's row joins them
+# how to regroup (keys, each with what the screen shows once they took effect), the row the
+# clients end up in, and whether the sink's row joins them
 WAYS = {
-    "a": ([["a"]], "traffic.py", True),
-    "editor": ([["g"], ["C-n"], ["-l", "web"], ["C-e"], ["-l", "tag web-"], ["C-s"]], "web",
-               False),
+    "a": ([(["a"], None)], "traffic.py", True),
+    "editor": ([(["g"], "Add group"), (["C-n"], "group1"), (["-l", "web"], "web"),
+                (["C-e"], "regex, e.g."), (["-l", "tag web-"], "tag web-"), (["C-s"], None)],
+               "web", False),
 }
 
 
@@ -88,9 +90,10 @@ def test_regrouping_carries_totals_trend_and_alerts_to_the_new_row(
             old = everyone if with_sink else runs  # the clients' rows are those that fired
             assert len(everyone) == 3 and set(runs) <= set(everyone), before.keys()
             carried = sum(size(before[n][3]) for n in old)
-            for key in keys:
+            for key, shown in keys:  # on a loaded machine, keys must not outrun the screens
                 tmux.keys(*key)
-                time.sleep(0.4)
+                if shown is not None:
+                    tmux.wait(lambda s, shown=shown: shown in s, timeout=10)
             screen = tmux.wait(lambda s: new in rows(s), timeout=10)
             problems = []  # all of them, not only the first
             row = rows(screen)[new]

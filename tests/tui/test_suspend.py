@@ -15,6 +15,8 @@ import pytest
 
 from tests.helpers.terminal import REPO, Tmux
 
+pytestmark = pytest.mark.terminal
+
 
 def tui_pid(marker: str) -> int | None:
     """The bwmon-tui started in the shell (its argv carries `marker`)."""

@@ -19,6 +19,8 @@ import pytest
 
 from tests.helpers.terminal import REPO, Terminal, Tmux
 
+pytestmark = pytest.mark.terminal
+
 RECORDER = REPO / "tests" / "tui" / "record_frames.py"
 BARS = "▁▂▃▄▅▆▇█"
 
