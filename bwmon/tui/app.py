@@ -64,7 +64,9 @@ def process_rows(snap: Snapshot) -> list[AppRow]:
         unit = app.unit if app is not None else Unit.IP
         # connections are per app; they belong to this process only if it is the app's only one
         conns = app.connections if app is not None and len(app.processes) == 1 else ()
-        rows.append(AppRow(f"{p.info.name} [{p.info.key.pid}]", RowKind.PROCESS, unit,
+        # the program's name as auto-grouping names its app (a script, not its interpreter)
+        name = p.info.exe_base or p.info.name
+        rows.append(AppRow(f"{name} [{p.info.key.pid}]", RowKind.PROCESS, unit,
                            p.rate_in, p.rate_out, p.total_in, p.total_out, p.flows,
                            (p.info,), conns))
     rows += [a for a in snap.apps if a.kind in (RowKind.PIPE, RowKind.UNATTRIBUTED,
