@@ -89,7 +89,7 @@ def test_nat_flow_counts_once_for_the_container_process(tmp_path: Any) -> None:
                     for a in s["apps"])
             snap = bwmon.wait_for("the bytes counted", settled)
             time.sleep(1.5)  # two more ticks: nothing more may come
-            snap = bwmon.snaps[-1]
+            snap = bwmon.ticks[-1]
         finally:
             bwmon.stop()
             for s in sinks:

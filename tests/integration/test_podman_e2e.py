@@ -97,7 +97,7 @@ def test_podman_container_traffic_is_its_own(tmp_path: Path) -> None:
             bwmon.wait_for("two ticks", lambda s: s["seq"] >= 2)
             sink = outer.popen(["socat", "-u", f"TCP-LISTEN:{PORT},reuseaddr,fork",
                                 "OPEN:/dev/null"])
-            before = bwmon.snaps[-1]["seq"]
+            before = bwmon.ticks[-1]["seq"]
             script = ("while [ ! -e /go ]; do sleep 0.1; done; "
                       f"for i in $(seq {CHUNKS}); do head -c {CHUNK} /dev/zero; "
                       f"sleep {INTERVAL / 2}; done | nc 10.88.0.1 {PORT}; sleep 30")
@@ -135,7 +135,7 @@ def test_podman_container_traffic_is_its_own(tmp_path: Path) -> None:
             row = next(a for a in snap["apps"] if a["name"] == name)  # group_by: container
             assert row["total_out"] >= 0.99 * sent
 
-            gone_at = bwmon.snaps[-1]["seq"]
+            gone_at = bwmon.ticks[-1]["seq"]
             podman("rm", "-f", "-t", "0", name)
             gone = bwmon.wait_for("the container gone", lambda s: name not in _names(s))
             assert gone["seq"] - gone_at <= 3
@@ -200,7 +200,7 @@ def test_podman_container_behind_nat_counts_once_for_its_process(tmp_path: Path)
                 return sum(p["total_out"] for p in mine) >= 0.99 * sent
             bwmon.wait_for("the container's bytes", counted)
             time.sleep(3 * INTERVAL)
-            snap = bwmon.snaps[-1]
+            snap = bwmon.ticks[-1]
         finally:
             bwmon.stop()
             podman.cleanup()
