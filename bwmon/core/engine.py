@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -18,7 +17,8 @@ from bwmon.core.accounting import Accounting
 from bwmon.core.attribution.attributor import Attributor, EndKey, EndUsage, SocketLookup
 from bwmon.core.attribution.byte_merge import ByteMerge
 from bwmon.core.attribution.flows import FlowDelta, FlowTracker, Steady
-from bwmon.core.attribution.socket_flows import SocketDelta, SocketFlows, SocketState, usage_of
+from bwmon.core.attribution.socket_counting import WATCH_BACKOFF, SocketCounting
+from bwmon.core.attribution.socket_flows import SocketDelta, SocketFlows
 from bwmon.core.checkup import Checkup
 from bwmon.core.config.settings import GroupSettings, Settings
 from bwmon.core.errors import UserError
@@ -56,22 +56,10 @@ ALIVE_TICKS = 10
 STARTUP_TICKS = 2
 # Flows looked up between two returns to the event loop (bwmon-tui draws on the same loop).
 LOOKUP_CHUNK = 5000
-# A socket whose owner is unknown is looked up by inode again after this many ticks.
-SOCKET_RETRY_TICKS = 5
 # New TCP sockets are looked for every general.socket_watch seconds, so the owner of a
 # connection shorter than a tick is found while it lives; spaced out so that the dumps cost at
 # most WATCH_SHARE of a CPU (a dump walks the kernel's whole TCP hash: ~1.5 ms here, even empty).
 WATCH_SHARE = 0.05
-# When the watch found the owner of none of the last WATCH_RECORD // 2 (or more) sockets seen
-# only closed (all were too short for it, e.g. 1 ms requests), it looks WATCH_BACKOFF times
-# less often, until it finds one again.
-WATCH_RECORD = 40
-WATCH_BACKOFF = 10
-WATCH_KEEP = 200  # watches an owner found for a socket no longer listed is kept
-# Bytes of a socket with no known owner wait this many ticks (at most PENDING_MAX sockets) for
-# conntrack to count its flow with an owner (events, or a lookup made while it was open).
-PENDING_TICKS = 3
-PENDING_MAX = 20_000
 # With socket counters, a conntrack table that counts nothing is read this often (seconds),
 # and one whose bytes the sockets see too this often (its IP-level bytes correct theirs).
 CONNTRACK_IDLE_SECONDS = 2.0
@@ -139,11 +127,8 @@ class Engine(Publisher):
         self._ct_read = True  # this tick read the table
         self._ct_counting = True  # its last read held byte counters
         self._ct_only_tick = 0  # last tick conntrack counted (or saw start) what no socket sees
-        self._watch_record: deque[bool] = deque(maxlen=WATCH_RECORD)  # found the closing's owner
         self.shares: dict[str, int] = {}  # bytes counted per byte source, each flow once
-        self._cookie_owner: dict[int, tuple[ProcKey, int]] = {}  # cookie -> (owner, watch)
-        # socket bytes of unknown owner held while conntrack may count them with an owner
-        self._pending_sockets: dict[EndKey, tuple[SocketState, int, int, int, bool]] = {}
+        self.counting = SocketCounting(self.merge, self.shares)  # this namespace's sockets
         self.namespaces = self._make_namespaces()
 
     def _make_namespaces(self) -> NamespaceWatch | None:
@@ -157,10 +142,14 @@ class Engine(Publisher):
         if not measures_all(ns.scope, g.proc_root):
             self.procs.placer = Placer(NamespaceScan(g.proc_root))
             return None
+        from pathlib import Path
+
         from bwmon.core.namespaces.crossing import Place
 
+        counters = g.socket_counters and g.proc_root == Path("/proc")
         watch = NamespaceWatch(proc_root=g.proc_root, conntrack_command=g.conntrack_command,
-                               lookback=g.lookback, include=ns.include, exclude=ns.exclude)
+                               lookback=g.lookback, include=ns.include, exclude=ns.exclude,
+                               socket_counters=counters, shares=self.shares)
         self.procs.placer = watch.placer
         self._own_place = Place("host", self.flows, lambda: self.sockets.local_addresses,
                                 self.sockets.index)
@@ -278,6 +267,8 @@ class Engine(Publisher):
             for source in self.socket_sources:
                 with contextlib.suppress(Exception):
                     await source.close()
+            if self.namespaces is not None:
+                await self.namespaces.close()
 
     def _open_socket_counters(self) -> None:
         """TCP's own counters (general.socket_counters), for the namespace bwmon runs in: only
@@ -296,41 +287,37 @@ class Engine(Publisher):
     async def _watch_sockets(self) -> None:
         """Owners of new TCP sockets, looked for between ticks: a connection of 100 ms is
         usually born and gone between two ticks, and once closed its socket names no process
-        (inode 0). A cheap dump (no tcp_info) every general.socket_watch seconds, spaced out
-        so the dumps cost at most WATCH_SHARE of a CPU, and the fd scan of the processes whose
+        (inode 0). A cheap dump (no tcp_info) every general.socket_watch seconds, in bwmon's
+        namespace and in the other namespaces with traffic (namespaces.watch), spaced out so
+        the dumps cost at most WATCH_SHARE of a CPU, and the fd scan of the processes whose
         descriptors changed when a new socket shows."""
-        from bwmon.core.sources.sock_diag import dump_tcp_inodes, end_of
+        from bwmon.core.sources.sock_diag import dump_tcp_inodes
 
         def dump() -> tuple[dict[int, tuple[int, bytes]], float]:
             started = time.thread_time()
             return dump_tcp_inodes(), time.thread_time() - started
 
-        known: dict[int, tuple[int, bytes]] = {}
-        watch = 0
+        dev = self.settings.general.proc_root / "self" / "net" / "dev"
+        seen: bytes | None = None  # its interfaces' counters at the last look
+        rounds = 0
         while True:
+            rounds += 1
+            cost = 0.0
             try:
-                now, cost = await asyncio.to_thread(dump)  # cost: the dump's own CPU time
+                with open(dev, "rb") as f:
+                    moved = seen != (seen := f.read())
             except OSError:
-                return  # the tick's own dump reports the problem
-            watch += 1
-            new = {c: i for c, i in now.items() if c not in known}
-            known = now
-            if new:
-                owners = await self.procs.owners({inode for inode, _ in new.values()})
-                for cookie, (inode, head) in new.items():
-                    owner = owners.get(inode)
-                    if owner is not None:
-                        self._cookie_owner[cookie] = (owner, watch)
-                        # conntrack's view of the same flow finds its owner too
-                        self.remember_owner(EndKey("tcp", *end_of(head)), owner)
-            if watch % WATCH_KEEP == 0:
-                self._cookie_owner = {c: v for c, v in self._cookie_owner.items()
-                                      if c in now or watch - v[1] < WATCH_KEEP}
-            spacing = self.settings.general.socket_watch
-            record = self._watch_record
-            if len(record) >= WATCH_RECORD // 2 and not any(record):
-                spacing *= WATCH_BACKOFF  # every closing it was for lived too short for it
-            await asyncio.sleep(max(spacing, cost / WATCH_SHARE))
+                moved = True
+            # no packet moved here since the last look: no new connection to look for
+            if moved and (not self.counting.backing_off() or rounds % WATCH_BACKOFF == 0):
+                try:
+                    now, cost = await asyncio.to_thread(dump)  # cost: the dump's own CPU time
+                except OSError:
+                    return  # the tick's own dump reports the problem
+                await self.counting.watch(now, self.procs.owners, self.remember_owner)
+            if self.namespaces is not None:
+                cost += await self.namespaces.watch_sockets(rounds, self.procs)
+            await asyncio.sleep(max(self.settings.general.socket_watch, cost / WATCH_SHARE))
 
     def _pace(self, cpu_seconds: float) -> float:
         """The spacing before the next tick (adaptive polling, runtime.pacing); says so in
@@ -546,7 +533,8 @@ class Engine(Publisher):
                 if (u.d_in or u.d_out) and (u.end is None or u.end.proto not in protos):
                     self._ct_only_tick = tick
                     break
-        self.merge.conntrack(listed, tick)
+        self.merge.conntrack(listed, tick,
+                             self.namespaces.merges if self.namespaces is not None else None)
 
     async def _read_sockets(self) -> list[tuple[int, Sequence[SocketBytes]]]:
         """Every per-socket byte source's read, concurrently; (index, samples) of those that
@@ -572,105 +560,16 @@ class Engine(Publisher):
     async def _socket_usages(
         self, samples: list[tuple[int, Sequence[SocketBytes]]], tick: int
     ) -> tuple[list[EndUsage], list[EndUsage], list[tuple[EndUsage, EndUsage]]]:
-        """The sockets' deltas as end usages: new ones, previous ones that end, and pairs of
-        (previous, new) usages of sockets whose counters moved (accounting's cheap case)."""
+        """The sockets' deltas as end usages (attribution.socket_counting)."""
         deltas: list[SocketDelta] = []
         for i, got in samples:
             deltas.extend(self._socket_flows[i].read(got, tick))
-        inodes: set[int] = set()
-        uids: set[int] = set()
-        for d in deltas:
-            st = d.state
-            if st.owner is None:
-                sample = st.sample
-                watched = self._cookie_owner.get(sample.cookie)
-                if sample.owner is not None:
-                    st.owner = sample.owner
-                elif watched is not None:
-                    st.owner = watched[0]
-                elif sample.inode and tick - st.tried >= SOCKET_RETRY_TICKS:
-                    st.tried = tick
-                    inodes.add(sample.inode)
-                    uids.add(sample.uid)
-        owners = await self.procs.owners(inodes, uids) if inodes else {}
-        added: list[EndUsage] = []
-        closed: list[EndUsage] = []
-        replaced: list[tuple[EndUsage, EndUsage]] = []
-        memory = self.attributor.owner_of
-        merge = self.merge.socket
-        pending_ok = self.merge.protos
-        shares = self.shares
-        pending = self._pending_sockets
         # conntrack counts flows (the doctor says so, or its last read held counters)
         ct_counts = not self.checkup.blocking or self._ct_counting
-        ct_tracks = ct_counts or self._table_size > 0
-        cookie_owner = self._cookie_owner
-
-        def emit(st: SocketState, d_in: int, d_out: int, is_open: bool,
-                 owner: ProcKey | None) -> None:
-            # where conntrack tracks flows, its entries are the open connections rows count
-            # and list: a socket's usage then only adds bytes (else each would count twice)
-            is_open = is_open and not ct_tracks
-            if not is_open and st.usage is None and not (d_in or d_out):
-                return
-            u = usage_of(st, SocketDelta(st, d_in, d_out, is_open), owner)
-            merge(u, tick)
-            if u.d_in or u.d_out:
-                orig = st.entry.orig
-                if not u.loopback or (st.end.local == orig.src and st.end.lport == orig.sport):
-                    shares[u.source.value] = shares.get(u.source.value, 0) + u.d_in + u.d_out
-            old = st.usage
-            if old is None:
-                added.append(u)
-            elif old.owner == owner and is_open:
-                replaced.append((old, u))
-            else:
-                closed.append(old)
-                added.append(u)
-            st.usage = u if is_open else None
-
-        for d in deltas:
-            st = d.state
-            if st.owner is None and st.sample.inode:
-                st.owner = owners.get(st.sample.inode)
-                if st.owner is not None:
-                    self.remember_owner(st.end, st.owner)
-            if ct_counts and not st.end.remote and (d.d_in or d.d_out):
-                # an unconnected socket (a UDP server): its bytes are those of many flows,
-                # which conntrack counts one by one: not merged per end, so not counted twice
-                d.d_in = d.d_out = 0
-            if not d.open and st.tried < 0 and (d.d_in or d.d_out):
-                # seen only closed (never at a tick with its inode): the watch's to find
-                self._watch_record.append(st.sample.cookie in self._cookie_owner)
-            owner = st.owner if st.owner is not None else memory(st.end)
-            if (owner is None and (d.d_in or d.d_out) and st.end.proto in pending_ok
-                    and (ct_counts or (d.open and not st.sample.inode))):
-                # its owner may still be learnt: a socket in a listener's accept queue (inode
-                # 0) once accepted; with conntrack counting too, conntrack's own lookup (events,
-                # made while the socket was open). Wait a few ticks before (unattributed).
-                was = pending.get(st.end)
-                pending[st.end] = ((st, was[1] + d.d_in, was[2] + d.d_out, was[3], d.open)
-                                   if was is not None else (st, d.d_in, d.d_out, tick, d.open))
-                continue
-            was = pending.pop(st.end, None) if pending else None
-            if was is not None and was[0] is st:  # bytes held before, now with an owner
-                emit(st, d.d_in + was[1], d.d_out + was[2], d.open, owner)
-            else:
-                emit(st, d.d_in, d.d_out, d.open, owner)
-        for end, (st, d_in, d_out, first, is_open) in list(pending.items()):
-            if st.owner is None and (watched := cookie_owner.get(st.sample.cookie)):
-                st.owner = watched[0]
-            owner = st.owner if st.owner is not None else memory(end)
-            if ct_counts and self.merge.conntrack_counted(end):  # conntrack counts it
-                del pending[end]
-                if not is_open and st.usage is not None:
-                    closed.append(st.usage)
-                    st.usage = None
-            elif (owner is not None or tick - first >= PENDING_TICKS
-                  or len(pending) > PENDING_MAX):
-                del pending[end]
-                emit(st, d_in, d_out, is_open, owner)
-        return added, closed, replaced
+        return await self.counting.usages(
+            deltas, tick, owners=self.procs.owners, memory=self.attributor.owner_of,
+            remember=self.remember_owner, ct_counts=ct_counts,
+            ct_tracks=ct_counts or self._table_size > 0)
 
     def _count_shares(self, host_total: int) -> None:
         """Bytes per byte source since start (the header's shares): conntrack has what the

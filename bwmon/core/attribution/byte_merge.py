@@ -12,7 +12,7 @@ A pure step: usages are rewritten in place with the increment they add.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from bwmon.core.attribution.ends import EndKey, EndUsage
 
@@ -33,8 +33,20 @@ class ByteMerge:
     def __len__(self) -> int:
         return len(self._ends)
 
-    def conntrack(self, usages: Iterable[EndUsage], tick: int) -> None:
-        """Rewrite conntrack usages of ends a socket source measures to their increments."""
+    def conntrack(self, usages: Iterable[EndUsage], tick: int,
+                  elsewhere: Mapping[str, ByteMerge] | None = None) -> None:
+        """Rewrite conntrack usages of ends a socket source measures to their increments.
+        `elsewhere` (local address -> merge): an end local to another namespace that counts
+        its sockets is merged there (a container's NAT'd flow seen by the host's table)."""
+        if elsewhere:
+            mine: list[EndUsage] = []
+            for u in usages:
+                other = elsewhere.get(u.end.local) if u.end is not None else None
+                if other is None or other is self:
+                    mine.append(u)
+                else:
+                    other.conntrack((u,), tick)
+            usages = mine
         protos = self.protos
         if not protos:
             return

@@ -86,6 +86,10 @@ class SocketFlows:
     def __len__(self) -> int:
         return len(self._socks)
 
+    def states(self) -> list[SocketState]:
+        """The sockets listed at the last read (and those a dump missed for a while)."""
+        return [*self._socks.values(), *(v[0] for v in self._vanished.values())]
+
     def read(self, samples: Sequence[SocketBytes], tick: int) -> list[SocketDelta]:
         """Deltas of one read: sockets whose counters moved, new ones, and those that ended."""
         count_new = self.lookback or self._reads > 0

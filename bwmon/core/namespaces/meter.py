@@ -1,24 +1,31 @@
 """One network namespace measured: its conntrack table read through a process inside it, its
-flows attributed through its own socket table, usages handed to the engine's accounting.
+TCP sockets' own byte counters, its flows attributed through its own socket table, usages
+handed to the engine's accounting.
 
-The same steps as the engine's own namespace (FlowTracker, owner cache, attribution), with the
-namespace's views: `/proc/PID/net/nf_conntrack` (or `nsenter --net=… conntrack -L` where the
-kernel has no such file), a sock_diag dump made inside the namespace (namespaces.enter; the
-/proc/PID/net tables without the privilege), `/proc/PID/net` for its addresses. Socket inodes
-are host-wide, so owners come from the engine's one process table. An idle namespace costs one
-read of a short conntrack table a tick: sockets are dumped only for flows that need an owner.
+The same steps as the engine's own namespace (FlowTracker, owner cache, attribution; the socket
+counters' SocketFlows, SocketCounting and ByteMerge: conntrack's IP bytes where this
+namespace's table counts a flow, the socket's payload bytes otherwise), with the namespace's
+views: `/proc/PID/net/nf_conntrack` (or `nsenter --net=… conntrack -L` where the kernel has no
+such file), sock_diag sockets created inside the namespace (namespaces.enter; the /proc/PID/net
+tables without the privilege), `/proc/PID/net` for its addresses. Socket inodes are host-wide,
+so owners come from the engine's one process table. An idle namespace (its interfaces' packet
+counters did not move) costs one ~10 µs read a tick: no table is read, no socket dumped.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bwmon.core.attribution.attributor import Attributor, EndUsage, SocketLookup
+from bwmon.core.attribution.attributor import Attributor, EndKey, EndUsage, SocketLookup
+from bwmon.core.attribution.byte_merge import ByteMerge
 from bwmon.core.attribution.flows import FlowTracker
 from bwmon.core.attribution.owner_cache import TickPlan
-from bwmon.core.model import ProcKey
+from bwmon.core.attribution.socket_counting import WATCH_BACKOFF, SocketCounting
+from bwmon.core.attribution.socket_flows import SocketFlows
+from bwmon.core.model import ProcKey, SocketBytes
 from bwmon.core.namespaces.crossing import Crossing, Place
 from bwmon.core.namespaces.enter import enter
 from bwmon.core.namespaces.netns import NetNamespace
@@ -27,6 +34,7 @@ from bwmon.core.sources.conntrack_read import ConntrackSource, SourceError
 from bwmon.core.sources.processes import ProcessTable
 from bwmon.core.sources.socket_source import SocketSource
 from bwmon.core.sources.socket_table import SocketIndex
+from bwmon.core.sources.tcp_counters import TcpCounters
 
 _NO_SOCKETS = SocketIndex(())
 ALIVE_TICKS = 10
@@ -34,6 +42,11 @@ ALIVE_TICKS = 10
 INLINE_CHARS = 8192
 ADDRESS_TICKS = 30  # the namespace's addresses are read again this often (and at first sight)
 FULL_READ_TICKS = 10  # an idle namespace's table is still read this often
+# The owner watch (between ticks) checks the packet counters of a namespace in which they did
+# not move for WATCH_QUIET_ROUNDS rounds only every WATCH_IDLE_ROUNDS rounds; it dumps its
+# sockets only when they moved since its last look (a new connection needs packets: a SYN).
+WATCH_IDLE_ROUNDS = 4
+WATCH_QUIET_ROUNDS = 20
 
 
 @dataclass(slots=True)
@@ -61,7 +74,8 @@ class NamespaceMeter:
     """Flows of one namespace, tick by tick."""
 
     def __init__(self, ns: NetNamespace, name: str, *, proc_root: Path,
-                 conntrack_command: str, lookback: bool) -> None:
+                 conntrack_command: str, lookback: bool, socket_counters: bool = False,
+                 shares: dict[str, int] | None = None) -> None:
         self.ns = ns
         self.name = name
         self.proc_root = proc_root
@@ -81,6 +95,19 @@ class NamespaceMeter:
                            self.index if self.sockets is not None else None)
         self._activity: bytes | None = None  # /proc/PID/net/dev at the last table read
         self._full_read = -FULL_READ_TICKS
+        # TCP's own counters, opened inside the namespace once a process is in it (a bind
+        # mount alone has no sockets to count)
+        self.socket_counters = socket_counters
+        self.counters: TcpCounters | None = None
+        self.merge = ByteMerge(frozenset({"tcp"}) if socket_counters else frozenset())
+        self.counting = SocketCounting(self.merge, shares if shares is not None else {})
+        self.lookback = lookback
+        self.socket_flows = SocketFlows(lookback=lookback)
+        self._samples: Sequence[SocketBytes] | None = None
+        self._ct_counting = False  # its table's last read held byte counters
+        self._watch_activity: bytes | None = None  # /proc/PID/net/dev at the watch's last look
+        self._watch_moved = 0  # the watch round that last saw them move
+        self.tick = 0  # the last tick read
 
     def _sockets(self, ns: NetNamespace) -> SocketSource | None:
         if ns.pid is None:  # no process in it: no socket has an owner; its flows are routed
@@ -102,7 +129,14 @@ class NamespaceMeter:
 
     def open_usages(self) -> list[EndUsage]:
         """Every usage still counted as an open flow (to close them all when it vanishes)."""
-        return list(self.attributor.cache.usages())
+        found = list(self.attributor.cache.usages())
+        found.extend(st.usage for st in self.socket_flows.states() if st.usage is not None)
+        return found
+
+    async def close(self) -> None:
+        """Release its netlink sockets (it vanished, or bwmon stops)."""
+        if self.counters is not None:
+            await self.counters.close()
 
     async def read(self, tick: int, procs: ProcessTable) -> None:
         """Read the table and plan the tick (which flows need an owner); attribution follows
@@ -116,16 +150,30 @@ class NamespaceMeter:
                     self.addresses = await enter(self.ns.handle, _own_addresses)
             except OSError:
                 self.addresses = frozenset()
+        self.tick = tick
         self._plan = None
+        self._samples = None
         if self._idle(tick):
             return
+        if self.counters is None and self.socket_counters and self.ns.pid is not None:
+            self.counters = TcpCounters(self.ns.handle)
+            # after bwmon's first tick, every socket of a namespace new to it is new traffic
+            self.socket_flows = SocketFlows(lookback=self.lookback or tick > 1)
+        if self.counters is not None:
+            self._samples = await self.counters.read()
+            if self.counters.denied:  # not root: its conntrack table alone, as before
+                self.counters, self.socket_counters = None, False
+            elif self._samples is None:
+                self.error = self.counters.status().detail
         try:
             entries = await self.conntrack.read()
         except SourceError as exc:
             self.error = str(exc)
             return
-        self.error = None
+        if self._samples is not None or self.counters is None:
+            self.error = None
         self.flows_seen = len(entries)
+        self._ct_counting = any(e.orig_bytes is not None for e in entries)
         read = self.flows.read(entries, tick, self.conntrack.change)
         cache = self.attributor.cache
         if tick % ALIVE_TICKS == 0:
@@ -157,10 +205,38 @@ class NamespaceMeter:
     async def index(self) -> SocketLookup:
         return await self.sockets.index() if self.sockets is not None else _NO_SOCKETS
 
-    async def attribute(self, tick: int, procs: ProcessTable,
-                        foreign: Crossing | None = None) -> Measured:
-        """The usages of what `read` planned; ends in other measured namespaces through
-        `foreign`."""
+    async def attribute(self, tick: int, procs: ProcessTable, foreign: Crossing | None = None,
+                        elsewhere: Mapping[str, ByteMerge] | None = None) -> Measured:
+        """The usages of what `read` planned and of its sockets' counters; ends in other
+        measured namespaces through `foreign` (and conntrack's bytes of ends that another
+        namespace counts from its sockets merged there, `elsewhere`)."""
+        out = await self._conntrack_usages(tick, procs, foreign)
+        if self.counters is None and not elsewhere:
+            return out
+        merge = self.merge.conntrack
+        merge(out.added, tick, elsewhere)
+        merge([new for _, new in out.replaced], tick, elsewhere)
+        for steady in out.steady:
+            merge(steady, tick, elsewhere)
+        if self._samples is not None or self.counting.pending:
+            deltas = self.socket_flows.read(self._samples, tick) if self._samples else []
+
+            def remember(end: EndKey, owner: ProcKey) -> None:
+                self.attributor.remember(end, owner, tick)
+
+            added, closed, replaced = await self.counting.usages(
+                deltas, tick, owners=procs.owners, memory=self.attributor.owner_of,
+                remember=remember, ct_counts=self._ct_counting,
+                ct_tracks=self._ct_counting or self.flows_seen > 0)
+            out.added = [*out.added, *added]
+            out.closed = [*out.closed, *closed]
+            out.replaced = [*out.replaced, *replaced]
+        self.merge.sweep(tick)
+        return out
+
+    async def _conntrack_usages(self, tick: int, procs: ProcessTable,
+                                foreign: Crossing | None) -> Measured:
+        """The usages of the flows its table's read planned."""
         plan = self._plan
         if plan is None:
             return Measured()
@@ -183,6 +259,27 @@ class NamespaceMeter:
             cache.store(matches, found)
             out.added = found
         return out
+
+    def watch_due(self, rounds: int) -> bool:
+        """Whether the owner watch looks at its sockets this round: its packet counters moved
+        since the watch's last look (read each round while they moved lately, else every
+        WATCH_IDLE_ROUNDS rounds), and its closings were not all too short for the watch."""
+        if self.counters is None or self.counters.dumper is None:
+            return False
+        if rounds - self._watch_moved > WATCH_QUIET_ROUNDS and rounds % WATCH_IDLE_ROUNDS:
+            return False
+        if self.counting.backing_off() and rounds % WATCH_BACKOFF:
+            return False
+        try:
+            with open(self._root / "net" / "dev", "rb") as f:
+                now = f.read()
+        except OSError:
+            return False
+        if now == self._watch_activity:
+            return False
+        self._watch_activity = now
+        self._watch_moved = rounds
+        return True
 
     async def _index_now(self, tick: int) -> SocketLookup:
         """The socket table, shared with the Place: read at most once a tick."""

@@ -2,8 +2,10 @@
 
 Every tick starts with a scan (namespaces.netns: new processes' namespaces and the bind mounts),
 so a container started while bwmon runs is measured from the next tick on; a namespace that
-vanished has its meter dropped and its open flows closed in the rows at once (nothing of it is
-kept). Which namespaces are measured can be narrowed by name (settings `[namespaces]`).
+vanished has its meter dropped, its netlink sockets closed and its open flows closed in the
+rows at once (nothing of it is kept). Which namespaces are measured can be narrowed by name
+(settings `[namespaces]`). Between ticks, `watch_sockets` names the owners of new TCP sockets in
+the namespaces with traffic (the engine's owner watch, for connections shorter than a tick).
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bwmon.core.attribution.ends import EndUsage
-from bwmon.core.model import NamespaceState
+from bwmon.core.attribution.byte_merge import ByteMerge
+from bwmon.core.attribution.ends import EndKey, EndUsage
+from bwmon.core.model import NamespaceState, ProcKey
 from bwmon.core.namespaces.crossing import Crossing, Place, by_address
 from bwmon.core.namespaces.meter import Measured, NamespaceMeter
 from bwmon.core.namespaces.netns import BIND_MOUNT_DIRS, NamespaceScan, NetNamespace
@@ -28,8 +32,13 @@ class NamespaceWatch:
 
     def __init__(self, *, proc_root: Path, conntrack_command: str, lookback: bool,
                  include: Sequence[str] = (), exclude: Sequence[str] = (),
-                 mount_dirs: Sequence[Path] = BIND_MOUNT_DIRS) -> None:
+                 mount_dirs: Sequence[Path] = BIND_MOUNT_DIRS, socket_counters: bool = False,
+                 shares: dict[str, int] | None = None) -> None:
         self.proc_root = proc_root
+        self.socket_counters = socket_counters  # TCP counted from each namespace's sockets
+        self.shares = shares if shares is not None else {}
+        # local address -> the merge of the namespace that counts its sockets (byte_merge)
+        self.merges: dict[str, ByteMerge] = {}
         self.conntrack_command = conntrack_command
         self.lookback = lookback
         self.scan = NamespaceScan(proc_root, mount_dirs)
@@ -57,7 +66,7 @@ class NamespaceWatch:
         closed: list[EndUsage] = []
         found = self.scan.namespaces
         for inode in [i for i in self.meters if i not in found]:
-            closed.extend(self.meters.pop(inode).open_usages())
+            closed.extend(await self._drop(inode))
         for inode in [i for i in self._names if i not in found]:
             del self._names[inode]
         for inode, ns in found.items():
@@ -67,12 +76,13 @@ class NamespaceWatch:
             name = self._name(ns)
             if not self.wanted(name):
                 if meter is not None:
-                    closed.extend(self.meters.pop(inode).open_usages())
+                    closed.extend(await self._drop(inode))
                 continue
             if meter is None:
                 meter = self.meters[inode] = NamespaceMeter(
                     ns, name, proc_root=self.proc_root,
-                    conntrack_command=self.conntrack_command, lookback=self.lookback)
+                    conntrack_command=self.conntrack_command, lookback=self.lookback,
+                    socket_counters=self.socket_counters, shares=self.shares)
             else:
                 meter.follow(ns, name)
         for meter in self.meters.values():
@@ -83,7 +93,50 @@ class NamespaceWatch:
         for place in places:
             place.new_tick()
         self._by_address = by_address(places)
+        self.merges = {address: m.merge for m in self.meters.values() if m.merge.protos
+                       for address in m.addresses
+                       if not (address.startswith("127.") or address == "::1")}
         return closed
+
+    async def _drop(self, inode: int) -> list[EndUsage]:
+        """Stop measuring a namespace: its open usages (to close), its sockets closed."""
+        meter = self.meters.pop(inode)
+        await meter.close()
+        return meter.open_usages()
+
+    async def close(self) -> None:
+        """Release every namespace's netlink sockets (bwmon stops)."""
+        for meter in self.meters.values():
+            await meter.close()
+
+    async def watch_sockets(self, rounds: int, procs: ProcessTable) -> float:
+        """One round of the owner watch in the namespaces with traffic (see
+        NamespaceMeter.watch_due): their connected sockets, dumped through their own netlink
+        sockets in one worker thread, and the owners of new ones. Returns the dumps' CPU time."""
+        due = [m for m in list(self.meters.values()) if m.watch_due(rounds)]
+        if not due:
+            return 0.0
+
+        def dump() -> tuple[list[dict[int, tuple[int, bytes]] | None], float]:
+            started = time.thread_time()
+            found: list[dict[int, tuple[int, bytes]] | None] = []
+            for meter in due:
+                try:
+                    found.append(meter.counters.inodes() if meter.counters else None)
+                except OSError:  # it vanished meanwhile; the tick reports other failures
+                    found.append(None)
+            return found, time.thread_time() - started
+
+        found, cost = await asyncio.to_thread(dump)
+        for meter, now in zip(due, found, strict=True):
+            if now is None or self.meters.get(meter.ns.inode) is not meter:
+                continue
+
+            def remember(end: EndKey, owner: ProcKey, meter: NamespaceMeter = meter) -> None:
+                meter.attributor.remember(end, owner, meter.tick)
+
+            await meter.counting.watch(now, procs.owners, remember)
+        return cost
 
     def crossing(self, place: Place) -> Crossing:
         """The other measured namespaces as `place` sees them (after `read`)."""
@@ -93,7 +146,7 @@ class NamespaceWatch:
         """Every namespace's usages of this tick, in one Measured."""
         total = Measured()
         for meter in list(self.meters.values()):
-            part = await meter.attribute(tick, procs, self.crossing(meter.place))
+            part = await meter.attribute(tick, procs, self.crossing(meter.place), self.merges)
             total.added.extend(part.added)
             total.closed.extend(part.closed)
             total.replaced.extend(part.replaced)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import itertools
 import socket
 import struct
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -83,6 +85,25 @@ def _open() -> socket.socket:
         ) from exc
     sock.settimeout(2.0)
     return sock
+
+
+class DumpSocket:
+    """A sock_diag socket kept open for the dumps of one namespace: the namespace it was
+    created in (e.g. by a thread that setns()-ed there), dumped from any thread afterwards,
+    one dump at a time."""
+
+    def __init__(self) -> None:
+        self.sock = _open()
+        self.lock = threading.Lock()
+        self._seq = itertools.count(1)
+
+    def next_seq(self) -> int:
+        return next(self._seq)
+
+    def close(self) -> None:
+        """Close it once no dump uses it (a dump in another thread holds the lock: ~1 ms)."""
+        with self.lock:
+            self.sock.close()
 
 
 def _message(mtype: int, body: bytes, flags: int, seq: int) -> bytes:
@@ -189,34 +210,44 @@ def _send(sock: socket.socket, message: bytes) -> None:
 _ABSENT = (errno.ENOENT, errno.EAFNOSUPPORT, errno.EOPNOTSUPP, errno.EINVAL)
 
 
-def _dump(protos: tuple[str, ...], ext: int,
-          states: int = ALL_STATES) -> Iterator[tuple[str, bytes]]:
+def _dump(protos: tuple[str, ...], ext: int, states: int = ALL_STATES,
+          via: DumpSocket | None = None) -> Iterator[tuple[str, bytes]]:
     """Payloads of a dump of `protos`; a family or protocol the kernel lacks yields nothing.
-    `states` (a mask of 1 << TCP state) narrows a TCP dump."""
-    sock = _open()
-    with sock:
-        seq = 1
-        if "tcp" in protos:
-            _send(sock, _tcp_both_families(ext, seq, states))
+    `states` (a mask of 1 << TCP state) narrows a TCP dump. `via`: dump that socket's
+    namespace (else a socket opened now, in the calling thread's)."""
+    if via is None:
+        with _open() as sock:
+            yield from _dump_on(sock, protos, ext, states, 1)
+        return
+    with via.lock:
+        yield from _dump_on(via.sock, protos, ext, states, via.next_seq() * 4)
+
+
+def _dump_on(sock: socket.socket, protos: tuple[str, ...], ext: int, states: int,
+             seq: int) -> Iterator[tuple[str, bytes]]:
+    """`_dump` on an open socket, its requests numbered from `seq` (replies to an earlier,
+    abandoned dump on the same socket carry other numbers and are skipped)."""
+    if "tcp" in protos:
+        _send(sock, _tcp_both_families(ext, seq, states))
+        try:
+            for payload in _messages(sock, seq):
+                yield "tcp", payload
+            protos = tuple(p for p in protos if p != "tcp")
+        except SockDiagError as exc:
+            if exc.errno not in _ABSENT:
+                raise
+            # no TCPDIAG_GETSOCK: one v2 request per family below
+    for proto in protos:
+        for family in (socket.AF_INET, socket.AF_INET6):
+            seq += 1
+            _send(sock, _request(family, _PROTOS[proto], ext, _EMPTY_ID,
+                                 NLM_F_REQUEST | NLM_F_DUMP, seq))
             try:
                 for payload in _messages(sock, seq):
-                    yield "tcp", payload
-                protos = tuple(p for p in protos if p != "tcp")
+                    yield proto, payload
             except SockDiagError as exc:
                 if exc.errno not in _ABSENT:
                     raise
-                # no TCPDIAG_GETSOCK: one v2 request per family below
-        for proto in protos:
-            for family in (socket.AF_INET, socket.AF_INET6):
-                seq += 1
-                _send(sock, _request(family, _PROTOS[proto], ext, _EMPTY_ID,
-                                     NLM_F_REQUEST | NLM_F_DUMP, seq))
-                try:
-                    for payload in _messages(sock, seq):
-                        yield proto, payload
-                except SockDiagError as exc:
-                    if exc.errno not in _ABSENT:
-                        raise
 
 
 def dump_sockets() -> list[SocketEntry]:
@@ -234,13 +265,14 @@ def dump_tcp_counters() -> list[TcpCounters]:
     return found
 
 
-def dump_tcp_bytes(previous: dict[int, SocketBytes] | None = None) -> list[SocketBytes]:
+def dump_tcp_bytes(previous: dict[int, SocketBytes] | None = None,
+                   via: DumpSocket | None = None) -> list[SocketBytes]:
     """Every TCP socket with tcp_info (not TIME_WAIT, not LISTEN), keyed by cookie, with its
     payload bytes since it was created: received (bytes_received) and sent and acknowledged
     (bytes_acked). `previous` (cookie -> the last read's record) is updated in place, and a
     socket whose counters, state and inode did not move is handed back as the same object:
     on a busy server most sockets are idle at any second, and building a record is most of
-    a dump's cost."""
+    a dump's cost. `via`: the namespace of that socket (see `_dump`)."""
     found: list[SocketBytes] = []
     prev = {} if previous is None else previous
     seen: set[int] = set()
@@ -249,7 +281,7 @@ def dump_tcp_bytes(previous: dict[int, SocketBytes] | None = None) -> list[Socke
     unpack_rta, unpack_bytes = _RTA.unpack_from, _TCPI_BYTES.unpack_from
     info_at = 0  # where tcp_info's attribute sits: the same in every message of a dump
     need = _RTA.size + _TCPI_BYTES_OFFSET + _TCPI_BYTES.size
-    for _proto, payload in _dump(("tcp",), 1 << (INET_DIAG_INFO - 1)):
+    for _proto, payload in _dump(("tcp",), 1 << (INET_DIAG_INFO - 1), via=via):
         if len(payload) < _MSG_SIZE:
             raise SockDiagError(errno.EPROTO, "sock_diag: short inet_diag_msg")
         state = payload[1]
@@ -303,14 +335,14 @@ def _info_offset(payload: bytes) -> int | None:
 _HELD_STATES = ALL_STATES & ~(1 << 10 | 1 << 6 | 1 << 7 | 1 << 3)
 
 
-def dump_tcp_inodes() -> dict[int, tuple[int, bytes]]:
+def dump_tcp_inodes(via: DumpSocket | None = None) -> dict[int, tuple[int, bytes]]:
     """cookie -> (inode, raw message head) of every connected TCP socket a process holds now:
     a cheap dump (no tcp_info) for finding the owners of sockets that live less than a tick.
     `end_of(head)` decodes a head's addresses, for the few sockets that are new."""
     found: dict[int, tuple[int, bytes]] = {}
     offset = _MSG_HEAD.size + _SOCKID.size
     unpack = _COOKIE_UID_INODE.unpack_from
-    for _proto, payload in _dump(("tcp",), 0, _HELD_STATES):
+    for _proto, payload in _dump(("tcp",), 0, _HELD_STATES, via):
         if len(payload) < _MSG_SIZE:
             raise SockDiagError(errno.EPROTO, "sock_diag: short inet_diag_msg")
         low, high, _uid, inode = unpack(payload, offset)
