@@ -566,10 +566,12 @@ class Engine(Publisher):
             deltas.extend(self._socket_flows[i].read(got, tick))
         # conntrack counts flows (the doctor says so, or its last read held counters)
         ct_counts = not self.checkup.blocking or self._ct_counting
+        ebpf = self._extra_sources.get("ebpf")
         return await self.counting.usages(
             deltas, tick, owners=self.procs.owners, memory=self.attributor.owner_of,
             remember=self.remember_owner, ct_counts=ct_counts,
-            ct_tracks=ct_counts or self._table_size > 0)
+            ct_tracks=ct_counts or self._table_size > 0, sighted=self.procs.sighted,
+            sightings=ebpf is not None and ebpf.active)
 
     def _count_shares(self, host_total: int) -> None:
         """Bytes per byte source since start (the header's shares): conntrack has what the

@@ -151,7 +151,8 @@ class SocketBytes:
     means no process holds the socket now (orphaned, still in the accept queue, destroyed).
     `uid` is the socket's user as the kernel gives it (-1: unknown). `netns` is the inode of
     the socket's network namespace where the source knows it (eBPF sees every namespace), else
-    0: the namespace the source was opened in.
+    0: the namespace the source was opened in. `comm` is the owner's name as the kernel gave it
+    with `owner` (eBPF): what describes the owner once it has exited and /proc has nothing.
     """
 
     source: ByteSource
@@ -170,6 +171,7 @@ class SocketBytes:
     closed: bool = False
     owner: ProcKey | None = None
     netns: int = 0
+    comm: str = ""
 
     @property
     def unit(self) -> Unit:

@@ -4,10 +4,14 @@ final counters of ended flows, source status and problems; garbage is logged, no
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 from bwmon.core.attribution.attributor import EndKey
-from bwmon.core.attribution.discovery_worker import _dispatch, _entry_from, _entry_json
+from bwmon.core.attribution.discovery import Discovery
+from bwmon.core.attribution.discovery_worker import _dispatch, _entry_from, _entry_json, _LineSink
 from bwmon.core.model import ConntrackEntry, Level, ProcessInfo, ProcKey, SourceStatus
+from bwmon.core.sources.processes import ProcessTable
 from tests.helpers.factories import conntrack_entry
 
 ENTRY = conntrack_entry("::1", 40000, "::1", 53, 444, 148, proto="udp", orig_packets=3,
@@ -59,3 +63,29 @@ def test_reports_round_trip() -> None:
     _dispatch(b"{not json", sink, log)
     _dispatch(b'{"o": [1]}', sink, log)
     assert [p[1] for p in problems[1:]] == ["discovery", "discovery"]
+
+
+def test_an_owner_gone_before_it_was_read_is_reported_as_the_kernel_named_it(
+        tmp_path: Path) -> None:
+    """The worker's wiring: a sighting's comm and uid reach the process table, so the facts
+    sent with the owner describe a process that had exited by the time the ring was read."""
+    lines: list[dict[str, Any]] = []
+
+    class Out:
+        def get_write_buffer_size(self) -> int:
+            return 0
+
+        def write(self, data: bytes) -> None:
+            lines.append(json.loads(data))
+
+    procs = ProcessTable(tmp_path)  # an empty /proc: every process has exited
+    sink = _LineSink(procs.info, Out())  # type: ignore[arg-type]
+
+    async def no_owners(inodes: set[int], uids: set[int]) -> dict[int, ProcKey]:
+        return {}
+
+    discovery = Discovery(sink, lambda *_: None, None, lambda: (), no_owners,  # type: ignore[arg-type]
+                          describe=procs.info, sighted=procs.sighted)
+    discovery.on_sighting("udp", "10.0.0.1", 4000, "10.0.0.2", 53, ProcKey(77, 5), "bwgen", 0)
+    assert lines == [{"o": ["udp", "10.0.0.1", 4000, "10.0.0.2", 53], "p": [77, 5],
+                      "i": ["bwgen", "[bwgen]", "root", 0, "bwgen", "", ""]}]

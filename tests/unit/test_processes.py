@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from bwmon.core.grouping import Grouper
 from bwmon.core.model import ProcKey
 from bwmon.core.sources.proc_text import command_line, parse_start
-from bwmon.core.sources.processes import UNFOUND_RETRY_CALLS, ProcessTable
+from bwmon.core.sources.processes import MAX_SIGHTED, UNFOUND_RETRY_CALLS, ProcessTable
 
 PROC = Path(__file__).resolve().parent.parent / "fixtures" / "proc"
 STAT_4242 = (PROC / "4242" / "stat").read_text()
@@ -242,6 +243,47 @@ async def test_facts_of_an_owner_survive_its_exit(root: Path) -> None:
     end_process(root, 100)
     info = table.info(key)
     assert info is not None and info.cmdline == "/opt/short-lived --once"
+
+
+def test_a_process_gone_before_it_was_read_is_described_by_its_sighting(root: Path) -> None:
+    """eBPF named it (comm, uid) as it used a socket; /proc had nothing by the time bwmon
+    asked: it is shown by its comm, auto-grouped by it, with the user the kernel gave."""
+    table = ProcessTable(root)
+    gone = ProcKey(321, 4000)
+    assert table.info(gone) is None
+    table.sighted(gone, "bwgen-udp", 0)
+    info = table.info(gone)
+    assert info is not None
+    assert (info.name, info.exe_base, info.cmdline, info.uid, info.user) == (
+        "bwgen-udp", "bwgen-udp", "[bwgen-udp]", 0, "root")
+    assert Grouper().app_of(info) == "bwgen-udp"
+
+
+def test_proc_wins_over_a_sighting_while_the_process_runs(root: Path) -> None:
+    key = make_process(root, 100, 1000, [501], argv=("/usr/bin/python3", "/opt/bwgen", "-x"))
+    table = ProcessTable(root)
+    table.sighted(key, "bwgen", 0)
+    info = table.info(key)
+    assert info is not None and info.cmdline == "/usr/bin/python3 /opt/bwgen -x"
+    assert table._sighted == {}  # read from /proc: the sighting is not kept
+
+
+def test_a_sighting_of_a_reused_pid_describes_the_process_it_saw(root: Path) -> None:
+    make_process(root, 100, 2000, [], argv=("/usr/bin/other",))
+    table = ProcessTable(root)
+    seen = ProcKey(100, 1000)  # the pid now names a process started later
+    table.sighted(seen, "bwgen", 1000)
+    info = table.info(seen)
+    assert info is not None and info.name == "bwgen" and info.uid == 1000
+
+
+def test_sightings_kept_for_later_are_bounded(root: Path) -> None:
+    table = ProcessTable(root)
+    for pid in range(MAX_SIGHTED + 100):
+        table.sighted(ProcKey(pid + 1, 1), "x", 0)
+    assert len(table._sighted) == MAX_SIGHTED
+    assert table.info(ProcKey(1, 1)) is None  # the oldest went first
+    assert table.info(ProcKey(MAX_SIGHTED + 100, 1)) is not None
 
 
 async def test_expire_forgets_dead_processes_but_keeps_what_is_shown(

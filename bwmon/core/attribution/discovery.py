@@ -88,6 +88,7 @@ class Discovery:
         entries: Callable[[], Awaitable[list[SocketEntry]]] | None = None,
         lookup: Callable[[int, EndKey], SocketEntry | None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sighted: Callable[[ProcKey, str, int], None] | None = None,
     ) -> None:
         self.sink = sink
         self.log_problem = log_problem
@@ -95,6 +96,7 @@ class Discovery:
         self._local = local_addresses
         self._owners = owners
         self._describe = describe
+        self._sighted = sighted
         self._entries = entries
         self._lookup = lookup
         self._clock = clock
@@ -126,8 +128,11 @@ class Discovery:
             self.sink.flow_ended(entry)
 
     def on_sighting(self, proto: str, local: str, lport: int, remote: str, rport: int,
-                    owner: ProcKey) -> None:
+                    owner: ProcKey, comm: str = "", uid: int = -1) -> None:
+        """eBPF saw `owner` (whose comm the kernel gave, and the socket's uid) use a socket."""
         self.stats["sightings"] += 1
+        if self._sighted is not None and comm:
+            self._sighted(owner, comm, uid)
         if rport == 0:  # an unconnected (UDP) socket: remember it by its local port
             remote = ""
             if local in ("0.0.0.0", "::"):
@@ -136,8 +141,8 @@ class Discovery:
         self._describe_now(owner)
 
     def _describe_now(self, owner: ProcKey) -> None:
-        """Read a sighted process's facts at once: a process that exits before the next tick
-        would otherwise show as "[pid N, exited]" instead of its command line."""
+        """Read a sighted process's facts at once, while its command line can still be read
+        (one that exited already is described by what the sighting said)."""
         if self._describe is None or owner in self._described:
             return
         self._described[owner] = None
@@ -303,7 +308,8 @@ async def run_listeners(discovery: Discovery, *, events: bool, ebpf_ring: int | 
         probe = EbpfOwners(ring_fd=ebpf_ring)
 
         def on_sighting(s: Sighting) -> None:
-            discovery.on_sighting(s.proto, s.local, s.lport, s.remote, s.rport, s.key)
+            discovery.on_sighting(s.proto, s.local, s.lport, s.remote, s.rport, s.key, s.comm,
+                                  s.uid)
 
         def on_ebpf_problem(message: str) -> None:
             discovery.log_problem(Level.WARNING, "ebpf", message)

@@ -130,7 +130,8 @@ async def _worker(proc_root: Path, events: bool, ebpf_ring: int | None,
     sink = _LineSink(procs.info, out)
     discovery = Discovery(sink, sink.log_problem, sockets.index, lambda: sockets.local_addresses,
                           procs.owners, describe=procs.info, entries=sockets.entries,
-                          lookup=sockdiag_lookup if sockets.kind == "sock_diag" else None)
+                          lookup=sockdiag_lookup if sockets.kind == "sock_diag" else None,
+                          sighted=procs.sighted)
     listeners = asyncio.create_task(run_listeners(discovery, events=events, ebpf_ring=ebpf_ring,
                                                   conntrack_command=conntrack_command))
 

@@ -6,8 +6,8 @@ the source's own (eBPF), the watch's (a cheap dump between ticks that names the 
 sockets too short-lived for a tick, `watch`), the socket's inode through /proc/PID/fd, else
 the owner memory conntrack and discovery feed. Bytes are merged with conntrack's per end
 (attribution.byte_merge): where that namespace's conntrack counts the flow with accounting on,
-its IP bytes win. Bytes of a socket whose owner is unknown wait a few ticks when conntrack may
-still name it, then go to `(unattributed)`.
+its IP bytes win. Bytes of a socket whose owner is unknown wait a few ticks when conntrack or
+an eBPF sighting may still name it, then go to `(unattributed)`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ WATCH_RECORD = 40
 WATCH_BACKOFF = 10
 WATCH_KEEP = 200  # watches an owner found for a socket no longer listed is kept
 # Bytes of a socket with no known owner wait this many ticks (at most PENDING_MAX sockets) for
-# conntrack to count its flow with an owner (events, or a lookup made while it was open).
+# conntrack to count its flow with an owner (events, or a lookup made while it was open), or
+# for its eBPF sighting.
 PENDING_TICKS = 3
 PENDING_MAX = 20_000
 
@@ -78,17 +79,24 @@ class SocketCounting:
     async def usages(self, deltas: Iterable[SocketDelta], tick: int, *, owners: Owners,
                      memory: Callable[[EndKey], ProcKey | None],
                      remember: Callable[[EndKey, ProcKey], None],
-                     ct_counts: bool, ct_tracks: bool) -> Usages:
+                     ct_counts: bool, ct_tracks: bool,
+                     sighted: Callable[[ProcKey, str, int], None] | None = None,
+                     sightings: bool = False) -> Usages:
         """The sockets' deltas as end usages: new ones, previous ones that end, and pairs of
         (previous, new) usages of sockets whose counters moved (accounting's cheap case).
-        `ct_counts`: the namespace's conntrack counts bytes; `ct_tracks`: it tracks flows."""
+        `ct_counts`: the namespace's conntrack counts bytes; `ct_tracks`: it tracks flows.
+        `sighted` learns what the kernel said of an owner a source names (eBPF: its comm), for
+        when it has exited; `sightings`: eBPF sightings reach owner memory (from the discovery
+        worker, a few ms after a socket's first send), so an ownerless socket waits for its."""
         deltas = list(deltas)
         inodes: set[int] = set()
         uids: set[int] = set()
         for d in deltas:
             st = d.state
+            sample = st.sample
+            if sighted is not None and sample.comm and sample.owner is not None:
+                sighted(sample.owner, sample.comm, sample.uid)
             if st.owner is None:
-                sample = st.sample
                 watched = self.cookie_owner.get(sample.cookie)
                 if sample.owner is not None:
                     st.owner = sample.owner
@@ -146,10 +154,11 @@ class SocketCounting:
                 self.watch_record.append(st.sample.cookie in cookie_owner)
             owner = st.owner if st.owner is not None else memory(st.end)
             if (owner is None and (d.d_in or d.d_out) and st.end.proto in pending_ok
-                    and (ct_counts or (d.open and not st.sample.inode))):
+                    and (ct_counts or sightings or (d.open and not st.sample.inode))):
                 # its owner may still be learnt: a socket in a listener's accept queue (inode
                 # 0) once accepted; with conntrack counting too, conntrack's own lookup (events,
-                # made while the socket was open). Wait a few ticks before (unattributed).
+                # made while the socket was open); with eBPF, its sighting on the way from the
+                # discovery worker. Wait a few ticks before (unattributed).
                 was = pending.get(st.end)
                 pending[st.end] = ((st, was[1] + d.d_in, was[2] + d.d_out, was[3], d.open)
                                    if was is not None else (st, d.d_in, d.d_out, tick, d.open))

@@ -72,7 +72,8 @@ class EbpfBytes:
             remote="" if first.rport == 0 else first.remote, rport=first.rport,
             cookie=first.cookie, inode=0, uid=first.uid, bytes_in=bytes_in,
             bytes_out=bytes_out, closed=closed,
-            owner=ProcKey(first.pid, first.start_ns // self._ns_per_tick), netns=first.netns)
+            owner=ProcKey(first.pid, first.start_ns // self._ns_per_tick), netns=first.netns,
+            comm=first.comm)
 
     async def read(self) -> Sequence[SocketBytes] | None:
         """Every socket in the map now; idle ones are taken out and reported closed."""

@@ -28,6 +28,7 @@ _SOCKET = "socket:["
 _SLICE = 128
 _READ_SLICE = 16
 MAX_INFO = 8192  # cached ProcessInfo entries at most (dead ones go first)
+MAX_SIGHTED = 4096  # processes the kernel named (eBPF sightings) kept for when /proc is gone
 # Inodes no process could be found for (kernel sockets, unreadable processes) are searched
 # again only every this many calls, so they do not cost a /proc walk every tick.
 UNFOUND_RETRY_CALLS = 10
@@ -67,6 +68,7 @@ class ProcessTable:
         self._unfound: set[int] = set()  # inodes a complete scan could not place
         self._info: dict[ProcKey, ProcessInfo] = {}
         self._keep: frozenset[ProcKey] = frozenset()
+        self._sighted: dict[ProcKey, tuple[str, int]] = {}  # key -> (comm, uid), oldest first
         self._calls = 0
         self._hot: dict[int, None] = {}  # pids that recently opened wanted sockets, oldest first
         self._users: dict[int, str] = {}
@@ -368,6 +370,26 @@ class ProcessTable:
                            uid=uid, exe_base=exe_base, container=sys.intern(container),
                            unit=sys.intern(unit))
 
+    def sighted(self, key: ProcKey, comm: str, uid: int) -> None:
+        """What the kernel said of a process as it used a socket (eBPF: comm, the socket's
+        uid): its facts if it exits before they are read from /proc (see `info`)."""
+        if key in self._info or key in self._sighted:
+            return
+        self._sighted[key] = (comm, uid)
+        if len(self._sighted) > MAX_SIGHTED:
+            del self._sighted[next(iter(self._sighted))]
+
+    def _from_sighting(self, key: ProcKey) -> ProcessInfo | None:
+        """A gone process's facts as the kernel gave them: its command line is unknown, so it
+        reads "[comm]" (as a zombie's does) and auto-grouping names it by its comm."""
+        seen = self._sighted.get(key)
+        if seen is None:
+            return None
+        comm, uid = seen
+        name = sys.intern(comm)
+        return ProcessInfo(key=key, name=name, cmdline=f"[{comm}]",
+                           user=self._user(uid) if uid >= 0 else "?", uid=uid, exe_base=name)
+
     def learn(self, info: ProcessInfo) -> None:
         """Facts of a process read elsewhere (by the discovery worker, maybe just before it
         exited), kept unless this table already knows the process."""
@@ -376,6 +398,7 @@ class ProcessTable:
 
     def _remember(self, info: ProcessInfo) -> None:
         self._info[info.key] = info
+        self._sighted.pop(info.key, None)
         if len(self._info) > MAX_INFO:
             self._trim()
 
@@ -386,11 +409,12 @@ class ProcessTable:
             del self._info[k]
 
     def info(self, key: ProcKey) -> ProcessInfo | None:
-        """Facts about a process; cached, so one seen once stays describable after it exits."""
+        """Facts about a process; cached, so one seen once stays describable after it exits.
+        One that exited before /proc was read is described by its eBPF sighting, if any."""
         cached = self._info.get(key)
         if cached is not None:
             return cached
-        info = self._read_info(key)
+        info = self._read_info(key) or self._from_sighting(key)
         if info is not None:
             self._remember(info)
         return info
