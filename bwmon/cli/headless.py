@@ -80,6 +80,8 @@ def _key(ri: float, ro: float, ti: int, to: int, bandwidth: bool) -> tuple[float
 
 def _label(row: AppRow, width: int) -> str:
     suffix = " [pipe, payload bytes]" if row.kind == RowKind.PIPE else ""
+    if row.kind == RowKind.UNATTRIBUTED and row.uids:
+        suffix = f" [{row.uids_text}]"
     return _cut(row.name, width - len(suffix)) + suffix
 
 

@@ -298,6 +298,12 @@ class AppRow:
     connections: tuple[Connection, ...] = ()
     uids: tuple[int, ...] = ()  # (unattributed): the users of sockets whose owner is unknown
 
+    @property
+    def uids_text(self) -> str:
+        """E.g. "uid 0, 1000": whose sockets the row's bytes are, as the kernel said ("" when
+        it did not say); shown beside (unattributed) by the table and the detail pane."""
+        return "uid " + ", ".join(map(str, self.uids)) if self.uids else ""
+
 
 @dataclass(frozen=True, slots=True)
 class Totals:

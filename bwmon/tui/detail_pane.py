@@ -75,6 +75,9 @@ def detail_body(row: AppRow | None,
         lines.append(Text("Flows whose local socket no process could be found for "
                           "(closed before a poll, or another user's without root).",
                           style="dim"))
+        if row.uids:
+            lines.append(Text(f"Their sockets' users: {row.uids_text}", no_wrap=True,
+                              overflow="ellipsis"))
     if row.processes:
         lines.append(Text("PID     USER      COMMAND", style="bold underline"))
         for p in row.processes[:MAX_LISTED]:
