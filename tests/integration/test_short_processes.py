@@ -90,6 +90,14 @@ def on_processes(ticks: list[Tick], pids: list[int]) -> int:
     return sum(best.values())
 
 
+def found_exited(ticks: list[Tick], pids: list[int]) -> int:
+    """How many of these processes bwmon found exited, with no command line left: a zombie's
+    /proc, or (gone from /proc) the sighting's facts."""
+    wanted = set(pids)
+    return len({p["pid"] for t in ticks for p in t["processes"]
+                if p["pid"] in wanted and p["cmdline"].startswith("[")})
+
+
 def test_udp_of_processes_gone_before_the_tick_lands_on_their_row(tmp_path: Path) -> None:
     need_ebpf()
     ticks, pids, err = run(tmp_path, "bwgen-udp", UDP_PROCESSES,
@@ -99,9 +107,10 @@ def test_udp_of_processes_gone_before_the_tick_lands_on_their_row(tmp_path: Path
     rows = peak_totals(ticks)
     row, procs = rows.get("bwgen-udp", 0) / truth, on_processes(ticks, pids) / truth
     print(f"UDP, {UDP_PROCESSES} processes: {row:.1%} on the generator's row, "
-          f"{procs:.1%} on its processes; rows {rows}")
+          f"{procs:.1%} on its processes ({found_exited(ticks, pids)} found exited); rows {rows}")
     assert 0.99 <= row <= 1.01, (row, rows, truth)
     assert procs >= 0.99, (procs, rows, truth)
+    assert not any("exited" in p["cmdline"] for t in ticks for p in t["processes"]), rows
 
 
 def test_tcp_of_processes_gone_before_the_tick_lands_on_their_row(tmp_path: Path) -> None:
@@ -113,6 +122,8 @@ def test_tcp_of_processes_gone_before_the_tick_lands_on_their_row(tmp_path: Path
     counted = (rows.get("bwgen-tcp", 0) + rows.get("(unattributed)", 0)) / truth
     row, procs = rows.get("bwgen-tcp", 0) / truth, on_processes(ticks, pids) / truth
     print(f"TCP, {TCP_PROCESSES} processes: {counted:.1%} counted, {row:.1%} on the "
-          f"generator's row, {procs:.1%} on its processes; rows {rows}")
+          f"generator's row, {procs:.1%} on its processes ({found_exited(ticks, pids)} found "
+          f"exited); rows {rows}")
     assert 0.99 <= counted <= 1.01, (counted, rows, truth)
     assert row >= 0.95 and procs >= 0.95, (row, procs, rows, truth)
+    assert not any("exited" in p["cmdline"] for t in ticks for p in t["processes"]), rows
