@@ -23,8 +23,8 @@ import pytest
 
 from bwmon.core.sources.conntrack_parse import parse_conntrack
 from tests.conftest import TRAFFIC
+from tests.helpers.monitor import Monitor
 from tests.helpers.netns import NetNS, link
-from tests.integration.test_namespaces_engine import Monitor
 
 pytestmark = [pytest.mark.privileged, pytest.mark.slow]
 

@@ -24,8 +24,9 @@ from typing import Any
 import pytest
 
 from bwmon.core.sources.conntrack_parse import parse_conntrack
+from tests.helpers.monitor import Monitor
 from tests.helpers.netns import NetNS, link, sh
-from tests.integration.test_namespaces_engine import INTERVAL, LINGER, Monitor, _names
+from tests.integration.test_namespaces_engine import INTERVAL, LINGER, _names
 
 pytestmark = [pytest.mark.privileged, pytest.mark.slow]
 
