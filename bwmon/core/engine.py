@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from bwmon.core.namespaces.crossing import Crossing
     from bwmon.core.namespaces.watch import NamespaceWatch
     from bwmon.core.pipes.supervisor import PipeSupervisor
+    from bwmon.core.sources.bpf.loader import LoadedProbe
     from bwmon.core.sources.byte_source import SocketByteSource
     from bwmon.core.store.recorder import Recorder
 from bwmon.core.sources.socket_table import SocketIndex
@@ -238,10 +239,18 @@ class Engine(Publisher):
             raise UserError(f"{procfs.message}; {procfs.fix}")
         if self.pipes is not None:
             await self.pipes.start()
+        # the probe first: a socket that closes between the counters' first read and the first
+        # tick then has its sighting, so its bytes find their process
+        probe = await self._load_ebpf()
         self._open_socket_counters()
+        ring = None
+        if probe is not None:
+            from bwmon.core.sources.ebpf_bytes import EbpfBytes
+
+            self.add_socket_source(EbpfBytes(probe))  # after TCP's counters: they measure TCP
+            ring = probe.rings
         await self.check_prerequisites()
         g = self.settings.general
-        ring = await self._load_ebpf()
         if g.events or ring is not None:
             self._tasks.append(asyncio.create_task(self._discover(ring)))
         self._tasks.append(asyncio.create_task(self.checkup.run_forever(self._checks_changed)))
@@ -344,15 +353,14 @@ class Engine(Publisher):
             self.log.add(self._wall(), Level.INFO, "conntrack", message)
         return spacing
 
-    async def _load_ebpf(self) -> int | None:
+    async def _load_ebpf(self) -> LoadedProbe | None:
         """Load the eBPF socket probe unless `general.ebpf` is off: its byte sums become a
-        socket source read each tick, its sightings ring goes to the discovery worker (the fd
-        returned). Where it cannot load, the reason goes to the log and the source list."""
+        socket source read each tick, its sightings ring goes to the discovery worker. Where it
+        cannot load, the reason goes to the log and the source list."""
         g = self.settings.general
         if g.ebpf == "off":
             return None
         from bwmon.core.sources.ebpf import EbpfOwners, open_probe
-        from bwmon.core.sources.ebpf_bytes import EbpfBytes
 
         owners = EbpfOwners(proc_root=g.proc_root)
         probe, reason = await asyncio.to_thread(open_probe, owners)  # the verifier takes ~0.1 s
@@ -361,8 +369,7 @@ class Engine(Publisher):
             level = Level.WARNING if g.ebpf == "on" else Level.INFO
             self.log.add(self._wall(), level, "ebpf", f"eBPF attribution off: {reason}")
             return None
-        self.add_socket_source(EbpfBytes(probe))
-        return probe.rings
+        return probe
 
     async def _discover(self, ebpf_ring: int | None) -> None:
         """Event-driven owner discovery (conntrack events, eBPF sightings) in a child process,
