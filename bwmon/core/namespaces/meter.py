@@ -95,6 +95,7 @@ class NamespaceMeter:
                            self.index if self.sockets is not None else None)
         self._activity: bytes | None = None  # /proc/PID/net/dev at the last table read
         self._full_read = -FULL_READ_TICKS
+        self._moved = True  # its packet counters moved since the table's last read
         # TCP's own counters, opened inside the namespace once a process is in it (a bind
         # mount alone has no sockets to count)
         self.socket_counters = socket_counters
@@ -159,7 +160,7 @@ class NamespaceMeter:
             self.counters = TcpCounters(self.ns.handle)
             # after bwmon's first tick, every socket of a namespace new to it is new traffic
             self.socket_flows = SocketFlows(lookback=self.lookback or tick > 1)
-        if self.counters is not None:
+        if self.counters is not None and self._moved:  # no packet, no byte, no new socket
             self._samples = await self.counters.read()
             if self.counters.denied:  # not root: its conntrack table alone, as before
                 self.counters, self.socket_counters = None, False
@@ -187,7 +188,8 @@ class NamespaceMeter:
         read (its interfaces' counters in /proc/PID/net/dev did not move, ~10 µs to read,
         where the conntrack file walks the host's whole table, ~0.3 ms even when empty): its
         conntrack counters cannot have moved. Read anyway every FULL_READ_TICKS, so flows that
-        time out leave the rows."""
+        time out leave the rows; its sockets only when packets moved (`_moved`)."""
+        self._moved = True
         if self.ns.pid is None:
             return False
         try:
@@ -195,8 +197,8 @@ class NamespaceMeter:
                 now = f.read()
         except OSError:
             now = None
-        if now is not None and now == self._activity and (
-                tick - self._full_read < FULL_READ_TICKS):
+        self._moved = now is None or now != self._activity
+        if not self._moved and tick - self._full_read < FULL_READ_TICKS:
             return True
         self._activity = now
         self._full_read = tick
