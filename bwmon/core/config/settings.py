@@ -149,14 +149,16 @@ class GeneralSettings(_Section):
     )
     socket_counters: bool = Field(
         True, description="Measure TCP from each socket's own byte counters (tcp_info through"
-        " sock_diag, payload bytes): no firewall rule, sysctl or root needed. Where conntrack"
-        " counts a flow too, the flow is counted once.",
+        " sock_diag, payload bytes), in bwmon's network namespace and every other one it"
+        " measures: no firewall rule, sysctl or root needed (other namespaces: root). Where"
+        " conntrack counts a flow too, the flow is counted once.",
     )
     socket_watch: float = Field(
         0.05, ge=0, le=10,
         description="With socket counters: look for new TCP sockets' owners every this many"
-        " seconds, so a connection shorter than a tick keeps its process (at most 5 % of a CPU"
-        " is spent on it). 0: only at ticks (short connections go to (unattributed)).",
+        " seconds, in each measured namespace whose packet counters moved, so a connection"
+        " shorter than a tick keeps its process (at most 5 % of a CPU is spent on it). 0: only"
+        " at ticks (short connections go to (unattributed)).",
     )
     ebpf: Literal["auto", "on", "off"] = Field(
         "auto", description="The eBPF socket probe (owners of short connections, UDP bytes):"
