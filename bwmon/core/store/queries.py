@@ -5,19 +5,68 @@ the coarsest table that gives the same sum: whole local days from `days`, whole 
 `hours`, the rest from `minutes` (see `pieces`). Past a table's retention its rows are gone:
 there, a range counts whole hours (older than `history.minutes_hours`) or whole days (older
 than `history.hours_days`) that start in it.
+
+Totals are grouped by app, by container or by systemd unit (`by`), and any query can be
+narrowed to the rows of one app, container or unit (`Selection`). Rows without a place (no
+container or unit, or recorded before bwmon recorded places) group under "".
 """
 
 from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from typing import Literal
 
 from bwmon.core.store.calendar import HOUR, MINUTE, local_midnight, month_start, next_midnight
+
+Grouping = Literal["app", "container", "unit"]
+GROUPINGS: tuple[Grouping, ...] = ("app", "container", "unit")
+# the apps table's column of each grouping (the systemd unit is `service`: `unit` there is
+# the bytes' unit, ip or payload)
+_COLUMN = {"app": "name", "container": "container", "unit": "service"}
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which rows a query counts: all, or those of the app, container and unit given. A
+    container or unit "" selects the rows without one."""
+
+    app: str | None = None
+    container: str | None = None
+    unit: str | None = None
+
+    def sql(self) -> tuple[str, list[object]]:
+        """` AND app IN (...)` selecting these rows' app ids ("" when everything is)."""
+        conds: list[str] = []
+        params: list[object] = []
+        for by, value in (("app", self.app), ("container", self.container),
+                          ("unit", self.unit)):
+            if value == "" and by != "app":
+                conds.append(f"{_COLUMN[by]} IS NULL")
+            elif value is not None:
+                conds.append(f"{_COLUMN[by]} = ?")
+                params.append(value)
+        if not conds:
+            return "", []
+        return f" AND app IN (SELECT id FROM apps WHERE {' AND '.join(conds)})", params
+
+    def and_group(self, by: Grouping, name: str) -> Selection:
+        """This selection narrowed to one group of `top_apps(by=...)`."""
+        if by == "app":
+            return Selection(name, self.container, self.unit)
+        if by == "container":
+            return Selection(self.app, name, self.unit)
+        return Selection(self.app, self.container, name)
+
+
+def _selection(only: str | Selection | None) -> Selection:
+    return only if isinstance(only, Selection) else Selection(app=only)
 
 
 @dataclass(frozen=True, slots=True)
 class AppTotal:
-    """One app's bytes over a range; `units` lists the units its rows were counted in."""
+    """One app's (or container's or unit's: see `top_apps`' `by`) bytes over a range;
+    `units` lists the units its rows were counted in. `name` "" is the group without one."""
 
     name: str
     units: tuple[str, ...]
@@ -63,29 +112,29 @@ def pieces(since: int, until: int) -> list[tuple[str, int, int]]:
     return out
 
 
-def _union(since: int, until: int, app: str | None = None) -> tuple[str, list[object]]:
+def _union(since: int, until: int, only: Selection | None = None) -> tuple[str, list[object]]:
     """A SELECT of (t, app, bytes_in, bytes_out) rows answering [since, until)."""
     parts: list[str] = []
     params: list[object] = []
+    narrow, narrow_params = only.sql() if only is not None else ("", [])
     for table, a, b in pieces(since, until):
-        where = "t >= ? AND t < ?"
-        params += [a, b]
-        if app is not None:
-            where += " AND app IN (SELECT id FROM apps WHERE name = ?)"
-            params.append(app)
-        parts.append(f"SELECT t, app, bytes_in, bytes_out FROM {table} WHERE {where}")
+        params += [a, b, *narrow_params]
+        parts.append(f"SELECT t, app, bytes_in, bytes_out FROM {table} "
+                     f"WHERE t >= ? AND t < ?{narrow}")
     if not parts:
         parts.append("SELECT t, app, bytes_in, bytes_out FROM minutes WHERE 0")
     return " UNION ALL ".join(parts), params
 
 
-def top_apps(conn: sqlite3.Connection, since: int, until: int,
-             limit: int | None = None) -> list[AppTotal]:
-    """Apps by bytes in + out over [since, until), most first (ties by name)."""
-    union, params = _union(since, until)
-    sql = (f"SELECT a.name, group_concat(DISTINCT a.unit), sum(r.bytes_in), sum(r.bytes_out) "
-           f"FROM ({union}) AS r JOIN apps AS a ON a.id = r.app GROUP BY a.name "
-           f"ORDER BY sum(r.bytes_in) + sum(r.bytes_out) DESC, a.name")
+def top_apps(conn: sqlite3.Connection, since: int, until: int, limit: int | None = None, *,
+             by: Grouping = "app", only: Selection | None = None) -> list[AppTotal]:
+    """Apps (or containers, or units: `by`) by bytes in + out over [since, until) of the
+    rows `only` selects, most first (ties by name)."""
+    union, params = _union(since, until, only)
+    group = f"ifnull(a.{_COLUMN[by]}, '')"
+    sql = (f"SELECT {group}, group_concat(DISTINCT a.unit), sum(r.bytes_in), "
+           f"sum(r.bytes_out) FROM ({union}) AS r JOIN apps AS a ON a.id = r.app "
+           f"GROUP BY {group} ORDER BY sum(r.bytes_in) + sum(r.bytes_out) DESC, {group}")
     if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)
@@ -94,28 +143,27 @@ def top_apps(conn: sqlite3.Connection, since: int, until: int,
 
 
 def series(conn: sqlite3.Connection, table: str, since: int, until: int,
-           app: str | None = None) -> list[Bucket]:
+           app: str | Selection | None = None) -> list[Bucket]:
     """The rows of one table (minutes, hours or days) starting in [since, until), summed over
-    apps (or of one app), oldest first; periods without bytes are left out."""
+    apps (or those of one app, or of a Selection), oldest first; periods without bytes are
+    left out."""
     if table not in ("minutes", "hours", "days"):
         raise ValueError(f"no table {table!r}")
-    sql = f"SELECT t, sum(bytes_in), sum(bytes_out) FROM {table} WHERE t >= ? AND t < ?"
-    params: list[object] = [since, until]
-    if app is not None:
-        sql += " AND app IN (SELECT id FROM apps WHERE name = ?)"
-        params.append(app)
-    sql += " GROUP BY t ORDER BY t"
+    narrow, narrow_params = _selection(app).sql()
+    sql = (f"SELECT t, sum(bytes_in), sum(bytes_out) FROM {table} WHERE t >= ? AND t < ?"
+           f"{narrow} GROUP BY t ORDER BY t")
+    params: list[object] = [since, until, *narrow_params]
     return [Bucket(int(t), int(i), int(o)) for t, i, o in conn.execute(sql, params)]
 
 
 def per_day(conn: sqlite3.Connection, since: int, until: int,
-            app: str | None = None) -> list[Bucket]:
+            app: str | Selection | None = None) -> list[Bucket]:
     """Bytes per local day for the days starting in [local midnight of since, until)."""
     return series(conn, "days", local_midnight(since), until, app)
 
 
 def per_month(conn: sqlite3.Connection, since: int, until: int,
-              app: str | None = None) -> list[Bucket]:
+              app: str | Selection | None = None) -> list[Bucket]:
     """Bytes per local month, from the days starting in [start of since's month, until)."""
     months: dict[int, list[int]] = {}
     for day in series(conn, "days", month_start(since), until, app):
@@ -127,6 +175,13 @@ def per_month(conn: sqlite3.Connection, since: int, until: int,
 
 def app_names(conn: sqlite3.Connection) -> list[str]:
     return [name for (name,) in conn.execute("SELECT DISTINCT name FROM apps ORDER BY name")]
+
+
+def names(conn: sqlite3.Connection, by: Grouping) -> list[str]:
+    """The apps, containers or units (`by`) the store has rows of (a place's, not "")."""
+    column = _COLUMN[by]
+    return [name for (name,) in conn.execute(
+        f"SELECT DISTINCT {column} FROM apps WHERE {column} IS NOT NULL ORDER BY {column}")]
 
 
 def recorded_span(conn: sqlite3.Connection) -> tuple[int, int] | None:

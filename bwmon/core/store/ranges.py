@@ -11,7 +11,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from bwmon.core.store.calendar import HOUR, MINUTE, local_midnight, next_midnight
-from bwmon.core.store.queries import AppTotal, top_apps
+from bwmon.core.store.queries import AppTotal, Grouping, Selection, top_apps
 
 DAY = 24 * HOUR
 # named ranges of the TUI and the chart page
@@ -75,19 +75,22 @@ def align(table: str, since: int, until: int) -> tuple[int, int]:
 
 
 def answer(conn: sqlite3.Connection, since: int, until: int, *, top: int | None = None,
-           apps: list[str] | None = None) -> RangeAnswer:
-    """Totals and per-app series of [since, until) (of `apps`, else of the `top` busiest)."""
+           apps: list[str] | None = None, by: Grouping = "app",
+           only: Selection | None = None) -> RangeAnswer:
+    """Totals and series of [since, until) per app, container or unit (`by`), of the rows
+    `only` selects: the series of the groups named in `apps`, else of the `top` busiest."""
     table = table_for(conn, since, until)
     since, until = align(table, since, until)
-    totals = top_apps(conn, since, until)
+    only = only or Selection()
+    totals = top_apps(conn, since, until, by=by, only=only)
     chosen = [t for t in totals if t.name in apps] if apps else totals[:top or None]
     step = {"minutes": MINUTE, "hours": HOUR, "days": DAY}[table]
     series = []
     for total in chosen:
+        narrow, params = only.and_group(by, total.name).sql()
         rows = conn.execute(
-            f"SELECT t, sum(bytes_in), sum(bytes_out) FROM {table} WHERE t >= ? AND t < ? "
-            "AND app IN (SELECT id FROM apps WHERE name = ?) GROUP BY t ORDER BY t",
-            (since, until, total.name)).fetchall()
+            f"SELECT t, sum(bytes_in), sum(bytes_out) FROM {table} WHERE t >= ? AND t < ?"
+            f"{narrow} GROUP BY t ORDER BY t", (since, until, *params)).fetchall()
         starts = tuple(int(r[0]) for r in rows)
         lengths = tuple(next_midnight(t) - t if table == "days" else step for t in starts)
         series.append(AppSeries(total.name, total.units, starts, lengths,
