@@ -1,9 +1,10 @@
 """`bwmon report`: totals from the history store, in the spirit of vnstat's views.
 
 Views: today and yesterday (per app), days and months (all apps, or one with --app), top N
-apps over a period, and one app's days (`app NAME`). Times are stored in UTC and shown in
-local time; --since/--until take local dates and times or ages (`7d`). Text uses the TUI's
-units; --json and --csv give exact byte counts.
+apps over a period, and one app's days (`app NAME`). `--by container|unit` lists containers or
+systemd units instead of apps; --app, --container and --unit narrow any view to their rows.
+Times are stored in UTC and shown in local time; --since/--until take local dates and times
+or ages (`7d`). Text uses the TUI's units; --json and --csv give exact byte counts.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from bwmon.core.errors import UserError
 from bwmon.core.sanitize import clean
 from bwmon.core.store import calendar, queries
 from bwmon.core.store.location import store_path
-from bwmon.core.store.queries import AppTotal, Bucket
+from bwmon.core.store.queries import GROUPINGS, AppTotal, Bucket, Grouping, Selection
 from bwmon.core.store.schema import StoreError, open_reader
 from bwmon.core.units import human_bytes
 
@@ -35,6 +36,13 @@ AGE = re.compile(r"(\d+)\s*([mhdw])")
 AGE_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 WHEN_FORMS = ("YYYY-MM-DD, 'YYYY-MM-DD HH:MM', today, yesterday, now, or an age such as "
               "90m, 24h, 7d, 2w")
+LISTS = ("today", "yesterday", "top")  # the views that list apps (or containers, units)
+# per grouping: the text column, the JSON list and field, the CSV column, the text for ""
+GROUP_WORDS = {
+    "app": ("APP", "apps", "app", "app", ""),
+    "container": ("CONTAINER", "containers", "container", "container", "(no container)"),
+    "unit": ("SYSTEMD UNIT", "systemd_units", "systemd_unit", "systemd_unit", "(no unit)"),
+}
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,7 +52,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description="Print totals from the history store that bwmon records while it runs "
         "(see [history] in bwmon.toml). VIEW is one of: today and yesterday (per app), days "
         "and months (all apps, or --app's), top (the N apps that moved most; default this "
-        "month), app NAME (one app's days). Times are local; the store keeps UTC.",
+        "month), app NAME (one app's days). --by lists containers or systemd units instead "
+        "of apps; --app, --container and --unit keep only their bytes. Times are local; the "
+        "store keeps UTC.",
     )
     p.add_argument("view", nargs="?", choices=VIEWS, default="today", metavar="VIEW",
                    help="today (default), yesterday, days, months, top, or app NAME")
@@ -54,7 +64,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    "default now)")
     p.add_argument("-n", "--top", type=int, default=10, metavar="N",
                    help="apps shown by `top` (default 10)")
-    p.add_argument("--app", metavar="NAME", help="days and months of this app only")
+    p.add_argument("--app", metavar="NAME", help="only this app's bytes (e.g. days and "
+                   "months of one app, or `top --by container --app NAME`: its containers)")
+    p.add_argument("--by", choices=GROUPINGS, default="app",
+                   help="what today, yesterday and top list: apps (default), containers, or "
+                   "systemd units; bytes without one are shown as (no container), (no unit)")
+    p.add_argument("--container", metavar="NAME", help="only the bytes of processes in this "
+                   "container (as bwmon names it: Docker or Podman name, namespace/pod/"
+                   "container, an ip netns name); '' selects those in none")
+    p.add_argument("--unit", metavar="NAME", help="only the bytes of processes in this "
+                   "systemd unit (nginx.service, session-3.scope); '' selects those in none")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="one JSON document, exact bytes")
     out.add_argument("--csv", action="store_true", help="CSV with a header line, exact bytes")
@@ -126,6 +145,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"unexpected {args.name!r}: only `report app NAME` takes a name")
     if args.top < 1:
         raise UserError(f"--top {args.top}: give 1 or more")
+    if args.by != "app" and args.view not in LISTS:
+        raise UserError(f"--by {args.by} lists the today, yesterday and top views; for the "
+                        f"days of one {args.by} use `report {args.view} --{args.by} NAME`")
     path = args.store if args.store is not None else store_path(
         settings_from_args(args).history.path)
     now = time.time()
@@ -159,12 +181,21 @@ class Report:
     bucket_kind: str = "day"
     app: str | None = None
     store: str = ""
+    by: Grouping = "app"
+    only: Selection = field(default_factory=Selection)
 
     def title(self) -> str:
         what = {"today": "today", "yesterday": "yesterday", "top": "top apps",
                 "days": "per day", "months": "per month", "app": "per day"}[self.view]
+        if self.by != "app":
+            plural = "containers" if self.by == "container" else "units"
+            what = f"top {plural}" if self.view == "top" else f"{what} by {self.by}"
         if self.app:
             what += f" of {clean(self.app)}"
+        if self.only.container is not None:
+            what += f" in {clean(self.only.container) or 'no container'}"
+        if self.only.unit is not None:
+            what += f" in {clean(self.only.unit) or 'no unit'}"
         end = calendar.local_text(self.period.until - 1)
         return f"{what}, {calendar.local_text(self.period.since)} to {end}"
 
@@ -176,10 +207,16 @@ class Report:
         }
         if self.app is not None:
             doc["app"] = self.app
+        if self.only.container is not None:
+            doc["container"] = self.only.container or None
+        if self.only.unit is not None:
+            doc["systemd_unit"] = self.only.unit or None
         if self.apps is not None:
-            doc["apps"] = [{"app": a.name, "units": list(a.units), "bytes_in": a.bytes_in,
-                            "bytes_out": a.bytes_out, "bytes_total": a.total}
-                           for a in self.apps]
+            _, key, field, _, _ = GROUP_WORDS[self.by]
+            doc["by"] = self.by
+            doc[key] = [{field: a.name or None, "units": list(a.units), "bytes_in": a.bytes_in,
+                         "bytes_out": a.bytes_out, "bytes_total": a.total}
+                        for a in self.apps]
         if self.buckets is not None:
             doc[self.bucket_kind + "s"] = [
                 {self.bucket_kind: self._label(b.start), "start": calendar.iso_local(b.start),
@@ -190,7 +227,8 @@ class Report:
     def write_csv(self, out: object) -> None:
         w = csv.writer(out)  # type: ignore[arg-type]
         if self.apps is not None:
-            w.writerow(["app", "units", "bytes_in", "bytes_out", "bytes_total"])
+            w.writerow([GROUP_WORDS[self.by][3], "units", "bytes_in", "bytes_out",
+                        "bytes_total"])
             for a in self.apps:
                 w.writerow([a.name, "+".join(a.units), a.bytes_in, a.bytes_out, a.total])
         if self.buckets is not None:
@@ -206,9 +244,10 @@ class Report:
     def text_lines(self) -> list[str]:
         lines = [self.title()]
         if self.apps is not None:
-            lines += _table(["APP", "IN", "OUT", "TOTAL", "UNIT"],
-                            [[clean(a.name), a.bytes_in, a.bytes_out, a.total, "+".join(a.units)]
-                             for a in self.apps])
+            head, *_, nameless = GROUP_WORDS[self.by]
+            lines += _table([head, "IN", "OUT", "TOTAL", "UNIT"],
+                            [[clean(a.name) or nameless, a.bytes_in, a.bytes_out, a.total,
+                              "+".join(a.units)] for a in self.apps])
             if not self.apps:
                 lines.append("(nothing recorded in this period)")
         if self.buckets is not None:
@@ -235,22 +274,37 @@ def _table(head: Sequence[str], rows: list[list[object]]) -> list[str]:
     return out
 
 
+def _known(conn: sqlite3.Connection, by: Grouping, name: str) -> None:
+    """A UserError naming close matches when the store has no rows of app/container/unit
+    `name` ("" is the rows without a container or unit: always a valid question)."""
+    if name == "" and by != "app":
+        return
+    names = queries.names(conn, by)
+    if name in names:
+        return
+    close = [n for n in names if n.startswith(name)][:3] or difflib.get_close_matches(
+        name, names, n=3)
+    hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+    plural = "apps" if by == "app" else f"{by}s"
+    raise UserError(f"no history for {by} {name!r}{hint} (bwmon report top --by {by} "
+                    f"lists {plural})")
+
+
 def build(conn: sqlite3.Connection, args: argparse.Namespace, period: Period) -> Report:
     view = args.view
     app = args.name if view == "app" else args.app
-    if app is not None:
-        names = queries.app_names(conn)
-        if app not in names:
-            close = difflib.get_close_matches(app, names, n=3)
-            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise UserError(f"no history for app {app!r}{hint} (bwmon report top lists apps)")
-    report = Report(view, period, app=app)
-    if view in ("today", "yesterday", "top"):
+    only = Selection(app, args.container, args.unit)
+    for by, name in (("app", app), ("container", args.container), ("unit", args.unit)):
+        if name is not None:
+            _known(conn, by, name)  # type: ignore[arg-type]
+    report = Report(view, period, app=app, by=args.by, only=only)
+    if view in LISTS:
         limit = args.top if view == "top" else None
-        report.apps = queries.top_apps(conn, period.since, period.until, limit)
+        report.apps = queries.top_apps(conn, period.since, period.until, limit, by=args.by,
+                                       only=only)
     elif view == "months":
-        report.buckets = queries.per_month(conn, period.since, period.until, app)
+        report.buckets = queries.per_month(conn, period.since, period.until, only)
         report.bucket_kind = "month"
     else:
-        report.buckets = queries.per_day(conn, period.since, period.until, app)
+        report.buckets = queries.per_day(conn, period.since, period.until, only)
     return report

@@ -211,7 +211,8 @@ class HttpServer:
         """The live rates; with range, since or until: the history store's buckets."""
         if any(r.param(k) is not None for k in ("range", "since", "until")):
             return await store_history(self.store, r.query.get("app", []), r.param("range"),
-                                       r.param("since"), r.param("until"), r.param("top"))
+                                       r.param("since"), r.param("until"), r.param("top"),
+                                       r.param("by"), r.param("container"), r.param("unit"))
         return await self.api.history(r.query.get("app", []), r.param("seconds"),
                                       r.param("top"))
 

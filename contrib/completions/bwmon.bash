@@ -20,7 +20,7 @@ _bwmon_table() {  # _bwmon_table TABLE COMMAND: one line of the tables below
     "opts:bwmon config check") echo "-h --help --config --app-config --monitor-config --notification-config --auto-group --no-auto-group --include --exclude --bandwidth --traffic --no-lookback --ignore-local --interval --http" ;;
     "opts:bwmon config export-rules") echo "-h --help --config --app-config --monitor-config --notification-config --auto-group --no-auto-group --include --exclude --bandwidth --traffic --no-lookback --ignore-local --interval --http --scrape-interval --output -o" ;;
     "opts:bwmon config example") echo "-h --help" ;;
-    "opts:bwmon report") echo "-h --help --since --until -n --top --app --json --csv --config --store" ;;
+    "opts:bwmon report") echo "-h --help --since --until -n --top --app --by --container --unit --json --csv --config --store" ;;
     "opts:bwmon-tui") echo "-h --help --version --config --app-config --monitor-config --notification-config --auto-group --no-auto-group --include --exclude --bandwidth --traffic --no-lookback --ignore-local --interval --http --no-mouse --demo" ;;
     "files:bwmon monitor") echo "--config --app-config --monitor-config --notification-config" ;;
     "files:bwmon run") echo "--config --app-config --monitor-config --notification-config" ;;
@@ -43,9 +43,10 @@ _bwmon_table() {  # _bwmon_table TABLE COMMAND: one line of the tables below
     "values:bwmon config path") echo "--config" ;;
     "values:bwmon config check") echo "--config --app-config --monitor-config --notification-config --include --exclude --interval --http" ;;
     "values:bwmon config export-rules") echo "--config --app-config --monitor-config --notification-config --include --exclude --interval --http --scrape-interval --output -o" ;;
-    "values:bwmon report") echo "--since --until -n --top --app --config --store" ;;
+    "values:bwmon report") echo "--since --until -n --top --app --by --container --unit --config --store" ;;
     "values:bwmon-tui") echo "--config --app-config --monitor-config --notification-config --include --exclude --interval --http --demo" ;;
     "posfile:bwmon config check") echo "yes" ;;
+    "choices:bwmon report --by") echo "app container unit" ;;
   esac
 }
 

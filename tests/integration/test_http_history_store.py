@@ -70,6 +70,44 @@ async def test_a_range_is_answered_from_the_store(tmp_path: Path) -> None:
     assert "1h, 24h, 7d, 30d" in json.loads(bad[0].body)["error"]
 
 
+async def test_a_range_by_container_and_by_unit(tmp_path: Path) -> None:
+    """nginx in two containers and in a unit: by=container gives a series per container
+    ("" for bytes in none), app= and unit= keep only their rows."""
+    now = int(time.time())
+    path = tmp_path / "history.sqlite"
+    w = StoreWriter(path, Retention())
+    w.open()
+    w.write([MinuteBytes(minute, key, b, 1)
+             for minute in minutes_of(now)
+             for key, b in ((AppKey("nginx", "ip", "web-a"), 300),
+                            (AppKey("nginx", "ip", "web-b"), 200),
+                            (AppKey("nginx", "ip", None, "nginx.service"), 50),
+                            (AppKey("ssh", "ip", None, "session-3.scope"), 7))])
+    w.close()
+    server = await start_http(feed_with_ticks(3), "0", None, store=path)
+    try:
+        by_c = await get(server.port, "/api/v1/history?range=1h&by=container")
+        nginx_u = await get(server.port, "/api/v1/history?range=1h&by=unit&app=nginx")
+        in_unit = await get(server.port, "/api/v1/history?range=1h&unit=nginx.service")
+        bad = await get(server.port, "/api/v1/history?range=1h&by=pod")
+    finally:
+        await server.close()
+    doc = json.loads(by_c.body)
+    assert by_c.status == 200 and doc["by"] == "container"
+    assert list(doc["series"]) == ["web-a", "web-b", ""]
+    points = len([m for m in minutes_of(now) if m >= doc["since"]])
+    assert {k: v["bytes_in"] for k, v in doc["totals"].items()} == {
+        "web-a": 300 * points, "web-b": 200 * points, "": 57 * points}
+    assert sum(doc["series"]["web-b"]["bytes_in"]) == 200 * points
+    doc = json.loads(nginx_u.body)
+    assert {k: v["bytes_in"] for k, v in doc["totals"].items()} == {
+        "": 500 * points, "nginx.service": 50 * points}
+    doc = json.loads(in_unit.body)
+    assert doc["by"] == "app" and list(doc["totals"]) == ["nginx"]
+    assert doc["totals"]["nginx"]["bytes_in"] == 50 * points
+    assert bad.status == 400 and "app, container, unit" in json.loads(bad.body)["error"]
+
+
 async def test_without_a_store_a_range_says_history_is_off() -> None:
     server = await start_http(feed_with_ticks(3), "0", None)
     try:

@@ -123,3 +123,71 @@ def test_the_default_store_follows_xdg_and_the_history_path_setting(tmp_path: Pa
     monkeypatch.setenv("BWMON_HISTORY__PATH", str(tmp_path / "elsewhere.sqlite"))
     status, _, err = report(capsys)
     assert str(tmp_path / "elsewhere.sqlite") in err
+
+
+@pytest.fixture
+def placed(tmp_path: Path, new_york: None) -> Path:
+    """nginx in two containers and on the host in its unit, ssh in a session, apt nowhere."""
+    path = tmp_path / "placed.sqlite"
+    w = StoreWriter(path, Retention(24 * 365, 3650, 0))
+    w.open()
+    t = at("2026-11-10 12:00")
+    w.write([
+        MinuteBytes(t, AppKey("nginx", "ip", "web-a"), 4000, 40),
+        MinuteBytes(t + 60, AppKey("nginx", "ip", "web-b"), 3000, 30),
+        MinuteBytes(t + 86400, AppKey("nginx", "ip", "web-b"), 100, 0),
+        MinuteBytes(t, AppKey("nginx", "ip", None, "nginx.service"), 2000, 20),
+        MinuteBytes(t, AppKey("ssh", "ip", None, "session-3.scope"), 500, 5),
+        MinuteBytes(t, AppKey("apt", "ip"), 10, 0),
+    ])
+    w.close()
+    return path
+
+
+PERIOD = ["--since", "2026-11-01", "--until", "2026-12-01"]
+
+
+def test_top_by_container_and_by_unit_in_json_csv_and_text(placed: Path, capsys) -> None:
+    status, out, _ = report(capsys, "top", "--by", "container", "--json", *PERIOD,
+                            "--store", str(placed))
+    doc = json.loads(out)
+    assert status == 0 and doc["by"] == "container"
+    assert [(c["container"], c["bytes_in"]) for c in doc["containers"]] == [
+        ("web-a", 4000), ("web-b", 3100), (None, 2510)]
+    status, out, _ = report(capsys, "top", "--by", "unit", "--csv", *PERIOD,
+                            "--store", str(placed))
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0][0] == "systemd_unit"
+    assert [(r[0], r[2]) for r in rows[1:]] == [("", "7110"), ("nginx.service", "2000"),
+                                                ("session-3.scope", "500")]
+    status, out, _ = report(capsys, "top", "--by", "container", "--app", "nginx", *PERIOD,
+                            "--store", str(placed))
+    lines = out.splitlines()
+    assert lines[0].startswith("top containers of nginx, 2026-11-01")
+    assert lines[1].split()[0] == "CONTAINER"
+    assert [line.split()[0] for line in lines[2:]] == ["web-a", "web-b", "(no"]
+    assert "(no container)" in lines[-1] and "1.95 KiB" in lines[-1]
+
+
+def test_days_of_one_container_and_the_apps_of_a_unit(placed: Path, capsys) -> None:
+    status, out, _ = report(capsys, "days", "--container", "web-b", "--json", *PERIOD,
+                            "--store", str(placed))
+    doc = json.loads(out)
+    assert status == 0 and doc["container"] == "web-b"
+    assert [(d["day"], d["bytes_in"]) for d in doc["days"]] == [
+        ("2026-11-10", 3000), ("2026-11-11", 100)]
+    status, out, _ = report(capsys, "top", "--unit", "", "--json", *PERIOD,
+                            "--store", str(placed))
+    assert [(a["app"], a["bytes_in"]) for a in json.loads(out)["apps"]] == [
+        ("nginx", 7100), ("apt", 10)]
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["top", "--container", "web-c"], "no history for container 'web-c'; did you mean"),
+    (["top", "--unit", "nginx"], "did you mean 'nginx.service'"),
+    (["days", "--by", "container"], "report days --container NAME"),
+])
+def test_place_mistakes_are_one_line(placed: Path, capsys, argv: list[str], says: str) -> None:
+    status, out, err = report(capsys, *argv, "--store", str(placed))
+    assert status == 2 and out == ""
+    assert len(err.splitlines()) == 1 and says in err, err

@@ -319,7 +319,8 @@ class HistorySettings(_Section):
     """The history store: per-app bytes by minute, hour and day that survive restarts."""
 
     enabled: bool = Field(
-        True, description="Record per-app totals in the history store; false: keep none.",
+        True, description="Record per-app totals (per container and systemd unit within an"
+        " app) in the history store; false: keep none.",
     )
     path: Path | None = Field(
         None, description="The store's file; unset: $STATE_DIRECTORY/history.sqlite under"
