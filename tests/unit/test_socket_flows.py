@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bwmon.core.attribution.byte_merge import ByteMerge
 from bwmon.core.attribution.ends import EndKey, EndUsage
-from bwmon.core.attribution.socket_flows import SocketDelta, SocketFlows, usage_of
+from bwmon.core.attribution.socket_flows import SocketDelta, SocketFlows, SocketUsage, usage_of
 from bwmon.core.model import ByteSource, ConntrackEntry, SocketBytes, Tuple5
 
 
@@ -110,3 +110,18 @@ def test_merge_passes_ends_no_socket_source_measures() -> None:
     u = ct_usage(udp, 128, 0)
     merge.conntrack([u], 1)
     assert (u.d_in, len(merge)) == (128, 0)
+
+
+def test_conntrack_bytes_of_another_namespaces_end_merge_with_that_namespaces_sockets() -> None:
+    """The host's table counts a container's masqueraded flow (IP bytes) while the container's
+    own socket counts it too (payload): merged in the container's ByteMerge, once."""
+    host, box = ByteMerge(frozenset({"tcp"})), ByteMerge(frozenset({"tcp"}))
+    end = EndKey("tcp", "10.88.0.2", 40000, "192.0.2.7", 443)
+    s = SocketUsage(ct_usage(end, 0, 0).entry, end, None, 0, 1000, False, True)
+    box.socket(s, 1)
+    c = ct_usage(end, 0, 1040)
+    host.conntrack([c], 1, {"10.88.0.2": box})
+    assert (s.d_out + c.d_out, len(host), len(box)) == (1040, 0, 1)
+    mine = ct_usage(EndKey("tcp", "10.0.0.1", 40001, "192.0.2.7", 443), 0, 500)
+    host.conntrack([mine], 2, {"10.88.0.2": box})  # the host's own ends stay its own
+    assert (mine.d_out, len(host)) == (500, 1)
