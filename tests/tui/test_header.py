@@ -46,3 +46,24 @@ def test_header_says_which_source_measured_what_share_and_what_is_not_measured()
     assert "not measured: UDP" in text
     plain = dataclasses.replace(snap, shares=(), unmeasured=())
     assert "measured by" not in header_text(plain, ViewState()).plain
+
+
+def test_a_narrow_header_gives_up_totals_before_what_measures_and_what_does_not() -> None:
+    """At 80 columns the first line was cut at "Total 12.4 MiB in…": the shares and
+    "not measured: UDP" never showed. Fitted to a width, it keeps them whole and drops the
+    totals (the table has each app's); wide enough, it keeps everything."""
+    snap = dataclasses.replace(
+        demo_snapshot(3, 2), unmeasured=("udp",), shares=(("tcp_info", 960), ("ebpf", 40)),
+        sources=(SourceStatus("conntrack-file", False, "tracks nothing", counts_bytes=True),
+                 SourceStatus("sockets", True, counts_bytes=True)))
+    wide = header_text(snap, ViewState()).plain.splitlines()[0]
+    for width in (78, 118):
+        first, second = header_text(snap, ViewState(), width=width).plain.splitlines()
+        assert len(first) <= width and len(second) <= width, (first, second)
+        assert "not measured: UDP" in first and "TCP sockets 96%, eBPF 4%" in first, first
+    all_measured = dataclasses.replace(snap, unmeasured=())
+    assert "Total" in header_text(all_measured, ViewState(), width=118).plain
+    assert header_text(snap, ViewState(), width=len(wide)).plain.splitlines()[0] == wide
+    none = dataclasses.replace(snap, sources=(
+        SourceStatus("conntrack-file", False, counts_bytes=True),))
+    assert "NOT measuring" in header_text(none, ViewState(), width=40).plain

@@ -46,3 +46,36 @@ def test_tcp_per_process_at_once_with_no_rule_and_no_accounting(tmp_path: Path) 
             assert "measured by TCP sockets" in screen, screen
             assert "not measured: UDP" in screen, screen
             assert "Nothing can be measured" not in screen, screen
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_header_keeps_who_measured_and_what_is_not_measured_at_80_and_120_columns(
+        tmp_path: Path, size: tuple[int, int]) -> None:
+    """Found trying bwmon-tui at 80x24 and 120x40: the header's first line was cut at
+    "Total 12.4 MiB in…" and "│ measured…", so the shares and "not measured: UDP" (the reason
+    a UDP app shows nothing) never showed. They must, whole, at the common sizes."""
+    if shutil.which("tmux") is None:
+        pytest.skip("needs tmux (Debian: tmux)")
+    config = tmp_path / "bwmon.toml"
+    config.write_text('[general]\nevents = false\nebpf = "off"\n')
+    port = PORT + size[0]
+    with NetNS(acct=False, track=False) as ns:
+        sink = ns.popen([sys.executable, TRAFFIC, "sink", "--port", str(port)],
+                        stdout=subprocess.PIPE, text=True)
+        assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"
+        ns.popen([sys.executable, TRAFFIC, "client", "--tag", "narrow-gen", "--host",
+                  "127.0.0.1", "--port", str(port), "--send", "60000000", "--rate", "1000000"],
+                 stdout=subprocess.DEVNULL)
+        command = (f"ip netns exec {ns.name} env PYTHONPATH={REPO} {tui_command()} "
+                   f"--config {config}")
+
+        def measured(screen: str) -> bool:
+            return "TCP sockets" in screen.splitlines()[0] if screen.strip() else False
+
+        with Tmux(f"bwmon-narrow-{os.getpid()}-{size[0]}", command, size,
+                  env={"TERM": "xterm-256color"}) as tmux:
+            screen = tmux.wait(measured, timeout=60)
+            first = screen.splitlines()[0]
+            assert "not measured: UDP" in first, screen
+            assert "TCP sockets 100%" in first, screen
+            assert "…" not in first, screen
