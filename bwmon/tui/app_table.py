@@ -33,11 +33,24 @@ class Column:
 
 
 def where(row: AppRow) -> str:
-    """Where a row's processes run: their containers, else their systemd units ("" if none)."""
+    """Where a row's processes run: their containers, else their systemd units ("" if none,
+    or if that is the row's own name: a row named by its container or unit)."""
     places = sorted({p.container for p in row.processes if p.container})
     if not places:
         places = sorted({p.unit for p in row.processes if p.unit})
-    return ",".join(places)
+    return "" if places == [row.name] else ",".join(places)
+
+
+PID_SUFFIX = re.compile(r"\s?\[\d+\]$")
+
+
+def fit_name(name: str, width: int) -> str:
+    """`name` in `width` columns: cut before a trailing "[pid]" (the process view), which
+    tells rows apart, else at the end; "…" marks the cut."""
+    if len(name) <= width:
+        return name
+    tail = m.group() if (m := PID_SUFFIX.search(name)) and len(m.group()) < width - 1 else ""
+    return name[:max(0, width - len(tail) - 1)] + "…" + tail
 
 
 COLUMNS: dict[str, Column] = {c.key: c for c in (
@@ -66,6 +79,9 @@ TREND_WIDTH = 8
 # Each trend cell is the mean rate of a fixed 4-second slice of the clock (8 cells: the last
 # ~half minute): the cells stand still between slices, only the newest one fills in.
 TREND_SLICE = 4.0
+# The Container/unit column shows only where the app names keep at least this many columns
+# beside it (80 columns do not have room; the detail pane names them there).
+MIN_NAME_BESIDE_WHERE = 16
 BANDWIDTH_ORDER = ("app", "rate_in", "rate_out", "total_in", "total_out", "procs", "flows")
 TRAFFIC_ORDER = ("app", "total_in", "total_out", "rate_in", "rate_out", "procs", "flows")
 _PINNED = {RowKind.UNATTRIBUTED: 1, RowKind.FORWARDED: 2}
@@ -125,7 +141,7 @@ class AppTable(DataTable[Text]):
         self.traffic_mode = False
         self.name_label = "App"  # the first column's heading: "Process" in the process view
         self.show_trend = False
-        self.show_where = False  # a Container/unit column, while some row has one
+        self.has_where = False  # some row runs in a container or unit not its name
         self.pattern: re.Pattern[str] | None = None
         self.hidden_by_filter = 0
         self._source: list[AppRow] = []
@@ -137,13 +153,22 @@ class AppTable(DataTable[Text]):
         self._shown: dict[str, AppRow] = {}
         self._cells: dict[str, tuple[str, ...]] = {}
         self._built_for: tuple[tuple[str, ...], bool, int] | None = None
+        self._name_width = 12
 
     # -- public API --------------------------------------------------------------------------
 
     @property
+    def show_where(self) -> bool:
+        """The Container/unit column is shown (some row has one, and there is room)."""
+        return self._built_for is not None and "where" in self._built_for[0]
+
+    @property
     def order(self) -> tuple[str, ...]:
+        return self._built_for[0] if self._built_for is not None else self._order_for(False)
+
+    def _order_for(self, with_where: bool) -> tuple[str, ...]:
         base = TRAFFIC_ORDER if self.traffic_mode else BANDWIDTH_ORDER
-        return (base[0], "where", *base[1:]) if self.show_where else base
+        return (base[0], "where", *base[1:]) if with_where else base
 
     @property
     def selected_key(self) -> str | None:
@@ -169,7 +194,7 @@ class AppTable(DataTable[Text]):
         by (see steady_order; a row without one, by its own figure)."""
         self._before = {r.name: r for r in self._source}
         self._source = list(rows)
-        self.show_where = any(where(r) for r in self._source)
+        self.has_where = any(where(r) for r in self._source)
         self._trends = trends
         self._trend_top = max((v for cells in trends.values() for v in cells if v is not None),
                               default=0.0)
@@ -271,10 +296,16 @@ class AppTable(DataTable[Text]):
 
     def _layout(self) -> tuple[tuple[str, ...], bool, int]:
         width = self.size.width or 80
-        fixed = sum(COLUMNS[k].width + 2 for k in self.order if k != "app") + 2
-        trend_on = width - fixed - (TREND_WIDTH + 2) >= 24
-        name_width = max(12, width - fixed - (TREND_WIDTH + 2 if trend_on else 0) - 2)
-        return self.order, trend_on, name_width
+
+        def fixed(order: tuple[str, ...]) -> int:
+            return sum(COLUMNS[k].width + 2 for k in order if k != "app") + 2
+
+        order = self._order_for(False)
+        if self.has_where and width - fixed(self._order_for(True)) - 2 >= MIN_NAME_BESIDE_WHERE:
+            order = self._order_for(True)
+        trend_on = width - fixed(order) - (TREND_WIDTH + 2) >= 24
+        name_width = max(12, width - fixed(order) - (TREND_WIDTH + 2 if trend_on else 0) - 2)
+        return order, trend_on, name_width
 
     def _rebuild_columns(self, layout: tuple[tuple[str, ...], bool, int]) -> None:
         order, trend_on, name_width = layout
@@ -291,6 +322,7 @@ class AppTable(DataTable[Text]):
                 self.post_message(self.TrendShown())
         self.show_trend = trend_on
         self._built_for = layout
+        self._name_width = name_width
 
     def set_name_label(self, label: str) -> None:
         """What the rows are: "App", or "Process" in the process view."""
@@ -318,7 +350,8 @@ class AppTable(DataTable[Text]):
         cells: list[str] = []
         for key in self.order:
             if key == "app":
-                cells.append(row.name)
+                pipe_mark = 2 if row.kind == RowKind.PIPE else 0  # " ⇄" (see _styled)
+                cells.append(fit_name(row.name, self._name_width - pipe_mark))
             elif key == "where":
                 cells.append(where(row))
             elif key in ("rate_in", "rate_out", "total_in", "total_out"):
@@ -386,7 +419,11 @@ class AppTable(DataTable[Text]):
                 self._shown[row.name] = row
                 self._cells[row.name] = cells
             self._order = [r.name for r in visible]
-            rank = {r.name: i for i, r in enumerate(visible)}
+            # by the name as shown (fit_name may have cut it; rows cut alike tie and keep
+            # their places, the sort being stable)
+            rank: dict[str, int] = {}
+            for i, r in enumerate(visible):
+                rank.setdefault(self._cells[r.name][0], i)
             current = [str(r.key.value) for r in self.ordered_rows]
             if current != [r.name for r in visible]:
                 self.sort("app", key=lambda cell: rank.get(cell.plain.removesuffix(" ⇄"), 0))

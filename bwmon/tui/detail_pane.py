@@ -13,6 +13,7 @@ from textual.widgets import Label, Static
 
 from bwmon.core.history import History
 from bwmon.core.model import AppRow, Connection, RowKind, Unit
+from bwmon.tui.app_table import where
 from bwmon.tui.format import bars, clock_buckets, human_bytes, human_rate, shown_bytes
 
 WINDOWS = ((120, "2m"), (600, "10m"))
@@ -78,6 +79,8 @@ def detail_body(row: AppRow | None,
         if row.uids:
             lines.append(Text(f"Their sockets' users: {row.uids_text}", no_wrap=True,
                               overflow="ellipsis"))
+    if place := where(row):  # the table's Container/unit column, which 80 columns leave out
+        lines.append(Text(f"Container/unit: {place}", no_wrap=True, overflow="ellipsis"))
     if row.processes:
         lines.append(Text("PID     USER      COMMAND", style="bold underline"))
         for p in row.processes[:MAX_LISTED]:
