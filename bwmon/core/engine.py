@@ -247,7 +247,8 @@ class Engine(Publisher):
         if probe is not None:
             from bwmon.core.sources.ebpf_bytes import EbpfBytes
 
-            self.add_socket_source(EbpfBytes(probe))  # after TCP's counters: they measure TCP
+            # after TCP's counters: they measure TCP
+            self.add_socket_source(EbpfBytes(probe, proc_root=self.settings.general.proc_root))
             ring = probe.rings
         await self.check_prerequisites()
         g = self.settings.general

@@ -193,6 +193,15 @@ def source(fake: FakeMap, clock: Clock, **kw: object) -> EbpfBytes:
                      clock=clock, **kw)  # type: ignore[arg-type]
 
 
+def proc_with(root: Path, pid: int = 4242, start_ticks: int = 34484) -> Path:
+    """A /proc holding one process (record()'s owner: start_ns 344_846_807_377 at 100 Hz)."""
+    (root / str(pid)).mkdir(parents=True, exist_ok=True)
+    (root / str(pid) / "stat").write_bytes(
+        f"{pid} (curl) S 1 {pid} {pid} 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 {start_ticks} 0 0"
+        .encode())
+    return root
+
+
 def by_cookie(rows: Sequence[object] | None) -> dict[int, object]:
     assert rows is not None
     return {r.cookie: r for r in rows}  # type: ignore[attr-defined]
@@ -213,9 +222,9 @@ async def test_sockets_are_reported_with_their_owner_and_namespace() -> None:
     assert set(by_cookie(await everywhere.read())) == {1, 2}
 
 
-async def test_an_idle_socket_is_retired_with_its_final_counters() -> None:
+async def test_an_idle_socket_is_retired_with_its_final_counters(tmp_path: Path) -> None:
     fake, clock = FakeMap(), Clock()
-    src = source(fake, clock)
+    src = source(fake, clock, proc_root=proc_with(tmp_path))
     fake.put(1, 0, 100, proto=17)
     fake.put(2, 0, 100, proto=17)
     await src.read()
@@ -230,6 +239,30 @@ async def test_an_idle_socket_is_retired_with_its_final_counters() -> None:
     fake.put(1, 0, 40, proto=17)  # it spoke again: a fresh entry, counting from zero
     rows = by_cookie(await src.read())
     assert not rows[1].closed and rows[1].bytes_out == 40  # type: ignore[attr-defined]
+
+
+async def test_an_idle_socket_of_an_exited_owner_is_retired_at_once(tmp_path: Path) -> None:
+    """UDP has no close to see: an idle entry waits 30 s, but not when the process that
+    used it has exited (or its pid now names another process): rows counted an exited
+    program's sockets and the program itself for half a minute."""
+    fake, clock = FakeMap(), Clock()
+    root = proc_with(tmp_path)
+    src = source(fake, clock, proc_root=root)
+    fake.put(1, 0, 100, proto=17)  # its owner, 4242, runs
+    fake.put(2, 0, 100, proto=17, pid=4343)  # its owner has exited
+    fake.put(3, 0, 100, proto=17, pid=4444)  # its owner's pid now names a later process
+    proc_with(root, 4444, start_ticks=99999)
+    rows = by_cookie(await src.read())
+    assert not any(r.closed for r in rows.values())  # type: ignore[attr-defined]
+    fake.put(2, 0, 150, proto=17, pid=4343)  # still talking: not retired, whoever owns it
+    clock.now += 1
+    rows = by_cookie(await src.read())
+    assert not rows[1].closed and not rows[2].closed  # type: ignore[attr-defined]
+    assert rows[3].closed and rows[3].bytes_out == 100  # type: ignore[attr-defined]
+    clock.now += 1
+    rows = by_cookie(await src.read())
+    assert not rows[1].closed and rows[2].closed  # type: ignore[attr-defined]
+    assert fake.taken == [3, 2] and set(fake.entries) == {1}
 
 
 async def test_status_says_what_is_measured_and_what_was_lost() -> None:

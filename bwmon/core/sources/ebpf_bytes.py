@@ -7,8 +7,11 @@ process that first used the socket, so even a socket that lived between two tick
 
 UDP has no close tracepoint (and kprobes or fentry are not on every kernel), so closes are
 inferred: an entry whose counters stayed still for `retire_after` seconds is taken out of the
-map and reported closed with its final counters. A socket that speaks again afterwards gets a
-fresh entry counting from zero, which reads as a new socket: nothing is counted twice or lost.
+map and reported closed with its final counters; so is an idle entry whose owner (the process
+that first used it) has exited, at once: its socket was closed with it, and rows must not count
+an exited program's sockets and process for half a minute. A socket that speaks again
+afterwards (one a child inherited) gets a fresh entry counting from zero, owned by whoever
+speaks: it reads as a new socket, nothing is counted twice or lost.
 The map is an LRU of 16,384 sockets, so memory stays bounded whatever the churn.
 """
 
@@ -22,6 +25,7 @@ from pathlib import Path
 from bwmon.core.model import ByteSource, ProcKey, SocketBytes, SourceStatus
 from bwmon.core.sources.bpf import records
 from bwmon.core.sources.bpf.loader import LoadedProbe
+from bwmon.core.sources.proc_text import parse_start
 
 RETIRE_AFTER = 30.0  # seconds an idle entry stays in the map
 PROTOS = frozenset(p for p in records.PROTOS.values() if p != "tcp")
@@ -48,12 +52,14 @@ class EbpfBytes:
         clk_tck: int | None = None,
         retire_after: float = RETIRE_AFTER,
         clock: Callable[[], float] = time.monotonic,
+        proc_root: Path = Path("/proc"),
     ) -> None:
         self.probe = probe
         self.netns = None if all_namespaces else (netns or frozenset({own_netns()}))
         self._ns_per_tick = 1_000_000_000 // (clk_tck or os.sysconf("SC_CLK_TCK"))
         self.retire_after = retire_after
         self._clock = clock
+        self._proc_root = proc_root
         self._still: dict[int, tuple[int, int, float]] = {}  # cookie → (in, out, unchanged since)
         self._error: str | None = None
         self.sockets = 0
@@ -86,12 +92,16 @@ class EbpfBytes:
         now = self._clock()
         out: list[SocketBytes] = []
         still: dict[int, tuple[int, int, float]] = {}
+        alive: dict[tuple[int, int], bool] = {}  # (pid, start ns) -> runs, for this read
         for cookie, raw in entries:
-            bytes_in, bytes_out, _ = records.sock_bytes(raw)
+            bytes_in, bytes_out, first = records.sock_bytes(raw)
             was = self._still.get(cookie)
-            since = was[2] if was is not None and was[:2] == (bytes_in, bytes_out) else now
+            idle = was is not None and was[:2] == (bytes_in, bytes_out)
+            since = was[2] if was is not None and idle else now
             closed = False
-            if now - since >= self.retire_after:
+            if now - since >= self.retire_after or (
+                    idle and first is not None and not self._runs(first.pid, first.start_ns,
+                                                                   alive)):
                 final = self.probe.take(cookie)  # its last counters, atomically with the removal
                 raw, closed = (final or raw), True
             else:
@@ -102,6 +112,20 @@ class EbpfBytes:
         self._still = still
         self.sockets = len(still)
         return out
+
+    def _runs(self, pid: int, start_ns: int, known: dict[tuple[int, int], bool]) -> bool:
+        """Whether the process that first used a socket still runs (a reused pid is another
+        process); `known` keeps the answers of one read."""
+        key = (pid, start_ns)
+        found = known.get(key)
+        if found is None:
+            try:
+                with open(f"{self._proc_root}/{pid}/stat", "rb") as f:
+                    start = parse_start(f.read())
+            except (OSError, ValueError, IndexError):
+                start = None
+            found = known[key] = start == start_ns // self._ns_per_tick
+        return found
 
     def status(self) -> SourceStatus:
         if self._error is not None:
