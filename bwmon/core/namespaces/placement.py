@@ -45,13 +45,13 @@ class Placer:
         return self._plain_name(inode, ns), placement.unit
 
     def _netns(self, pid: int) -> int | None:
-        known = self.scan.namespace_of(pid)
-        if known is not None:
-            return known
+        """The process's namespace now (one stat; the scan's memory of it may predate a setns,
+        as `ip netns exec` does after its fork, or name an earlier process of that pid), else
+        where the scan last saw it."""
         try:
             return os.stat(self.proc_root / str(pid) / "ns" / "net").st_ino
         except OSError:
-            return None
+            return self.scan.namespace_of(pid)
 
     @staticmethod
     def _plain_name(inode: int, ns: NetNamespace | None) -> str:
