@@ -256,11 +256,20 @@ def check_socket_counters(proc_root: Path) -> Finding:
 
 
 def _check_udp(findings: Sequence[Finding]) -> Finding:
-    """Whether UDP is measured: by conntrack, or by the eBPF probe's byte sums; say so if not."""
+    """Whether UDP is measured: by conntrack, or by the eBPF probe's byte sums; say so if not.
+    Conntrack counts in its own namespace only; the probe sees every namespace's sockets."""
+    ebpf = any(f.check == "ebpf" and f.ok for f in findings)
     if not blocking(findings):
-        return Finding("udp", True, "UDP measured by conntrack (IP bytes)")
-    if any(f.check == "ebpf" and f.ok for f in findings):
-        return Finding("udp", True, "UDP measured by the eBPF probe's byte sums (payload)")
+        if ebpf:
+            return Finding("udp", True, "UDP measured by conntrack (IP bytes), and by the eBPF "
+                           "probe's byte sums (payload) where a namespace's conntrack does not "
+                           "count it")
+        return Finding("udp", True, "UDP measured by conntrack (IP bytes) in this namespace; in "
+                       "other namespaces only where their own conntrack counts it (the eBPF "
+                       "probe would measure it in every namespace)")
+    if ebpf:
+        return Finding("udp", True, "UDP measured by the eBPF probe's byte sums (payload), in "
+                       "every network namespace")
     return Finding("udp", False, "UDP not measured: conntrack counts nothing here and the eBPF "
                    "probe cannot run; UDP traffic shows as not measured, not as zero",
                    "apply the conntrack fixes (accounting and a tracking rule), or those of "

@@ -123,6 +123,9 @@ class Engine(Publisher):
         self.socket_sources: list[SocketByteSource] = []
         self.recorder: Recorder | None = None  # the history store's writer, when one runs
         self._socket_flows: list[SocketFlows] = []
+        self._everywhere: set[int] = set()  # socket sources reporting every namespace's sockets
+        # this tick's sums of other namespaces' sockets, by namespace inode (see take_sums)
+        self._elsewhere: list[tuple[frozenset[str], dict[int, list[SocketBytes]] | None]] = []
         self.merge = ByteMerge()
         self._ct_read_at: float | None = None  # clock of the last conntrack table read
         self._ct_read = True  # this tick read the table
@@ -211,13 +214,17 @@ class Engine(Publisher):
         if self.socket_sources and end.proto not in self.merge.protos:
             self._ct_only_tick = self.tick_count  # a flow only conntrack counts started
 
-    def add_socket_source(self, source: SocketByteSource) -> None:
+    def add_socket_source(self, source: SocketByteSource, *, everywhere: bool = False) -> None:
         """Plug in a per-socket byte source (eBPF sums per socket, tcp_info, ...) before `run`.
 
         Each tick reads it once, beside the conntrack table; its sockets' bytes are counted
         where conntrack does not count the flow (see bwmon.core.sources.byte_source for what
-        `read()` must return). The engine closes it when the run ends.
+        `read()` must return). The engine closes it when the run ends. `everywhere`: it reports
+        the sockets of every namespace (SocketBytes.netns); those of the other measured
+        namespaces are counted by their meters, the rest left out.
         """
+        if everywhere:
+            self._everywhere.add(len(self.socket_sources))
         self.socket_sources.append(source)
         self._socket_flows.append(SocketFlows(lookback=self.settings.general.lookback))
         self.merge.protos = self.merge.protos | source.protos
@@ -247,8 +254,12 @@ class Engine(Publisher):
         if probe is not None:
             from bwmon.core.sources.ebpf_bytes import EbpfBytes
 
-            # after TCP's counters: they measure TCP
-            self.add_socket_source(EbpfBytes(probe, proc_root=self.settings.general.proc_root))
+            # after TCP's counters: they measure TCP; every namespace's sockets when bwmon
+            # measures the others too (each namespace's own go to its meter)
+            everywhere = self.namespaces is not None
+            self.add_socket_source(EbpfBytes(probe, proc_root=self.settings.general.proc_root,
+                                             all_namespaces=everywhere),
+                                   everywhere=everywhere)
             ring = probe.rings
         await self.check_prerequisites()
         g = self.settings.general
@@ -422,6 +433,8 @@ class Engine(Publisher):
         gone_spaces: list[EndUsage] = []
         if self.namespaces is not None:  # every table read before any flow is attributed
             gone_spaces = await self.namespaces.read(tick, self.procs)
+            for protos, sums in self._elsewhere:
+                self.namespaces.take_sums(sums, protos, tick)
             foreign = self.namespaces.crossing(self._own_place)
         plan = cache.plan(changed, gone, self.flows.entry, tick, steady)
         usages: list[EndUsage] = []
@@ -553,17 +566,37 @@ class Engine(Publisher):
                                      return_exceptions=True)
         out: list[tuple[int, Sequence[SocketBytes]]] = []
         covered: frozenset[str] = frozenset()
+        self._elsewhere = []
         for i, (source, got) in enumerate(zip(self.socket_sources, reads, strict=True)):
+            protos = source.protos - covered
+            covered |= source.protos
             if isinstance(got, BaseException) or got is None:
                 if isinstance(got, BaseException):
                     self.log.add(self._wall(), Level.ERROR, source.status().name, str(got))
+                if i in self._everywhere:
+                    self._elsewhere.append((protos, None))
                 continue
-            protos = source.protos - covered
-            covered |= source.protos
             if protos != source.protos:
                 got = [s for s in got if s.proto in protos]
+            if i in self._everywhere:
+                got = self._split_namespaces(got, protos)
             out.append((i, got))
         return out
+
+    def _split_namespaces(self, got: Sequence[SocketBytes],
+                          protos: frozenset[str]) -> list[SocketBytes]:
+        """The samples of bwmon's own namespace; the others' kept by namespace inode for their
+        meters (`_elsewhere`, handed over once the namespaces are read)."""
+        own_inode = self.namespaces.scan.own if self.namespaces is not None else None
+        own: list[SocketBytes] = []
+        others: dict[int, list[SocketBytes]] = {}
+        for s in got:
+            if not s.netns or s.netns == own_inode:
+                own.append(s)
+            else:
+                others.setdefault(s.netns, []).append(s)
+        self._elsewhere.append((protos, others))
+        return own
 
     async def _socket_usages(
         self, samples: list[tuple[int, Sequence[SocketBytes]]], tick: int
@@ -667,12 +700,22 @@ class Engine(Publisher):
                 *spaces, *pipe_status)
 
     def _unmeasured(self, sources: Sequence[SourceStatus]) -> tuple[str, ...]:
-        """Protocols whose bytes no source counts now (the header says "not measured")."""
-        if sources and sources[0].active:  # conntrack counts every protocol it tracks
-            return ()
+        """Protocols whose bytes no source counts now, here or in a measured namespace with
+        processes (the header says "not measured"): conntrack counts every protocol it tracks
+        with accounting on, in its own namespace only; a source reporting every namespace's
+        sockets (eBPF) measures its protocols in all of them."""
         measured: set[str] = set()
-        for source, status in zip(self.socket_sources, sources[1:], strict=False):
+        everywhere: set[str] = set()
+        for i, (source, status) in enumerate(zip(self.socket_sources, sources[1:],
+                                                 strict=False)):
             if status.active:
                 measured |= source.protos
-        return tuple(p for p in ("tcp", "udp") if p not in measured)
+                if i in self._everywhere:
+                    everywhere |= source.protos
+        missing: set[str] = set()
+        if not (sources and sources[0].active):
+            missing = {"tcp", "udp"} - measured
+        if self.namespaces is not None:
+            missing |= self.namespaces.unmeasured(frozenset(everywhere))
+        return tuple(p for p in ("tcp", "udp") if p in missing)
 

@@ -105,7 +105,11 @@ class NamespaceMeter:
         self.lookback = lookback
         self.socket_flows = SocketFlows(lookback=lookback)
         self._samples: Sequence[SocketBytes] | None = None
-        self._ct_counting = False  # its table's last read held byte counters
+        # UDP and the other non-TCP sockets: the eBPF byte sums of this namespace's sockets,
+        # handed over by the engine each tick (`take_sums`), counted once like TCP's
+        self.sum_flows: SocketFlows | None = None
+        self._sums: Sequence[SocketBytes] | None = None
+        self.ct_counting = False  # its table's last read held byte counters
         self._watch_activity: bytes | None = None  # /proc/PID/net/dev at the watch's last look
         self._watch_moved = 0  # the watch round that last saw them move
         self.tick = 0  # the last tick read
@@ -131,8 +135,22 @@ class NamespaceMeter:
     def open_usages(self) -> list[EndUsage]:
         """Every usage still counted as an open flow (to close them all when it vanishes)."""
         found = list(self.attributor.cache.usages())
-        found.extend(st.usage for st in self.socket_flows.states() if st.usage is not None)
+        for flows in (self.socket_flows, self.sum_flows):
+            if flows is not None:
+                found.extend(st.usage for st in flows.states() if st.usage is not None)
         return found
+
+    def take_sums(self, samples: Sequence[SocketBytes] | None, protos: frozenset[str],
+                  tick: int) -> None:
+        """This tick's eBPF byte sums of the namespace's sockets (every one in the kernel's map,
+        so one missing has closed); None when the source could not be read. From then on its
+        conntrack bytes of `protos` merge with them (one flow counted once)."""
+        if samples is not None and self.sum_flows is None:
+            # after bwmon's first tick, every socket of a namespace new to it is new traffic
+            self.sum_flows = SocketFlows(lookback=self.lookback or tick > 1)
+        if not protos <= self.merge.protos:
+            self.merge.protos = self.merge.protos | protos
+        self._sums = samples
 
     async def close(self) -> None:
         """Release its netlink sockets (it vanished, or bwmon stops)."""
@@ -174,7 +192,7 @@ class NamespaceMeter:
         if self._samples is not None or self.counters is None:
             self.error = None
         self.flows_seen = len(entries)
-        self._ct_counting = any(e.orig_bytes is not None for e in entries)
+        self.ct_counting = any(e.orig_bytes is not None for e in entries)
         read = self.flows.read(entries, tick, self.conntrack.change)
         cache = self.attributor.cache
         if tick % ALIVE_TICKS == 0:
@@ -213,23 +231,30 @@ class NamespaceMeter:
         measured namespaces through `foreign` (and conntrack's bytes of ends that another
         namespace counts from its sockets merged there, `elsewhere`)."""
         out = await self._conntrack_usages(tick, procs, foreign)
-        if self.counters is None and not elsewhere:
+        sums, self._sums = self._sums, None
+        if self.counters is None and sums is None and not elsewhere and not self.counting.pending:
             return out
         merge = self.merge.conntrack
         merge(out.added, tick, elsewhere)
         merge([new for _, new in out.replaced], tick, elsewhere)
         for steady in out.steady:
             merge(steady, tick, elsewhere)
-        if self._samples is not None or self.counting.pending:
+        if self._samples is not None or sums is not None or self.counting.pending:
             deltas = self.socket_flows.read(self._samples, tick) if self._samples else []
+            if sums is not None and self.sum_flows is not None:
+                deltas.extend(self.sum_flows.read(sums, tick))
+            name = self.name
+
+            def sighted(owner: ProcKey, comm: str, uid: int) -> None:
+                procs.sighted(owner, comm, uid, name)
 
             def remember(end: EndKey, owner: ProcKey) -> None:
                 self.attributor.remember(end, owner, tick)
 
             added, closed, replaced = await self.counting.usages(
                 deltas, tick, owners=procs.owners, memory=self.attributor.owner_of,
-                remember=remember, ct_counts=self._ct_counting,
-                ct_tracks=self._ct_counting or self.flows_seen > 0)
+                remember=remember, ct_counts=self.ct_counting,
+                ct_tracks=self.ct_counting or self.flows_seen > 0, sighted=sighted)
             out.added = [*out.added, *added]
             out.closed = [*out.closed, *closed]
             out.replaced = [*out.replaced, *replaced]

@@ -14,12 +14,12 @@ import asyncio
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from bwmon.core.attribution.byte_merge import ByteMerge
 from bwmon.core.attribution.ends import EndKey, EndUsage
-from bwmon.core.model import NamespaceState, ProcKey
+from bwmon.core.model import NamespaceState, ProcKey, SocketBytes
 from bwmon.core.namespaces.crossing import Crossing, Place, by_address
 from bwmon.core.namespaces.meter import Measured, NamespaceMeter
 from bwmon.core.namespaces.netns import BIND_MOUNT_DIRS, NamespaceScan, NetNamespace
@@ -98,6 +98,14 @@ class NamespaceWatch:
                        if not (address.startswith("127.") or address == "::1")}
         return closed
 
+    def take_sums(self, sums: Mapping[int, Sequence[SocketBytes]] | None,
+                  protos: frozenset[str], tick: int) -> None:
+        """A per-socket source's sums of every namespace's sockets (eBPF: UDP and the rest),
+        by namespace inode, after `read`: each meter gets its own (none: its sockets closed),
+        those of namespaces not measured are left out. None: the source could not be read."""
+        for inode, meter in self.meters.items():
+            meter.take_sums(None if sums is None else sums.get(inode, ()), protos, tick)
+
     async def _drop(self, inode: int) -> list[EndUsage]:
         """Stop measuring a namespace: its open usages (to close), its sockets closed."""
         meter = self.meters.pop(inode)
@@ -162,6 +170,17 @@ class NamespaceWatch:
         name = self.placer.namespace_name(ns)
         self._names[ns.inode] = (ns.processes, name)
         return name
+
+    def unmeasured(self, everywhere: frozenset[str]) -> set[str]:
+        """Protocols not measured in some namespace with processes: its conntrack counts no
+        bytes, and neither its own socket counters (TCP) nor a source of every namespace's
+        sockets (`everywhere`, eBPF) measure them."""
+        missing: set[str] = set()
+        for m in self.meters.values():
+            if m.ns.pid is None or m.ct_counting:
+                continue
+            missing |= {"tcp", "udp"} - everywhere - ({"tcp"} if m.socket_counters else set())
+        return missing
 
     def states(self) -> tuple[NamespaceState, ...]:
         return tuple(

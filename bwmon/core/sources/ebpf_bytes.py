@@ -39,8 +39,8 @@ def own_netns(proc_root: Path = Path("/proc")) -> int:
 class EbpfBytes:
     """Per-socket payload bytes of non-TCP sockets from the loaded probe's map.
 
-    `netns`: the namespaces whose sockets are reported (inodes), None for all of them; by
-    default the one bwmon runs in, which is what the rest of bwmon measures today.
+    `netns`: the namespaces whose sockets are reported (inodes); by default the one bwmon
+    runs in. `all_namespaces`: every one (the engine hands each measured namespace its own).
     """
 
     def __init__(

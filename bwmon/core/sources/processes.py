@@ -68,7 +68,8 @@ class ProcessTable:
         self._unfound: set[int] = set()  # inodes a complete scan could not place
         self._info: dict[ProcKey, ProcessInfo] = {}
         self._keep: frozenset[ProcKey] = frozenset()
-        self._sighted: dict[ProcKey, tuple[str, int]] = {}  # key -> (comm, uid), oldest first
+        # key -> (comm, uid, container), oldest first
+        self._sighted: dict[ProcKey, tuple[str, int, str]] = {}
         self._calls = 0
         self._hot: dict[int, None] = {}  # pids that recently opened wanted sockets, oldest first
         self._users: dict[int, str] = {}
@@ -370,12 +371,13 @@ class ProcessTable:
                            uid=uid, exe_base=exe_base, container=sys.intern(container),
                            unit=sys.intern(unit))
 
-    def sighted(self, key: ProcKey, comm: str, uid: int) -> None:
+    def sighted(self, key: ProcKey, comm: str, uid: int, container: str = "") -> None:
         """What the kernel said of a process as it used a socket (eBPF: comm, the socket's
-        uid): its facts if it exits before they are read from /proc (see `info`)."""
+        uid; `container`: the name of the other namespace the socket was in): its facts if it
+        exits before they are read from /proc (see `info`)."""
         if key in self._info or key in self._sighted:
             return
-        self._sighted[key] = (comm, uid)
+        self._sighted[key] = (comm, uid, container)
         if len(self._sighted) > MAX_SIGHTED:
             del self._sighted[next(iter(self._sighted))]
 
@@ -385,10 +387,11 @@ class ProcessTable:
         seen = self._sighted.get(key)
         if seen is None:
             return None
-        comm, uid = seen
+        comm, uid, container = seen
         name = sys.intern(comm)
         return ProcessInfo(key=key, name=name, cmdline=f"[{comm}]",
-                           user=self._user(uid) if uid >= 0 else "?", uid=uid, exe_base=name)
+                           user=self._user(uid) if uid >= 0 else "?", uid=uid, exe_base=name,
+                           container=container)
 
     def learn(self, info: ProcessInfo) -> None:
         """Facts of a process read elsewhere (by the discovery worker, maybe just before it
