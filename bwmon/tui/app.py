@@ -41,7 +41,7 @@ from bwmon.tui.detail_pane import DetailPane
 from bwmon.tui.findings import ConfirmFixScreen, FindingsPanel, failed, fix_commands
 from bwmon.tui.format import clock_buckets, fill_gaps
 from bwmon.tui.help_screen import HelpScreen
-from bwmon.tui.history_screen import HistoryScreen, recorder_note
+from bwmon.tui.history_screen import HistoryScreen, recorder_failed, recorder_note
 from bwmon.tui.messages import SnapshotReady
 from bwmon.tui.output.driver import DiffDriver
 from bwmon.tui.output.driver import driver_class as diff_driver_class
@@ -318,8 +318,9 @@ class BwmonApp(App[None]):
         """h: the history view, from the history store (the live table stays as it is)."""
         history = self.controller.settings.history
         store = store_path(history.path) if history.enabled else None
-        self.push_screen(HistoryScreen(store, self.table.selected_key,
-                                       recorder_note(getattr(self.feed, "recorder", None))))
+        recorder = getattr(self.feed, "recorder", None)
+        self.push_screen(HistoryScreen(store, self.table.selected_key, recorder_note(recorder),
+                                       failed=recorder_failed(recorder)))
 
     def action_redraw(self) -> None:
         """Ctrl+L: clear the terminal and draw everything again (something else wrote on it,

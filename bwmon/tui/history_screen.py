@@ -41,9 +41,16 @@ def recorder_note(recorder: object) -> str:
         pid = f" (pid {recorder.other_writer})" if recorder.other_writer else ""
         return f"{recorder.path} is recorded by another bwmon{pid}; this one only reads it."
     if recorder.state is StoreState.FAILED:
-        return f"{recorder.path} cannot be written now: the alert log says why."
+        return recorder.problem or f"{recorder.path} cannot be written now: the alert log says why."
     return (f"Recorded in {recorder.path} every {recorder.flush_seconds:g} s; the last "
             "minute shows after the next write.")
+
+
+def recorder_failed(recorder: object) -> bool:
+    """This bwmon records the store but cannot write it now."""
+    from bwmon.core.store.recorder import Recorder, StoreState
+
+    return isinstance(recorder, Recorder) and recorder.state is StoreState.FAILED
 
 
 class HistoryScreen(ModalScreen[None]):
@@ -57,8 +64,10 @@ class HistoryScreen(ModalScreen[None]):
         Binding("s", "toggle_scope", "All/selected"),
     ]
 
-    def __init__(self, store: Path | None, selected: str | None, note: str = "") -> None:
+    def __init__(self, store: Path | None, selected: str | None, note: str = "",
+                 failed: bool = False) -> None:
         super().__init__()
+        self.failed = failed  # this bwmon cannot write the store (the note says why)
         self.store = store
         self.selected = selected
         self.note = note  # who records the store (this bwmon, another one, nobody)
@@ -97,6 +106,10 @@ class HistoryScreen(ModalScreen[None]):
             return
         until = int(time.time()) + 1
         since = until - RANGES[self.range]
+        if self.failed and not self.store.exists():
+            # the note says why it cannot be written; "bwmon records one" would contradict it
+            self.app.call_from_thread(self._show, None, "Nothing is recorded yet.")
+            return
         try:
             conn = open_reader(self.store)
         except StoreError as exc:

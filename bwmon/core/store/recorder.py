@@ -67,6 +67,7 @@ class Recorder:
                                    settings.days_days)
         self.state = StoreState.STARTING
         self.other_writer: int | None = None  # pid of the bwmon that writes, when READING
+        self.problem = ""  # why the store cannot be written, when FAILED (as the log says)
         self.tally = MinuteTally()
         self._wall = wall
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
@@ -108,6 +109,8 @@ class Recorder:
     def _say(self, level: Level, message: str) -> None:
         """One line in the alert log (from the thread, through the loop); a repeat of the
         last problem is not said again."""
+        if level is Level.ERROR:
+            self.problem = message
         if message == self._said:
             return
         self._said = message
