@@ -188,3 +188,25 @@ def test_writes_add_to_what_a_minute_already_holds(tmp_path: Path) -> None:
 def test_the_store_lives_where_the_manual_says(env: dict[str, str], euid: int,
                                                expected: str) -> None:
     assert default_path(env, euid) == Path(expected) / "history.sqlite"
+
+
+def test_a_roll_up_that_frees_a_quarter_of_the_file_gives_the_pages_back(tmp_path: Path) -> None:
+    now = 1_796_600_000 // 3600 * 3600
+    keep = Retention(48, 60, 0)
+    path = tmp_path / "h.sqlite"
+    writer = StoreWriter(path, keep)
+    writer.open()
+    old = range(now - 4 * 86400, now - 3 * 86400, 60)  # a day of minutes past 48 h
+    writer.write([MinuteBytes(m, AppKey(f"app-{i}", "ip"), 1 << 20, 1 << 10)
+                  for m in old for i in range(60)])
+    writer.write([MinuteBytes(now - 60, AppKey("app-0", "ip"), 5, 5)])
+    conn = writer.conn
+    assert conn is not None
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    before = path.stat().st_size
+    assert writer.roll_up(now) == 60 * len(old)  # the minutes (their hours stay)
+    assert conn.execute("PRAGMA freelist_count").fetchone()[0] == 0
+    assert path.stat().st_size < before * 0.7
+    writer.close()
+    assert [(a.name, a.bytes_in) for a in queries.top_apps(open_reader(path), now - 3600, now)
+            ] == [("app-0", 5)]

@@ -69,6 +69,8 @@ def vacuum_if_sparse(conn: sqlite3.Connection) -> bool:
     pages = conn.execute("PRAGMA page_count").fetchone()[0]
     if free < VACUUM_MIN_PAGES or free < pages * VACUUM_SHARE:
         return False
-    conn.execute("PRAGMA incremental_vacuum")
+    # a step of this pragma frees one page and yields a row, which Python's execute() never
+    # asks for (the statement has no columns): only a script runs it to its end
+    conn.executescript("PRAGMA incremental_vacuum")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return True
