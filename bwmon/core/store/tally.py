@@ -43,17 +43,23 @@ NOWHERE: Place = (None, None)
 def places_of(snap: Snapshot) -> dict[str, dict[Place, list[int]]]:
     """This tick's bytes in and out of each app's processes, summed per place; only apps
     whose processes name a container or unit are listed (the rest need no split)."""
+    moved = [p for p in snap.processes if p.rate_in or p.rate_out]
+    if not any(p.info.container or p.info.unit for p in moved):
+        return {}
     out: dict[str, dict[Place, list[int]]] = {}
     placed: set[str] = set()
     elapsed = snap.elapsed
-    for p in snap.processes:
-        if not (p.rate_in or p.rate_out):
-            continue
+    for p in moved:
         info = p.info
         place = (info.container or None, info.unit or None)
         if place != NOWHERE:
             placed.add(p.app)
-        sums = out.setdefault(p.app, {}).setdefault(place, [0, 0])
+        parts = out.get(p.app)
+        if parts is None:
+            parts = out[p.app] = {}
+        sums = parts.get(place)
+        if sums is None:
+            sums = parts[place] = [0, 0]
         sums[0] += max(0, round(p.rate_in * elapsed))
         sums[1] += max(0, round(p.rate_out * elapsed))
     return {app: parts for app, parts in out.items() if app in placed}
@@ -97,6 +103,7 @@ class MinuteTally:
         self.cap = cap
         self.dropped = 0
         self._sums: dict[tuple[int, AppKey], list[int]] = {}
+        self._keys: dict[tuple[str, str, str | None, str | None], AppKey] = {}
 
     def __len__(self) -> int:
         return len(self._sums)
@@ -105,23 +112,41 @@ class MinuteTally:
         if snap.elapsed <= 0:
             return
         minute = int(snap.time // MINUTE) * MINUTE
+        elapsed = snap.elapsed
         places = places_of(snap)
         for row in snap.apps:
-            b_in = max(0, round(row.rate_in * snap.elapsed))
-            b_out = max(0, round(row.rate_out * snap.elapsed))
+            b_in = max(0, round(row.rate_in * elapsed))
+            b_out = max(0, round(row.rate_out * elapsed))
             if b_in <= 0 and b_out <= 0:
                 continue
-            parts = places.get(row.name) if row.kind is RowKind.APP else None
+            parts = places.get(row.name) if places and row.kind is RowKind.APP else None
             if parts is None:
-                self._add(minute, AppKey(row.name, row.unit.value), b_in, b_out)
+                self._add(minute, self._key(row.name, row.unit.value, NOWHERE), b_in, b_out)
+                continue
+            unit = row.unit.value
+            if (sum(v[0] for v in parts.values()) == b_in
+                    and sum(v[1] for v in parts.values()) == b_out):  # as always expected
+                for place, (p_in, p_out) in parts.items():
+                    if p_in or p_out:
+                        self._add(minute, self._key(row.name, unit, place), p_in, p_out)
                 continue
             ins = split_exactly({k: v[0] for k, v in parts.items()}, b_in)
             outs = split_exactly({k: v[1] for k, v in parts.items()}, b_out)
-            for place in sorted(ins.keys() | outs.keys(), key=str):
-                key = AppKey(row.name, row.unit.value, *place)
+            for place in ins.keys() | outs.keys():
+                key = self._key(row.name, row.unit.value, place)
                 self._add(minute, key, ins.get(place, 0), outs.get(place, 0))
         if len(self._sums) > self.cap:
             self._trim()
+
+    def _key(self, name: str, unit: str, place: Place) -> AppKey:
+        """The AppKey of these fields, made once (a tick asks for the same keys again)."""
+        fields = (name, unit, *place)
+        key = self._keys.get(fields)
+        if key is None:
+            if len(self._keys) >= self.cap:
+                self._keys.clear()
+            key = self._keys[fields] = AppKey(name, unit, *place)
+        return key
 
     def _add(self, minute: int, app: AppKey, b_in: int, b_out: int) -> None:
         sums = self._sums.get((minute, app))
