@@ -1,6 +1,7 @@
 """What the history store costs: a write per flush, report queries over a year, file size.
 
-  PYTHONPATH=. python3 bench/bench_history.py [--apps 200] [--flushes 30] [--repeat 15]
+  PYTHONPATH=. python3 bench/bench_history.py [--apps 200] [--places 0] [--flushes 30]
+                                              [--repeat 15]
 
 Builds a store as it stands after a year of recording `--apps` apps that all move bytes every
 minute (the worst case): 48 h of minutes, 60 days of hours and a year of days, written through
@@ -10,6 +11,9 @@ flush (one minute of every app into minutes, hours and days, one transaction), a
 the report queries (`top` per month, per day and per month over the year, top over 48 h). The
 baseline for the queries is the same question asked of per-minute rows only (no roll-ups,
 what a store without them holds), over the 48 h that such rows exist here, scaled per day.
+`--places K` puts each app's processes in K containers, all moving bytes every minute, so the
+store holds K keys per app (0: no container or unit, one key per app); the tick's snapshot
+then has one process per app and container, and the top-N queries group by container.
 Prints markdown tables.
 """
 
@@ -23,7 +27,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from bwmon.core.model import AppRow, HostTotals, RowKind, Snapshot, Totals, Unit
+from bwmon.core.model import (
+    AppRow,
+    HostTotals,
+    ProcessInfo,
+    ProcessRow,
+    ProcKey,
+    RowKind,
+    Snapshot,
+    Totals,
+    Unit,
+)
 from bwmon.core.store import calendar, queries
 from bwmon.core.store.retention import Retention, roll_up
 from bwmon.core.store.tally import AppKey, MinuteBytes, MinuteTally
@@ -32,9 +46,27 @@ from bwmon.core.store.writer import StoreWriter
 HOUR, DAY = 3600, 86400
 
 
-def build(path: Path, apps: int, now: int, seed: int = 1) -> StoreWriter:
+def keys_of(apps: int, places: int) -> list[AppKey]:
+    if not places:
+        return [AppKey(f"app-{i:03d}", "ip") for i in range(apps)]
+    return [AppKey(f"app-{i:03d}", "ip", f"box-{i:03d}-{k}") for i in range(apps)
+            for k in range(places)]
+
+
+def snapshot(apps: int, places: int, now: int) -> Snapshot:
+    """One tick of every app (and of each app's process in each of its containers)."""
+    rows = tuple(AppRow(f"app-{i:03d}", RowKind.APP, Unit.IP, (1000.0 + i) * max(1, places),
+                        10.0 * max(1, places), 0, 0) for i in range(apps))
+    procs = tuple(
+        ProcessRow(ProcessInfo(ProcKey(i * 10 + k + 1, 1), "app", "app", "root", 0, "app",
+                               f"box-{i:03d}-{k}"), f"app-{i:03d}", 1000.0 + i, 10.0, 0, 0, 1)
+        for i in range(apps) for k in range(places))
+    return Snapshot(1, float(now), 1.0, rows, procs, HostTotals(), Totals())
+
+
+def build(path: Path, apps: int, now: int, seed: int = 1, places: int = 0) -> StoreWriter:
     rng = random.Random(seed)
-    keys = [AppKey(f"app-{i:03d}", "ip") for i in range(apps)]
+    keys = keys_of(apps, places)
     writer = StoreWriter(path, Retention())
     writer.open()
     start = calendar.local_midnight(now - 365 * DAY)
@@ -83,6 +115,8 @@ def row(name: str, ms: list[float], note: str = "") -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--apps", type=int, default=200)
+    ap.add_argument("--places", type=int, default=0,
+                    help="containers per app, each moving bytes every minute (0: none)")
     ap.add_argument("--flushes", type=int, default=30)
     ap.add_argument("--repeat", type=int, default=15)
     args = ap.parse_args()
@@ -90,7 +124,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "history.sqlite"
         t0 = time.perf_counter()
-        writer = build(path, args.apps, now)
+        writer = build(path, args.apps, now, places=args.places)
         built = time.perf_counter() - t0
         conn = writer.conn
         assert conn is not None
@@ -103,9 +137,7 @@ def main() -> None:
         minutes_bytes = table_bytes.get("minutes")
 
         # tick side: one 200-app snapshot into the tally
-        snap = Snapshot(1, float(now), 1.0, tuple(
-            AppRow(f"app-{i:03d}", RowKind.APP, Unit.IP, 1000.0 + i, 10.0, 0, 0)
-            for i in range(args.apps)), (), HostTotals(), Totals())
+        snap = snapshot(args.apps, args.places, now)
         tally = MinuteTally()
         tick = timed(lambda: tally.add(snap), 200)
         # a flush: one minute of every app (as the recorder hands it over), after `now`
@@ -120,16 +152,18 @@ def main() -> None:
         flushes = timed(one_flush, args.flushes)
         rolls = timed(lambda: roll_up(conn, minute[0] + 3600, Retention()), 3)
 
+        by = "container" if args.places else "app"
         queries.top_apps(conn, now - 365 * DAY, now, 10)  # warm the page cache once
         month_tops = []
         m = calendar.month_start(now - 330 * DAY)
         while m < now:
             end = calendar.next_month(m)
-            month_tops += timed(lambda m=m, end=end: queries.top_apps(conn, m, end, 10), 3)
+            month_tops += timed(lambda m=m, end=end: queries.top_apps(conn, m, end, 10, by=by),
+                                3)
             m = end
         year_days = timed(lambda: queries.per_day(conn, now - 365 * DAY, now), args.repeat)
         year_months = timed(lambda: queries.per_month(conn, now - 365 * DAY, now), args.repeat)
-        top_48h = timed(lambda: queries.top_apps(conn, now - 47 * HOUR - 1800, now, 10),
+        top_48h = timed(lambda: queries.top_apps(conn, now - 47 * HOUR - 1800, now, 10, by=by),
                         args.repeat)
         base_sql = ("SELECT a.name, sum(bytes_in), sum(bytes_out) FROM minutes m JOIN apps a "
                     "ON a.id = m.app WHERE t >= ? AND t < ? GROUP BY a.name "
@@ -138,8 +172,9 @@ def main() -> None:
                          args.repeat)
         writer.close()
 
-    print(f"Store after a year at {args.apps} apps (built in {built:.0f} s): "
-          f"{size / 1e6:.1f} MB; rows: {counts}")
+    keys = len(keys_of(args.apps, args.places))
+    print(f"Store after a year at {args.apps} apps, {args.places} container(s) each, {keys} "
+          f"keys (built in {built:.0f} s): {size / 1e6:.1f} MB; rows: {counts}")
     print(f"per app-year: {size / args.apps / 1e3:.0f} kB")
     for table, used in table_bytes.items():
         print(f"  {table}: {used / 1e6:.1f} MB, {used / args.apps / 1e3:.1f} kB per app")
@@ -153,10 +188,10 @@ def main() -> None:
     print(row(f"tick: tally one {args.apps}-app snapshot", tick, "in the event loop"))
     print(row(f"flush: one minute of {args.apps} apps", flushes, "writer thread"))
     print(row("roll-up", rolls, "writer thread, every 10 min"))
-    print(row("top 10 apps of a month", month_tops, "12 months × 3, from days"))
+    print(row(f"top 10 {by}s of a month", month_tops, "12 months × 3, from days"))
     print(row("per day over a year", year_days, ""))
     print(row("per month over a year", year_months, ""))
-    print(row("top 10 over 47.5 h", top_48h, "days + hours + minutes"))
+    print(row(f"top 10 {by}s over 47.5 h", top_48h, "days + hours + minutes"))
     print(row("baseline: top 10 over 1 day from minutes", base_day,
               "× 30 for a month of minute rows"))
 
