@@ -84,7 +84,7 @@ async def test_unreadable_file_says_run_as_root(tmp_path: Path,
     def refuse(*args: object, **kw: object) -> object:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(conntrack_source.aiofiles, "open", refuse)
+    monkeypatch.setattr("aiofiles.open", refuse)  # imported where the file is read
     src = ConntrackSource(proc_tree(tmp_path, "nf_conntrack"))
     with pytest.raises(SourceError) as err:
         await src.read()

@@ -15,7 +15,8 @@ import os
 import signal
 from dataclasses import dataclass
 
-import psutil
+# psutil (~1.7 MiB of PSS) is imported by the two functions that use it: the discovery worker
+# and `bwmon run` without the HTTP view import this module but never call them.
 
 _PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 
@@ -36,6 +37,8 @@ class TreeUsage:
 
 def tree_usage(pid: int | None = None) -> TreeUsage:
     """CPU and memory of process `pid` (default: this one) and all its living descendants."""
+    import psutil
+
     root = psutil.Process(os.getpid() if pid is None else pid)
     try:
         tree = [root, *root.children(recursive=True)]
@@ -65,6 +68,8 @@ def kill_tree(pid: int, sig: signal.Signals = signal.SIGKILL) -> int:
     """Send `sig` to process `pid` and to every living descendant, whatever its process group
     or session. All are found before any is signalled, so none is reparented away unseen.
     Returns how many were signalled (0 when `pid` is already gone)."""
+    import psutil
+
     try:
         root = psutil.Process(pid)
         tree = [root, *root.children(recursive=True)]

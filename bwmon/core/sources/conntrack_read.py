@@ -12,8 +12,6 @@ import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
-import aiofiles
-
 from bwmon.core.model import ConntrackEntry, TableChange
 from bwmon.core.sources.conntrack_parse import ConntrackParser
 from bwmon.core.sources.tools import resolved
@@ -125,6 +123,8 @@ class ConntrackSource:
                 with open(path, encoding="ascii", errors="replace") as fi:
                     text = fi.read()
             else:
+                import aiofiles  # here: the discovery worker imports this module, never reads
+
                 async with aiofiles.open(path, encoding="ascii", errors="replace") as f:
                     text = await f.read()
             self._last_chars = len(text)

@@ -14,8 +14,6 @@ from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
-import aiofiles
-
 from bwmon.core.model import SocketEntry
 
 # TCP states as the kernel numbers them (include/net/tcp_states.h)
@@ -83,6 +81,8 @@ def parse_proc_net(text: str, proto: str) -> list[SocketEntry]:
 
 
 async def _read(path: Path) -> str | None:
+    import aiofiles  # here: the discovery worker reads sockets through sock_diag, not these files
+
     try:
         async with aiofiles.open(path) as f:
             return await f.read()
