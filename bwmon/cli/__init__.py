@@ -34,7 +34,10 @@ COMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or with `only` (a name in COMMANDS) just that subcommand's: a
+    command imports only its own module (`bwmon run` does not load the report's, the config
+    editor's or the doctor's code, ~1 MiB)."""
     from bwmon.cli.doctor import exit_status_text
 
     parser = argparse.ArgumentParser(
@@ -45,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"bwmon {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module_name in COMMANDS.values():
+    for name, module_name in COMMANDS.items():
+        if only is not None and name != only:
+            continue
         module = importlib.import_module(module_name)
         module.add_parser(sub)
     return parser
@@ -56,7 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     prepare()  # before the subcommands import asyncio: ssl loaded on use, C heap settings
     try:
-        parser = build_parser()
+        words = sys.argv[1:] if argv is None else list(argv)
+        parser = build_parser(words[0] if words and words[0] in COMMANDS else None)
         args = parser.parse_args(argv)
         status = int(args.func(args) or 0)
         finish_output()

@@ -84,3 +84,24 @@ def test_tune_is_a_no_op_without_mallopt(monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.setattr(heap, "_MALLOPT", None)
     assert heap.tune() is False
+
+
+def test_discovery_worker_loads_neither_psutil_nor_aiofiles() -> None:
+    # what the worker's main imports: it reads sockets through sock_diag and never measures
+    # or kills a process tree (psutil ~1.7 MiB, aiofiles ~0.4 MiB of its PSS)
+    out = _child("import sys\n"
+                 "import bwmon.core.attribution.discovery_worker\n"
+                 "import bwmon.core.sources.processes, bwmon.core.sources.socket_source\n"
+                 "import bwmon.core.namespaces.placement, bwmon.core.sources.conntrack_events\n"
+                 "import bwmon.core.sources.ebpf, bwmon.core.sources.sock_diag\n"
+                 "print('psutil' in sys.modules, 'aiofiles' in sys.modules)")
+    assert out == ["False", "False"]
+
+
+def test_a_subcommand_loads_only_its_own_module() -> None:
+    out = _child("import atexit, sys\n"
+                 "atexit.register(lambda: print(*(m in sys.modules for m in (\n"
+                 "    'bwmon.cli.run', 'bwmon.cli.report', 'bwmon.cli.config_cmd', 'psutil'))))\n"
+                 "from bwmon.cli import main\n"
+                 "main(['run', '--help'])")
+    assert out[-4:] == ["True", "False", "False", "False"]
