@@ -252,8 +252,10 @@ class ConntrackParser:
         # which matters at 50k lines a tick) -> its entry
         self._entries: dict[str, ConntrackEntry | None] = {}
         self._tuples: dict[str, Tuple5] = {}
-        # a line with its counters left out -> its last entry (for lines whose counters moved)
-        self._flows: dict[tuple[str, str, str], ConntrackEntry] = {}
+        # a line with its counters left out (one str, its pieces joined by a newline, which no
+        # line holds: half the memory of a tuple of the three) -> its last entry (for
+        # lines whose counters moved)
+        self._flows: dict[str, ConntrackEntry] = {}
         # lines keyed whole (see _KEY), without their timeout -> entry
         self._others: dict[str, ConntrackEntry | None] = {}
         self.reused = 0  # entries of the last parse that were reused (for benchmarks, tests)
@@ -292,7 +294,7 @@ class ConntrackParser:
                 continue
             parts = split(key)
             if len(parts) == 7:  # both directions counted: maybe only the counters moved
-                ident = (parts[0], parts[3], parts[6])
+                ident = f"{parts[0]}\n{parts[3]}\n{parts[6]}"
                 old = flows.get(ident)
                 if old is not None:
                     now = found[i] = flows[ident] = _new_entry(
