@@ -7,12 +7,13 @@ As root, in a private network namespace: a sink, the paced churn of bench/soak_c
 processes every 5 s, so owners come and go) straight to the sink, and a slower churn (a seventh
 of the rate) through a pipe each monitor runs. Three monitors watch it at once: `bwmon run`
 (output thrown away), `bwmon-tui` in tmux at 120×40, each with its discovery worker, `conntrack
--E` and pipe child and the eBPF socket probe, and `nethogs -a -t -d 1 lo`. Every `--sample`
-seconds each tree's proportional set size (PSS: pages shared between processes are split between
-them, so the trees' figures add up) and RSS are read with
-bwmon.core.runtime.process_tree.tree_usage, with the table's size. Reports, after `--warmup`
-seconds, the first and last sample, the largest, and CPU seconds per minute of each tree, and
-the last sample of each tree by process (main, discovery worker, pipe child, conntrack -E).
+-E` and pipe child and the eBPF socket probe (each with a history store of its own), and
+`nethogs -a -t -d 1 lo`. Every `--sample` seconds each tree's proportional set size (PSS: pages
+shared between processes are split between them, so the trees' figures add up) and RSS are read
+with bwmon.core.runtime.process_tree.tree_usage, with the table's size, and each bwmon tree's
+PSS without its pipe child (issue 20's tree: bwmon, discovery worker, `conntrack -E`, the eBPF
+loader in bwmon's process). Reports, after `--warmup` seconds, the first and last sample, the
+largest, and CPU seconds per minute of each tree, and the last sample of each tree by process.
 """
 
 from __future__ import annotations
@@ -53,7 +54,14 @@ listen = "127.0.0.1"
 port = {port}
 target_host = "127.0.0.1"
 target_port = {sink}
+
+[history]
+path = "{history}"
 """
+PIPE_CHILD = "pipe child"
+# what each of bwmon's processes is, by the module it runs
+NAMES = {"bwmon.core.attribution.discovery_worker": "discovery worker",
+         "bwmon.core.pipes.child": PIPE_CHILD, "bwmon.tui.main": "bwmon-tui"}
 
 
 def churn(ns: NetNS, rate: float, port: int) -> subprocess.Popen[bytes]:
@@ -81,6 +89,7 @@ class Sample:
     t: float
     trees: dict[str, TreeUsage]
     entries: int
+    without_pipes: dict[str, int]  # each tree's PSS without its pipe children
 
 
 def main() -> None:
@@ -98,7 +107,8 @@ def main() -> None:
         configs = {}
         for name, port in (("run", 7100), ("tui", 7101)):
             configs[name] = Path(tmp) / f"{name}.toml"
-            configs[name].write_text(CONFIG.format(port=port, sink=SINK_PORT))
+            configs[name].write_text(CONFIG.format(port=port, sink=SINK_PORT,
+                                                   history=Path(tmp) / f"{name}.sqlite"))
         env = dict(os.environ, PYTHONPATH=str(REPO), BWMON_GENERAL__INTERVAL="1")
         procs = [ns.popen([PY, TRAFFIC, "sink", "--port", str(SINK_PORT), "--reply", "20000"],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
@@ -145,7 +155,7 @@ def by_process(pid: int) -> list[tuple[str, int]]:
     for proc in [root, *root.children(recursive=True)]:
         with contextlib.suppress(psutil.Error):
             argv = proc.cmdline()
-            what = next((a.rsplit(".", 1)[-1] for a in argv if a.startswith("bwmon.")),
+            what = next((NAMES.get(a, a) for a in argv if a.startswith("bwmon.")),
                         Path(argv[0]).name if argv else "?")
             if "bwmon" in argv:
                 what = "bwmon " + argv[argv.index("bwmon") + 1]
@@ -161,10 +171,13 @@ def soak(ns: NetNS, roots: dict[str, psutil.Process], args: argparse.Namespace
         time.sleep(args.sample)
         trees = {name: tree_usage(p.pid) for name, p in roots.items()}
         entries = len(ns.conntrack_text().splitlines())
-        samples.append(Sample(time.monotonic() - start, trees, entries))
         for name, p in roots.items():
             with contextlib.suppress(psutil.Error):
                 last_parts[name] = by_process(p.pid)
+        without = {name: (u.pss or 0) - sum(pss for what, pss in last_parts.get(name, ())
+                                             if what == PIPE_CHILD)
+                   for name, u in trees.items()}
+        samples.append(Sample(time.monotonic() - start, trees, entries, without))
         print(f"{samples[-1].t:6.0f} s  " + "  ".join(
             f"{n} {u.pss / 2**20 if u.pss else 0:.1f} MiB ({u.processes} proc)"
             for n, u in trees.items()) + f"  conntrack {entries}", flush=True)
@@ -178,14 +191,17 @@ def report(samples: list[Sample], args: argparse.Namespace) -> None:
           f" conntrack entries {min(s.entries for s in kept):,}–"
           f"{max(s.entries for s in kept):,}; load average {os.getloadavg()[0]:.1f}\n")
     print("| monitor | processes | PSS first MiB | PSS last MiB | PSS largest MiB | "
-          "RSS last MiB | CPU s per minute |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+          "without pipe child: first | last | largest | RSS last MiB | CPU s per minute |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name in kept[0].trees:
         first, last = kept[0].trees[name], kept[-1].trees[name]
         pss = [s.trees[name].pss or 0 for s in kept]
+        bare = [s.without_pipes[name] / 2**20 for s in kept]
         cpu = (last.cpu_seconds - first.cpu_seconds) / minutes if minutes else 0.0
+        apart = (f"{bare[0]:.1f} | {bare[-1]:.1f} | {max(bare):.1f}"
+                 if name != "nethogs" else "– | – | –")
         print(f"| {name} | {last.processes} | {pss[0] / 2**20:.1f} | {pss[-1] / 2**20:.1f} | "
-              f"{max(pss) / 2**20:.1f} | {last.rss / 2**20:.1f} | {cpu:.1f} |")
+              f"{max(pss) / 2**20:.1f} | {apart} | {last.rss / 2**20:.1f} | {cpu:.1f} |")
 
 
 if __name__ == "__main__":
