@@ -17,6 +17,7 @@ from bwmon.tui.app_table import where
 from bwmon.tui.format import bars, clock_buckets, human_bytes, human_rate, shown_bytes
 
 WINDOWS = ((120, "2m"), (600, "10m"))
+NO_PROCESS_GRAPH = "(graphs are kept per app: p shows the apps)"
 MAX_LISTED = 50  # processes / connections listed per app (the rest are counted)
 
 
@@ -118,6 +119,7 @@ class RateGraph(Static):
         self.samples: Sequence[tuple[float, float]] = ()  # (time, rate), oldest first
         self.drawn = ""  # the bars as last drawn
         self.peak_label = ""  # the scale as last written
+        self.note = ""  # why there is no graph (shown when there are no samples)
 
     @property
     def data(self) -> list[float]:
@@ -125,10 +127,12 @@ class RateGraph(Static):
         cutoff = self.samples[-1][0] - self.window if self.samples else 0.0
         return [rate for t, rate in self.samples if t > cutoff]
 
-    def show(self, samples: Sequence[tuple[float, float]]) -> None:
+    def show(self, samples: Sequence[tuple[float, float]], note: str = "") -> None:
         """Draw (time, rate) samples, oldest first; the bars of the last `window` seconds
-        show (the oldest bar whole, so older samples may be passed too)."""
+        show (the oldest bar whole, so older samples may be passed too). `note`, with no
+        samples: a line saying why there is no graph."""
         self.samples = samples
+        self.note = note
         self._draw()
 
     def on_resize(self) -> None:
@@ -138,9 +142,11 @@ class RateGraph(Static):
         width = max(1, self.size.width or 40)
         values = clock_buckets(self.samples, self.window, width)
         line = bars(values).rjust(width)
+        if self.note and not self.samples:
+            line = self.note[:width]
         if line != self.drawn:
             self.drawn = line
-            self.update(line)
+            self.update(Text(line, style="dim") if self.note and not self.samples else line)
         peak = max((v for v in values if v is not None), default=0.0)
         label = f"max {human_rate(peak)}" if peak > 0 else ""
         if self.scale is not None and label != self.peak_label:
@@ -172,7 +178,8 @@ class DetailPane(Vertical):
         with VerticalScroll(id="detail-scroll"):
             yield Static("", id="detail-body")
 
-    def show(self, row: AppRow | None, history: History) -> None:
+    def show(self, row: AppRow | None, history: History, processes: bool = False) -> None:
+        """`processes`: the table lists processes, which have no history (apps do)."""
         title = detail_title(row)
         if title.plain != self._title:
             self._title = title.plain
@@ -182,8 +189,10 @@ class DetailPane(Vertical):
         points = history.points(row.name, longest * 1.1) if row is not None else ()
         rates_in = [(p.time, p.rate_in) for p in points]
         rates_out = [(p.time, p.rate_out) for p in points]
-        for seconds, _label in WINDOWS:
-            self.query_one(f"#spark-in-{seconds}", RateGraph).show(rates_in)
+        note = NO_PROCESS_GRAPH if processes and row is not None and row.processes else ""
+        for n, (seconds, _label) in enumerate(WINDOWS):
+            self.query_one(f"#spark-in-{seconds}", RateGraph).show(rates_in,
+                                                                    note if n == 0 else "")
             self.query_one(f"#spark-out-{seconds}", RateGraph).show(rates_out)
         if row is None or row.name != self._app:
             self._app, self._lines = (row.name if row is not None else None), {}

@@ -81,3 +81,20 @@ async def test_each_graph_says_what_a_full_bar_is(app: BwmonApp) -> None:
             row = lines[graph.region.y][pane.x:pane.right]
             assert "█" in graph.drawn
             assert row[graph.region.right - pane.x:].strip() == f"max {human_rate(max(recent))}"
+
+
+async def test_a_process_row_says_it_has_no_graph(app: BwmonApp, feed: ManualFeed) -> None:
+    """Found trying bwmon-tui's process view (p) at 80x24: the selected process moved
+    ~1 MiB/s and its four graphs stayed empty, with nothing saying why (only apps have a
+    history). The pane must say so; the app view's graphs come back with p."""
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("p")
+        await pilot.pause()
+        assert app.table.name_label == "Process"
+        text = "\n".join(screen_lines(app))
+        assert "graphs are kept per app" in text, text
+        await pilot.press("p")
+        await pilot.pause()
+        assert "graphs are kept per app" not in "\n".join(screen_lines(app))
+        assert app.query_one("#spark-in-120", RateGraph).drawn.strip()
