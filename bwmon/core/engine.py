@@ -205,12 +205,21 @@ class Engine(Publisher):
         """Let add-on sources (events, eBPF) say whether they are active."""
         self._extra_sources[status.name] = status
 
-    def remember_owner(self, end: EndKey, owner: ProcKey, info: ProcessInfo | None = None) -> None:
+    def remember_owner(self, end: EndKey, owner: ProcKey, info: ProcessInfo | None = None,
+                       netns: int = 0) -> None:
         """An owner learnt by discovery; `info` (its facts, read as it was seen) keeps a process
-        that exited before the tick describable."""
-        self.attributor.remember(end, owner, self.tick_count)
+        that exited before the tick describable. `netns`: the end is in that other namespace
+        (an eBPF sighting there): its meter's owner memory learns it, and the process is named by
+        that namespace, as the engine names it (the worker knows no bind mount's name)."""
+        if netns:
+            if self.namespaces is not None:
+                info = self.namespaces.remember_owner(netns, end, owner, info)
+            if info is not None:
+                self.procs.learn(info)
+            return
         if info is not None:
             self.procs.learn(info)
+        self.attributor.remember(end, owner, self.tick_count)
         if self.socket_sources and end.proto not in self.merge.protos:
             self._ct_only_tick = self.tick_count  # a flow only conntrack counts started
 
@@ -395,7 +404,8 @@ class Engine(Publisher):
             self.log.add(self._wall(), level, source, message)
 
         await run_worker(self, problem, proc_root=g.proc_root, events=g.events,
-                         ebpf_ring=ebpf_ring, conntrack_command=g.conntrack_command)
+                         ebpf_ring=ebpf_ring, conntrack_command=g.conntrack_command,
+                         all_namespaces=self.namespaces is not None)
 
     async def tick(self) -> Snapshot:
         """Read every source once, account, publish and return the snapshot."""
@@ -488,7 +498,9 @@ class Engine(Publisher):
             replaced = [*replaced, *s_replaced]
             self.merge.sweep(tick)
         if self.namespaces is not None:  # the other namespaces' flows, into the same rows
-            extra = await self.namespaces.attribute(tick, self.procs)
+            ebpf = self._extra_sources.get("ebpf")
+            extra = await self.namespaces.attribute(tick, self.procs,
+                                                    ebpf is not None and ebpf.active)
             usages.extend(extra.added)
             closed = [*closed, *gone_spaces, *extra.closed]
             replaced = [*replaced, *extra.replaced]

@@ -52,7 +52,7 @@ STORM = 256
 class OwnerSink(Protocol):
     """What discovery feeds: the engine."""
 
-    def remember_owner(self, end: EndKey, owner: ProcKey) -> None: ...
+    def remember_owner(self, end: EndKey, owner: ProcKey, netns: int = 0) -> None: ...
     def flow_ended(self, entry: ConntrackEntry) -> None: ...
     def set_source_status(self, status: SourceStatus) -> None: ...
 
@@ -128,8 +128,9 @@ class Discovery:
             self.sink.flow_ended(entry)
 
     def on_sighting(self, proto: str, local: str, lport: int, remote: str, rport: int,
-                    owner: ProcKey, comm: str = "", uid: int = -1) -> None:
-        """eBPF saw `owner` (whose comm the kernel gave, and the socket's uid) use a socket."""
+                    owner: ProcKey, comm: str = "", uid: int = -1, netns: int = 0) -> None:
+        """eBPF saw `owner` (whose comm the kernel gave, and the socket's uid) use a socket;
+        `netns`: the inode of the other network namespace the socket is in (0: this one)."""
         self.stats["sightings"] += 1
         if self._sighted is not None and comm:
             self._sighted(owner, comm, uid)
@@ -137,7 +138,11 @@ class Discovery:
             remote = ""
             if local in ("0.0.0.0", "::"):
                 local = ""
-        self.sink.remember_owner(EndKey(proto, local, lport, remote, rport), owner)
+        end = EndKey(proto, local, lport, remote, rport)
+        if netns:
+            self.sink.remember_owner(end, owner, netns)
+        else:
+            self.sink.remember_owner(end, owner)
         self._describe_now(owner)
 
     def _describe_now(self, owner: ProcKey) -> None:
@@ -273,10 +278,12 @@ def _connected(sock: SocketEntry) -> bool:
 
 
 async def run_listeners(discovery: Discovery, *, events: bool, ebpf_ring: int | None,
-                        conntrack_command: str) -> None:
+                        conntrack_command: str, all_namespaces: bool = False) -> None:
     """Start the conntrack event listener, and the eBPF sightings reader when the engine loaded
-    the socket probe (`ebpf_ring`: its ring buffer's fd); runs until cancelled. Unavailable
-    sources are reported once and skipped (the engine reports an eBPF probe it could not load)."""
+    the socket probe (`ebpf_ring`: its ring buffer's fd; with `all_namespaces` the sightings of
+    every network namespace, each other one's marked with its inode); runs until cancelled.
+    Unavailable sources are reported once and skipped (the engine reports an eBPF probe it
+    could not load)."""
     tasks: list[asyncio.Task[None]] = [asyncio.create_task(discovery.resolve_forever())]
     sink = discovery.sink
     if events:
@@ -304,12 +311,14 @@ async def run_listeners(discovery: Discovery, *, events: bool, ebpf_ring: int | 
             discovery.log_problem(Level.INFO, "events", f"conntrack events off: {reason}")
     if ebpf_ring is not None:
         from bwmon.core.sources.ebpf import EbpfOwners, Sighting
+        from bwmon.core.sources.ebpf_bytes import own_netns
 
-        probe = EbpfOwners(ring_fd=ebpf_ring)
+        probe = EbpfOwners(ring_fd=ebpf_ring, all_namespaces=all_namespaces)
+        own = own_netns()
 
         def on_sighting(s: Sighting) -> None:
             discovery.on_sighting(s.proto, s.local, s.lport, s.remote, s.rport, s.key, s.comm,
-                                  s.uid)
+                                  s.uid, 0 if s.netns == own else s.netns)
 
         def on_ebpf_problem(message: str) -> None:
             discovery.log_problem(Level.WARNING, "ebpf", message)

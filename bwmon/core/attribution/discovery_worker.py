@@ -90,7 +90,7 @@ class _LineSink:
             return
         self._out.write(json.dumps(obj, separators=(",", ":")).encode() + b"\n")
 
-    def remember_owner(self, end: EndKey, owner: ProcKey) -> None:
+    def remember_owner(self, end: EndKey, owner: ProcKey, netns: int = 0) -> None:
         info = None
         if owner not in self._sent:
             self._sent[owner] = None
@@ -99,8 +99,11 @@ class _LineSink:
             p = self._describe(owner)
             if p is not None:
                 info = [p.name, p.cmdline, p.user, p.uid, p.exe_base, p.container, p.unit]
-        self.write({"o": [end.proto, end.local, end.lport, end.remote, end.rport],
-                    "p": [owner.pid, owner.start], "i": info})
+        line = {"o": [end.proto, end.local, end.lport, end.remote, end.rport],
+                "p": [owner.pid, owner.start], "i": info}
+        if netns:  # an end in another network namespace: that namespace's owner memory
+            line["n"] = netns
+        self.write(line)
 
     def flow_ended(self, entry: ConntrackEntry) -> None:
         self.write({"d": _entry_json(entry)})
@@ -113,7 +116,7 @@ class _LineSink:
 
 
 async def _worker(proc_root: Path, events: bool, ebpf_ring: int | None,
-                  conntrack_command: str) -> None:
+                  conntrack_command: str, all_namespaces: bool = False) -> None:
     """The child's main: discovery with its own socket and process tables, until stdin ends
     (the engine stopped or died)."""
     from bwmon.core.sources.processes import ProcessTable
@@ -133,7 +136,8 @@ async def _worker(proc_root: Path, events: bool, ebpf_ring: int | None,
                           lookup=sockdiag_lookup if sockets.kind == "sock_diag" else None,
                           sighted=procs.sighted)
     listeners = asyncio.create_task(run_listeners(discovery, events=events, ebpf_ring=ebpf_ring,
-                                                  conntrack_command=conntrack_command))
+                                                  conntrack_command=conntrack_command,
+                                                  all_namespaces=all_namespaces))
 
     async def expire() -> None:  # dead processes leave the worker's caches too
         while True:
@@ -153,7 +157,7 @@ class RemoteSink(Protocol):
     """What the engine offers the worker's reports to."""
 
     def remember_owner(self, end: EndKey, owner: ProcKey,
-                       info: ProcessInfo | None = None) -> None: ...
+                       info: ProcessInfo | None = None, netns: int = 0) -> None: ...
     def flow_ended(self, entry: ConntrackEntry) -> None: ...
     def set_source_status(self, status: SourceStatus) -> None: ...
 
@@ -193,7 +197,10 @@ def _dispatch(line: bytes, sink: RemoteSink,
             proto, local, lport, remote, rport = msg["o"]
             # interned: owner memory holds tens of thousands of these under churn
             end = EndKey(sys.intern(proto), sys.intern(local), lport, sys.intern(remote), rport)
-            sink.remember_owner(end, owner, info)
+            if "n" in msg:
+                sink.remember_owner(end, owner, info, int(msg["n"]))
+            else:
+                sink.remember_owner(end, owner, info)
         elif "d" in msg:
             sink.flow_ended(_entry_from(msg["d"]))
         elif "s" in msg:
@@ -206,13 +213,14 @@ def _dispatch(line: bytes, sink: RemoteSink,
 
 async def run_worker(sink: RemoteSink, log_problem: Callable[[Level, str, str], None], *,
                      proc_root: Path, events: bool, ebpf_ring: int | None,
-                     conntrack_command: str) -> None:
+                     conntrack_command: str, all_namespaces: bool = False) -> None:
     """Run discovery in a child process and feed its reports to `sink` until cancelled;
     a worker that dies is restarted after a pause (doubling up to 30 s). `ebpf_ring`: the fd of
-    the socket probe's sightings ring (loaded by the engine), inherited by the worker."""
+    the socket probe's sightings ring (loaded by the engine), inherited by the worker;
+    `all_namespaces`: sightings of every network namespace (bwmon measures the others too)."""
     argv = [sys.executable, "-m", "bwmon.core.attribution.discovery_worker", str(proc_root),
             "1" if events else "0", "-" if ebpf_ring is None else str(ebpf_ring),
-            conntrack_command]
+            conntrack_command, "all" if all_namespaces else "own"]
     fds = () if ebpf_ring is None else (ebpf_ring,)
     delay = WORKER_RESTART[0]
     while True:
@@ -250,4 +258,4 @@ if __name__ == "__main__":
     _root, _events, _ring, _command = sys.argv[1:5]
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_worker(Path(_root), _events == "1", None if _ring == "-" else int(_ring),
-                            _command))
+                            _command, sys.argv[5:6] == ["all"]))

@@ -226,7 +226,8 @@ class NamespaceMeter:
         return await self.sockets.index() if self.sockets is not None else _NO_SOCKETS
 
     async def attribute(self, tick: int, procs: ProcessTable, foreign: Crossing | None = None,
-                        elsewhere: Mapping[str, ByteMerge] | None = None) -> Measured:
+                        elsewhere: Mapping[str, ByteMerge] | None = None,
+                        sightings: bool = False) -> Measured:
         """The usages of what `read` planned and of its sockets' counters; ends in other
         measured namespaces through `foreign` (and conntrack's bytes of ends that another
         namespace counts from its sockets merged there, `elsewhere`)."""
@@ -254,7 +255,8 @@ class NamespaceMeter:
             added, closed, replaced = await self.counting.usages(
                 deltas, tick, owners=procs.owners, memory=self.attributor.owner_of,
                 remember=remember, ct_counts=self.ct_counting,
-                ct_tracks=self.ct_counting or self.flows_seen > 0, sighted=sighted)
+                ct_tracks=self.ct_counting or self.flows_seen > 0, sighted=sighted,
+                sightings=sightings)
             out.added = [*out.added, *added]
             out.closed = [*out.closed, *closed]
             out.replaced = [*out.replaced, *replaced]

@@ -11,6 +11,7 @@ the namespaces with traffic (the engine's owner watch, for connections shorter t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import re
 import time
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from bwmon.core.attribution.byte_merge import ByteMerge
 from bwmon.core.attribution.ends import EndKey, EndUsage
-from bwmon.core.model import NamespaceState, ProcKey, SocketBytes
+from bwmon.core.model import NamespaceState, ProcessInfo, ProcKey, SocketBytes
 from bwmon.core.namespaces.crossing import Crossing, Place, by_address
 from bwmon.core.namespaces.meter import Measured, NamespaceMeter
 from bwmon.core.namespaces.netns import BIND_MOUNT_DIRS, NamespaceScan, NetNamespace
@@ -150,11 +151,26 @@ class NamespaceWatch:
         """The other measured namespaces as `place` sees them (after `read`)."""
         return Crossing(place, self._by_address)
 
-    async def attribute(self, tick: int, procs: ProcessTable) -> Measured:
-        """Every namespace's usages of this tick, in one Measured."""
+    def remember_owner(self, inode: int, end: EndKey, owner: ProcKey,
+                       info: ProcessInfo | None) -> ProcessInfo | None:
+        """An owner discovery learnt of an end in the namespace `inode` (an eBPF sighting);
+        its facts, with that namespace's name for container (None: not measured)."""
+        meter = self.meters.get(inode)
+        if meter is None:
+            return None
+        meter.attributor.remember(end, owner, meter.tick)
+        if info is None or info.container == meter.name:
+            return info
+        return dataclasses.replace(info, container=meter.name)
+
+    async def attribute(self, tick: int, procs: ProcessTable,
+                        sightings: bool = False) -> Measured:
+        """Every namespace's usages of this tick, in one Measured. `sightings`: eBPF sightings
+        reach their owner memory (`remember_owner`), so an ownerless socket waits for its."""
         total = Measured()
         for meter in list(self.meters.values()):
-            part = await meter.attribute(tick, procs, self.crossing(meter.place), self.merges)
+            part = await meter.attribute(tick, procs, self.crossing(meter.place), self.merges,
+                                         sightings)
             total.added.extend(part.added)
             total.closed.extend(part.closed)
             total.replaced.extend(part.replaced)
