@@ -13,8 +13,18 @@ def shares_text(snap: Snapshot) -> str:
     if not total:
         return ""
     parts = sorted(snap.shares, key=lambda kv: -kv[1])
-    return "measured by " + ", ".join(f"{LABELS.get(k, k)} {100 * v / total:.0f}%"
+    return "measured by " + ", ".join(f"{LABELS.get(k, k)} {percent(100 * v / total)}"
                                       for k, v in parts if v)
+
+
+def percent(share: float) -> str:
+    """A share in whole percent, but never "0%" for a source that measured something (it
+    read as "measured nothing") nor "100%" beside it: "<1%", ">99%"."""
+    if 0 < share < 0.5:
+        return "<1%"
+    if 99.5 <= share < 100:
+        return ">99%"
+    return f"{share:.0f}%"
 
 
 def unmeasured_text(snap: Snapshot) -> str:

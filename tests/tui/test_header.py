@@ -67,3 +67,12 @@ def test_a_narrow_header_gives_up_totals_before_what_measures_and_what_does_not(
     none = dataclasses.replace(snap, sources=(
         SourceStatus("conntrack-file", False, counts_bytes=True),))
     assert "NOT measuring" in header_text(none, ViewState(), width=40).plain
+
+
+def test_a_source_that_measured_little_is_not_shown_as_zero() -> None:
+    """Found trying bwmon-tui with eBPF on: "TCP sockets 100%, eBPF 0%" while eBPF measured
+    the UDP bytes, a few per thousand."""
+    snap = dataclasses.replace(demo_snapshot(3, 2), shares=(("tcp_info", 9970), ("ebpf", 30)))
+    assert "measured by TCP sockets >99%, eBPF <1%" in header_text(snap, ViewState()).plain
+    whole = dataclasses.replace(snap, shares=(("tcp_info", 500),))
+    assert "measured by TCP sockets 100%" in header_text(whole, ViewState()).plain
