@@ -2,7 +2,8 @@
 
 Read from the history store (bwmon.core.store) in a worker thread, again every minute while
 shown; the live table underneath is untouched. Keys: 1–4 choose the range, `s` switches
-between every app and the app selected in the table, Esc (or h, q) goes back.
+between every app and the app selected in the table, `b` between apps, containers and systemd
+units (of every app or of the selected one), Esc (or h, q) goes back.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from textual.widgets import Footer, Static
 
 from bwmon.core.sanitize import clean
 from bwmon.core.store import calendar
+from bwmon.core.store.queries import GROUPINGS, Grouping, Selection
 from bwmon.core.store.ranges import RANGES, RangeAnswer, answer
 from bwmon.core.store.schema import StoreError, open_reader
 from bwmon.tui.format import bars, human_bytes
@@ -29,6 +31,9 @@ RANGE_KEYS = tuple(RANGES)  # 1: 1h, 2: 24h, 3: 7d, 4: 30d
 REFRESH_SECONDS = 60.0
 MAX_APPS = 50  # rows of the all-apps view; the rest are summed in one line
 BAR_WIDTH = 30
+# per grouping: the first column's title, and the name of the bytes without one
+BY_TITLE = {"app": ("App", ""), "container": ("Container", "(no container)"),
+            "unit": ("Unit", "(no unit)")}
 
 
 def recorder_note(recorder: object) -> str:
@@ -62,6 +67,7 @@ class HistoryScreen(ModalScreen[None]):
         Binding("escape,h,q", "dismiss", "Back"),
         *[Binding(str(i + 1), f"range({i})", name) for i, name in enumerate(RANGE_KEYS)],
         Binding("s", "toggle_scope", "All/selected"),
+        Binding("b", "cycle_by", "By app/container/unit"),
     ]
 
     def __init__(self, store: Path | None, selected: str | None, note: str = "",
@@ -73,6 +79,7 @@ class HistoryScreen(ModalScreen[None]):
         self.note = note  # who records the store (this bwmon, another one, nobody)
         self.range = "24h"
         self.one_app = False
+        self.by: Grouping = "app"  # what the rows are: apps, containers or systemd units
         self.answer: RangeAnswer | None = None
         self.error: str | None = None
 
@@ -97,6 +104,10 @@ class HistoryScreen(ModalScreen[None]):
         self.one_app = not self.one_app
         self.load()
 
+    def action_cycle_by(self) -> None:
+        self.by = GROUPINGS[(GROUPINGS.index(self.by) + 1) % len(GROUPINGS)]
+        self.load()
+
     @work(thread=True, exclusive=True)
     def load(self) -> None:
         """Query the store off the event loop; the answer is drawn in it."""
@@ -116,8 +127,12 @@ class HistoryScreen(ModalScreen[None]):
             self.app.call_from_thread(self._show, None, str(exc))
             return
         try:
-            apps = [self.selected] if self.one_app and self.selected else None
-            got = answer(conn, since, until, top=MAX_APPS, apps=apps)
+            one = self.selected if self.one_app else None
+            if self.by == "app":
+                got = answer(conn, since, until, top=MAX_APPS, apps=[one] if one else None)
+            else:  # the containers (units) of every app, or of the selected one
+                got = answer(conn, since, until, top=MAX_APPS, by=self.by,
+                             only=Selection(app=one))
         finally:
             conn.close()
         self.app.call_from_thread(self._show, got, None)
@@ -125,6 +140,8 @@ class HistoryScreen(ModalScreen[None]):
     def _show(self, got: RangeAnswer | None, error: str | None) -> None:
         self.answer, self.error = got, error
         scope = clean(self.selected) if self.one_app and self.selected else "every app"
+        if self.by != "app":
+            scope += f", by {self.by}"
         head = Text.assemble(("History", "bold"), f" — last {self.range}, {scope}")
         if self.note:
             head.append(f"\n{self.note}", style="dim")
@@ -141,10 +158,13 @@ class HistoryScreen(ModalScreen[None]):
         per = {"minutes": "minute", "hours": "hour", "days": "day"}[got.table]
         span = (f"{calendar.local_text(got.since)} to {calendar.local_text(got.until - 1)}, "
                 f"one bar per {per} (in + out)")
-        if self.one_app and self.selected:
+        if self.one_app and self.selected and self.by == "app":
             return self._one_app_table(got, span)
+        title, nameless = BY_TITLE[self.by]
+        if self.one_app and self.selected:
+            span = f"{clean(self.selected)}: {span}"
         table = Table(title=span, title_justify="left", expand=True, box=None)
-        table.add_column("App", ratio=1, no_wrap=True, overflow="ellipsis")
+        table.add_column(title, ratio=1, no_wrap=True, overflow="ellipsis")
         table.add_column("In", justify="right")
         table.add_column("Out", justify="right")
         table.add_column("Total", justify="right")
@@ -155,7 +175,7 @@ class HistoryScreen(ModalScreen[None]):
         for total in got.totals[:MAX_APPS]:
             s = series.get(total.name)
             trend = bars(self._cells(got, s), float(top)) if s else ""
-            table.add_row(clean(total.name), human_bytes(total.bytes_in),
+            table.add_row(clean(total.name) or nameless, human_bytes(total.bytes_in),
                           human_bytes(total.bytes_out), human_bytes(total.total), trend)
         rest = got.totals[MAX_APPS:]
         if rest:

@@ -110,3 +110,46 @@ async def test_history_view_says_when_history_is_off(
         assert isinstance(screen, HistoryScreen)
         await wait_loaded(pilot, screen, None)
         assert "history is off" in "\n".join(screen_lines(app))
+
+
+async def test_history_view_by_container_and_unit(
+        tmp_path: Path, feed: ManualFeed, controller: RecordingController) -> None:
+    """b: the rows become containers, then systemd units (of every app, or with s of the
+    selected one); bytes without one are their own row."""
+    now = int(time.time())
+    store = tmp_path / "h.sqlite"
+    make_store(store, now)  # firefox and ssh: no container or unit
+    w = StoreWriter(store, Retention())
+    w.open()
+    minute = (now - 3600) // 60 * 60
+    w.write([MinuteBytes(minute, AppKey("firefox", "ip", "web-a"), 3 << 20, 0),
+             MinuteBytes(minute, AppKey("nginx", "ip", "web-b"), 7 << 20, 0),
+             MinuteBytes(minute, AppKey("nginx", "ip", None, "nginx.service"), 2 << 20, 0)])
+    w.close()
+    controller.settings.history = HistorySettings(path=store)
+    app = BwmonApp(feed, controller, is_root=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        app.table.move_cursor(row=app.table.row_keys_in_order().index("firefox"))
+        await pilot.pause()
+        await pilot.press("h")
+        screen = app.screen
+        assert isinstance(screen, HistoryScreen)
+        await wait_loaded(pilot, screen, None)
+        assert "b By app/container/unit" in screen_lines(app)[-1]
+        shown: list[dict[str, str]] = []
+        for keys in (("b",), ("b",), ("b", "b", "s")):
+            before = screen.answer
+            await pilot.press(*keys)
+            await wait_loaded(pilot, screen, before)
+            await pilot.pause(0.1)
+            shown.append({line.strip().split("  ")[0]: line for line in screen_lines(app)
+                          if "MiB" in line})
+        assert set(shown[0]) >= {"web-b", "web-a", "(no container)"}
+        assert "7.00 MiB" in shown[0]["web-b"] and "3.00 MiB" in shown[0]["web-a"]
+        assert "3.00 MiB" in shown[0]["(no container)"]  # nginx.service 2 + firefox 1
+        assert set(shown[1]) >= {"(no unit)", "nginx.service"}
+        assert "2.00 MiB" in shown[1]["nginx.service"]
+        assert set(shown[2]) == {"web-a", "(no container)"}  # firefox's containers
+        text = "\n".join(screen_lines(app))
+        assert "by container" in text and "firefox: " in text
