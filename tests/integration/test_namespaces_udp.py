@@ -90,3 +90,27 @@ def test_udp_of_a_bare_namespace_lands_on_its_processes_rows(tmp_path: Path) -> 
     assert not gone, gone
     last = ticks[-1]
     assert "udp" not in last["not_measured"], last["not_measured"]
+
+
+def test_without_ebpf_udp_of_a_bare_namespace_is_said_not_measured(tmp_path: Path) -> None:
+    """bwmon's own namespace counts UDP with conntrack (accounting on, a tracking rule), the
+    child's conntrack counts nothing and eBPF is off: the header must say UDP is not measured
+    (in that namespace), not show its UDP as a silent zero."""
+    prefix = f"bwnu{os.getpid()}"
+    config = write_config(tmp_path / "bwmon.toml", {"events": False, "ebpf": "off"}, (),
+                          f'[namespaces]\nscope = "all"\ninclude = ["^{prefix}-"]\n')
+    with NetNS(prefix="bwnh") as home:
+        bwmon = Monitor(home, config)
+        try:
+            first = bwmon.wait_ticks(3)
+            assert first["not_measured"] == [], first["not_measured"]
+            with NetNS(prefix=prefix, acct=False, track=False) as box:
+                sink(box, PORT)
+                bwmon.wait_for("a process in the namespace", lambda t: any(
+                    n["name"] == box.name and n["processes"] for n in t["namespaces"]))
+                tick = bwmon.wait_ticks(2)
+                assert tick["not_measured"] == ["udp"], tick["not_measured"]
+            bwmon.wait_for("the namespace gone", lambda t: not t["namespaces"])
+            assert bwmon.wait_ticks(1)["not_measured"] == []
+        finally:
+            bwmon.stop()
