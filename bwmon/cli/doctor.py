@@ -112,18 +112,19 @@ def _print_text(findings: list[Finding], applied: list[str], fix: bool) -> None:
             print("  note: flows that existed before accounting was switched on stay uncounted "
                   "until they are reopened", file=out)
     width = max(60, shutil.get_terminal_size().columns - 1)
-    indent = " " * 24
+    names = max((len(f.check) for f in findings), default=0)
+    indent = " " * (2 + 5 + 1 + names + 1)  # every message starts in one column
     for f in findings:
-        head = f"  {_label(f, findings):<5} {f.check:<16} "
+        head = f"  {_label(f, findings):<5} {f.check:<{names}} "
         print(textwrap.fill(f.message, width, initial_indent=head, subsequent_indent=indent),
               file=out)
-        if not f.ok and f.fix:
+        if not f.ok and f.fix:  # one line, however long: a command to copy whole
             print(f"{indent}fix: {f.fix}", file=out)
     if not measuring(findings):
         print("Nothing can be measured until the checks marked FAIL are fixed.", file=out)
     elif any(upgrade(f, findings) for f in findings):
-        print(f"Measuring TCP from socket counters. The upgrades (upgr) add {CONNTRACK_ADDS}.",
-              file=out)
+        print(textwrap.fill("Measuring TCP from socket counters. The upgrades (upgr) add "
+                            f"{CONNTRACK_ADDS}.", width), file=out)
     if any(fixable(f) for f in findings) and not fix:
         print("Run `bwmon doctor --fix` as root to apply the fixes shown.", file=out)
 
