@@ -21,7 +21,7 @@ from bwmon.core.engine import Engine
 from bwmon.core.jsonify import event_json as event_doc
 from bwmon.core.jsonify import snapshot_json
 from bwmon.core.model import AppRow, LogEvent, RowKind, Snapshot
-from bwmon.core.shares import shares_text, unmeasured_text
+from bwmon.core.shares import findings_headline, shares_text, unmeasured_text
 from bwmon.core.units import human_bytes, human_rate
 from bwmon.services import engine_services
 
@@ -42,7 +42,7 @@ def format_table(snap: Snapshot, *, bandwidth: bool, processes: bool = False,
     if measured:
         lines.append(f"      {measured}")
     if snap.findings:
-        lines.append("Nothing can be measured yet:")
+        lines.append(findings_headline(snap) + ":")
         for f in snap.findings:
             lines.append(f"  - {f.message}")
             if f.fix:

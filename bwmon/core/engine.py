@@ -650,7 +650,7 @@ class Engine(Publisher):
                 self._source_error = message
                 self.log.add(self._wall(), Level.ERROR, "conntrack", message)
                 found = await self._diagnose()
-                self.findings = () if self.socket_sources else found
+                self.findings = () if self._tcp_measured() else found
             return None
         if self._source_error is not None:
             self._source_error = None
@@ -659,11 +659,12 @@ class Engine(Publisher):
         return entries
 
     async def check_prerequisites(self) -> tuple[Finding, ...]:
-        """Run the doctor once: when nothing can be measured its findings go into snapshots;
-        other failed checks go to the log. (The checkup repeats the checks while running.)"""
+        """Run the doctor once: when TCP cannot be measured (no socket source measures it and
+        conntrack counts nothing) its findings go into snapshots; other failed checks go to the
+        log. (The checkup repeats the checks while running.)"""
         await self.checkup.run_once()
         failed = self.checkup.failed
-        if self.checkup.blocking and not self.socket_sources:
+        if self.checkup.blocking and not self._tcp_measured():
             self.findings = failed
         else:
             for f in failed:
@@ -674,8 +675,12 @@ class Engine(Publisher):
     def _checks_changed(self) -> None:
         """A periodic check changed its outcome: the screen's findings follow it."""
         if self._source_error is None:
-            blocked = self.checkup.blocking and not self.socket_sources
+            blocked = self.checkup.blocking and not self._tcp_measured()
             self.findings = self.checkup.failed if blocked else ()
+
+    def _tcp_measured(self) -> bool:
+        """Whether a socket source measures TCP (eBPF's byte sums alone measure UDP only)."""
+        return any("tcp" in s.protos for s in self.socket_sources)
 
     async def _diagnose(self) -> tuple[Finding, ...]:
         await self.checkup.run_once()

@@ -32,3 +32,11 @@ def unmeasured_text(snap: Snapshot) -> str:
     if not snap.unmeasured:
         return ""
     return "not measured: " + ", ".join(p.upper() for p in snap.unmeasured)
+
+
+def findings_headline(snap: Snapshot) -> str:
+    """What the doctor's findings block: everything, or only what no source measures while
+    another source measures the rest (eBPF's UDP sums without TCP's counters)."""
+    if snap.unmeasured and not {"tcp", "udp"} <= set(snap.unmeasured):
+        return "Not measured yet: " + ", ".join(p.upper() for p in snap.unmeasured)
+    return "Nothing can be measured yet"

@@ -32,6 +32,7 @@ from bwmon.core.model import (
     Snapshot,
     Unit,
 )
+from bwmon.core.shares import findings_headline
 from bwmon.core.store.location import store_path
 from bwmon.tui.active_alerts import ActiveAlerts
 from bwmon.tui.alert_log import AlertLog
@@ -287,7 +288,7 @@ class BwmonApp(App[None]):
             table.show(rows, trends, means)
             self._set_view(hidden_rows=table.hidden_by_filter)
             panel = self.query_one("#findings", FindingsPanel)
-            panel.show(snap.findings, can_fix=self.is_root)
+            panel.show(snap.findings, can_fix=self.is_root, headline=findings_headline(snap))
             self.query_one("#findings-box").display = panel.display
             self._show_detail()
             new = self.feed.log.tail() + snap.events

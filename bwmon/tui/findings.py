@@ -38,9 +38,11 @@ def fix_commands(findings: Sequence[Finding]) -> list[str]:
     return out
 
 
-def findings_text(findings: Sequence[Finding], *, can_fix: bool) -> Text:
-    """Why nothing is measured, each fix as a command, and how to apply them."""
-    text = Text("Nothing can be measured:", style="bold red")
+def findings_text(findings: Sequence[Finding], *, can_fix: bool,
+                  headline: str = "Nothing can be measured") -> Text:
+    """Why nothing (or a protocol) is measured, each fix as a command, and how to apply
+    them."""
+    text = Text(f"{headline}:", style="bold red")
     for f in failed(findings):
         text.append("\n ✗ ", style="bold red")
         text.append(f.message)
@@ -59,11 +61,12 @@ def findings_text(findings: Sequence[Finding], *, can_fix: bool) -> Text:
 class FindingsPanel(Static):
     """Hidden while measuring works; otherwise explains why not and how to fix it."""
 
-    def show(self, findings: Sequence[Finding], *, can_fix: bool) -> None:
+    def show(self, findings: Sequence[Finding], *, can_fix: bool,
+             headline: str = "Nothing can be measured") -> None:
         bad = failed(findings)
         self.display = bool(bad)
         if bad:
-            self.update(findings_text(findings, can_fix=can_fix))
+            self.update(findings_text(findings, can_fix=can_fix, headline=headline))
 
 
 class ConfirmFixScreen(ModalScreen[bool]):

@@ -40,17 +40,22 @@ def test_fresh_namespace_measures_tcp_and_says_udp_is_not_measured() -> None:
         assert doc["findings"] == [] and doc["not_measured"] == ["udp"]
 
 
-def test_fresh_namespace_without_socket_counters_shows_findings_with_fixes() -> None:
+@pytest.mark.parametrize(("ebpf", "headline"), [("off", "Nothing can be measured yet:"),
+                                               ("auto", "Not measured yet: TCP:")])
+def test_fresh_namespace_without_socket_counters_shows_findings_with_fixes(
+        ebpf: str, headline: str) -> None:
+    """Without TCP's counters and with conntrack counting nothing, TCP is not measured: the
+    findings and their fixes show, headed by what is missing (eBPF's sums still measure UDP)."""
+    env = {"BWMON_GENERAL__SOCKET_COUNTERS": "false", "BWMON_GENERAL__EBPF": ebpf}
     with NetNS(acct=False, track=False) as ns:
-        done = _monitor(ns, env_extra={"BWMON_GENERAL__SOCKET_COUNTERS": "false"})
+        done = _monitor(ns, env_extra=env)
         assert done.returncode == 0, done.stderr
         assert "Traceback" not in done.stderr
-        assert "Nothing can be measured" in done.stdout
+        assert headline in done.stdout
         assert "net.netfilter.nf_conntrack_acct=1" in done.stdout
         assert "iptables" in done.stdout  # the command that makes the kernel track flows
 
-        doc = json.loads(_monitor(ns, "--json", env_extra={
-            "BWMON_GENERAL__SOCKET_COUNTERS": "false"}).stdout.splitlines()[-1])
+        doc = json.loads(_monitor(ns, "--json", env_extra=env).stdout.splitlines()[-1])
         fixes = [f["fix"] or "" for f in doc["findings"]]
         assert any("nf_conntrack_acct=1" in f for f in fixes)
 
