@@ -180,6 +180,10 @@ class Engine(Publisher):
 
     def set_groups(self, groups: list[GroupSettings]) -> None:
         self.settings.groups = groups
+        g = self.settings.general
+        if groups and "groups" not in g.group_by:  # as the group editor writes the file
+            g.group_by = ["groups", *g.group_by]
+            self.grouper.set_group_by(g.group_by)
         self.grouper.set_groups(self.settings.groups)
         self.history.regroup(self.accounting.regroup())
 

@@ -115,6 +115,10 @@ def render_with_groups(text: str, groups: Sequence[GroupSettings], path: Path) -
             del doc["groups"]
     elif groups:
         doc.append("groups", groups_to_toml(groups))
+    general = doc.get("general")
+    group_by = general.get("group_by") if isinstance(general, dict) else None
+    if groups and isinstance(group_by, list) and "groups" not in group_by:
+        group_by.insert(0, "groups")  # else the groups saved would never apply
     return tomlkit.dumps(doc)
 
 

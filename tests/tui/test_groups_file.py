@@ -129,3 +129,18 @@ def test_a_file_that_is_no_longer_utf8_is_reported(tmp_path: Path) -> None:
     path.write_bytes(TEXT.encode() + b"# \xff\xfe\n")
     with pytest.raises(GroupsFileError, match="not UTF-8"):
         save_groups(path, GROUPS)
+
+
+def test_saving_groups_puts_groups_into_a_group_by_that_left_it_out(tmp_path: Path) -> None:
+    """Found trying the group editor with `group_by = ["container", "basename"]`: it said
+    "saved and applied", but the group never applied (group_by left "groups" out) and the
+    file it wrote was one bwmon then refuses to load. Saving groups makes them apply."""
+    from bwmon.core.config.loading import load_settings
+
+    config = tmp_path / "bwmon.toml"
+    config.write_text('[general]\n# by container first\ngroup_by = ["container", "basename"]\n')
+    save_groups(config, [GroupSettings(name="web", patterns=["nginx"])])
+    assert "# by container first" in config.read_text()
+    settings, _ = load_settings(config, env={})
+    assert settings.general.group_by == ["groups", "container", "basename"]
+    assert [g.name for g in settings.groups] == ["web"]

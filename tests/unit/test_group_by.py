@@ -3,9 +3,13 @@ container, systemd unit, basename."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
+from bwmon.core.config.errors import ConfigError
+from bwmon.core.config.loading import load_settings
 from bwmon.core.config.settings import GeneralSettings, GroupSettings
 from bwmon.core.grouping import Grouper, ProcessFilter
 from bwmon.core.model import ProcessInfo, ProcKey
@@ -68,3 +72,19 @@ def test_group_by_names_each_way_once() -> None:
         GeneralSettings(group_by=["unit", "groups", "unit"])
     with pytest.raises(ValidationError):
         GeneralSettings(group_by=["pods"])
+
+
+def test_group_by_without_groups_while_groups_are_defined_is_an_error(tmp_path: Path) -> None:
+    """Found trying group_by as a new user: `group_by = ["container", "basename"]` beside
+    the example's [[groups]] made every group silently do nothing (the group editor's too).
+    Said at load, where the setting is, with both ways out."""
+    config = tmp_path / "bwmon.toml"
+    config.write_text('[general]\ninterval = 1\ngroup_by = ["container", "basename"]\n\n'
+                      '[[groups]]\nname = "web"\npatterns = ["nginx"]\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config, env={})
+    text = str(caught.value)
+    assert f"{config}:3: general.group_by" in text, text
+    assert '"groups"' in text and "[[groups]]" in text, text
+    config.write_text('[general]\ngroup_by = ["container", "basename"]\n')  # no groups: fine
+    assert load_settings(config, env={})[0].general.group_by == ["container", "basename"]

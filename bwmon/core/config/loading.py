@@ -148,7 +148,23 @@ def load_settings_with_origins(
     except ValidationError as exc:
         origins = Origins(path, toml_data, lines, env, plain, flag_names or {})
         raise describe_validation(Settings, exc, origins) from None
-    return settings, path, Origins(path, toml_data, lines, env, plain, flag_names or {})
+    origins = Origins(path, toml_data, lines, env, plain, flag_names or {})
+    _check_groups_apply(settings, origins)
+    return settings, path, origins
+
+
+def _check_groups_apply(settings: Settings, origins: Origins) -> None:
+    """[[groups]] with a group_by that leaves "groups" out would never apply: say so, where
+    group_by was set, rather than have every group (and the group editor) silently do
+    nothing."""
+    if not settings.groups or "groups" in settings.general.group_by:
+        return
+    where, line = origins(("general", "group_by"))
+    raise ConfigError([Problem(
+        where, "general.group_by",
+        f'leaves out "groups", so the {len(settings.groups)} [[groups]] would never apply: '
+        'add "groups" to it (first, to win over containers and units), or remove the '
+        "[[groups]]", line)])
 
 
 # ---------------------------------------------------------------------------------------------
