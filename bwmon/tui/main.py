@@ -111,7 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         app = demo_app(settings, args.demo) if args.demo is not None else engine_app(
             settings, path, lambda: settings_and_path_from_args(args)[0])
     except UserError as exc:
-        print(f"bwmon-tui: {clean_lines(str(exc))}", file=sys.stderr)
+        # one problem a line, each named by this command (the shared option code says "bwmon")
+        lines = clean_lines(str(exc)).replace("\nbwmon: ", "\n").split("\n")
+        print("\n".join(f"bwmon-tui: {line}" for line in lines), file=sys.stderr)
         return 2
     if not on_a_terminal():
         print(f"bwmon-tui: {NO_TERMINAL}", file=sys.stderr)

@@ -36,6 +36,18 @@ def test_user_errors_are_one_line_and_status_2(args: list[str], says: str) -> No
     assert last.startswith("bwmon-tui: ") and says in last
 
 
+def test_every_line_of_a_config_with_several_mistakes_names_bwmon_tui(tmp_path: Any) -> None:
+    """Found trying bwmon-tui with a config full of mistakes: the first line said
+    "bwmon-tui:", every other one "bwmon:", as if another program had spoken."""
+    config = tmp_path / "bwmon.toml"
+    config.write_text('[general]\ninterval = "fast"\nlookbak = true\n'
+                      'group_by = ["containers"]\n')
+    result = run_cli("--config", str(config))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 3 and all(line.startswith("bwmon-tui: ") for line in lines), lines
+
+
 def test_draws_quits_on_q_and_leaves_on_sighup() -> None:
     app = PtyApp(["--demo", "5", "--no-mouse"], size=(80, 24))
     try:
