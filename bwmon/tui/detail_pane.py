@@ -3,6 +3,7 @@ processes (pid, user, command line) and its connections (local, remote, protocol
 
 from __future__ import annotations
 
+import pwd
 from collections.abc import Mapping, Sequence
 
 from rich.console import Group
@@ -13,6 +14,7 @@ from textual.widgets import Label, Static
 
 from bwmon.core.history import History
 from bwmon.core.model import AppRow, Connection, RowKind, Unit
+from bwmon.core.sanitize import clean
 from bwmon.tui.app_table import where
 from bwmon.tui.format import bars, clock_buckets, human_bytes, human_rate, shown_bytes
 
@@ -65,6 +67,17 @@ def connection_line(c: Connection, width: int) -> Text:
 CONNECTIONS_HEADING = f"{'PROTO':<5}{'IN':>8} {'OUT':>8}  LOCAL → REMOTE  STATE"
 
 
+def users_text(uids: Sequence[int]) -> str:
+    """E.g. "root (uid 0), uid 4242": each uid by its user's name where this system has one."""
+    parts = []
+    for uid in uids:
+        try:
+            parts.append(f"{clean(pwd.getpwuid(uid).pw_name)} (uid {uid})")
+        except (KeyError, OverflowError):
+            parts.append(f"uid {uid}")
+    return ", ".join(parts)
+
+
 def detail_body(row: AppRow | None,
                 before: Mapping[tuple[str, str, str], int] | None = None,
                 width: int = 80) -> list[Text]:
@@ -78,7 +91,7 @@ def detail_body(row: AppRow | None,
                           "(closed before a poll, or another user's without root).",
                           style="dim"))
         if row.uids:
-            lines.append(Text(f"Their sockets' users: {row.uids_text}", no_wrap=True,
+            lines.append(Text(f"Their sockets' users: {users_text(row.uids)}", no_wrap=True,
                               overflow="ellipsis"))
     if place := where(row):  # the table's Container/unit column, which 80 columns leave out
         lines.append(Text(f"Container/unit: {place}", no_wrap=True, overflow="ellipsis"))

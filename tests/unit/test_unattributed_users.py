@@ -23,6 +23,9 @@ def test_the_table_names_the_users_of_unattributed_sockets() -> None:
 
 
 def test_the_detail_pane_names_them_too() -> None:
-    text = [t.plain for t in detail_body(replace(ROW, uids=(1000,)))]
-    assert "Their sockets' users: uid 1000" in text
+    """By name where the system has one (found trying it as root: "uid 0" made a reader
+    look up who uid 0 is)."""
+    unnamed = 4_242_999  # no user has it
+    text = [t.plain for t in detail_body(replace(ROW, uids=(0, unnamed)))]
+    assert f"Their sockets' users: root (uid 0), uid {unnamed}" in text
     assert not any("users" in t for t in (t.plain for t in detail_body(ROW)))
