@@ -5,6 +5,7 @@ says who measured it and that UDP is not measured, and no findings panel stands 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -79,3 +80,41 @@ def test_header_keeps_who_measured_and_what_is_not_measured_at_80_and_120_column
             assert "not measured: UDP" in first, screen
             assert "TCP sockets 100%" in first, screen
             assert "…" not in first, screen
+
+
+def _rate(text: str) -> float:
+    number, unit = text.split()
+    return float(number) * {"B/s": 1, "KiB/s": 1024, "MiB/s": 1 << 20, "GiB/s": 1 << 30}[unit]
+
+
+def test_an_upload_over_loopback_is_out_in_the_header(tmp_path: Path) -> None:
+    """Found trying bwmon-tui in a stock namespace: with the sockets' counters measuring, the
+    header's In and Out of loopback traffic were the server's view (a client uploading at
+    300 KiB/s showed as In), because the end counted was the one with the smaller port. The
+    host total counts a flow from the side that opened it, as it does from conntrack."""
+    if shutil.which("tmux") is None:
+        pytest.skip("needs tmux (Debian: tmux)")
+    config = tmp_path / "bwmon.toml"
+    config.write_text('[general]\nevents = false\nebpf = "off"\n')
+    port = PORT + 7
+    with NetNS(acct=False, track=False) as ns:
+        sink = ns.popen([sys.executable, TRAFFIC, "sink", "--port", str(port)],
+                        stdout=subprocess.PIPE, text=True)
+        assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"
+        ns.popen([sys.executable, TRAFFIC, "client", "--tag", "uploader", "--host",
+                  "127.0.0.1", "--port", str(port), "--send", "60000000", "--rate", "1000000"],
+                 stdout=subprocess.DEVNULL)
+        command = (f"ip netns exec {ns.name} env PYTHONPATH={REPO} {tui_command()} "
+                   f"--config {config}")
+        pattern = re.compile(r"In ([\d.]+ \S+)\s+Out ([\d.]+ \S+)")
+
+        def moving(screen: str) -> bool:
+            m = pattern.search(screen.splitlines()[0]) if screen.strip() else None
+            return m is not None and _rate(m.group(1)) + _rate(m.group(2)) > 500_000
+
+        with Tmux(f"bwmon-upload-{os.getpid()}", command, (120, 40),
+                  env={"TERM": "xterm-256color"}) as tmux:
+            screen = tmux.wait(moving, timeout=60)
+            m = pattern.search(screen.splitlines()[0])
+            assert m is not None
+            assert _rate(m.group(2)) > 10 * _rate(m.group(1)), screen

@@ -62,13 +62,16 @@ class SocketDelta:
 
 def _state(s: SocketBytes, base_in: int, base_out: int) -> SocketState:
     end = EndKey(s.proto, s.local, s.lport, s.remote, s.rport)
-    # the record's original direction runs from the smaller end: one of a loopback flow's two
-    # sockets counts it in the host total (accounting counts the end equal to orig.src)
+    # The record's original direction runs from the end that most likely opened the flow:
+    # the one with the higher port (a client's ephemeral port; a server listens on a lower
+    # one), ties by address. One of a loopback flow's two sockets counts it in the host total
+    # (accounting counts the end equal to orig.src), so that end's in and out are the host's,
+    # as conntrack's initiator's are; the smaller end made an upload read as download.
     a, b = (s.local, s.lport), (s.remote, s.rport)
-    lo, hi = (a, b) if a <= b else (b, a)
+    src, dst = (a, b) if (a[1], a[0]) >= (b[1], b[0]) else (b, a)
     entry = ConntrackEntry(
-        s.family, s.proto, PROTONUM.get(s.proto, 0), Tuple5(lo[0], hi[0], lo[1], hi[1]),
-        Tuple5(hi[0], lo[0], hi[1], lo[1]),
+        s.family, s.proto, PROTONUM.get(s.proto, 0), Tuple5(src[0], dst[0], src[1], dst[1]),
+        Tuple5(dst[0], src[0], dst[1], src[1]),
         state=TCP_STATES.get(s.state) if s.proto == "tcp" else None)
     return SocketState(s, base_in, base_out, end, entry, s.owner)
 
