@@ -7,6 +7,7 @@ condition, and stops it, failing on a non-zero exit or a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -14,10 +15,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tests.helpers.generators import sink
 from tests.helpers.netns import NetNS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -121,3 +123,28 @@ def peak_totals(ticks: Sequence[Tick]) -> dict[str, int]:
         for app in tick["apps"]:
             best[app["name"]] = max(best.get(app["name"], 0), total(tick, app["name"]))
     return best
+
+
+@contextlib.contextmanager
+def watching_a_bare_namespace(tmp_path: Path, prefix: str, port: int,
+                              tags: Iterable[str] = ()) -> Iterator[tuple[Monitor, NetNS]]:
+    """bwmon with eBPF on, in a namespace of its own (its "host"), measuring a bare child
+    namespace (no conntrack rule, accounting off) in which a sink listens on `port`: (bwmon,
+    child) once a process there is measured and two more ticks have passed. On leaving, four
+    more ticks (the last sockets' bytes and closes reach one), then the sink and bwmon stop."""
+    config = write_config(tmp_path / "bwmon.toml", {"events": False, "ebpf": "on"}, tags,
+                          f'[namespaces]\nscope = "all"\ninclude = ["^{prefix}-"]\n')
+    with NetNS(prefix="bwnh") as home, NetNS(prefix=prefix, acct=False, track=False) as box:
+        bwmon = Monitor(home, config)
+        try:
+            bwmon.wait_active("ebpf")
+            server = sink(box, port)
+            bwmon.wait_for("a process in the namespace", lambda t: any(
+                n["name"] == box.name and n["processes"] for n in t["namespaces"]))
+            bwmon.wait_ticks(2)
+            yield bwmon, box
+            bwmon.wait_ticks(4)
+            server.kill()
+            server.wait()
+        finally:
+            bwmon.stop()

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.generators import HEADER, sink
-from tests.helpers.monitor import Monitor, peak_totals, write_config
-from tests.helpers.netns import NetNS
+from tests.helpers.generators import HEADER
+from tests.helpers.monitor import peak_totals, watching_a_bare_namespace
 from tests.integration.test_short_processes import need_ebpf, on_processes, one, program
 
 pytestmark = [pytest.mark.privileged, pytest.mark.slow]
@@ -29,28 +28,13 @@ PROCESSES, SEND, RECV, AT_ONCE = 100, 65536, 16384, 4
 
 def test_tcp_of_short_processes_in_a_bare_namespace_lands_on_their_rows(tmp_path: Path) -> None:
     need_ebpf()
-    prefix = f"bwnt{os.getpid()}"
-    config = write_config(tmp_path / "bwmon.toml", {"events": False, "ebpf": "on"}, (),
-                          f'[namespaces]\nscope = "all"\ninclude = ["^{prefix}-"]\n')
     prog = program(tmp_path, "bwgen-tcp")
-    with NetNS(prefix="bwnh") as home, NetNS(prefix=prefix, acct=False, track=False) as box:
-        bwmon = Monitor(home, config)
-        try:
-            bwmon.wait_active("ebpf")
-            server = sink(box, PORT)
-            bwmon.wait_for("a process in the namespace", lambda t: any(
-                n["name"] == box.name and n["processes"] for n in t["namespaces"]))
-            bwmon.wait_ticks(2)
-            start = len(bwmon.ticks)
-            argv = ["--host", "127.0.0.1", "--port", str(PORT), "--send", str(SEND),
-                    "--recv", str(RECV)]
-            with ThreadPoolExecutor(AT_ONCE) as pool:
-                done = list(pool.map(lambda _: one(box, prog, argv), range(PROCESSES)))
-            bwmon.wait_ticks(4)  # the last sockets' bytes and closes reach a tick
-            server.kill()
-            server.wait()
-        finally:
-            bwmon.stop()
+    with watching_a_bare_namespace(tmp_path, f"bwnt{os.getpid()}", PORT) as (bwmon, box):
+        start = len(bwmon.ticks)
+        argv = ["--host", "127.0.0.1", "--port", str(PORT), "--send", str(SEND),
+                "--recv", str(RECV)]
+        with ThreadPoolExecutor(AT_ONCE) as pool:
+            done = list(pool.map(lambda _: one(box, prog, argv), range(PROCESSES)))
     ticks = bwmon.ticks[start:]
     pids = {d[0] for d in done}
     truth = PROCESSES * (SEND + HEADER + RECV)

@@ -20,7 +20,13 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.generators import TRAFFIC, sink
-from tests.helpers.monitor import Monitor, Tick, peak_totals, write_config
+from tests.helpers.monitor import (
+    Monitor,
+    Tick,
+    peak_totals,
+    watching_a_bare_namespace,
+    write_config,
+)
 from tests.helpers.netns import NetNS
 from tests.integration.test_short_processes import need_ebpf, on_processes, one, program
 
@@ -49,29 +55,15 @@ def _rows(ticks: list[Tick], app: str) -> list[dict[str, object]]:
 
 def test_udp_of_a_bare_namespace_lands_on_its_processes_rows(tmp_path: Path) -> None:
     need_ebpf()
-    prefix = f"bwnu{os.getpid()}"
-    config = write_config(tmp_path / "bwmon.toml", {"events": False, "ebpf": "on"}, ("nsudp",),
-                          f'[namespaces]\nscope = "all"\ninclude = ["^{prefix}-"]\n')
     prog = program(tmp_path, "bwgen-udp")
-    with NetNS(prefix="bwnh") as home, NetNS(prefix=prefix, acct=False, track=False) as box:
-        bwmon = Monitor(home, config)
-        try:
-            bwmon.wait_active("ebpf")
-            server = sink(box, PORT)
-            bwmon.wait_for("a process in the namespace", lambda t: any(
-                n["name"] == box.name and n["processes"] for n in t["namespaces"]))
-            bwmon.wait_ticks(2)
-            start = len(bwmon.ticks)
-            truth = _sender(box)
-            argv = ["--host", "127.0.0.1", "--port", str(PORT), "--proto", "udp",
-                    "--send", str(SHORT_SEND), "--recv", str(SHORT_RECV)]
-            with ThreadPoolExecutor(AT_ONCE) as pool:
-                done = list(pool.map(lambda _: one(box, prog, argv), range(SHORT)))
-            bwmon.wait_ticks(4)  # the last sockets' bytes reach a tick
-            server.kill()
-            server.wait()
-        finally:
-            bwmon.stop()
+    with watching_a_bare_namespace(tmp_path, f"bwnu{os.getpid()}", PORT,
+                                   ("nsudp",)) as (bwmon, box):
+        start = len(bwmon.ticks)
+        truth = _sender(box)
+        argv = ["--host", "127.0.0.1", "--port", str(PORT), "--proto", "udp",
+                "--send", str(SHORT_SEND), "--recv", str(SHORT_RECV)]
+        with ThreadPoolExecutor(AT_ONCE) as pool:
+            done = list(pool.map(lambda _: one(box, prog, argv), range(SHORT)))
     ticks = bwmon.ticks[start:]
     pids = [d[0] for d in done]
     short_truth = SHORT * (SHORT_SEND + REQUEST) + (
