@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TRAFFIC
+from tests.helpers.generators import sink
 from tests.helpers.netns import NetNS
-from tests.helpers.terminal import REPO, Tmux
+from tests.helpers.terminal import Tmux
 from tests.integration.test_short_processes import need_ebpf
-from tests.tui.test_ssh_e2e import tui_command
+from tests.tui.test_ssh_e2e import tui_in
 
 pytestmark = pytest.mark.privileged
 PORT = 6031
@@ -43,11 +44,8 @@ def test_an_exited_udp_client_counts_no_process_and_no_connection(tmp_path: Path
     config.write_text('[general]\nevents = false\nebpf = "on"\n\n[[groups]]\n'
                       'name = "udp-gen"\npatterns = ["--tag udp-gen "]\n')
     with NetNS(acct=False, track=False) as ns:
-        sink = ns.popen([sys.executable, TRAFFIC, "sink", "--port", str(PORT)],
-                        stdout=subprocess.PIPE, text=True)
-        assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"
-        command = (f"ip netns exec {ns.name} env PYTHONPATH={REPO} {tui_command()} "
-                   f"--config {config}")
+        sink(ns, PORT)
+        command = tui_in(ns, config)
         with Tmux(f"bwmon-udp-exit-{os.getpid()}", command, (120, 40),
                   env={"TERM": "xterm-256color"}) as tmux:
             tmux.wait(lambda s: "In/s" in s, 30)

@@ -42,6 +42,11 @@ def tui_command() -> str:
     return f"{sys.executable} -m bwmon.tui.main"
 
 
+def tui_in(ns: NetNS, config: Path) -> str:
+    """The shell command that starts bwmon-tui with `config` inside the namespace `ns`."""
+    return f"ip netns exec {ns.name} env PYTHONPATH={REPO} {tui_command()} --config {config}"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TRAFFIC
+from tests.helpers.generators import sink
 from tests.helpers.netns import NetNS
-from tests.helpers.terminal import REPO, Tmux
-from tests.tui.test_ssh_e2e import tui_command
+from tests.helpers.terminal import Tmux
+from tests.tui.test_ssh_e2e import tui_in
 
 pytestmark = pytest.mark.privileged
 PORT = 6011
@@ -29,15 +30,12 @@ def test_tcp_per_process_at_once_with_no_rule_and_no_accounting(tmp_path: Path) 
     config.write_text('[general]\nevents = false\nebpf = "off"\n\n[[groups]]\n'
                       'name = "stock-gen"\npatterns = ["--tag stock-gen "]\n')
     with NetNS(acct=False, track=False) as ns:
-        sink = ns.popen([sys.executable, TRAFFIC, "sink", "--port", str(PORT)],
-                        stdout=subprocess.PIPE, text=True)
-        assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"
+        sink(ns, PORT)
         # a long, paced upload: 1 MB/s for a minute (the test ends long before)
         ns.popen([sys.executable, TRAFFIC, "client", "--tag", "stock-gen", "--host",
                   "127.0.0.1", "--port", str(PORT), "--send", "60000000", "--rate", "1000000"],
                  stdout=subprocess.DEVNULL)
-        command = (f"ip netns exec {ns.name} env PYTHONPATH={REPO} {tui_command()} "
-                   f"--config {config}")
+        command = tui_in(ns, config)
         def moving(screen: str) -> bool:
             return any("stock-gen" in line and ("KiB/s" in line or "MiB/s" in line)
                        for line in screen.splitlines())
@@ -61,14 +59,11 @@ def test_header_keeps_who_measured_and_what_is_not_measured_at_80_and_120_column
     config.write_text('[general]\nevents = false\nebpf = "off"\n')
     port = PORT + size[0]
     with NetNS(acct=False, track=False) as ns:
-        sink = ns.popen([sys.executable, TRAFFIC, "sink", "--port", str(port)],
-                        stdout=subprocess.PIPE, text=True)
-        assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"
+        sink(ns, port)
         ns.popen([sys.executable, TRAFFIC, "client", "--tag", "narrow-gen", "--host",
                   "127.0.0.1", "--port", str(port), "--send", "60000000", "--rate", "1000000"],
                  stdout=subprocess.DEVNULL)
-        command = (f"ip netns exec {ns.name} env PYTHONPATH={REPO} {tui_command()} "
-                   f"--config {config}")
+        command = tui_in(ns, config)
 
         def measured(screen: str) -> bool:
             return "TCP sockets" in screen.splitlines()[0] if screen.strip() else False
@@ -98,14 +93,11 @@ def test_an_upload_over_loopback_is_out_in_the_header(tmp_path: Path) -> None:
     config.write_text('[general]\nevents = false\nebpf = "off"\n')
     port = PORT + 7
     with NetNS(acct=False, track=False) as ns:
-        sink = ns.popen([sys.executable, TRAFFIC, "sink", "--port", str(port)],
-                        stdout=subprocess.PIPE, text=True)
-        assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"
+        sink(ns, port)
         ns.popen([sys.executable, TRAFFIC, "client", "--tag", "uploader", "--host",
                   "127.0.0.1", "--port", str(port), "--send", "60000000", "--rate", "1000000"],
                  stdout=subprocess.DEVNULL)
-        command = (f"ip netns exec {ns.name} env PYTHONPATH={REPO} {tui_command()} "
-                   f"--config {config}")
+        command = tui_in(ns, config)
         pattern = re.compile(r"In ([\d.]+ \S+)\s+Out ([\d.]+ \S+)")
 
         def moving(screen: str) -> bool:
