@@ -263,9 +263,23 @@ class Report:
         return lines
 
 
+WIDTH = 80  # a report fits a terminal's default width, and a mail's
+
+
+def _fit(name: str, width: int) -> str:
+    """`name` in `width` characters: cut at the end, "…" marking the cut."""
+    return name if len(name) <= width else name[:width - 1] + "…"
+
+
 def _table(head: Sequence[str], rows: list[list[object]]) -> list[str]:
+    """Columns: a name, three byte counts, then free text (the units), in WIDTH characters:
+    a long name (a systemd unit, a pod's container) is cut with "…", never a number."""
     cells = [[human_bytes(c) if isinstance(c, int) else str(c) for c in row] for row in rows]
+    rest = 11 * len(head[1:4]) + sum(2 + max([len(h), *(len(r[i]) for r in cells)])
+                                     for i, h in enumerate(head[4:], 4))
     width = max([len(head[0]), *(len(r[0]) for r in cells)])
+    width = max(len(head[0]), min(width, WIDTH - rest))
+    cells = [[_fit(r[0], width), *r[1:]] for r in cells]
     out = [f"{head[0]:<{width}}" + "".join(f" {h:>10}" for h in head[1:4])
            + "".join(f"  {h}" for h in head[4:])]
     for r in cells:

@@ -15,6 +15,7 @@ from bwmon.cli import main
 from bwmon.core.store.retention import Retention
 from bwmon.core.store.tally import AppKey, MinuteBytes
 from bwmon.core.store.writer import StoreWriter
+from bwmon.core.units import human_bytes
 
 NEW_YORK = "EST5EDT,M3.2.0,M11.1.0"
 
@@ -167,6 +168,38 @@ def test_top_by_container_and_by_unit_in_json_csv_and_text(placed: Path, capsys)
     assert lines[1].split()[0] == "CONTAINER"
     assert [line.split()[0] for line in lines[2:]] == ["web-a", "web-b", "(no"]
     assert "(no container)" in lines[-1] and "1.95 KiB" in lines[-1]
+
+
+IN, OUT = 123_456_789, 987_654
+UNIT = "systemd-networkd-wait-online@enp0s31f6-and-a-long-interface.service"
+POD = "kube-system/coredns-7db6d8ff4d-x2x7q/coredns-with-a-long-sidecar-name"
+
+
+@pytest.mark.parametrize(("by", "name"), [("unit", UNIT), ("container", POD)])
+def test_long_names_are_cut_to_fit_80_columns_and_numbers_are_not(
+        tmp_path: Path, new_york: None, capsys, by: str, name: str) -> None:
+    """Found in a user trial: `report --by unit` was 84 columns wide with a long unit name."""
+    path = tmp_path / "long.sqlite"
+    w = StoreWriter(path, Retention(24 * 365, 3650, 0))
+    w.open()
+    t = at("2026-11-10 12:00")
+    place = (None, UNIT) if by == "unit" else (POD, None)
+    w.write([MinuteBytes(t, AppKey("nginx", "ip", *place), IN, OUT),
+             MinuteBytes(t, AppKey("apt", "payload"), 10, 0)])
+    w.close()
+    status, out, _ = report(capsys, "top", "--by", by, *PERIOD, "--store", str(path))
+    assert status == 0
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 80, out
+    row = next(line for line in lines if line.startswith(name[:20]))
+    cut = row.split()[0]
+    assert cut.endswith("…") and name.startswith(cut[:-1]), row
+    whole = [human_bytes(n) for n in (IN, OUT, IN + OUT)]
+    assert row.split()[1:] == " ".join([*whole, "ip"]).split(), row
+    status, out, _ = report(capsys, "top", "--by", by, "--json", *PERIOD, "--store", str(path))
+    key, field = ("systemd_units", "systemd_unit") if by == "unit" else ("containers",
+                                                                        "container")
+    assert json.loads(out)[key][0][field] == name  # exact there
 
 
 def test_days_of_one_container_and_the_apps_of_a_unit(placed: Path, capsys) -> None:
