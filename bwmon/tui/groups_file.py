@@ -17,7 +17,7 @@ from pathlib import Path
 
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
-from tomlkit.items import AoT, Comment, Table, Whitespace
+from tomlkit.items import AoT, Array, Comment, Table, Whitespace
 
 from bwmon.core.config.settings import GroupSettings
 
@@ -116,10 +116,23 @@ def render_with_groups(text: str, groups: Sequence[GroupSettings], path: Path) -
     elif groups:
         doc.append("groups", groups_to_toml(groups))
     general = doc.get("general")
-    group_by = general.get("group_by") if isinstance(general, dict) else None
-    if groups and isinstance(group_by, list) and "groups" not in group_by:
-        group_by.insert(0, "groups")  # else the groups saved would never apply
+    if isinstance(general, dict):
+        group_by = general.get("group_by")
+        if groups and isinstance(group_by, Array) and "groups" not in group_by:
+            general["group_by"] = _with_groups_first(group_by)  # else they would never apply
     return tomlkit.dumps(doc)
+
+
+def _with_groups_first(group_by: Array) -> Array:
+    """`group_by` with "groups" first, written as TOML is usually written: `["groups", "a"]`
+    (tomlkit's own insert at 0 gives `["groups","a"]` on one line). A multi-line array keeps
+    its layout; the comment after the array stays."""
+    if "\n" in group_by.as_string():
+        group_by.insert(0, "groups")
+        return group_by
+    array = Array([], group_by.trivia)
+    array.extend(["groups", *group_by])
+    return array
 
 
 def save_groups(path: Path, groups: Sequence[GroupSettings]) -> None:

@@ -242,3 +242,30 @@ async def test_the_demo_writes_no_config_file(tmp_path: Path) -> None:
         assert not isinstance(app.screen, GroupEditor)  # saved and closed
     assert given.read_text() == CONFIG
     assert not default_config_path().exists()
+
+
+async def test_saving_writes_group_by_as_toml_is_written(
+    feed: ManualFeed, controller: RecordingController, tmp_path: Path
+) -> None:
+    """Found in a user trial: saving a group into a file whose group_by left "groups" out
+    wrote `group_by = ["groups","container", "basename"]`, no space after the first comma."""
+    path = tmp_path / "bwmon.toml"
+    path.write_text('[general]\ngroup_by = ["container", "basename"]  # containers first\n')
+    app = editor_app(feed, controller, path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("g")
+        await pilot.pause()
+        assert isinstance(app.screen, GroupEditor)
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        app.screen.query_one("#group-name", Input).value = ""
+        await pilot.click("#group-name")
+        await pilot.press(*"shells", "ctrl+e", *"/usr/bin/ssh")
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert not isinstance(app.screen, GroupEditor)
+    lines = path.read_text().splitlines()
+    assert 'group_by = ["groups", "container", "basename"]  # containers first' in lines, lines
+    assert {"name": "shells", "patterns": ["/usr/bin/ssh"]} in tomllib.loads(
+        path.read_text())["groups"]
