@@ -16,6 +16,7 @@ from bwmon.core.model import (
     HistoryPoint,
     Snapshot,
 )
+from bwmon.core.store.queries import GROUPINGS
 from bwmon.http.tickcache import TickCache
 
 
@@ -100,6 +101,24 @@ class JsonApi:
                                   "events": [event_json(e) for e in events]})
 
         return await self.cache.get(("alerts", limit, source, since), prepare)
+
+
+def check_live_grouping(by: str | None, container: str | None, unit: str | None) -> None:
+    """The live history keeps one rate series per app row: `by` other than app, and
+    `container=`/`unit=`, are a 400 that says where the answer is (the history store, asked
+    with range, since or until), never silently ignored."""
+    if by not in (None, "app"):
+        if by not in GROUPINGS:
+            raise ApiError(400, f"by={by!r} is not one of {', '.join(GROUPINGS)}",
+                           by=list(GROUPINGS))
+        raise ApiError(400, f"by={by} is answered from the history store: add range=1h (or "
+                       f"24h, 7d, 30d, or since=/until=) for a series per {by}; the live "
+                       "history (no range) keeps rates per app only", by=["app"])
+    for name, value in (("container", container), ("unit", unit)):
+        if value is not None:
+            raise ApiError(400, f"{name}= is answered from the history store: add range=1h "
+                           "(or 24h, 7d, 30d, or since=/until=); the live history (no range) "
+                           "keeps rates per app only")
 
 
 def _count(text: str | None, name: str) -> int | None:

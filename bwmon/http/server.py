@@ -26,7 +26,7 @@ from prometheus_client import exposition
 from bwmon.core.config.settings import Settings
 from bwmon.core.feed import SnapshotFeed
 from bwmon.core.store.location import store_path
-from bwmon.http.api import ApiError, JsonApi, dumps
+from bwmon.http.api import ApiError, JsonApi, check_live_grouping, dumps
 from bwmon.http.listen import HttpConfigError, parse_listen, require_token
 from bwmon.http.metrics import BwmonCollector, MetricsPage
 from bwmon.http.protocol import MAX_HEAD, HttpError, Request, read_request, response
@@ -213,6 +213,7 @@ class HttpServer:
             return await store_history(self.store, r.query.get("app", []), r.param("range"),
                                        r.param("since"), r.param("until"), r.param("top"),
                                        r.param("by"), r.param("container"), r.param("unit"))
+        check_live_grouping(r.param("by"), r.param("container"), r.param("unit"))
         return await self.api.history(r.query.get("app", []), r.param("seconds"),
                                       r.param("top"))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -102,6 +103,28 @@ async def test_history_errors_say_what_exists(served: tuple[ManualFeed, HttpServ
     bad = await get(server.port, "/api/v1/history?seconds=soon")
     assert bad.status == 400 and b"seconds" in bad.body
     assert (await get(server.port, "/api/v1/history?top=-1")).status == 400
+
+
+async def test_live_history_refuses_a_grouping_it_cannot_honour(
+        served: tuple[ManualFeed, HttpServer]) -> None:
+    """Found in a user trial: `by=container` without a range answered per app, as if `by`
+    were not there. The live history keeps rates per app: by=app is honoured, other groupings
+    and container=/unit= are a 400 that points at the store (which answers them)."""
+    _, server = served
+    plain = await get(server.port, "/api/v1/history")
+    by_app = await get(server.port, "/api/v1/history?by=app")
+    assert by_app.status == 200 and json.loads(by_app.body) == json.loads(plain.body)
+    for grouping in ("container", "unit"):
+        answer = await get(server.port, f"/api/v1/history?by={grouping}")
+        assert answer.status == 400, answer.body
+        error = json.loads(answer.body)["error"]
+        assert f"by={grouping}" in error and "range=1h" in error, error
+    unknown = await get(server.port, "/api/v1/history?by=pod")
+    assert unknown.status == 400
+    assert json.loads(unknown.body)["by"] == ["app", "container", "unit"]
+    for query in ("container=web", "unit=nginx.service", "container="):
+        answer = await get(server.port, f"/api/v1/history?{query}")
+        assert answer.status == 400 and b"range=1h" in answer.body, (query, answer.body)
 
 
 async def test_alerts_lists_the_log(served: tuple[ManualFeed, HttpServer]) -> None:
