@@ -314,8 +314,14 @@ async def diagnose(
 def blocking(findings: Sequence[Finding]) -> bool:
     """True when conntrack can measure nothing: no table, no accounting, or no family tracked."""
     failed = {f.check for f in findings if not f.ok}
-    tracked = [c for c in TRACKING if any(f.check == c for f in findings)]
-    return bool(failed & BLOCKING) or (bool(tracked) and all(c in failed for c in tracked))
+    return bool(failed & BLOCKING) or tracks_nothing(findings)
+
+
+def tracks_nothing(findings: Sequence[Finding]) -> bool:
+    """True when the tracking checks ran and no address family is tracked (no rule in this
+    namespace uses conntrack): the kernel then makes no conntrack entries, so no events."""
+    tracked = [f for f in findings if f.check in TRACKING]
+    return bool(tracked) and not any(f.ok for f in tracked)
 
 
 def measuring(findings: Sequence[Finding]) -> bool:

@@ -702,7 +702,7 @@ class Engine(Publisher):
             f"conntrack-{self.conntrack.kind}", counting, self._source_error or detail,
             counts_bytes=True,
         )
-        extra = tuple(self._extra_sources.values())
+        extra = tuple(self._delivering(s) for s in self._extra_sources.values())
         pipe_status = tuple(
             SourceStatus(f"pipe:{p.name}", p.up, p.error or f"{p.listen} → {p.target}",
                          counts_bytes=True)
@@ -719,6 +719,18 @@ class Engine(Publisher):
         counters = tuple(s.status() for s in self.socket_sources)
         return (ct, *counters, SourceStatus("sockets", True, self.sockets.kind), *extra,
                 *spaces, *pipe_status)
+
+    def _delivering(self, status: SourceStatus) -> SourceStatus:
+        """An add-on source as consumers see it: the conntrack event listener runs, but where
+        the kernel tracks no flow (no rule in this namespace uses conntrack) it hears nothing,
+        so it is not said to find processes."""
+        from bwmon.core import doctor  # on use: the doctor imports every source
+
+        if status.name == "events" and status.active and doctor.tracks_nothing(
+                self.checkup.checks):
+            return SourceStatus("events", False, "listening, but conntrack tracks no flows in "
+                                "this network namespace (no rule uses it), so no events come")
+        return status
 
     def _unmeasured(self, sources: Sequence[SourceStatus]) -> tuple[str, ...]:
         """Protocols whose bytes no source counts now, here or in a measured namespace with

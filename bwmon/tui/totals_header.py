@@ -31,12 +31,15 @@ def plain_source(name: str) -> str:
 
 def measuring_text(snap: Snapshot) -> tuple[str, str]:
     """Whether bwmon measures, in words, and its style: every source works (`measuring`), some
-    are off (named), or nothing counts bytes (`NOT measuring`)."""
+    are off (named; conntrack's events not beside conntrack itself), or nothing counts bytes
+    (`NOT measuring`)."""
     if not snap.sources:
         return "", ""
     if not snap.measuring:
         return "NOT measuring", "bold red"
     off = list(dict.fromkeys(plain_source(s.name) for s in snap.sources if not s.active))
+    if "conntrack" in off and "conntrack events" in off:  # no entries, no events: one word
+        off.remove("conntrack events")
     if off:
         return "measuring; off: " + ", ".join(off), "yellow"
     return "measuring", ""

@@ -76,3 +76,16 @@ def test_a_source_that_measured_little_is_not_shown_as_zero() -> None:
     assert "measured by TCP sockets >99%, eBPF <1%" in header_text(snap, ViewState()).plain
     whole = dataclasses.replace(snap, shares=(("tcp_info", 500),))
     assert "measured by TCP sockets 100%" in header_text(whole, ViewState()).plain
+
+
+def test_events_idle_because_conntrack_is_off_are_not_named_twice() -> None:
+    """Where conntrack tracks nothing its event listener hears nothing: "off: conntrack" says
+    both (the stock-namespace test checks that the engine reports the listener idle)."""
+    snap = demo_snapshot(3, 2)
+    stock = dataclasses.replace(snap, sources=(
+        SourceStatus("conntrack-file", False, counts_bytes=True),
+        SourceStatus("tcp_info", True, counts_bytes=True),
+        SourceStatus("events", False, "listening, but conntrack tracks no flows")))
+    text = header_text(stock, ViewState()).plain
+    assert "│ measuring; off: conntrack  │" in text.splitlines()[0], text
+    assert "processes found by polling ·" in text + " ·"

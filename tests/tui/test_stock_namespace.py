@@ -1,6 +1,7 @@
 """bwmon-tui on a stock server: no conntrack rule, accounting off. In a real tmux pane, a
 generator's TCP traffic shows on its own row within seconds (the sockets' counters), the header
-says who measured it and that UDP is not measured, and no findings panel stands in the way."""
+says who measured it and that UDP is not measured, and names no source that delivers nothing;
+no findings panel stands in the way."""
 
 from __future__ import annotations
 
@@ -27,7 +28,9 @@ def test_tcp_per_process_at_once_with_no_rule_and_no_accounting(tmp_path: Path) 
     if shutil.which("tmux") is None:
         pytest.skip("needs tmux (Debian: tmux)")
     config = tmp_path / "bwmon.toml"
-    config.write_text('[general]\nevents = false\nebpf = "off"\n\n[[groups]]\n'
+    # conntrack events on, as by default: found in a user trial, the header said processes
+    # were "found by polling, conntrack events" where conntrack tracks nothing (no events)
+    config.write_text('[general]\nebpf = "off"\n\n[[groups]]\n'
                       'name = "stock-gen"\npatterns = ["--tag stock-gen "]\n')
     with NetNS(acct=False, track=False) as ns:
         sink(ns, PORT)
@@ -45,6 +48,8 @@ def test_tcp_per_process_at_once_with_no_rule_and_no_accounting(tmp_path: Path) 
             assert "measured by TCP sockets" in screen, screen
             assert "not measured: UDP" in screen, screen
             assert "Nothing can be measured" not in screen, screen
+            found = next(line for line in screen.splitlines() if "processes found by" in line)
+            assert found.split("processes found by ")[1].strip() == "polling", screen
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])
