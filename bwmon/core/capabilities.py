@@ -69,6 +69,12 @@ def holds(cap: Capability, mask: int) -> bool:
     return cap is BPF and bool(mask >> CAP_SYS_ADMIN & 1)
 
 
+def missing_for_other_users(mask: int) -> list[Capability]:
+    """What `mask` lacks to map other users' sockets to their processes: listing their
+    /proc/PID/fd needs CAP_DAC_READ_SEARCH, reading the links in it CAP_SYS_PTRACE."""
+    return [cap for cap in (DAC_READ_SEARCH, SYS_PTRACE) if not holds(cap, mask)]
+
+
 def missing(mask: int) -> list[Capability]:
     """The capabilities bwmon uses that `mask` lacks."""
     return [cap for cap in ALL if not holds(cap, mask)]

@@ -304,7 +304,9 @@ class BwmonApp(App[None]):
     def _show_detail(self) -> None:
         key = self.table.selected_key
         row = self.table.shown_row(key) if key is not None else None
-        self.query_one("#detail", DetailPane).show(row, self.feed.history, self.view.processes)
+        checks = self.shown.checks if self.shown is not None else ()
+        self.query_one("#detail", DetailPane).show(row, self.feed.history, self.view.processes,
+                                                   checks)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if self.shown is not None:

@@ -12,8 +12,9 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Label, Static
 
+from bwmon.core import capabilities
 from bwmon.core.history import History
-from bwmon.core.model import AppRow, Connection, RowKind, Unit
+from bwmon.core.model import AppRow, Connection, Finding, RowKind, Unit
 from bwmon.core.sanitize import clean
 from bwmon.tui.app_table import where
 from bwmon.tui.format import bars, clock_buckets, human_bytes, human_rate, shown_bytes
@@ -78,18 +79,35 @@ def users_text(uids: Sequence[int]) -> str:
     return ", ".join(parts)
 
 
+def unattributed_reason(checks: Sequence[Finding]) -> str:
+    """Why (unattributed) has bytes, in words: a socket closed (or its process exited) before
+    a poll saw it; and, only where bwmon lacks what it takes to map other users' sockets (the
+    doctor's capability checks, else this process's effective capabilities), theirs."""
+    needed = (capabilities.DAC_READ_SEARCH, capabilities.SYS_PTRACE)
+    held = {f.check: f.ok for f in checks}
+    if all(cap.check in held for cap in needed):
+        lacking = [cap for cap in needed if not held[cap.check]]
+    else:  # no checkup yet: judge as the doctor does
+        lacking = capabilities.missing_for_other_users(capabilities.effective())
+    if not lacking:
+        return ("Flows whose local socket no process could be found for (it closed, or its "
+                "process exited, before a poll saw it).")
+    return ("Flows whose local socket no process could be found for (closed before a poll, "
+            "or another user's: mapping those needs "
+            f"{' and '.join(cap.name for cap in lacking)}, which bwmon lacks; run it as root).")
+
+
 def detail_body(row: AppRow | None,
                 before: Mapping[tuple[str, str, str], int] | None = None,
-                width: int = 80) -> list[Text]:
+                width: int = 80, checks: Sequence[Finding] | None = None) -> list[Text]:
     """Processes then connections of `row`, one per line (connections in steady places
-    relative to `before`, see steady_connections), for a pane `width` columns wide."""
+    relative to `before`, see steady_connections), for a pane `width` columns wide; `checks`:
+    the doctor's latest findings (why (unattributed) has bytes depends on them)."""
     lines: list[Text] = []
     if row is None:
         return lines
     if row.kind == RowKind.UNATTRIBUTED:
-        lines.append(Text("Flows whose local socket no process could be found for "
-                          "(closed before a poll, or another user's without root).",
-                          style="dim"))
+        lines.append(Text(unattributed_reason(checks or ()), style="dim"))
         if row.uids:
             lines.append(Text(f"Their sockets' users: {users_text(row.uids)}", no_wrap=True,
                               overflow="ellipsis"))
@@ -176,6 +194,7 @@ class DetailPane(Vertical):
     _lines: dict[tuple[str, str, str], int] = {}  # noqa: RUF012 - replaced, never mutated
     _body_styles: Sequence[object] = ()
     _row: AppRow | None = None
+    _checks: Sequence[Finding] = ()
 
     def compose(self) -> ComposeResult:
         yield Static(detail_title(None), id="detail-title")
@@ -191,8 +210,11 @@ class DetailPane(Vertical):
         with VerticalScroll(id="detail-scroll"):
             yield Static("", id="detail-body")
 
-    def show(self, row: AppRow | None, history: History, processes: bool = False) -> None:
-        """`processes`: the table lists processes, which have no history (apps do)."""
+    def show(self, row: AppRow | None, history: History, processes: bool = False,
+             checks: Sequence[Finding] = ()) -> None:
+        """`processes`: the table lists processes, which have no history (apps do); `checks`:
+        the doctor's latest findings (the snapshot's)."""
+        self._checks = checks
         title = detail_title(row)
         if title.plain != self._title:
             self._title = title.plain
@@ -216,7 +238,7 @@ class DetailPane(Vertical):
 
     def _draw_body(self) -> None:
         widget = self.query_one("#detail-body", Static)
-        lines = detail_body(self._row, self._lines, widget.size.width or 80)
+        lines = detail_body(self._row, self._lines, widget.size.width or 80, self._checks)
         plain = "\n".join(line.plain for line in lines)
         styles = [(line.style, line.spans) for line in lines]
         if plain != self.body_plain or styles != self._body_styles:
