@@ -11,6 +11,10 @@
      `--rate` paces each connection's sending to B bytes/s (a long transfer); `--wait-file`
      has each connection, once open, wait for PATH to exist before it sends.
      `--tag` only makes the command line distinctive for grouping regexes.
+  python traffic.py client ... --processes K [--concurrency C] [--report]
+     K child processes, forked C at a time, each making one connection and exiting at once:
+     processes that live milliseconds cost a fork each, not an interpreter's start. Prints
+     `child pid=P lifetime_ms=L` per child (its connection, open to close) before "done".
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import socket
 import sys
 import threading
 import time
+import traceback
+from collections.abc import Callable
 
 
 def _read_exactly(conn: socket.socket, n: int, keep: bool = True) -> bytes | None:
@@ -131,10 +137,55 @@ def _one_udp(host: str, port: int, send: int, recv: int, hold: float) -> None:
             time.sleep(hold)
 
 
+def _forked(count: int, at_once: int, connect: Callable[[], None]) -> None:
+    """`count` children, `at_once` alive at a time, each running `connect` once, reporting
+    its pid and its connection's lifetime through a pipe of its own, and exiting (os._exit:
+    nothing of the parent's is run or flushed twice)."""
+    running: dict[int, int] = {}  # pid -> read end of its report pipe
+    reports: list[str] = []
+
+    def reap() -> None:
+        pid, status = os.wait()
+        with os.fdopen(running.pop(pid)) as report:
+            line = report.read()
+        if os.waitstatus_to_exitcode(status) != 0 or not line:
+            raise SystemExit(f"child {pid} failed (status {status})")
+        reports.append(line)
+
+    for _ in range(count):
+        if len(running) >= max(1, at_once):
+            reap()
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            code = 1
+            try:
+                t = time.perf_counter()
+                connect()
+                ms = 1000 * (time.perf_counter() - t)
+                os.write(w, f"child pid={os.getpid()} lifetime_ms={ms:.3f}\n".encode())
+                code = 0
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                sys.stderr.flush()
+                os._exit(code)
+        os.close(w)
+        running[pid] = r
+    while running:
+        reap()
+    print("".join(reports), end="")
+    print("done", flush=True)
+
+
 def client(args: argparse.Namespace) -> None:
     _PACE.update(rate=str(args.rate), wait_file=args.wait_file)
     one = _one_tcp if args.proto == "tcp" else _one_udp
     job = (args.host, args.port, args.send, args.recv, args.hold)
+    if args.processes:
+        _forked(args.processes, args.concurrency, lambda: one(*job))
+        return
     lifetimes: list[float] = []
 
     def timed() -> None:
@@ -188,6 +239,8 @@ def main() -> None:
     c.add_argument("--parallel", action="store_true", help="all connections at once")
     c.add_argument("--concurrency", type=int, default=1, help="connections open at a time")
     c.add_argument("--report", action="store_true", help="print the mean connection lifetime")
+    c.add_argument("--processes", type=int, default=0,
+                   help="fork this many processes (--concurrency at a time), one connection each")
     c.add_argument("--rate", type=float, default=0.0, help="pace sending to B bytes/s")
     c.add_argument("--wait-file", default="", help="once connected, wait for this file")
     args = p.parse_args()

@@ -11,14 +11,13 @@ column, described by the sighting when /proc is gone, never "(exited)".
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from tests.helpers.generators import HEADER
 from tests.helpers.monitor import peak_totals, watching_a_bare_namespace
-from tests.integration.test_short_processes import need_ebpf, on_processes, one, program
+from tests.integration.test_short_processes import forked, need_ebpf, on_processes, program
 
 pytestmark = [pytest.mark.privileged, pytest.mark.slow]
 
@@ -33,8 +32,7 @@ def test_tcp_of_short_processes_in_a_bare_namespace_lands_on_their_rows(tmp_path
         start = len(bwmon.ticks)
         argv = ["--host", "127.0.0.1", "--port", str(PORT), "--send", str(SEND),
                 "--recv", str(RECV)]
-        with ThreadPoolExecutor(AT_ONCE) as pool:
-            done = list(pool.map(lambda _: one(box, prog, argv), range(PROCESSES)))
+        done, _ = forked(box, prog, argv, PROCESSES, AT_ONCE)
     ticks = bwmon.ticks[start:]
     pids = {d[0] for d in done}
     truth = PROCESSES * (SEND + HEADER + RECV)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -28,7 +27,7 @@ from tests.helpers.monitor import (
     write_config,
 )
 from tests.helpers.netns import NetNS
-from tests.integration.test_short_processes import need_ebpf, on_processes, one, program
+from tests.integration.test_short_processes import forked, need_ebpf, on_processes, program
 
 pytestmark = [pytest.mark.privileged, pytest.mark.slow]
 
@@ -62,12 +61,11 @@ def test_udp_of_a_bare_namespace_lands_on_its_processes_rows(tmp_path: Path) -> 
         truth = _sender(box)
         argv = ["--host", "127.0.0.1", "--port", str(PORT), "--proto", "udp",
                 "--send", str(SHORT_SEND), "--recv", str(SHORT_RECV)]
-        with ThreadPoolExecutor(AT_ONCE) as pool:
-            done = list(pool.map(lambda _: one(box, prog, argv), range(SHORT)))
+        done, err = forked(box, prog, argv, SHORT, AT_ONCE)
     ticks = bwmon.ticks[start:]
     pids = [d[0] for d in done]
     short_truth = SHORT * (SHORT_SEND + REQUEST) + (
-        SHORT - "".join(d[2] for d in done).count("udp reply lost")) * SHORT_RECV
+        SHORT - err.count("udp reply lost")) * SHORT_RECV
     totals = peak_totals(ticks)
     sender, short = totals.get("nsudp", 0) / truth, on_processes(ticks, pids) / short_truth
     gone = [p for t in ticks for p in t["processes"] if "exited" in p["cmdline"]]

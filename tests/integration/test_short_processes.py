@@ -2,17 +2,18 @@
 namespace (no conntrack rule, accounting off): each generator process opens one socket, moves
 its bytes and exits before bwmon's next tick, so /proc/PID is gone when bwmon counts them.
 
-The generator is traffic.py behind a script named `bwgen-udp` / `bwgen-tcp`: the kernel names
-the process after the script (its comm), as /proc's command line does, so auto-grouping gives
+The generator is traffic.py behind a script named `bwgen-udp` / `bwgen-tcp`, which forks the
+generator processes: the kernel names them after the script (their comm, kept across the fork),
+as /proc's command line does, so auto-grouping gives
 the same row whether bwmon read the process's facts from /proc or, once it exited, from what the
 kernel said at the socket's first send. The truth is each process's own payload bytes.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -50,13 +51,21 @@ def program(tmp: Path, name: str) -> Path:
     return path
 
 
-def one(ns: NetNS, prog: Path, args: list[str]) -> tuple[int, float, str]:
-    """One generator process to its end: (pid, ms its socket lived, its stderr)."""
-    gen = ns.popen([str(prog), "client", "--tag", prog.name, "--report", *args],
+def forked(ns: NetNS, prog: Path, args: list[str], count: int,
+           at_once: int = AT_ONCE) -> tuple[list[tuple[int, float]], str]:
+    """`count` generator processes, `at_once` at a time, each to its end: ((pid, ms its socket
+    lived) of each, their stderr). `prog` forks them (traffic.py --processes): each is a
+    process of its own, named by the script, that opens one socket and exits; a fork costs
+    a millisecond where starting an interpreter for each cost ~0.1 s of CPU."""
+    gen = ns.popen([str(prog), "client", "--tag", prog.name, "--processes", str(count),
+                    "--concurrency", str(at_once), *args],
                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    out, err = gen.communicate(timeout=60)
+    out, err = gen.communicate(timeout=120)
     assert gen.returncode == 0 and "done" in out, err
-    return gen.pid, float(out.split("lifetime_ms=")[1].split()[0]), err
+    children = [(int(pid), float(ms))
+                for pid, ms in re.findall(r"child pid=(\d+) lifetime_ms=([\d.]+)", out)]
+    assert len(children) == count and gen.pid not in {c[0] for c in children}, out
+    return children, err
 
 
 def run(tmp: Path, name: str, count: int, args: list[str]) -> tuple[list[Tick], list[int], str]:
@@ -70,14 +79,12 @@ def run(tmp: Path, name: str, count: int, args: list[str]) -> tuple[list[Tick], 
         monitor = Monitor(client, config)
         monitor.wait_active("ebpf")
         monitor.wait_ticks(2)
-        argv = ["--host", host, "--port", str(PORT), *args]
-        with ThreadPoolExecutor(AT_ONCE) as pool:
-            done = list(pool.map(lambda _: one(client, prog, argv), range(count)))
+        done, err = forked(client, prog, ["--host", host, "--port", str(PORT), *args], count)
         monitor.wait_ticks(4)  # the last sockets' bytes and closes reach a tick
         ticks = monitor.stop()
     lived = sorted(d[1] for d in done)
     assert lived[len(lived) // 2] < 50, lived  # sockets of milliseconds, then the exit
-    return ticks, [d[0] for d in done], "".join(d[2] for d in done)
+    return ticks, [d[0] for d in done], err
 
 
 def on_processes(ticks: list[Tick], pids: list[int]) -> int:
