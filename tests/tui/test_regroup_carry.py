@@ -38,6 +38,12 @@ def rows(screen: str) -> dict[str, list[str]]:
     return found
 
 
+def bars(row: list[str]) -> int:
+    """How many slices of a row's trend (after its Conn column) have a bar."""
+    trend = row[-1][row[-1].rindex(row[6]) + len(row[6]):]
+    return sum(trend.count(b) for b in BARS)
+
+
 def size(cell: str) -> float:
     number, unit = cell.split()
     return float(number) * UNITS[unit]
@@ -83,9 +89,11 @@ def test_regrouping_carries_totals_trend_and_alerts_to_the_new_row(
                     fired.exists() and len(fired.read_text().splitlines()) == 2):
                 time.sleep(0.2)
             assert fired.exists() and len(fired.read_text().splitlines()) == 2
-            time.sleep(14)  # three finished 4-second slices in every row's trend
+            # three finished 4-second slices in every row's trend (what the new row must show)
+            screen = tmux.wait(lambda s: sum(bars(r) >= 3 for n, r in rows(s).items()
+                                             if OLD_ROW.match(f" {n} ")) == 3, timeout=30)
             runs = fired.read_text().splitlines()
-            before = rows(tmux.screen())
+            before = rows(screen)
             everyone = [n for n in before if OLD_ROW.match(f" {n} ")]
             old = everyone if with_sink else runs  # the clients' rows are those that fired
             assert len(everyone) == 3 and set(runs) <= set(everyone), before.keys()
@@ -97,8 +105,7 @@ def test_regrouping_carries_totals_trend_and_alerts_to_the_new_row(
             screen = tmux.wait(lambda s: new in rows(s), timeout=10)
             problems = []  # all of them, not only the first
             row = rows(screen)[new]
-            trend = row[-1][row[-1].rindex(row[6]) + len(row[6]):]  # after the Conn column
-            if sum(trend.count(b) for b in BARS) < 3:
+            if bars(row) < 3:
                 problems.append(f"no past in the new row's trend: {row[-1]!r}")
             if size(row[3]) < carried * 0.99:
                 problems.append(f"the new row's total {row[3]} is below the old rows' "
