@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,33 +26,59 @@ RECORDER = REPO / "tests" / "tui" / "record_frames.py"
 BARS = "▁▂▃▄▅▆▇█"
 
 
-def expected_screen(record: Path) -> list[str]:
-    """What Textual's own output of every recorded frame shows, row by row."""
-    frames = [json.loads(line) for line in record.read_text().splitlines()]
-    size = tuple(frames[0]["size"])
-    textual = Terminal(*size)
-    for frame in frames:
-        if tuple(frame["size"]) != size:
-            size = tuple(frame["size"])
-            textual.resize(*size)
-        textual.feed(frame["raw"].replace("\n", "\r\n"))  # as the tty delivers a line feed
-    return [row.rstrip() for row in textual.text()]
+class Replay:
+    """What Textual's own output of every recorded frame shows, row by row: the frames are
+    played on one emulator as they are recorded (each once, not all again on every look)."""
+
+    def __init__(self, record: Path) -> None:
+        self.record = record
+        self.textual: Terminal | None = None
+        self.size: tuple[int, ...] = ()
+        self.played = 0
+
+    def screen(self) -> list[str]:
+        lines = self.record.read_text().split("\n")[:-1]  # whole lines: each ends with \n
+        for line in lines[self.played:]:
+            frame = json.loads(line)
+            if self.textual is None or tuple(frame["size"]) != self.size:
+                self.size = tuple(frame["size"])
+                if self.textual is None:
+                    self.textual = Terminal(*self.size)
+                else:
+                    self.textual.resize(*self.size)
+            self.textual.feed(frame["raw"].replace("\n", "\r\n"))  # as the tty delivers \n
+        self.played = len(lines)
+        assert self.textual is not None, "no frame recorded"
+        return [row.rstrip() for row in self.textual.text()]
 
 
-def shows_textuals_picture(tmux: Tmux, record: Path, what: str) -> list[str]:
-    """tmux's picture once it has settled; fails naming the first row that differs."""
+def shows_textuals_picture(tmux: Tmux, replay: Replay, what: str,
+                           ready: Callable[[list[str]], bool], settle: float = 0.2) -> list[str]:
+    """tmux's picture once it is `ready` (shows what the keys just sent bring) and the same as
+    Textual's, looked at `settle` seconds after the keys and then every 0.2 s; fails naming
+    the first row that differs."""
     shown: list[str] = []
     expected: list[str] = []
-    for _ in range(6):  # the last frame may still be on its way
-        time.sleep(0.7)
+    deadline = time.monotonic() + 10  # the last frame may still be on its way
+    time.sleep(settle - 0.2)
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
         shown = [row.rstrip() for row in tmux.screen().splitlines()]
-        expected = expected_screen(record)[:len(shown)]
-        if shown == expected:
+        expected = replay.screen()[:len(shown)]
+        if shown == expected and ready(shown):
             return shown
     wrong = next((y for y, (a, b) in enumerate(zip(shown, expected, strict=False)) if a != b),
                  min(len(shown), len(expected)))
+    if shown == expected:
+        pytest.fail(f"{what}: tmux shows what Textual drew, but not what it should:\n"
+                    + "\n".join(shown), pytrace=False)
     pytest.fail(f"{what}: tmux row {wrong} of {len(shown)} is\n  {shown[wrong:wrong + 1]!r}\n"
                 f"but Textual drew\n  {expected[wrong:wrong + 1]!r}", pytrace=False)
+
+
+def has_box(screen: list[str]) -> bool:
+    return any(re.search("╭─+╮", row) for row in screen) and any(
+        re.search("╰─+╯", row) for row in screen)
 
 
 def box(screen: list[str]) -> tuple[int, int]:
@@ -78,20 +105,23 @@ def test_lines_bars_and_help_box_are_whole_in_tmux(term: str, tmp_path: Path) ->
     tmux = Tmux(f"bwmon-draw-{os.getpid()}", command, (120, 40))
     try:
         tmux.wait(lambda s: sum(s.count(bar) for bar in BARS) > 20, timeout=60)  # trends drawn
+        replay = Replay(record)
         tmux.keys("Space")  # pause: the picture stands still to be compared
-        screen = shows_textuals_picture(tmux, record, "main screen")
+        screen = shows_textuals_picture(tmux, replay, "main screen", lambda s: any(
+            "PAUSED" in row for row in s) and any(row.strip(" ") == "─" * 120 for row in s))
         assert any(row.strip(" ") == "─" * 120 for row in screen), "no whole separator line"
         tmux.keys("?")
-        box(shows_textuals_picture(tmux, record, "help box"))
+        box(shows_textuals_picture(tmux, replay, "help box", has_box))
         tmux.keys("?")  # closed again
         subprocess.run([*tmux.base, "resize-window", "-t", "main", "-x", "100", "-y", "30"],
                        check=True)
-        screen = shows_textuals_picture(tmux, record, "after a resize to 100x30")
+        screen = shows_textuals_picture(tmux, replay, "after a resize to 100x30", lambda s: (
+            len(s) == 30 and not has_box(s) and any(row == "─" * 100 for row in s)))
         assert len(screen) == 30 and any(row == "─" * 100 for row in screen)
         tmux.keys("?")
-        box(shows_textuals_picture(tmux, record, "help box at 100x30"))
-        tmux.keys("C-l")  # redraw: everything sent again
-        box(shows_textuals_picture(tmux, record, "help box after Ctrl+L"))
+        box(shows_textuals_picture(tmux, replay, "help box at 100x30", has_box))
+        tmux.keys("C-l")  # redraw: everything sent again (nothing on the screen says when)
+        box(shows_textuals_picture(tmux, replay, "help box after Ctrl+L", has_box, settle=0.7))
         tmux.keys("?")
         tmux.keys("q")
         tmux.wait(lambda s: tmux.pane_dead(), timeout=20)
