@@ -9,7 +9,8 @@
      all at once (--parallel) or C at a time. `--report` prints the mean connection lifetime
      (`lifetime_ms=…`, open to close) before "done".
      `--rate` paces each connection's sending to B bytes/s (a long transfer); `--wait-file`
-     has each connection, once open, wait for PATH to exist before it sends.
+     has each connection, once open, wait for PATH to exist before it sends; `--stop-file PATH`
+     starts no more connections once PATH exists (the client then ends as after the last).
      `--tag` only makes the command line distinctive for grouping regexes.
   python traffic.py client ... --processes K [--concurrency C] [--report]
      K child processes, forked C at a time, each making one connection and exiting at once:
@@ -196,6 +197,8 @@ def client(args: argparse.Namespace) -> None:
     workers = args.count if args.parallel else max(1, min(args.concurrency, args.count))
     if workers == 1:
         for _ in range(args.count):
+            if args.stop_file and os.path.exists(args.stop_file):
+                break
             timed()
     else:
         left = iter(range(args.count))
@@ -206,6 +209,8 @@ def client(args: argparse.Namespace) -> None:
                 with lock:
                     if next(left, None) is None:
                         return
+                if args.stop_file and os.path.exists(args.stop_file):
+                    return
                 timed()
 
         threads = [threading.Thread(target=work) for _ in range(workers)]
@@ -243,6 +248,7 @@ def main() -> None:
                    help="fork this many processes (--concurrency at a time), one connection each")
     c.add_argument("--rate", type=float, default=0.0, help="pace sending to B bytes/s")
     c.add_argument("--wait-file", default="", help="once connected, wait for this file")
+    c.add_argument("--stop-file", default="", help="start no more connections once it exists")
     args = p.parse_args()
     sink(args) if args.cmd == "sink" else client(args)
 

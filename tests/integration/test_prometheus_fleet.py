@@ -74,6 +74,7 @@ class Fleet:
     def __init__(self, tmp: Path, a: NetNS, b: NetNS) -> None:
         self.a, self.b = a, b
         self.procs: list[subprocess.Popen[str]] = []
+        self.stop_file = tmp / "stop-clients"
         _, self.b_addr = link(a, b, index=7)
         config = tmp / "bwmon.toml"
         config.write_text(BWMON_TOML)
@@ -134,9 +135,11 @@ class Fleet:
             time.sleep(0.5)
 
     def client(self, ns: NetNS, host: str, each: int, count: int) -> subprocess.Popen[str]:
+        """At most `count` connections of `each` bytes, one every ~0.25 s, until `stop()`."""
         return ns.popen([sys.executable, TRAFFIC, "client", "--tag", "fleet", "--host", host,
                          "--port", str(SINK_PORT), "--send", str(each), "--count", str(count),
-                         "--hold", "0.25"], stdout=subprocess.DEVNULL, text=True)
+                         "--hold", "0.25", "--stop-file", str(self.stop_file)],
+                        stdout=subprocess.DEVNULL, text=True)
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
@@ -195,6 +198,7 @@ def test_an_exported_rule_fires_in_prometheus_from_real_traffic(fleet: Fleet) ->
         r["metric"]["instance"] for r in fleet.query(across)} == {"127.0.0.1:9184", b_instance},
         timeout=8)
 
+    fleet.stop_file.touch()  # all seen: the traffic stops (it would within 10 s anyway)
     for proc in (quiet, busy):
         assert proc.wait(timeout=60) == 0
     fleet.until("the alert clearing after the traffic", lambda: not fleet.firing())
