@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -97,8 +98,14 @@ class Bwmon:
 
 
 def pipe_up(ns: NetNS, port: int) -> bool:
-    code = f"import socket; socket.create_connection(('127.0.0.1', {port}), 1).close()"
-    return ns.run(sys.executable, "-c", code, check=False).returncode == 0
+    def connects() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", port), 1).close()
+        except OSError:
+            return False
+        return True
+
+    return ns.call(connects)
 
 
 def send(ns: NetNS, port: int, count: int, size: int) -> int:
