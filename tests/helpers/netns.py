@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import http.client
 import itertools
 import os
 import shutil
@@ -16,6 +17,7 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -97,6 +99,18 @@ class NetNS:
         if "error" in outcome:
             raise outcome["error"]
         return outcome["value"]  # type: ignore[no-any-return]
+
+    def get(self, url: str, timeout: float = 5.0) -> str | None:
+        """The body of a GET of `url` made inside this namespace; None when it fails (refused,
+        an error status, a timeout, not UTF-8), as a `python -c` fetching it would."""
+        def fetch() -> str | None:
+            try:
+                with urllib.request.urlopen(url, timeout=timeout) as reply:
+                    return str(reply.read().decode())
+            except (OSError, http.client.HTTPException, ValueError):
+                return None
+
+        return self.call(fetch)
 
     def conntrack_text(self) -> str:
         return self.run("cat", "/proc/net/nf_conntrack").stdout

@@ -17,8 +17,6 @@ from tests.helpers.netns import NetNS
 
 pytestmark = pytest.mark.privileged
 HTTP_PORT = 9186
-FETCH = ("import sys, urllib.request; "
-         "sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())")
 
 
 def health(acct: bool, sockets: bool = True) -> dict[tuple[str, str], float]:
@@ -32,11 +30,10 @@ def health(acct: bool, sockets: bool = True) -> dict[tuple[str, str], float]:
         try:
             deadline = time.monotonic() + 30
             while True:
-                done = ns.run(sys.executable, "-c", FETCH,
-                              f"http://127.0.0.1:{HTTP_PORT}/metrics", check=False)
+                page = ns.get(f"http://127.0.0.1:{HTTP_PORT}/metrics")
                 samples = {(s.name, next(iter(s.labels.values()), "")): s.value
-                           for f in text_string_to_metric_families(done.stdout)
-                           for s in f.samples} if done.returncode == 0 else {}
+                           for f in text_string_to_metric_families(page)
+                           for s in f.samples} if page is not None else {}
                 if samples.get(("bwmon_ticks_total", ""), 0) >= 2:
                     return samples
                 assert agent.poll() is None and time.monotonic() < deadline, agent.stderr

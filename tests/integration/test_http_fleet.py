@@ -21,8 +21,6 @@ from tests.conftest import REPO, TRAFFIC
 from tests.helpers.netns import NetNS
 
 PORT = 9100  # each namespace has its own port space
-FETCH = ("import sys, urllib.request; "
-         "sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())")
 SINK_PORT = 5001
 CONFIG = """
 [general]
@@ -56,9 +54,7 @@ class Agent:
             time.sleep(0.2)
 
     def fetch(self, path: str) -> str | None:
-        done = self.ns.run(sys.executable, "-c", FETCH, f"http://127.0.0.1:{PORT}{path}",
-                           check=False)
-        return done.stdout if done.returncode == 0 else None
+        return self.ns.get(f"http://127.0.0.1:{PORT}{path}")
 
     def client(self, send: int, recv: int) -> None:
         self.ns.run(sys.executable, TRAFFIC, "client", "--tag", "fleet", "--host", "127.0.0.1",

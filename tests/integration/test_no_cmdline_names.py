@@ -21,8 +21,6 @@ pytestmark = pytest.mark.privileged
 SECRET = "password=hunter2"
 HTTP_PORT = 9185
 SINK_PORT = 5012
-FETCH = ("import sys, urllib.request; "
-         "sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())")
 CONFIG = """\
 [general]
 interval = 0.25
@@ -37,9 +35,7 @@ window = 0.5
 
 
 def fetch(ns: NetNS, path: str) -> str:
-    done = ns.run(sys.executable, "-c", FETCH, f"http://127.0.0.1:{HTTP_PORT}{path}",
-                  check=False)
-    return done.stdout if done.returncode == 0 else ""
+    return ns.get(f"http://127.0.0.1:{HTTP_PORT}{path}") or ""
 
 
 def until(what: str, check: object, timeout: float = 30) -> None:

@@ -22,8 +22,6 @@ from tests.helpers.netns import NetNS
 
 HTTP_PORT = 9184
 SINK_PORT = 5011
-FETCH = ("import sys, urllib.request; "
-         "sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())")
 CONFIG = """\
 [general]
 interval = 0.25
@@ -58,8 +56,7 @@ def serve(ns: NetNS, config: Path, stderr_file: Path, journal: bool) -> subproce
 
 
 def fetch(ns: NetNS, path: str) -> str | None:
-    done = ns.run(sys.executable, "-c", FETCH, f"http://127.0.0.1:{HTTP_PORT}{path}", check=False)
-    return done.stdout if done.returncode == 0 else None
+    return ns.get(f"http://127.0.0.1:{HTTP_PORT}{path}")
 
 
 def wait_for(what: str, check: object, timeout: float = 30) -> None:
