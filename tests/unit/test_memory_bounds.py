@@ -26,6 +26,7 @@ from bwmon.core.engine import EXPIRE_TICKS, Engine
 from bwmon.core.grouping import Grouper
 from bwmon.core.history import History
 from bwmon.core.model import AppRow, ConntrackEntry, ProcessInfo, ProcKey
+from bwmon.core.row_state import END_LINGER_SECONDS
 from tests.helpers.factories import app_row, conntrack_entry, process_info
 from tests.unit.test_scale_tick import Tree
 
@@ -90,6 +91,20 @@ def test_silent_rows_and_their_facts_are_forgotten_after_ten_lingers() -> None:
     assert acc.live_processes() == []
     assert len(acc._info) == 0 and len(acc._shown) == 0
     assert len(acc._ends) == 0
+
+
+def test_closed_flow_ends_are_forgotten_after_the_end_linger_not_the_row_linger() -> None:
+    """Nothing lists a closed end: its totals stay only END_LINGER_SECONDS (a late usage of
+    the same end adds to them), while its process's row stays for the whole row linger."""
+    acc = Accounting(Grouper([], auto_group=True), linger=120.0)
+    usages = [_usage(1000 + i, 40000 + i, 100) for i in range(50)]
+    acc.step_changes(usages, [], [], _info, 0.0, 1.0)
+    acc.step_changes([], usages, [], _info, 1.0, 1.0)
+    acc.step_changes([], [], [], _info, END_LINGER_SECONDS / 2, 1.0)
+    assert len(acc._ends) == 50
+    acc.step_changes([], [], [], _info, 2.0 + END_LINGER_SECONDS + 120.0 / 8, 1.0)
+    assert len(acc._ends) == 0
+    assert len(acc.live_processes()) == 50  # their rows still shown
 
 
 def test_history_forgets_rows_unseen_for_its_capacity() -> None:

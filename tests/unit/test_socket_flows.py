@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bwmon.core.attribution.byte_merge import ByteMerge
+from bwmon.core.attribution.byte_merge import MERGE_SECONDS, SWEEP_TICKS, ByteMerge
 from bwmon.core.attribution.ends import EndKey, EndUsage
 from bwmon.core.attribution.socket_flows import SocketDelta, SocketFlows, SocketUsage, usage_of
 from bwmon.core.model import ByteSource, ConntrackEntry, SocketBytes, Tuple5
@@ -125,3 +125,29 @@ def test_conntrack_bytes_of_another_namespaces_end_merge_with_that_namespaces_so
     mine = ct_usage(EndKey("tcp", "10.0.0.1", 40001, "192.0.2.7", 443), 0, 500)
     host.conntrack([mine], 2, {"10.88.0.2": box})  # the host's own ends stay its own
     assert (mine.d_out, len(host)) == (500, 1)
+
+
+def test_merge_forgets_an_end_idle_for_its_horizon_in_seconds_whatever_the_tick() -> None:
+    """Ends are kept MERGE_SECONDS after they last moved, at 0.1 s ticks as at 5 s ones: the
+    horizon must outlast the conntrack read spacing (seconds), not a count of ticks."""
+    for interval in (0.1, 1.0, 5.0):
+        merge = ByteMerge(frozenset({"tcp"}))
+        idle = EndKey("tcp", "10.0.0.1", 40000, "10.0.0.2", 443)
+        busy = EndKey("tcp", "10.0.0.1", 40001, "10.0.0.2", 443)
+        merge.conntrack([ct_usage(idle, 100, 0)], 1)
+        ticks = int(2 * MERGE_SECONDS / interval)
+        kept_until = 0.0
+        for tick in range(1, ticks + 1):
+            now = tick * interval
+            merge.conntrack([ct_usage(busy, 10, 0)], tick)
+            merge.sweep(tick, now)
+            if merge.conntrack_counted(idle):
+                kept_until = now
+        assert merge.conntrack_counted(busy)
+        # forgotten between MERGE_SECONDS and one sweep period (SWEEP_TICKS ticks) later
+        assert MERGE_SECONDS <= kept_until <= MERGE_SECONDS + (SWEEP_TICKS + 1) * interval, \
+            (interval, kept_until)
+        # a late conntrack delta of the forgotten end counts from nothing again: never negative
+        late = ct_usage(idle, 40, 0)
+        merge.conntrack([late], ticks + 1)
+        assert late.d_in == 40

@@ -12,12 +12,17 @@ A pure step: usages are rewritten in place with the increment they add.
 
 from __future__ import annotations
 
+import time
+from collections import deque
 from collections.abc import Iterable, Mapping
 
 from bwmon.core.attribution.ends import EndKey, EndUsage
 
-# An end neither source moved for this many ticks is forgotten (bounded memory).
-MERGE_TICKS = 300
+# An end neither source moved for this many seconds is forgotten (bounded memory). Seconds, not
+# ticks: what it must outlast is the time between the socket's count of some bytes and
+# conntrack's count of the same ones, at most the conntrack read spacing (5 s, or a stretched
+# tick); a horizon of 300 ticks held ~21,000 ends (4 MiB) under 35 connections a second.
+MERGE_SECONDS = 60.0
 SWEEP_TICKS = 32
 MERGE_MAX = 400_000
 
@@ -29,6 +34,7 @@ class ByteMerge:
         self.protos = protos  # the protocols some socket source measures: only those merge
         self._ends: dict[EndKey, list[int]] = {}
         self._swept = 0
+        self._marks: deque[tuple[int, float]] = deque()  # (tick, when) of the sweeps' calls
 
     def __len__(self) -> int:
         return len(self._ends)
@@ -88,12 +94,22 @@ class ByteMerge:
         e = self._ends.get(end)
         return e is not None and bool(e[2] or e[3])
 
-    def sweep(self, tick: int) -> None:
-        """Forget ends idle for MERGE_TICKS (at most every SWEEP_TICKS ticks)."""
+    def sweep(self, tick: int, now: float | None = None) -> None:
+        """Forget ends idle for MERGE_SECONDS (at most every SWEEP_TICKS ticks); called every
+        tick, with the monotonic time (`now`, default the clock's)."""
+        now = time.monotonic() if now is None else now
+        marks = self._marks
+        marks.append((tick, now))
+        edge = now - MERGE_SECONDS
+        while len(marks) > 1 and marks[1][1] <= edge:  # the newest mark at least that old
+            marks.popleft()
         if tick - self._swept < SWEEP_TICKS and len(self._ends) < MERGE_MAX:
             return
         self._swept = tick
-        horizon = tick - MERGE_TICKS
+        # ends last moved before the tick of that mark were idle for MERGE_SECONDS at least
+        horizon = marks[0][0] if marks[0][1] <= edge else -1
+        if len(self._ends) < MERGE_MAX and horizon < 0:
+            return
         if len(self._ends) >= MERGE_MAX:  # a storm of short connections: keep the newest half
             horizon = sorted(e[4] for e in self._ends.values())[len(self._ends) // 2]
         self._ends = {k: e for k, e in self._ends.items() if e[4] >= horizon}
