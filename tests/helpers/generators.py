@@ -34,3 +34,11 @@ def generate(ns: NetNS, host: str, port: int, *, tag: str = "gen", send: int, re
     out, err = gen.communicate(timeout=120)
     assert gen.returncode == 0 and "done" in out, err
     return count * (send + HEADER + recv)
+
+
+def pinger(ns: NetNS, host: str) -> subprocess.Popen[str]:
+    """traffic.py's ICMP echo requests to `host` every 0.2 s, until killed (with `ns`)."""
+    proc = ns.popen([sys.executable, TRAFFIC, "ping", "--host", host],
+                    stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    return proc

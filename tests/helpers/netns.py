@@ -137,8 +137,9 @@ class NetNS:
         self.delete()
 
 
-def link(a: NetNS, b: NetNS, index: int = 0) -> tuple[str, str]:
+def link(a: NetNS, b: NetNS, index: int = 0, mtu: int = 0) -> tuple[str, str]:
     """Connect two namespaces with a veth pair; returns (addr_a, addr_b) IPv4 addresses.
+    `mtu`: the pair's, when not the default (65535, loopback's: headers a negligible share).
 
     IPv6 addresses fd00:b:w:<index>::1/::2 are set too. These addresses exist only inside the
     test's own namespaces.
@@ -151,5 +152,7 @@ def link(a: NetNS, b: NetNS, index: int = 0) -> tuple[str, str]:
     for ns, dev, ip4, ip6 in ((a, va, ip4a, ip6a), (b, vb, ip4b, ip6b)):
         ns.run("ip", "addr", "add", f"{ip4}/24", "dev", dev)
         ns.run("ip", "-6", "addr", "add", f"{ip6}/64", "dev", dev, "nodad")
+        if mtu:
+            ns.run("ip", "link", "set", dev, "mtu", str(mtu))
         ns.run("ip", "link", "set", dev, "up")
     return ip4a, ip4b

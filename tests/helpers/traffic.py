@@ -16,6 +16,8 @@
      K child processes, forked C at a time, each making one connection and exiting at once:
      processes that live milliseconds cost a fork each, not an interpreter's start. Prints
      `child pid=P lifetime_ms=L` per child (its connection, open to close) before "done".
+  python traffic.py ping --host H [--interval S]   ICMP echo requests (IPv4, raw socket: root)
+                                                   every S seconds until killed
 """
 
 from __future__ import annotations
@@ -225,6 +227,26 @@ def client(args: argparse.Namespace) -> None:
         time.sleep(args.linger)
 
 
+def ping(args: argparse.Namespace) -> None:
+    """ICMP echo requests to --host every --interval seconds until killed (raw socket: root):
+    flows conntrack tracks and no socket table lists."""
+    import contextlib
+    import struct
+
+    with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as s:
+        print("ready", flush=True)
+        for seq in range(1 << 30):
+            head = struct.pack("!BBHHH", 8, 0, 0, os.getpid() & 0xFFFF, seq & 0xFFFF)
+            packet = head + b"p" * 56
+            total = sum(struct.unpack(f"!{len(packet) // 2}H", packet))
+            while total >> 16:
+                total = (total & 0xFFFF) + (total >> 16)
+            with contextlib.suppress(OSError):  # the link went first (the test is ending)
+                s.sendto(packet[:2] + struct.pack("!H", ~total & 0xFFFF) + packet[4:],
+                         (args.host, 0))
+            time.sleep(args.interval)
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -249,8 +271,11 @@ def main() -> None:
     c.add_argument("--rate", type=float, default=0.0, help="pace sending to B bytes/s")
     c.add_argument("--wait-file", default="", help="once connected, wait for this file")
     c.add_argument("--stop-file", default="", help="start no more connections once it exists")
+    i = sub.add_parser("ping")
+    i.add_argument("--host", required=True)
+    i.add_argument("--interval", type=float, default=0.2)
     args = p.parse_args()
-    sink(args) if args.cmd == "sink" else client(args)
+    {"sink": sink, "client": client, "ping": ping}[args.cmd](args)
 
 
 if __name__ == "__main__":

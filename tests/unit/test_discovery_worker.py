@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bwmon.core.attribution.attributor import EndKey
-from bwmon.core.attribution.discovery import Discovery
+from bwmon.core.attribution.discovery import Discovery, sockdiag_lookup
 from bwmon.core.attribution.discovery_worker import _dispatch, _entry_from, _entry_json, _LineSink
 from bwmon.core.model import ConntrackEntry, Level, ProcessInfo, ProcKey, SourceStatus
 from bwmon.core.sources.processes import ProcessTable
@@ -89,3 +89,19 @@ def test_an_owner_gone_before_it_was_read_is_reported_as_the_kernel_named_it(
     discovery.on_sighting("udp", "10.0.0.1", 4000, "10.0.0.2", 53, ProcKey(77, 5), "bwgen", 0)
     assert lines == [{"o": ["udp", "10.0.0.1", 4000, "10.0.0.2", 53], "p": [77, 5],
                       "i": ["bwgen", "[bwgen]", "root", 0, "bwgen", "", ""]}]
+
+
+async def test_flows_without_sockets_are_not_looked_up() -> None:
+    """An ICMP flow's NEW event (a ping, once a rule tracks flows) has no socket to find: the
+    exact sock_diag lookup refused its protocol with ValueError, which ended discovery for good
+    (no eBPF sighting or owner reached the engine again)."""
+    sink = Sink()
+
+    async def no_owners(inodes: set[int], uids: set[int]) -> dict[int, ProcKey]:
+        return {}
+
+    discovery = Discovery(sink, lambda *_: None, None, lambda: ("10.0.0.1",),  # type: ignore[arg-type]
+                          no_owners, lookup=sockdiag_lookup)
+    discovery.on_new(conntrack_entry("10.0.0.1", 0, "10.0.0.2", 0, proto="icmp"))
+    assert not await discovery.resolve_pending()
+    assert sink.owners == []

@@ -45,6 +45,8 @@ DESCRIBED_MAX = 4096
 RESYNC_INTERVAL = 1.0
 # Batches of up to this many ends are looked up socket by socket, bigger ones by a table dump.
 EXACT_MAX = 64
+# Protocols whose flows have sockets to look up (sock_diag and /proc/net know no others).
+SOCKET_PROTOS = frozenset(("tcp", "udp"))
 # Batches of more ends than this count as a storm and are paced (see PACE).
 STORM = 256
 
@@ -112,6 +114,8 @@ class Discovery:
 
     def on_new(self, entry: ConntrackEntry) -> None:
         self.stats["new"] += 1
+        if entry.proto not in SOCKET_PROTOS:  # ICMP and the like: no socket to look up
+            return
         key = entry.key
         if key in self._pending:
             return
