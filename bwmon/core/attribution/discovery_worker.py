@@ -19,6 +19,7 @@ if __name__ == "__main__":  # the child process: before asyncio is imported
 import asyncio
 import contextlib
 import json
+import os
 import sys
 from collections import OrderedDict
 from collections.abc import Callable
@@ -146,11 +147,29 @@ async def _worker(proc_root: Path, events: bool, ebpf_ring: int | None,
             heap.trim()  # and the pages their lookups used go back to the kernel
 
     expiry = asyncio.create_task(expire())
-    await loop.run_in_executor(None, sys.stdin.buffer.read)  # EOF: the parent is gone
+    parent = loop.run_in_executor(None, sys.stdin.buffer.read)  # EOF: the parent is gone
+    await asyncio.wait((parent, listeners), return_when=asyncio.FIRST_COMPLETED)
+    if not parent.done():  # discovery ended by itself (it runs until cancelled)
+        await _die(out, listeners.exception())
     for task in (listeners, expiry):
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def _die(out: asyncio.WriteTransport, exc: BaseException | None) -> None:
+    """Discovery failed: exit, so that the engine logs why and restarts the worker, instead of
+    living on with no listener, sending no owner while the engine waits for sightings (a
+    failure this way went unseen: short connections' bytes went to `(unattributed)`). The
+    reports queued so far go out first."""
+    for _ in range(100):
+        if not out.get_write_buffer_size():
+            break
+        await asyncio.sleep(0.01)
+    why = f"{type(exc).__name__}: {exc}" if exc is not None else "its listeners stopped"
+    sys.stderr.write(f"discovery failed: {why}\n")
+    sys.stderr.flush()
+    os._exit(1)  # the stdin reader's thread would keep a normal exit waiting for the parent
 
 
 class RemoteSink(Protocol):
