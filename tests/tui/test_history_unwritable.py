@@ -15,6 +15,7 @@ import pytest
 from tests.helpers.terminal import REPO, Tmux
 from tests.tui.test_ssh_e2e import tui_command
 
+pytestmark = pytest.mark.terminal  # a real tmux pane: run once, on python3
 
 def test_history_view_says_why_the_store_cannot_be_written(tmp_path: Path) -> None:
     if shutil.which("tmux") is None:

@@ -48,6 +48,9 @@ def test_every_line_of_a_config_with_several_mistakes_names_bwmon_tui(tmp_path: 
     assert len(lines) == 3 and all(line.startswith("bwmon-tui: ") for line in lines), lines
 
 
+# in a real pseudo-terminal: run once, on python3 (the marker's rule; not the gc test below,
+# whose subject is the interpreter's own collection at exit)
+@pytest.mark.terminal
 def test_draws_quits_on_q_and_leaves_on_sighup() -> None:
     app = PtyApp(["--demo", "5", "--no-mouse"], size=(80, 24))
     try:
@@ -67,6 +70,7 @@ def test_draws_quits_on_q_and_leaves_on_sighup() -> None:
         app.close()
 
 
+@pytest.mark.terminal
 def test_no_redraws_between_snapshots() -> None:
     """Refresh is driven by snapshots: with none arriving, the terminal receives nothing."""
     app = PtyApp(["--demo", "20"], size=(120, 40), env={"BWMON_GENERAL__INTERVAL": "60"})
