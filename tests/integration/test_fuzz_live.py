@@ -18,6 +18,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -46,25 +48,23 @@ live_names = st.one_of(
 # the first sender's command line also carries one argument near the kernel's 128 KiB limit
 HUGE = (b"\x1b]0;PWNED\x07\x1b[2J\xd0\n" * 10_000)[:100_000]
 
-# Inside the namespace: GET each path given, print {path: [status, body]} as JSON.
-FETCH = """
-import json, sys, urllib.request, urllib.error
-out = {}
-for path in sys.argv[2:]:
-    try:
-        r = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}{path}", timeout=10)
-        out[path] = [r.status, r.read().decode()]
-    except urllib.error.HTTPError as e:
-        out[path] = [e.code, e.read().decode()]
-    except OSError as e:
-        out[path] = [0, str(e)]
-print(json.dumps(out))
-"""
-
-
 def fetch(ns: NetNS, *paths: str) -> dict[str, tuple[int, str]]:
-    done = ns.run(sys.executable, "-c", FETCH, str(HTTP), *paths, timeout=30)
-    return {k: (v[0], v[1]) for k, v in json.loads(done.stdout).items()}
+    """GET each path inside the namespace: {path: (status, body)}; status 0 where no answer
+    came (the error's text as body)."""
+    def get_all() -> dict[str, tuple[int, str]]:
+        out: dict[str, tuple[int, str]] = {}
+        for path in paths:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{HTTP}{path}",
+                                            timeout=10) as r:
+                    out[path] = (r.status, r.read().decode())
+            except urllib.error.HTTPError as e:
+                out[path] = (e.code, e.read().decode())
+            except OSError as e:
+                out[path] = (0, str(e))
+        return out
+
+    return ns.call(get_all)
 
 
 def sent_by(ns: NetNS, lports: dict[int, int]) -> dict[int, tuple[int, int]]:
