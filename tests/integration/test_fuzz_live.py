@@ -133,6 +133,10 @@ def test_live_processes_with_random_names(tmp_path: Path, names: list[bytes]) ->
                 for key in ("name", "cmdline", "app", "user"):
                     lines_ok(str(row[key]))
             pages = fetch(ns, "/metrics", "/", "/api/v1/history", "/api/v1/alerts")
+            # the TUI (a process of its own) has measured and drawn the names too
+            while not (tui.terminal is not None and tui.terminal.screen.display[0].startswith(
+                    " In ")) and time.monotonic() < deadline + 30:
+                tui.read_for(0.3)
             tui.read_for(1.0)
         finally:
             run.send_signal(signal.SIGTERM)

@@ -83,8 +83,11 @@ def test_first_screen_lookback_words_and_fixes(tmp_path: Path) -> None:
             suggested = "sysctl -w net.netfilter.nf_conntrack_events=1"
             assert "fix:" in screen and suggested in screen.replace("\n", ""), screen
             tmux.keys("f")
-            time.sleep(1.5)
-            screen = tmux.screen()
+            try:  # the panel f opens: the fix offered, or "Nothing to fix"
+                screen = tmux.wait(lambda s: suggested in s
+                                   or "Nothing to fix" in s, timeout=10)
+            except AssertionError:
+                screen = tmux.screen()
             if suggested not in screen or "Nothing to fix" in screen:
                 problems.append(f"the log suggests a fix, f does not offer it:\n{screen}")
             tmux.keys("n")  # run nothing
