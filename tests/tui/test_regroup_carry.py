@@ -59,18 +59,84 @@ WAYS = {
 }
 
 
-@pytest.mark.parametrize("way", list(WAYS))
-def test_regrouping_carries_totals_trend_and_alerts_to_the_new_row(
-        way: str, tmp_path: Path) -> None:
-    keys, new, with_sink = WAYS[way]
+class Session:
+    """bwmon-tui in its own tmux pane, with its own alert command log (`fired`) and store."""
+
+    def __init__(self, way: str, ns: NetNS, tmp: Path) -> None:
+        self.keys, self.new, self.with_sink = WAYS[way]
+        self.way = way
+        self.fired = tmp / f"fired-{way}"
+        config = tmp / f"bwmon-{way}.toml"
+        config.write_text(
+            '[general]\ninterval = 0.5\nauto_group = false\n'
+            '[[alerts]]\nname = "budget"\nmatch = "--tag web"\nin_threshold = 1.0\n'
+            f'window = 3.0\ncommand = ["sh", "-c", "echo $BWMON_APP >> {self.fired}"]\n'
+            f'[history]\npath = "{tmp / way / "history.sqlite"}"\n')
+        command = (f"ip netns exec {ns.name} env -u COLUMNS -u LINES TERM=xterm-256color "
+                   f"PYTHONPATH={REPO} {sys.executable} -m bwmon.tui.main --config {config}")
+        self.tmux = Tmux(f"bwmon-regroup-{os.getpid()}-{way}", command, (120, 40))
+        self.problems: list[str] = []
+
+    def fired_runs(self) -> list[str]:
+        return self.fired.read_text().splitlines() if self.fired.exists() else []
+
+    def ready(self) -> None:
+        """Until its three old rows have fired (both clients') and have three trend bars."""
+        self.tmux.wait(lambda s: len([n for n in rows(s) if OLD_ROW.match(f" {n} ")]) == 3,
+                       timeout=60)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(self.fired_runs()) != 2:
+            time.sleep(0.2)
+        assert len(self.fired_runs()) == 2, (self.way, self.fired_runs())
+        # three finished 4-second slices in every row's trend (what the new row must show)
+        self.tmux.wait(lambda s: sum(bars(r) >= 3 for n, r in rows(s).items()
+                                     if OLD_ROW.match(f" {n} ")) == 3, timeout=30)
+
+    def regroup(self) -> None:
+        """Press its keys; check the new row at once (its past and its total)."""
+        self.runs = self.fired_runs()
+        before = rows(self.tmux.wait(lambda s: sum(bars(r) >= 3 for n, r in rows(s).items()
+                                                   if OLD_ROW.match(f" {n} ")) == 3, timeout=30))
+        everyone = [n for n in before if OLD_ROW.match(f" {n} ")]
+        self.old = everyone if self.with_sink else self.runs  # the clients' rows: those that fired
+        assert len(everyone) == 3 and set(self.runs) <= set(everyone), before.keys()
+        carried = sum(size(before[n][3]) for n in self.old)
+        for key, shown in self.keys:  # on a loaded machine, keys must not outrun the screens
+            self.tmux.keys(*key)
+            if shown is not None:
+                self.tmux.wait(lambda s, shown=shown: shown in s, timeout=10)
+        screen = self.tmux.wait(lambda s: self.new in rows(s), timeout=10)
+        row = rows(screen)[self.new]
+        if bars(row) < 3:
+            self.problems.append(f"no past in the new row's trend: {row[-1]!r}")
+        if size(row[3]) < carried * 0.99:
+            self.problems.append(f"the new row's total {row[3]} is below the old rows' "
+                                 f"{carried / (1 << 20):.1f} MiB")
+        self.regrouped = time.monotonic()
+
+    def settled(self) -> str:
+        """Its screen 3 s or more after the regroup: no ghosts, the alert carried, not fired
+        again; the problems go to `problems`."""
+        time.sleep(max(0.0, self.regrouped + 3 - time.monotonic()))
+        screen = self.tmux.screen()
+        ghosts = [n for n in rows(screen) if n in self.old]
+        if ghosts:
+            self.problems.append(f"old rows stayed: {ghosts}")
+        header = screen.splitlines()[1]
+        if f"ALERT {self.new} in" not in header:
+            self.problems.append(f"the header lost the alert or kept old names: {header!r}")
+        lines = self.fired_runs()
+        if lines != self.runs:
+            self.problems.append(f"the alert fired again: its command ran for "
+                                 f"{lines[len(self.runs):]}")
+        return screen
+
+
+def test_regrouping_carries_totals_trend_and_alerts_to_the_new_row(tmp_path: Path) -> None:
+    """Both ways at once, each in a bwmon-tui of its own watching the same clients: the wait
+    for fired alerts and three trend slices (most of the time) is shared."""
     if shutil.which("tmux") is None:
         pytest.fail("needs tmux (Debian: tmux)", pytrace=False)
-    fired = tmp_path / "fired"
-    config = tmp_path / "bwmon.toml"
-    config.write_text(
-        '[general]\ninterval = 0.5\nauto_group = false\n'
-        '[[alerts]]\nname = "budget"\nmatch = "--tag web"\nin_threshold = 1.0\nwindow = 3.0\n'
-        f'command = ["sh", "-c", "echo $BWMON_APP >> {fired}"]\n')
     with NetNS() as ns:
         sink = ns.popen([sys.executable, TRAFFIC, "sink", "--port", "5001"],
                         stdout=subprocess.PIPE, text=True)
@@ -79,46 +145,18 @@ def test_regrouping_carries_totals_trend_and_alerts_to_the_new_row(
             ns.popen([sys.executable, TRAFFIC, "client", "--tag", tag, "--host", "127.0.0.1",
                       "--port", "5001", "--send", "100000", "--recv", "100000",
                       "--count", "100000", "--hold", "0.1"], stdout=subprocess.DEVNULL)
-        command = (f"ip netns exec {ns.name} env -u COLUMNS -u LINES TERM=xterm-256color "
-                   f"PYTHONPATH={REPO} {sys.executable} -m bwmon.tui.main --config {config}")
-        with Tmux(f"bwmon-regroup-{os.getpid()}", command, (120, 40)) as tmux:
-            tmux.wait(lambda s: len([n for n in rows(s) if OLD_ROW.match(f" {n} ")]) == 3,
-                      timeout=60)
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and not (
-                    fired.exists() and len(fired.read_text().splitlines()) == 2):
-                time.sleep(0.2)
-            assert fired.exists() and len(fired.read_text().splitlines()) == 2
-            # three finished 4-second slices in every row's trend (what the new row must show)
-            screen = tmux.wait(lambda s: sum(bars(r) >= 3 for n, r in rows(s).items()
-                                             if OLD_ROW.match(f" {n} ")) == 3, timeout=30)
-            runs = fired.read_text().splitlines()
-            before = rows(screen)
-            everyone = [n for n in before if OLD_ROW.match(f" {n} ")]
-            old = everyone if with_sink else runs  # the clients' rows are those that fired
-            assert len(everyone) == 3 and set(runs) <= set(everyone), before.keys()
-            carried = sum(size(before[n][3]) for n in old)
-            for key, shown in keys:  # on a loaded machine, keys must not outrun the screens
-                tmux.keys(*key)
-                if shown is not None:
-                    tmux.wait(lambda s, shown=shown: shown in s, timeout=10)
-            screen = tmux.wait(lambda s: new in rows(s), timeout=10)
-            problems = []  # all of them, not only the first
-            row = rows(screen)[new]
-            if bars(row) < 3:
-                problems.append(f"no past in the new row's trend: {row[-1]!r}")
-            if size(row[3]) < carried * 0.99:
-                problems.append(f"the new row's total {row[3]} is below the old rows' "
-                                f"{carried / (1 << 20):.1f} MiB")
-            time.sleep(3)
-            screen = tmux.screen()
-            ghosts = [n for n in rows(screen) if n in old]
-            if ghosts:
-                problems.append(f"old rows stayed: {ghosts}")
-            header = screen.splitlines()[1]
-            if f"ALERT {new} in" not in header:
-                problems.append(f"the header lost the alert or kept old names: {header!r}")
-            lines = fired.read_text().splitlines()
-            if lines != runs:
-                problems.append(f"the alert fired again: its command ran for {lines[len(runs):]}")
-            assert not problems, "\n".join([*problems, screen])
+        sessions = [Session(way, ns, tmp_path) for way in WAYS]
+        try:
+            for session in sessions:
+                session.ready()
+            for session in sessions:
+                session.regroup()
+            report = []
+            for session in sessions:
+                screen = session.settled()
+                if session.problems:
+                    report += [f"{session.way}: {p}" for p in session.problems] + [screen]
+            assert not report, "\n".join(report)
+        finally:
+            for session in sessions:
+                session.tmux.kill()
