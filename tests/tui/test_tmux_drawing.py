@@ -94,36 +94,53 @@ def box(screen: list[str]) -> tuple[int, int]:
     return left, right
 
 
-@pytest.mark.parametrize("term", ["xterm-256color", "xterm"])
-def test_lines_bars_and_help_box_are_whole_in_tmux(term: str, tmp_path: Path) -> None:
-    if shutil.which("tmux") is None:
-        pytest.fail("needs tmux (Debian: tmux)", pytrace=False)
-    record = tmp_path / "frames.jsonl"
+TERMS = ("xterm-256color", "xterm")
+
+
+def start(term: str, record: Path) -> Tmux:
     # COLUMNS and LINES, if the test's environment has them, would win over the pane's size.
     command = (f"cd {REPO} && env -u COLUMNS -u LINES TERM={term} BWMON_GENERAL__INTERVAL=0.25 "
                f"{sys.executable} {RECORDER} {record} --demo 30")
-    tmux = Tmux(f"bwmon-draw-{os.getpid()}", command, (120, 40))
+    return Tmux(f"bwmon-draw-{os.getpid()}-{term}", command, (120, 40))
+
+
+def check_drawing(tmux: Tmux, record: Path, term: str) -> None:
+    tmux.wait(lambda s: sum(s.count(bar) for bar in BARS) > 20, timeout=60)  # trends drawn
+    replay = Replay(record)
+    tmux.keys("Space")  # pause: the picture stands still to be compared
+    screen = shows_textuals_picture(tmux, replay, f"{term}: main screen", lambda s: any(
+        "PAUSED" in row for row in s) and any(row.strip(" ") == "─" * 120 for row in s))
+    assert any(row.strip(" ") == "─" * 120 for row in screen), f"{term}: no whole separator"
+    tmux.keys("?")
+    box(shows_textuals_picture(tmux, replay, f"{term}: help box", has_box))
+    tmux.keys("?")  # closed again
+    subprocess.run([*tmux.base, "resize-window", "-t", "main", "-x", "100", "-y", "30"],
+                   check=True)
+    screen = shows_textuals_picture(tmux, replay, f"{term}: after a resize to 100x30", lambda s: (
+        len(s) == 30 and not has_box(s) and any(row == "─" * 100 for row in s)))
+    assert len(screen) == 30 and any(row == "─" * 100 for row in screen), term
+    tmux.keys("?")
+    box(shows_textuals_picture(tmux, replay, f"{term}: help box at 100x30", has_box))
+    tmux.keys("C-l")  # redraw: everything sent again (nothing on the screen says when)
+    box(shows_textuals_picture(tmux, replay, f"{term}: help box after Ctrl+L", has_box,
+                               settle=0.7))
+    tmux.keys("?")
+    tmux.keys("q")
+    tmux.wait(lambda s: tmux.pane_dead(), timeout=20)
+
+
+def test_lines_bars_and_help_box_are_whole_in_tmux(tmp_path: Path) -> None:
+    """With TERM=xterm-256color and with TERM=xterm: both panes start at once (their start,
+    most of the time, is shared), then each is checked in turn."""
+    if shutil.which("tmux") is None:
+        pytest.fail("needs tmux (Debian: tmux)", pytrace=False)
+    records = {term: tmp_path / f"frames-{term}.jsonl" for term in TERMS}
+    panes: dict[str, Tmux] = {}
     try:
-        tmux.wait(lambda s: sum(s.count(bar) for bar in BARS) > 20, timeout=60)  # trends drawn
-        replay = Replay(record)
-        tmux.keys("Space")  # pause: the picture stands still to be compared
-        screen = shows_textuals_picture(tmux, replay, "main screen", lambda s: any(
-            "PAUSED" in row for row in s) and any(row.strip(" ") == "─" * 120 for row in s))
-        assert any(row.strip(" ") == "─" * 120 for row in screen), "no whole separator line"
-        tmux.keys("?")
-        box(shows_textuals_picture(tmux, replay, "help box", has_box))
-        tmux.keys("?")  # closed again
-        subprocess.run([*tmux.base, "resize-window", "-t", "main", "-x", "100", "-y", "30"],
-                       check=True)
-        screen = shows_textuals_picture(tmux, replay, "after a resize to 100x30", lambda s: (
-            len(s) == 30 and not has_box(s) and any(row == "─" * 100 for row in s)))
-        assert len(screen) == 30 and any(row == "─" * 100 for row in screen)
-        tmux.keys("?")
-        box(shows_textuals_picture(tmux, replay, "help box at 100x30", has_box))
-        tmux.keys("C-l")  # redraw: everything sent again (nothing on the screen says when)
-        box(shows_textuals_picture(tmux, replay, "help box after Ctrl+L", has_box, settle=0.7))
-        tmux.keys("?")
-        tmux.keys("q")
-        tmux.wait(lambda s: tmux.pane_dead(), timeout=20)
+        for term in TERMS:
+            panes[term] = start(term, records[term])
+        for term in TERMS:
+            check_drawing(panes[term], records[term], term)
     finally:
-        tmux.kill()
+        for tmux in panes.values():
+            tmux.kill()
