@@ -9,6 +9,7 @@ from bwmon.core.attribution.ends import EndKey, EndUsage
 from bwmon.core.attribution.socket_counting import PENDING_TICKS, SocketCounting
 from bwmon.core.attribution.socket_flows import SocketFlows
 from bwmon.core.model import ByteSource, ProcKey, SocketBytes
+from tests.helpers.factories import conntrack_entry
 
 OWNER = ProcKey(4242, 900)
 END = EndKey("tcp", "10.0.0.1", 40000, "10.0.0.2", 443)
@@ -69,3 +70,34 @@ async def test_an_owner_a_source_names_is_described_by_what_the_kernel_said() ->
         sighted=lambda key, comm, uid: seen.append((key, comm, uid)))
     assert seen == [(OWNER, "bwgen-udp", 1000)]
     assert [(u.owner, u.d_out) for u in added] == [(OWNER, 4000)]
+
+
+async def held_then_conntrack(ct_in: int, ct_out: int) -> int:
+    """Bytes counted for END in all: its socket's (16,384 in, 65,552 out, closed, owner
+    unknown, held) and conntrack's for the same end, read the tick after."""
+    merge = ByteMerge(frozenset({"tcp"}))
+    flows, counting = SocketFlows(lookback=False), SocketCounting(merge, {})
+
+    async def no_owners(inodes: set[int], uids: set[int] | None) -> dict[int, ProcKey]:
+        return {}
+
+    total = 0
+    for tick in range(1, 3 + PENDING_TICKS):
+        if tick == 3:
+            entry = conntrack_entry(END.local, END.lport, END.remote, END.rport, ct_out, ct_in,
+                                    state="CLOSE")
+            ct = EndUsage(entry, END, OWNER, ct_in, ct_out, False, False)
+            merge.conntrack([ct], tick)
+            total += ct.d_in + ct.d_out
+        samples = [closed_socket()] if tick == 2 else []
+        added, _, _ = await counting.usages(
+            flows.read(samples, tick), tick, owners=no_owners, memory=lambda end: None,
+            remember=lambda end, owner: None, ct_counts=True, ct_tracks=True)
+        total += sum(u.d_in + u.d_out for u in added)
+    return total
+
+
+async def test_held_socket_bytes_conntrack_counted_only_in_part_are_not_lost() -> None:
+    # tracking came on mid-way: conntrack counted the last packets only; the rest stays counted
+    assert await held_then_conntrack(500, 500) == 81_936
+    assert await held_then_conntrack(17_000, 67_000) == 84_000  # it counted all: once, its own

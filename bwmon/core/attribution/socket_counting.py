@@ -177,6 +177,15 @@ class SocketCounting:
                 if not is_open and st.usage is not None:
                     closed.append(st.usage)
                     st.usage = None
+                # with its own owner lookup; the held bytes still go through the merge: where
+                # conntrack began counting the flow late (tracking switched on mid-way), what
+                # its socket counted beyond conntrack's figure is counted once, not lost
+                extra = usage_of(st, SocketDelta(st, d_in, d_out, False), owner)
+                merge(extra, tick)
+                if extra.d_in or extra.d_out:
+                    shares[extra.source.value] = (shares.get(extra.source.value, 0)
+                                                  + extra.d_in + extra.d_out)
+                    added.append(extra)
             elif (owner is not None or tick - first >= PENDING_TICKS
                   or len(pending) > PENDING_MAX):
                 del pending[end]
