@@ -649,6 +649,7 @@ class Engine(Publisher):
         try:
             entries = await self.conntrack.read()
         except SourceError as exc:
+            self._ct_counting = False  # an unreadable table counts nothing: sockets hold flows
             message = str(exc)
             if message != self._source_error:
                 self._source_error = message

@@ -213,3 +213,31 @@ def test_a_user_without_privileges_sees_own_tcp_traffic_only() -> None:
     # its bytes are counted all the same, as (unattributed) with the user the kernel gives
     unattributed = next(a for a in last["apps"] if a["name"] == "(unattributed)")
     assert unattributed["total_out"] >= 4_000_000 and unattributed["uids"] == [0]
+
+
+def test_a_user_without_privileges_sees_own_open_connection_listed() -> None:
+    """Without CAP_DAC_READ_SEARCH the conntrack table is unreadable: conntrack counts nothing,
+    so the user's open connection is the socket's, counted (Conn) and listed (user trial: the
+    row moved bytes with Conn 0 and no connection listed, as if conntrack held the flows)."""
+    as_nobody = ("setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                 "--inh-caps=-all", "--bounding-set=-all")
+    with NetNS(acct=False, track=False) as ns, tempfile.TemporaryDirectory() as tmp:
+        sink(ns, 7504)
+        Path(tmp).chmod(0o755)
+        monitor = start(ns, Path(tmp), prefix=as_nobody)
+        monitor.wait_ticks(2)
+        gen = ns.popen([*as_nobody, sys.executable, TRAFFIC, "client", "--tag", "gen",
+                        "--host", "127.0.0.1", "--port", "7504", "--send", "600000",
+                        "--rate", "100000"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            def listed(tick: dict) -> bool:
+                row = next((a for a in tick["apps"] if a["name"] == "gen"), None)
+                return row is not None and row["total_out"] > 0 and row["flows"] >= 1 and any(
+                    c["open"] and c["remote"].endswith(":7504") for c in row["connections"])
+
+            monitor.wait_for("the user's open connection counted and listed", listed)
+        finally:
+            gen.kill()
+            gen.wait()
+        monitor.stop()
