@@ -344,9 +344,10 @@ def fix_commands(fix: str) -> list[list[str]]:
 
 
 def fixable(finding: Finding) -> bool:
-    """Whether `apply_fixes` can run this finding's fix (rather than ask the user to act)."""
+    """Whether `apply_fixes` can run this finding's fix (rather than ask the user to act:
+    "run …", "apply the conntrack fixes …")."""
     return (not finding.ok and finding.fix is not None
-            and not finding.fix.startswith(("run ", "sudo ", "set ")))
+            and not finding.fix.startswith(("run ", "sudo ", "set ", "apply ")))
 
 
 async def apply_fixes(findings: Sequence[Finding]) -> list[str]:

@@ -83,3 +83,19 @@ def test_fix_makes_a_fresh_namespace_measure() -> None:
                         if ln.startswith(family) and f"dport={PORT} " in ln and " udp " in ln)
             sent = int(re.findall(r"bytes=(\d+)", line)[0])
             assert sent >= 3000, line  # the payload plus headers
+
+
+def test_fix_runs_only_commands_where_ebpf_cannot_run() -> None:
+    """Root without CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN (eBPF cannot run): the udp check's
+    fix is advice ("apply the conntrack fixes ..."), not a command; --fix ran it as one
+    (user trial: `apply ...: failed: No such file or directory`)."""
+    no_bpf = ("setpriv", "--bounding-set=-bpf,-perfmon,-sys_admin",
+              "--inh-caps=-bpf,-perfmon,-sys_admin")
+    with NetNS(acct=False, track=False, events=2) as ns:
+        fixed = ns.run(*no_bpf, sys.executable, "-m", "bwmon", "doctor", "--fix", "--json",
+                       check=False, cwd=REPO, timeout=60)
+        assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+        doc = json.loads(fixed.stdout)
+        assert not findings(fixed)["ebpf"]["ok"]
+        assert doc["applied"] and all(line.endswith(": ok") for line in doc["applied"]), doc
+        assert findings(fixed)["udp"]["ok"]  # measured by conntrack now
