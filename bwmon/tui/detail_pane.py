@@ -21,13 +21,15 @@ from bwmon.tui.format import bars, clock_buckets, human_bytes, human_rate, shown
 
 WINDOWS = ((120, "2m"), (600, "10m"))
 NO_PROCESS_GRAPH = "(graphs are kept per app: p shows the apps)"
+UNIT_WORDS = {Unit.IP: "IP bytes", Unit.PAYLOAD: "payload bytes",
+              Unit.MIXED: "mixed: IP and payload bytes"}
 MAX_LISTED = 50  # processes / connections listed per app (the rest are counted)
 
 
 def detail_title(row: AppRow | None) -> Text:
     if row is None:
         return Text("no app selected", style="dim")
-    unit = "payload bytes" if row.unit == Unit.PAYLOAD else "IP bytes"
+    unit = UNIT_WORDS.get(row.unit, "IP bytes")
     text = Text(row.name, style="bold")
     text.append(f"  in {human_rate(row.rate_in)} out {human_rate(row.rate_out)}  ({unit})")
     return text
