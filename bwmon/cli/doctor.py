@@ -56,14 +56,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="apply the fixes (needs root) and say what was changed")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.add_argument("--config", metavar="FILE", type=Path, default=None,
-                   help="bwmon.toml to read general.proc_root and general.conntrack_command from")
+                   help="bwmon.toml to read general.proc_root, general.conntrack_command and "
+                   "general.ebpf from")
     p.set_defaults(func=run)
 
 
-def _paths(args: argparse.Namespace) -> tuple[Path, str]:
-    """general.proc_root and general.conntrack_command from bwmon.toml / BWMON_* variables."""
+def _paths(args: argparse.Namespace) -> tuple[Path, str, str]:
+    """general.proc_root, general.conntrack_command and general.ebpf from bwmon.toml /
+    BWMON_* variables."""
     general = settings_from_args(args).general
-    return general.proc_root, general.conntrack_command
+    return general.proc_root, general.conntrack_command, general.ebpf
 
 
 def _namespace() -> str:
@@ -75,8 +77,8 @@ def _namespace() -> str:
 
 async def _doctor(args: argparse.Namespace) -> tuple[list[Finding], list[str]]:
     fix: bool = args.fix
-    proc_root, conntrack = _paths(args)
-    findings = await diagnose(proc_root, conntrack_command=conntrack)
+    proc_root, conntrack, ebpf = _paths(args)
+    findings = await diagnose(proc_root, conntrack_command=conntrack, ebpf_setting=ebpf)
     applied: list[str] = []
     if not fix:
         return findings, applied
@@ -87,7 +89,7 @@ async def _doctor(args: argparse.Namespace) -> tuple[list[Finding], list[str]]:
             applied += await apply_fixes(findings)
         except PermissionError as exc:
             raise UserError(f"{exc}; nothing was changed") from None
-        findings = await diagnose(proc_root, conntrack_command=conntrack)
+        findings = await diagnose(proc_root, conntrack_command=conntrack, ebpf_setting=ebpf)
     return findings, applied
 
 

@@ -271,7 +271,7 @@ def _check_udp(findings: Sequence[Finding]) -> Finding:
         return Finding("udp", True, "UDP measured by the eBPF probe's byte sums (payload), in "
                        "every network namespace")
     return Finding("udp", False, "UDP not measured: conntrack counts nothing here and the eBPF "
-                   "probe cannot run; UDP traffic shows as not measured, not as zero",
+                   "probe does not run; UDP traffic shows as not measured, not as zero",
                    "apply the conntrack fixes (accounting and a tracking rule), or those of "
                    "the ebpf check")
 
@@ -283,9 +283,11 @@ async def diagnose(
     ruleset_commands: Sequence[Sequence[str]] = RULESET_COMMANDS,
     ebpf: EbpfOwners | None = None,
     caps: int | None = None,
+    ebpf_setting: str = "auto",
 ) -> list[Finding]:
     """Run every check; findings in the order their fixes should be applied. `caps` is the
-    capability mask to judge by (default: this process's)."""
+    capability mask to judge by (default: this process's); `ebpf_setting` is general.ebpf
+    ("off": bwmon never starts the probe, so it measures nothing, whatever the kernel allows)."""
     mask = capabilities.effective(proc_root) if caps is None else caps
     findings = [_check_capability(cap, mask) for cap in capabilities.ALL]
     procfs = check_procfs(proc_root)
@@ -296,8 +298,13 @@ async def diagnose(
     findings += await _check_tracking(proc_root, ruleset_commands, mask)
     findings.append(_check_events(proc_root))
     owners = ebpf or EbpfOwners(proc_root=proc_root, caps=mask)
-    reason = owners.available()
-    if reason is None:
+    reason = None if ebpf_setting == "off" else owners.available()
+    if ebpf_setting == "off":
+        findings.append(Finding("ebpf", False, 'eBPF socket probe off (general.ebpf = "off"): '
+                                "short connections rely on conntrack events and polling",
+                                'set general.ebpf = "auto" in bwmon.toml (or '
+                                "BWMON_GENERAL__EBPF=auto)"))
+    elif reason is None:
         findings.append(Finding("ebpf", True, "eBPF socket probe available (libbpf, on "
                                 "sock_send_length/sock_recv_length): owners of short "
                                 "connections, UDP bytes"))

@@ -99,3 +99,20 @@ def test_fix_runs_only_commands_where_ebpf_cannot_run() -> None:
         assert not findings(fixed)["ebpf"]["ok"]
         assert doc["applied"] and all(line.endswith(": ok") for line in doc["applied"]), doc
         assert findings(fixed)["udp"]["ok"]  # measured by conntrack now
+
+
+def test_ebpf_off_in_the_settings_is_what_the_doctor_judges() -> None:
+    """general.ebpf = "off": bwmon measures no UDP in a bare namespace (its header says
+    "not measured: UDP"), and the doctor says so; it said the probe was available and UDP
+    measured by it (user trial)."""
+    with NetNS(acct=False, track=False) as ns:
+        result = ns.run("env", "BWMON_GENERAL__EBPF=off", sys.executable, "-m", "bwmon",
+                        "doctor", "--json", check=False, cwd=REPO, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+        f = findings(result)
+        assert not f["ebpf"]["ok"] and 'general.ebpf = "off"' in str(f["ebpf"]["message"])
+        assert not f["udp"]["ok"] and "UDP not measured" in str(f["udp"]["message"])
+        assert not str(f["ebpf"]["fix"]).startswith(("apt-get", "modprobe"))
+        fixed = ns.run("env", "BWMON_GENERAL__EBPF=off", sys.executable, "-m", "bwmon",
+                       "doctor", "--fix", "--json", check=False, cwd=REPO, timeout=60)
+        assert all(line.endswith(": ok") for line in json.loads(fixed.stdout)["applied"])
