@@ -20,6 +20,7 @@ from bwmon.core.doctor import (
     BLOCKING,
     CONNTRACK_ADDS,
     TRACKING,
+    advice,
     apply_fixes,
     blocking,
     diagnose,
@@ -120,7 +121,10 @@ def _print_text(findings: list[Finding], applied: list[str], fix: bool) -> None:
         head = f"  {_label(f, findings):<5} {f.check:<{names}} "
         print(textwrap.fill(f.message, width, initial_indent=head, subsequent_indent=indent),
               file=out)
-        if not f.ok and f.fix:  # one line, however long: a command to copy whole
+        if not f.ok and f.fix and advice(f.fix):  # words: wrapped like the message
+            print(textwrap.fill(f"fix: {f.fix}", width, initial_indent=indent,
+                                subsequent_indent=indent), file=out)
+        elif not f.ok and f.fix:  # one line, however long: a command to copy whole
             print(f"{indent}fix: {f.fix}", file=out)
     if not measuring(findings):
         print("Nothing can be measured until the checks marked FAIL are fixed.", file=out)

@@ -350,11 +350,16 @@ def fix_commands(fix: str) -> list[list[str]]:
     return [shlex.split(part) for part in fix.split(" && ")]
 
 
+def advice(fix: str) -> bool:
+    """Whether a fix is words asking the user to act ("run bwmon as root, or grant it …",
+    "apply the conntrack fixes …") rather than a command line."""
+    return fix.startswith(("run ", "set ", "apply "))
+
+
 def fixable(finding: Finding) -> bool:
-    """Whether `apply_fixes` can run this finding's fix (rather than ask the user to act:
-    "run …", "apply the conntrack fixes …")."""
+    """Whether `apply_fixes` can run this finding's fix (rather than ask the user to act)."""
     return (not finding.ok and finding.fix is not None
-            and not finding.fix.startswith(("run ", "sudo ", "set ", "apply ")))
+            and not finding.fix.startswith("sudo ") and not advice(finding.fix))
 
 
 async def apply_fixes(findings: Sequence[Finding]) -> list[str]:
