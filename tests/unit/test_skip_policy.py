@@ -24,7 +24,10 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
         "def test_kernel_skip():\n    pytest.skip('kernel lacks sock_diag')\n"
         "def test_passes():\n    pass\n"
     )
-    return pytester.runpytest_subprocess("-p", "no:cacheprovider", str(pkg), *args)
+    # (without hypothesis's plugin: importing it is most of a run's second, and these tests
+    # use none of it)
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:hypothesispytest",
+                                         str(pkg), *args)
 
 
 def test_a_skip_fails_but_a_missing_kernel_feature(pytester: pytest.Pytester) -> None:
