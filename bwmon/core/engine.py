@@ -677,6 +677,14 @@ class Engine(Publisher):
                 self.log.add(self._wall(), Level.INFO, "doctor", f.message + fix)
         return failed
 
+    async def recheck(self) -> None:
+        """Run the checks now, not at the next periodic check (fixes were just applied): the
+        header, the findings and the log follow at the next tick."""
+        before = {f.check: f.ok for f in self.checkup.checks}
+        await self.checkup.run_once()
+        if {f.check: f.ok for f in self.checkup.checks} != before:
+            self._checks_changed()
+
     def _checks_changed(self) -> None:
         """A periodic check changed its outcome: the screen's findings follow it."""
         if self._source_error is None:

@@ -64,6 +64,7 @@ class EngineController:
         except ImportError:
             return ["the doctor module is not available in this build"]
         result: list[str] = await doctor.apply_fixes(list(findings))
+        await self._engine.recheck()  # the header tells what the fixes changed at once
         return result
 
 

@@ -115,3 +115,30 @@ def test_an_upload_over_loopback_is_out_in_the_header(tmp_path: Path) -> None:
             m = pattern.search(screen.splitlines()[0])
             assert m is not None
             assert _rate(m.group(2)) > 10 * _rate(m.group(1)), screen
+
+
+def test_the_header_follows_the_fixes_f_applied_at_once(tmp_path: Path) -> None:
+    """User trial: after `f` applied the fixes (accounting, tracking rules, events) while
+    bwmon-tui ran, the header kept saying "off: conntrack" and "not measured: UDP" until the
+    next periodic check, up to a minute later, while conntrack already counted. The checks
+    run again as soon as the fixes are applied."""
+    if shutil.which("tmux") is None:
+        pytest.skip("needs tmux (Debian: tmux)")
+    config = tmp_path / "bwmon.toml"
+    config.write_text('[general]\nebpf = "off"\n')
+    port = PORT + 9
+    with NetNS(acct=False, track=False, events=2) as ns:
+        sink(ns, port)
+        ns.popen([sys.executable, TRAFFIC, "client", "--tag", "fixed-gen", "--host",
+                  "127.0.0.1", "--port", str(port), "--send", "60000000", "--rate", "1000000"],
+                 stdout=subprocess.DEVNULL)
+        with Tmux(f"bwmon-fixes-{os.getpid()}", tui_in(ns, config), (120, 40),
+                  env={"TERM": "xterm-256color"}) as tmux:
+            tmux.wait(lambda s: "not measured: UDP" in s and "off: conntrack" in s, timeout=60)
+            tmux.keys("f")
+            tmux.wait(lambda s: "Run them (y)" in s, timeout=15)
+            tmux.keys("y")
+            screen = tmux.wait(lambda s: "Run them (y)" not in s, timeout=15)
+            screen = tmux.wait(lambda s: "off: conntrack" not in s.splitlines()[0]
+                               and "not measured" not in s.splitlines()[0], timeout=10)
+            assert "measuring" in screen.splitlines()[0], screen
