@@ -223,7 +223,14 @@ class NamespaceMeter:
         return False
 
     async def index(self) -> SocketLookup:
-        return await self.sockets.index() if self.sockets is not None else _NO_SOCKETS
+        """Its socket table; none this tick when the process it is read through has just
+        exited (the next scan of namespaces gives the meter another way in, see `follow`)."""
+        if self.sockets is None:
+            return _NO_SOCKETS
+        try:
+            return await self.sockets.index()
+        except OSError:
+            return _NO_SOCKETS
 
     async def attribute(self, tick: int, procs: ProcessTable, foreign: Crossing | None = None,
                         elsewhere: Mapping[str, ByteMerge] | None = None,
