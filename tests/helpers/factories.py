@@ -44,10 +44,11 @@ def process_info(
     uid: int = 0,
     exe_base: str | None = None,
 ) -> ProcessInfo:
-    """Facts of one process; `cmdline` defaults to its name, `exe_base` to argv[0]'s basename."""
+    """Facts of one process; `cmdline` defaults to its name, `exe_base` to argv[0]'s basename
+    (a process title's colon left out, as bwmon.core.sources.proc_text does)."""
     cmdline = name if cmdline is None else cmdline
     if exe_base is None:
-        exe_base = PurePosixPath(cmdline.split(" ", 1)[0]).name
+        exe_base = PurePosixPath(cmdline.split(" ", 1)[0]).name.rstrip(":")  # as proc_text's
     return ProcessInfo(ProcKey(pid, start), name, cmdline, user, uid, exe_base)
 
 

@@ -109,7 +109,7 @@ def test_incoming_connection_is_in_for_the_server() -> None:
     rig.sockets.entries = [sock("192.0.2.10", 80, "198.51.100.7", 5555, 22)]
     rig.owners = {22: SERVER}
     apps, *_ = rig.step([flow("198.51.100.7", 5555, "192.0.2.10", 80, 700, 300000)])
-    nginx = row(apps, "nginx:")
+    nginx = row(apps, "nginx")
     assert (nginx.total_in, nginx.total_out) == (700, 300000)
 
 
@@ -122,7 +122,7 @@ def test_loopback_flow_counts_for_both_ends_and_once_in_host_totals() -> None:
     rig.owners = {11: CLIENT, 22: SERVER}
     apps, _, host, _ = rig.step([flow("127.0.0.1", 40374, "127.0.0.1", 5000, 100580, 476)])
     assert (row(apps, "curl").total_out, row(apps, "curl").total_in) == (100580, 476)
-    assert (row(apps, "nginx:").total_in, row(apps, "nginx:").total_out) == (100580, 476)
+    assert (row(apps, "nginx").total_in, row(apps, "nginx").total_out) == (100580, 476)
     assert host.total_out + host.total_in == 100580 + 476
     assert host.loopback_total == 100580 + 476
 
@@ -234,7 +234,7 @@ def test_connection_not_accepted_yet_goes_to_the_listening_process() -> None:
     rig.sockets.entries = [listen, sock("192.0.2.10", 80, "198.51.100.7", 5555, 0)]
     rig.owners = {22: SERVER}
     apps, *_ = rig.step([flow("198.51.100.7", 5555, "192.0.2.10", 80, 900, 0)])
-    assert row(apps, "nginx:").total_in == 900
+    assert row(apps, "nginx").total_in == 900
     assert all(r.name != UNATTRIBUTED for r in apps)
 
 

@@ -87,6 +87,10 @@ def test_command_line_of_kernel_thread_and_of_a_program() -> None:
     assert command_line(b"", "kthreadd") == ("[kthreadd]", "kthreadd")
     assert command_line(b"/usr/sbin/sshd\0-D\0\0", "sshd") == ("/usr/sbin/sshd -D", "sshd")
     assert command_line(b"-bash\0", "bash") == ("-bash", "bash")
+    # process titles: the program before the colon, one app with its listener
+    assert command_line(b"sshd: root@pts/0\0", "sshd") == ("sshd: root@pts/0", "sshd")
+    assert command_line(b"nginx: worker process\0", "nginx") == ("nginx: worker process", "nginx")
+    assert command_line(b"postgres: 16/main: checkpointer\0", "postgres")[1] == "postgres"
 
 
 def test_info_from_recorded_process_files() -> None:

@@ -41,7 +41,10 @@ _VALUE_OPTS = {"-W", "-X", "-I", "-r", "-cp", "-classpath", "--require"}
 def _program_name(argv: list[str]) -> str:
     """The name auto-grouping uses: argv[0]'s basename, or for an interpreter running a script
     or module (`python3 -m http.server`, `perl x.pl`, `java -jar app.jar`) that script's."""
+    # a process title ("sshd: root@pts/0", "nginx: worker process") names its program before
+    # the colon: one app with the program's listener ("sshd"), not a second one ("sshd:")
     base = os.path.basename(argv[0].split(" ")[0]).lstrip("-")
+    base = base.rstrip(":") or base
     if not _INTERPRETER.match(base):
         return base
     args = iter(argv[1:])
