@@ -171,13 +171,15 @@ async def test_a_comm_cannot_forge_or_hide_a_sighting() -> None:
 
 # Fills the ring: 3,000 UDP sockets sending one datagram each (3,000 sightings, ~300 KiB of
 # records: more than the 256 KiB ring), then waits; on a line from stdin, one socket of its own
-# sends, and again on a second line.
+# sends, and again on a second line. That socket's port is its own: sightings are told apart by
+# port, and a filler socket given the same ephemeral port (~1 run in 10) made the test fail.
 FILLER = r"""
 import socket, sys
 for _ in range(3000):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.sendto(b"f", ("127.0.0.1", 9))
 last = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+last.bind(("127.0.0.1", 20000))  # below the ephemeral range: no filler socket had its port
 print("full", flush=True)
 for line in sys.stdin:
     last.sendto(b"x", ("127.0.0.1", 9))

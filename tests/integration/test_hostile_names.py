@@ -79,10 +79,11 @@ def test_table_and_alert_lines_carry_no_forged_line_and_no_escape() -> None:
         assert b"\x1b" not in out and b"\x07" not in out, out
         lines = out.decode().splitlines()
         assert not [x for x in lines if x.startswith("bwmon: error: FAKE")], out
-    assert "evil\\x0abwmon:" in table.stdout.decode()  # the app: argv[0] up to a space
+    # the app: argv[0] up to a space, without a process title's colon
+    assert "  evil\\x0abwmon\n" in table.stdout.decode()
     assert "evil\\x0abwmon: error: FAKE-INJECTED-LINE" in procs.stdout.decode()
     assert "\\x1b]0;PWNED\\x07\\x1b[2Jx" in procs.stdout.decode()
-    assert ": evil\\x0abwmon: exceeding" in run.stderr.decode(), run.stderr
+    assert ": evil\\x0abwmon exceeding" in run.stderr.decode(), run.stderr
 
 
 # `bwmon run` with one alert rule that fires for every app at once (threshold 0.001 kB/s)
