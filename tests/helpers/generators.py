@@ -36,6 +36,15 @@ def generate(ns: NetNS, host: str, port: int, *, tag: str = "gen", send: int, re
     return count * (send + HEADER + recv)
 
 
+def uploading(ns: NetNS, port: int, tag: str) -> subprocess.Popen[str]:
+    """A sink on `port` and a long upload to it paced at 1 MB/s (60 MB: a test ends long
+    before), started in the background; the client's process is returned."""
+    sink(ns, port)
+    return ns.popen([sys.executable, TRAFFIC, "client", "--tag", tag, "--host", "127.0.0.1",
+                     "--port", str(port), "--send", "60000000", "--rate", "1000000"],
+                    stdout=subprocess.DEVNULL, text=True)
+
+
 def pinger(ns: NetNS, host: str) -> subprocess.Popen[str]:
     """traffic.py's ICMP echo requests to `host` every 0.2 s, until killed (with `ns`)."""
     proc = ns.popen([sys.executable, TRAFFIC, "ping", "--host", host],

@@ -8,14 +8,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import TRAFFIC
-from tests.helpers.generators import sink
+from tests.helpers.generators import uploading
 from tests.helpers.netns import NetNS
 from tests.helpers.terminal import Tmux
 from tests.tui.test_ssh_e2e import tui_in
@@ -33,11 +30,7 @@ def test_tcp_per_process_at_once_with_no_rule_and_no_accounting(tmp_path: Path) 
     config.write_text('[general]\nebpf = "off"\n\n[[groups]]\n'
                       'name = "stock-gen"\npatterns = ["--tag stock-gen "]\n')
     with NetNS(acct=False, track=False) as ns:
-        sink(ns, PORT)
-        # a long, paced upload: 1 MB/s for a minute (the test ends long before)
-        ns.popen([sys.executable, TRAFFIC, "client", "--tag", "stock-gen", "--host",
-                  "127.0.0.1", "--port", str(PORT), "--send", "60000000", "--rate", "1000000"],
-                 stdout=subprocess.DEVNULL)
+        uploading(ns, PORT, "stock-gen")  # 1 MB/s, paced
         command = tui_in(ns, config)
         def moving(screen: str) -> bool:
             return any("stock-gen" in line and ("KiB/s" in line or "MiB/s" in line)
@@ -64,10 +57,7 @@ def test_header_keeps_who_measured_and_what_is_not_measured_at_80_and_120_column
     config.write_text('[general]\nevents = false\nebpf = "off"\n')
     port = PORT + size[0]
     with NetNS(acct=False, track=False) as ns:
-        sink(ns, port)
-        ns.popen([sys.executable, TRAFFIC, "client", "--tag", "narrow-gen", "--host",
-                  "127.0.0.1", "--port", str(port), "--send", "60000000", "--rate", "1000000"],
-                 stdout=subprocess.DEVNULL)
+        uploading(ns, port, "narrow-gen")  # 1 MB/s, paced
         command = tui_in(ns, config)
 
         def measured(screen: str) -> bool:
@@ -98,10 +88,7 @@ def test_an_upload_over_loopback_is_out_in_the_header(tmp_path: Path) -> None:
     config.write_text('[general]\nevents = false\nebpf = "off"\n')
     port = PORT + 7
     with NetNS(acct=False, track=False) as ns:
-        sink(ns, port)
-        ns.popen([sys.executable, TRAFFIC, "client", "--tag", "uploader", "--host",
-                  "127.0.0.1", "--port", str(port), "--send", "60000000", "--rate", "1000000"],
-                 stdout=subprocess.DEVNULL)
+        uploading(ns, port, "uploader")  # 1 MB/s, paced
         command = tui_in(ns, config)
         pattern = re.compile(r"In ([\d.]+ \S+)\s+Out ([\d.]+ \S+)")
 
@@ -128,10 +115,7 @@ def test_the_header_follows_the_fixes_f_applied_at_once(tmp_path: Path) -> None:
     config.write_text('[general]\nebpf = "off"\n')
     port = PORT + 9
     with NetNS(acct=False, track=False, events=2) as ns:
-        sink(ns, port)
-        ns.popen([sys.executable, TRAFFIC, "client", "--tag", "fixed-gen", "--host",
-                  "127.0.0.1", "--port", str(port), "--send", "60000000", "--rate", "1000000"],
-                 stdout=subprocess.DEVNULL)
+        uploading(ns, port, "fixed-gen")  # 1 MB/s, paced
         with Tmux(f"bwmon-fixes-{os.getpid()}", tui_in(ns, config), (120, 40),
                   env={"TERM": "xterm-256color"}) as tmux:
             tmux.wait(lambda s: "not measured: UDP" in s and "off: conntrack" in s, timeout=60)
