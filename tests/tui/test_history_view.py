@@ -39,6 +39,19 @@ async def wait_loaded(pilot, screen: HistoryScreen, before: object) -> None:  # 
     raise AssertionError("the history view never loaded")
 
 
+async def open_history(pilot, app: BwmonApp, on: str | None = None) -> HistoryScreen:  # type: ignore[no-untyped-def]
+    """Press h (with the cursor on the app `on` first, if given); the view, once loaded."""
+    await pilot.pause()
+    if on is not None:
+        app.table.move_cursor(row=app.table.row_keys_in_order().index(on))
+        await pilot.pause()
+    await pilot.press("h")
+    screen = app.screen
+    assert isinstance(screen, HistoryScreen)
+    await wait_loaded(pilot, screen, None)
+    return screen
+
+
 async def test_history_view_ranges_and_the_selected_app(
         tmp_path: Path, feed: ManualFeed, controller: RecordingController) -> None:
     now = int(time.time())
@@ -81,13 +94,7 @@ async def test_history_view_of_the_selected_app_lists_its_periods(
     controller.settings.history = HistorySettings(path=store)
     app = BwmonApp(feed, controller, is_root=False)
     async with app.run_test(size=(100, 40)) as pilot:
-        await pilot.pause()
-        app.table.move_cursor(row=app.table.row_keys_in_order().index("firefox"))
-        await pilot.pause()
-        await pilot.press("h")
-        screen = app.screen
-        assert isinstance(screen, HistoryScreen)
-        await wait_loaded(pilot, screen, None)
+        screen = await open_history(pilot, app, on="firefox")
         before = screen.answer
         await pilot.press("3", "s")
         for _ in range(100):
@@ -104,11 +111,7 @@ async def test_history_view_says_when_history_is_off(
     controller.settings.history = HistorySettings(enabled=False)
     app = BwmonApp(feed, controller, is_root=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
-        await pilot.press("h")
-        screen = app.screen
-        assert isinstance(screen, HistoryScreen)
-        await wait_loaded(pilot, screen, None)
+        await open_history(pilot, app)
         assert "history is off" in "\n".join(screen_lines(app))
 
 
@@ -129,13 +132,7 @@ async def test_history_view_by_container_and_unit(
     controller.settings.history = HistorySettings(path=store)
     app = BwmonApp(feed, controller, is_root=False)
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.pause()
-        app.table.move_cursor(row=app.table.row_keys_in_order().index("firefox"))
-        await pilot.pause()
-        await pilot.press("h")
-        screen = app.screen
-        assert isinstance(screen, HistoryScreen)
-        await wait_loaded(pilot, screen, None)
+        screen = await open_history(pilot, app, on="firefox")
         assert "b By app/container/unit" in screen_lines(app)[-1]
         shown: list[dict[str, str]] = []
         for keys in (("b",), ("b",), ("b", "b", "s")):

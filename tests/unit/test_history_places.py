@@ -16,6 +16,7 @@ from bwmon.core.store.schema import open_reader
 from bwmon.core.store.tally import NOWHERE, AppKey, MinuteBytes, MinuteTally, split_exactly
 from bwmon.core.store.writer import StoreWriter
 from tests.helpers.factories import app_row, process_row, snapshot
+from tests.unit.test_history_store import write_minutes
 
 T = 1_796_600_000 // 3600 * 3600  # a whole hour (2026-12-06)
 
@@ -78,22 +79,6 @@ def test_bytes_no_process_accounts_for_go_to_no_place_and_the_app_sum_stays_exac
         "box": 40, "a.service": 50}
 
 
-def write(path: Path, rows: list[MinuteBytes], keep: Retention) -> None:
-    """Rows written a day per write, each write followed by a roll-up (as the recorder)."""
-    writer = StoreWriter(path, keep)
-    writer.open()
-    batch: list[MinuteBytes] = []
-    for r in rows:
-        if batch and r.minute // 86400 != batch[-1].minute // 86400:
-            writer.write(batch)
-            writer.roll_up(batch[-1].minute + 60)
-            batch = []
-        batch.append(r)
-    writer.write(batch)
-    writer.roll_up(batch[-1].minute + 60)
-    writer.close()
-
-
 def test_placed_rows_roll_up_exactly_and_group_by_container_and_unit(tmp_path: Path) -> None:
     keys = [AppKey("nginx", "ip", "web-a"), AppKey("nginx", "ip", "web-b"),
             AppKey("nginx", "ip", None, "nginx.service"), AppKey("nginx", "ip"),
@@ -102,8 +87,8 @@ def test_placed_rows_roll_up_exactly_and_group_by_container_and_unit(tmp_path: P
     start, end = calendar.local_midnight(T - 90 * 86400), T
     rows = [MinuteBytes(m, rng.choice(keys), rng.randrange(1, 1 << 30), rng.randrange(0, 99))
             for m in range(start, end, 300)]
-    path = tmp_path / "h.sqlite"
-    write(path, rows, Retention(48, 30, 0))  # hours past 30 days, minutes past 48 h rolled up
+    # hours past 30 days, minutes past 48 h rolled up
+    path = write_minutes(tmp_path, rows, Retention(48, 30, 0))
     conn = open_reader(path)
     assert conn.execute("SELECT min(t) FROM minutes").fetchone()[0] >= end - 49 * 3600
 
